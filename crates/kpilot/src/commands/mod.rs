@@ -1,0 +1,30 @@
+//! One module per `kpilot` command: its clap arguments (no logic) and its `run` function, which
+//! turns arguments into calls on the library crates and renders the result.
+
+pub mod capacity;
+pub mod catalog;
+mod common;
+pub mod generate;
+pub mod size;
+
+use std::process::ExitCode;
+
+use crate::cli::{Cli, Command};
+use crate::output;
+
+/// Runs the chosen command, prints any error with its causes, and returns the exit code.
+pub fn run(cli: Cli) -> ExitCode {
+    let result = match cli.command {
+        Command::Capacity(args) => capacity::run(args),
+        Command::Catalog(args) => catalog::run(args),
+        Command::Size(args) => size::run(args),
+        Command::Generate(args) => generate::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            output::print_error(&err);
+            ExitCode::from(output::exit_code_for(&err))
+        }
+    }
+}

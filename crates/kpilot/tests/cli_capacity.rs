@@ -1,0 +1,282 @@
+//! End-to-end tests of `kpilot capacity`, `kpilot size` and `kpilot catalog`: the real binary,
+//! its output and its exit codes, including every bad-input case issue #2 lists.
+
+use std::io::Write as _;
+use std::process::{Command, Output};
+
+fn kpilot(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_kpilot"))
+        .args(args)
+        .env_remove("KPILOT_CATALOG")
+        .output()
+        .expect("run kpilot")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn json(o: &Output) -> serde_json::Value {
+    assert!(o.status.success(), "stderr: {}", stderr(o));
+    serde_json::from_slice(&o.stdout).expect("valid JSON on stdout")
+}
+
+#[test]
+fn capacity_json_has_the_documented_fields() {
+    let o = kpilot(&[
+        "capacity",
+        "--instance",
+        "m7g.large",
+        "--brokers",
+        "3",
+        "--replication-factor",
+        "3",
+        "--consumer-groups",
+        "2",
+        "--storage-throughput",
+        "250MB/s",
+        "--json",
+    ]);
+    let v = json(&o);
+    assert!((v["sustained_limit_mb_per_s"].as_f64().unwrap() - 78.75).abs() < 1e-9);
+    assert!((v["recommended_limit_mb_per_s"].as_f64().unwrap() - 63.0).abs() < 1e-9);
+    assert_eq!(v["bottleneck"], "storage-link");
+    assert!(v["one_broker_down_limit_mb_per_s"].as_f64().unwrap() > 0.0);
+    assert_eq!(v["storage"]["throughput_mb_per_s"].as_f64(), Some(250.0));
+}
+
+#[test]
+fn capacity_table_explains_the_numbers() {
+    let o = kpilot(&[
+        "capacity",
+        "-i",
+        "m7g.2xlarge",
+        "-b",
+        "6",
+        "-c",
+        "2",
+        "--storage-throughput",
+        "250MB/s",
+        "--ingress",
+        "300MB/s",
+        "--retention",
+        "24h",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    for needle in [
+        "storage  ",
+        "<- bottleneck",
+        "recommended limit",
+        "400",
+        "one broker down",
+        "at 300 MB/s ingress",
+        "retention needs",
+        "monthly cost",
+    ] {
+        assert!(out.contains(needle), "missing {needle:?} in:\n{out}");
+    }
+}
+
+#[test]
+fn size_returns_ranked_shapes_as_json() {
+    let o = kpilot(&[
+        "size",
+        "--ingress",
+        "200MB/s",
+        "--consumer-groups",
+        "2",
+        "--retention",
+        "24h",
+        "--json",
+    ]);
+    let v = json(&o);
+    let cands = v["candidates"].as_array().unwrap();
+    assert!(!cands.is_empty());
+    let costs: Vec<f64> = cands
+        .iter()
+        .map(|c| c["monthly_cost_usd"].as_f64().unwrap())
+        .collect();
+    assert!(costs.windows(2).all(|w| w[0] <= w[1]), "{costs:?}");
+    for c in cands {
+        assert!(c["recommended_limit_mb_per_s"].as_f64().unwrap() >= 200.0);
+        assert_eq!(c["brokers"].as_u64().unwrap() % 3, 0);
+        assert!(c["bottleneck"].is_string());
+    }
+    for r in v["rejected_cheaper"].as_array().unwrap() {
+        assert!(r["monthly_cost_usd"].as_f64().unwrap() < costs[0]);
+        assert!(!r["reasons"].as_array().unwrap().is_empty());
+    }
+}
+
+#[test]
+fn size_honours_constraints_in_the_table() {
+    let o = kpilot(&[
+        "size",
+        "--ingress",
+        "1.5GB/s",
+        "--families",
+        "m7g",
+        "--storage",
+        "gp3",
+        "--zones",
+        "3",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(out.contains("x m7g."), "{out}");
+    assert!(!out.contains("im4gn"), "{out}");
+    assert!(out.contains("cheaper shapes rejected"), "{out}");
+}
+
+#[test]
+fn nothing_fits_exits_one_and_shows_the_closest() {
+    let o = kpilot(&["size", "--ingress", "50GB/s", "--max-brokers", "6"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stdout(&o).contains("no shape qualifies"), "{}", stdout(&o));
+    assert!(stderr(&o).contains("relax a constraint"), "{}", stderr(&o));
+}
+
+#[track_caller]
+fn assert_usage_error(args: &[&str], needles: &[&str]) {
+    let o = kpilot(args);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "args {args:?}: stderr {err}");
+    assert!(stdout(&o).is_empty(), "nothing on stdout for {args:?}");
+    for n in needles {
+        assert!(err.contains(n), "missing {n:?} in: {err}");
+    }
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn unknown_instance_suggests_the_closest_names() {
+    assert_usage_error(
+        &["capacity", "--instance", "m7g.xlarg", "--brokers", "3"],
+        &[
+            "unknown instance type 'm7g.xlarg'",
+            "did you mean m7g.xlarge",
+        ],
+    );
+    assert_usage_error(
+        &["capacity", "--instance", "m7gxlarge", "--brokers", "3"],
+        &["expected FAMILY.SIZE"],
+    );
+}
+
+#[test]
+fn zero_and_negative_rates_are_refused() {
+    assert_usage_error(&["size", "--ingress", "0MB/s"], &["above zero"]);
+    assert_usage_error(&["size", "--ingress", "-5MB/s"], &["negative"]);
+    assert_usage_error(
+        &[
+            "capacity",
+            "-i",
+            "m7g.large",
+            "-b",
+            "3",
+            "--ingress",
+            "0MB/s",
+        ],
+        &["--ingress must be above zero"],
+    );
+}
+
+#[test]
+fn replication_factor_above_broker_count_is_refused() {
+    assert_usage_error(
+        &["capacity", "-i", "m7g.large", "-b", "2", "-r", "3"],
+        &["replication factor 3 is above the broker count 2"],
+    );
+}
+
+#[test]
+fn unparsable_units_are_refused_with_the_value() {
+    assert_usage_error(&["size", "--ingress", "200"], &["'200' has no unit"]);
+    assert_usage_error(&["size", "--ingress", "200mb/s"], &["ambiguous"]);
+    assert_usage_error(
+        &["size", "--ingress", "200MB/s", "--retention", "3y"],
+        &["unknown unit 'y'"],
+    );
+    assert_usage_error(&["size", "--ingress", "fastMB/s"], &["'fastMB/s'"]);
+}
+
+#[test]
+fn catalog_with_a_missing_field_names_file_line_and_field() {
+    let export = kpilot(&["catalog", "--export"]);
+    assert!(export.status.success());
+    let text = stdout(&export).replacen("vcpu = 4, memory_gib = 16, ", "memory_gib = 16, ", 1);
+    let mut file = tempfile();
+    file.1.write_all(text.as_bytes()).expect("write catalog");
+    let path = file.0.to_str().expect("utf-8 path").to_string();
+    assert_usage_error(
+        &["capacity", "-i", "m7g.large", "-b", "3", "--catalog", &path],
+        &[&path, "line ", "missing field `vcpu`"],
+    );
+    // The same file fixed works.
+    std::fs::write(&file.0, stdout(&export)).expect("write");
+    let o = kpilot(&[
+        "capacity",
+        "-i",
+        "m7g.large",
+        "-b",
+        "3",
+        "--catalog",
+        &path,
+        "--json",
+    ]);
+    assert_eq!(json(&o)["catalog"].as_str(), Some(path.as_str()));
+    let _ = std::fs::remove_file(&file.0);
+}
+
+#[test]
+fn missing_catalog_file_is_a_clear_error() {
+    assert_usage_error(
+        &[
+            "size",
+            "--ingress",
+            "1MB/s",
+            "--catalog",
+            "/nonexistent/cat.toml",
+        ],
+        &["cannot read catalog file /nonexistent/cat.toml"],
+    );
+}
+
+#[test]
+fn catalog_lists_every_family() {
+    let o = kpilot(&["catalog", "--json"]);
+    let rows = json(&o);
+    let names: Vec<&str> = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["instance"].as_str().unwrap())
+        .collect();
+    for f in [
+        "m7g", "c7g", "r7g", "m5", "m6g", "m6i", "i3", "i3en", "i4i", "im4gn", "is4gen",
+    ] {
+        assert!(names.iter().any(|n| n.starts_with(&format!("{f}."))), "{f}");
+    }
+    assert_usage_error(
+        &["catalog", "--family", "m7"],
+        &["unknown instance family 'm7'"],
+    );
+}
+
+fn tempfile() -> (std::path::PathBuf, std::fs::File) {
+    let path = std::env::temp_dir().join(format!(
+        "kpilot-test-catalog-{}-{}.toml",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0)
+    ));
+    let file = std::fs::File::create(&path).expect("create temp file");
+    (path, file)
+}
