@@ -1,0 +1,237 @@
+//! The saved state of a detached cluster (`kpilot-testbed up`): addresses, pids, paths. Load,
+//! save, liveness checks and stopping (SIGTERM, then SIGKILL past a bound). Performs I/O
+//! (files, `/proc`, signals).
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use rustix::process::{Pid, Signal};
+use serde::{Deserialize, Serialize};
+
+use crate::config::NodeRole;
+use crate::error::TestbedError;
+use crate::node::{NODE_MARKER, POLL};
+use crate::tls::SecureListener;
+
+/// A snapshot of a cluster, as `kpilot-testbed` writes it to `state.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterState {
+    /// The Kafka version the brokers run.
+    pub kafka_version: String,
+    /// The cluster directory.
+    pub dir: PathBuf,
+    /// The cluster id the log directories were formatted with.
+    pub cluster_id: String,
+    /// PLAINTEXT bootstrap list.
+    pub bootstrap: String,
+    /// `SASL_SSL` bootstrap list, if the cluster is secure.
+    pub secure_bootstrap: Option<String>,
+    /// The secure listener's CA, users and client property files, if the cluster is secure.
+    pub security: Option<SecureListener>,
+    /// Every node.
+    pub brokers: Vec<BrokerState>,
+}
+
+/// One node in a [`ClusterState`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BrokerState {
+    /// The node id.
+    pub id: i32,
+    /// Combined broker+controller, or broker only.
+    pub role: NodeRole,
+    /// The process id when the snapshot was taken, if it was running.
+    pub pid: Option<u32>,
+    /// PLAINTEXT `host:port`.
+    pub address: String,
+    /// `SASL_SSL` `host:port`, if the cluster is secure.
+    pub secure_address: Option<String>,
+    /// The CONTROLLER listener port of a combined node.
+    pub controller_port: Option<u16>,
+    /// The node directory.
+    pub dir: PathBuf,
+    /// The node's log file.
+    pub log: PathBuf,
+}
+
+/// How [`ClusterState::stop`] ended each broker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StopOutcome {
+    /// It was not running.
+    NotRunning,
+    /// It exited after SIGTERM.
+    Stopped,
+    /// It did not exit in time after SIGTERM and was killed with SIGKILL.
+    Killed,
+}
+
+impl ClusterState {
+    /// Reads a state file; `Ok(None)` when it does not exist.
+    pub fn load(path: &Path) -> Result<Option<ClusterState>, TestbedError> {
+        let text = match fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(source) => {
+                return Err(TestbedError::ReadFile {
+                    path: path.to_owned(),
+                    source,
+                });
+            }
+        };
+        serde_json::from_str(&text)
+            .map(Some)
+            .map_err(|source| TestbedError::ParseState {
+                path: path.to_owned(),
+                source,
+            })
+    }
+
+    /// Writes the state file (atomically: a temp file renamed over it).
+    pub fn save(&self, path: &Path) -> Result<(), TestbedError> {
+        let json =
+            serde_json::to_string_pretty(self).map_err(|source| TestbedError::ParseState {
+                path: path.to_owned(),
+                source,
+            })?;
+        let tmp = path.with_extension("json.tmp");
+        fs::write(&tmp, json + "\n").map_err(TestbedError::write(&tmp))?;
+        fs::rename(&tmp, path).map_err(TestbedError::write(path))
+    }
+
+    /// True when broker `b`'s recorded process still runs and is that broker's JVM (its
+    /// command line carries the node marker), so a reused pid is never mistaken for it.
+    pub fn is_alive(b: &BrokerState) -> bool {
+        b.pid.is_some_and(|pid| process_is_node(pid, &b.dir))
+    }
+
+    /// The brokers whose processes still run.
+    pub fn running(&self) -> Vec<&BrokerState> {
+        self.brokers.iter().filter(|b| Self::is_alive(b)).collect()
+    }
+
+    /// Stops every running broker: SIGTERM to all, wait up to `timeout` for them to exit, then
+    /// SIGKILL whatever remains (and wait up to 10 s more for those to disappear).
+    pub fn stop(&self, timeout: Duration) -> Result<Vec<(i32, StopOutcome)>, TestbedError> {
+        let mut outcomes: Vec<(i32, StopOutcome)> = Vec::new();
+        let mut pending = Vec::new();
+        for b in &self.brokers {
+            if Self::is_alive(b) {
+                signal(b, Signal::TERM, "SIGTERM")?;
+                pending.push(b);
+            } else {
+                outcomes.push((b.id, StopOutcome::NotRunning));
+            }
+        }
+        let deadline = Instant::now() + timeout;
+        while !pending.is_empty() && Instant::now() < deadline {
+            pending.retain(|b| {
+                let alive = Self::is_alive(b);
+                if !alive {
+                    outcomes.push((b.id, StopOutcome::Stopped));
+                }
+                alive
+            });
+            if !pending.is_empty() {
+                thread::sleep(POLL);
+            }
+        }
+        for b in &pending {
+            // It may have exited just now; only signal a live one.
+            if Self::is_alive(b) {
+                signal(b, Signal::KILL, "SIGKILL")?;
+            }
+            outcomes.push((b.id, StopOutcome::Killed));
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while pending.iter().any(|b| Self::is_alive(b)) && Instant::now() < deadline {
+            thread::sleep(POLL);
+        }
+        outcomes.sort_by_key(|(id, _)| *id);
+        Ok(outcomes)
+    }
+}
+
+fn signal(b: &BrokerState, signal: Signal, name: &'static str) -> Result<(), TestbedError> {
+    let pid = b.pid.unwrap_or(0);
+    let target = i32::try_from(pid)
+        .ok()
+        .and_then(Pid::from_raw)
+        .ok_or_else(|| TestbedError::SignalBroker {
+            id: b.id,
+            pid,
+            signal: name,
+            source: std::io::Error::other("not a valid pid"),
+        })?;
+    match rustix::process::kill_process(target, signal) {
+        Ok(()) | Err(rustix::io::Errno::SRCH) => Ok(()),
+        Err(e) => Err(TestbedError::SignalBroker {
+            id: b.id,
+            pid,
+            signal: name,
+            source: e.into(),
+        }),
+    }
+}
+
+/// True when `pid` runs and its command line contains `-Dkpilot.testbed.node=<node_dir>`.
+/// A zombie has an empty command line, so it does not count.
+fn process_is_node(pid: u32, node_dir: &Path) -> bool {
+    let Ok(cmdline) = fs::read(format!("/proc/{pid}/cmdline")) else {
+        return false;
+    };
+    let wanted = format!("{NODE_MARKER}{}", node_dir.display());
+    cmdline
+        .split(|&b| b == 0)
+        .any(|arg| arg == wanted.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_state_file_is_none() {
+        let path = Path::new("/nonexistent/kpilot/state.json");
+        assert_eq!(ClusterState::load(path).expect("missing is fine"), None);
+    }
+
+    #[test]
+    fn state_round_trips_and_dead_pids_are_not_alive() {
+        let dir = std::env::temp_dir().join(format!("kpilot-testbed-state-{}", std::process::id()));
+        fs::create_dir_all(&dir).expect("dir");
+        let state = ClusterState {
+            kafka_version: "4.3.1".into(),
+            dir: dir.clone(),
+            cluster_id: "abc".into(),
+            bootstrap: "127.0.0.1:1".into(),
+            secure_bootstrap: None,
+            security: None,
+            brokers: vec![BrokerState {
+                id: 1,
+                role: NodeRole::Combined,
+                // This test process: alive, but not a testbed node.
+                pid: Some(std::process::id()),
+                address: "127.0.0.1:1".into(),
+                secure_address: None,
+                controller_port: Some(2),
+                dir: dir.join("node-1"),
+                log: dir.join("node-1/broker.log"),
+            }],
+        };
+        let path = dir.join("state.json");
+        state.save(&path).expect("save");
+        assert_eq!(
+            ClusterState::load(&path).expect("load"),
+            Some(state.clone())
+        );
+        assert!(
+            state.running().is_empty(),
+            "a pid without the node marker is not a broker"
+        );
+        let outcomes = state.stop(Duration::from_millis(10)).expect("stop");
+        assert_eq!(outcomes, [(1, StopOutcome::NotRunning)]);
+        fs::remove_dir_all(&dir).expect("cleanup");
+    }
+}
