@@ -33,6 +33,8 @@ pub enum Command {
     Catalog(commands::catalog::Args),
     #[allow(missing_docs)]
     Size(commands::size::Args),
+    #[allow(missing_docs)]
+    Status(commands::status::Args),
     #[command(hide = true)]
     #[allow(missing_docs)]
     Generate(commands::generate::Args),

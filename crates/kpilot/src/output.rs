@@ -2,6 +2,9 @@
 //! are printed and mapped to exit codes. Performs I/O (writes to stdout and stderr).
 
 use std::fmt::Write as _;
+use std::io::Write as _;
+
+use anyhow::Context as _;
 
 use serde::Serialize;
 
@@ -58,9 +61,22 @@ pub fn print_error(err: &anyhow::Error) {
 
 /// Prints a value as pretty JSON on stdout.
 pub fn print_json<T: Serialize>(value: &T) -> anyhow::Result<()> {
-    let text = serde_json::to_string_pretty(value)?;
-    println!("{text}");
-    Ok(())
+    let mut text = serde_json::to_string_pretty(value)?;
+    text.push('\n');
+    print_text(&text)
+}
+
+/// Writes text to stdout. A reader that closes the pipe early (`kpilot ... | head`) is not a
+/// failure: the rest is dropped quietly.
+pub fn print_text(text: &str) -> anyhow::Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other.context("cannot write to stdout"),
+    }
 }
 
 /// A plain-text table with a header row; columns are aligned, numbers right-aligned.

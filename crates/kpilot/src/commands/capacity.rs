@@ -10,7 +10,7 @@ use kpilot_units::{ByteSize, InstanceType, Span, Throughput};
 use serde::Serialize;
 
 use super::common::{CatalogArgs, WorkloadArgs, mbps, pct, usd};
-use crate::output::{Table, print_json, usage};
+use crate::output::{Table, print_json, print_text, usage};
 
 /// Evaluate one cluster shape.
 ///
@@ -261,8 +261,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if args.json {
         print_json(&report)
     } else {
-        print!("{}", render(&shape, &report));
-        Ok(())
+        print_text(&render(&shape, &report))
     }
 }
 

@@ -7,7 +7,7 @@ use kpilot_capacity::BUILTIN_CATALOG;
 use serde::Serialize;
 
 use super::common::{CatalogArgs, mbps};
-use crate::output::{Table, print_json, usage};
+use crate::output::{Table, print_json, print_text, usage};
 
 /// List the instance catalog (types, bandwidth, burst, local disks, prices).
 ///
@@ -55,8 +55,7 @@ struct Row {
 /// Runs `kpilot catalog`.
 pub fn run(args: Args) -> anyhow::Result<()> {
     if args.export {
-        print!("{BUILTIN_CATALOG}");
-        return Ok(());
+        return print_text(BUILTIN_CATALOG);
     }
     let catalog = args.catalog.load()?;
     for f in &args.family {
@@ -117,15 +116,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             format!("{:.4}", r.usd_per_hour),
         ]);
     }
-    print!("{}", t.render());
-    println!(
-        "\ncatalog: {} ({}, prices in {} per hour; {} hours per month)",
+    let mut text = t.render();
+    text.push_str(&format!(
+        "\ncatalog: {} ({}, prices in {} per hour; {} hours per month)\n",
         catalog.origin, catalog.region, catalog.currency, catalog.hours_per_month
-    );
+    ));
     if rows.iter().any(|r| r.nvme_write_is_default) {
-        println!(
-            "* NVMe write: conservative default (published 4 KiB random-write IOPS x 4 KiB); override with measurements"
+        text.push_str(
+            "* NVMe write: conservative default (published 4 KiB random-write IOPS x 4 KiB); override with measurements\n",
         );
     }
-    Ok(())
+    print_text(&text)
 }

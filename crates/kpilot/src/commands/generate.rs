@@ -23,9 +23,8 @@ pub enum What {
 /// Runs `kpilot generate`.
 pub fn run(args: Args) -> anyhow::Result<()> {
     match args.what {
-        What::CliReference => print!("{}", cli_reference()),
+        What::CliReference => crate::output::print_text(&cli_reference()),
     }
-    Ok(())
 }
 
 /// Markdown with the long help of `kpilot` and of every visible subcommand, at a fixed width so

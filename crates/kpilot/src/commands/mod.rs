@@ -6,6 +6,7 @@ pub mod catalog;
 mod common;
 pub mod generate;
 pub mod size;
+pub mod status;
 
 use std::process::ExitCode;
 
@@ -18,6 +19,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Capacity(args) => capacity::run(args),
         Command::Catalog(args) => catalog::run(args),
         Command::Size(args) => size::run(args),
+        Command::Status(args) => status::run(args),
         Command::Generate(args) => generate::run(args),
     };
     match result {

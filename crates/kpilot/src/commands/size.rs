@@ -7,7 +7,7 @@ use kpilot_units::{Span, Throughput};
 use serde::Serialize;
 
 use super::common::{CatalogArgs, WorkloadArgs, mbps, pct, usd};
-use crate::output::{Table, print_json, usage};
+use crate::output::{Table, print_json, print_text, usage};
 
 /// Find the cheapest cluster shapes that hold a workload.
 ///
@@ -197,7 +197,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             catalog: catalog.origin.clone(),
         });
     }
-    print!("{}", render(&req, &report));
+    print_text(&render(&req, &report))?;
     if report.candidates.is_empty() {
         anyhow::bail!(
             "no shape qualifies: relax a constraint (more --max-brokers, more families or sizes, --no-broker-loss-spare) or lower the peak"

@@ -1,0 +1,166 @@
+//! Reading a whole-cluster snapshot: Metadata, then concurrently DescribeConfigs
+//! (`min.insync.replicas` of every topic), DescribeLogDirs on every live broker, DescribeQuorum
+//! and ListPartitionReassignments, assembled into a `kpilot_cluster::ClusterState` for the pure
+//! analysis. Performs network I/O.
+//!
+//! Only Metadata is required. If another part fails, the snapshot records a [`SnapshotGap`] and
+//! leaves that part empty; the analysis then treats what is missing conservatively (an unknown
+//! `min.insync.replicas` makes no broker safe to stop).
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use kpilot_cluster::{BrokerId, ClusterState, HealthSnapshot, TopicState, analyze};
+use serde::Serialize;
+use tracing::{debug, instrument};
+
+use crate::admin::{AdminClient, AdminError, ConfigResource};
+
+/// The config key whose effective value decides stop safety.
+pub const MIN_INSYNC_REPLICAS: &str = "min.insync.replicas";
+
+/// Attempts for the parts a snapshot can do without (log dirs, quorum): a broker that just
+/// died must not hold the whole snapshot up for the full retry budget.
+const OPTIONAL_PART_ATTEMPTS: u32 = 2;
+
+/// A cluster state read from the brokers, and what could not be read.
+#[derive(Debug, Clone, Serialize)]
+pub struct Snapshot {
+    /// The state.
+    pub state: ClusterState,
+    /// Parts that could not be read.
+    pub gaps: Vec<SnapshotGap>,
+    /// How long reading took.
+    pub elapsed: Duration,
+}
+
+impl Snapshot {
+    /// Runs the pure health analysis on the state.
+    pub fn analyze(&self) -> HealthSnapshot {
+        analyze(&self.state)
+    }
+}
+
+/// A part of the snapshot that could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SnapshotGap {
+    /// What is missing, e.g. `log dirs of broker 2`.
+    pub what: String,
+    /// Why.
+    pub error: String,
+}
+
+impl AdminClient {
+    /// Reads a snapshot of the cluster (see the module docs for what it asks and how).
+    #[instrument(level = "debug", skip(self))]
+    pub async fn snapshot(&self) -> Result<Snapshot, AdminError> {
+        let started = Instant::now();
+        let metadata = self.metadata().await?;
+        let budget = self.config().request_timeout;
+        let resources: Vec<ConfigResource> = metadata
+            .topics
+            .keys()
+            .map(|t| ConfigResource::Topic(t.clone()))
+            .collect();
+        let configs = async {
+            if resources.is_empty() {
+                Ok(BTreeMap::new())
+            } else {
+                self.describe_configs(&resources, Some(&[MIN_INSYNC_REPLICAS]))
+                    .await
+            }
+        };
+        let log_dirs = async {
+            let mut tasks = tokio::task::JoinSet::new();
+            for broker in metadata.brokers.keys().copied() {
+                let client = self.clone();
+                tasks.spawn(async move {
+                    (
+                        broker,
+                        client
+                            .describe_log_dirs_within(broker, budget, OPTIONAL_PART_ATTEMPTS)
+                            .await,
+                    )
+                });
+            }
+            let mut out = Vec::new();
+            while let Some(joined) = tasks.join_next().await {
+                match joined {
+                    Ok(result) => out.push(result),
+                    Err(e) => debug!(error = %e, "log dir task failed"),
+                }
+            }
+            out
+        };
+        let (configs, log_dirs, quorum, reassignments) = tokio::join!(
+            configs,
+            log_dirs,
+            self.describe_quorum_within(budget, OPTIONAL_PART_ATTEMPTS),
+            self.list_partition_reassignments(),
+        );
+
+        let mut gaps = Vec::new();
+        let mut gap = |what: String, error: &AdminError| {
+            gaps.push(SnapshotGap {
+                what,
+                error: error.to_string(),
+            })
+        };
+        let configs = configs.unwrap_or_else(|e| {
+            gap("min.insync.replicas of topics".to_string(), &e);
+            BTreeMap::new()
+        });
+        let mut state = ClusterState {
+            cluster_id: metadata.cluster_id.clone(),
+            brokers: metadata.brokers.clone(),
+            ..ClusterState::default()
+        };
+        for (name, topic) in &metadata.topics {
+            let min_insync_replicas = configs
+                .get(&ConfigResource::Topic(name.clone()))
+                .and_then(|entries| entries.get(MIN_INSYNC_REPLICAS))
+                .and_then(|entry| entry.value.as_deref())
+                .and_then(|value| value.parse::<u16>().ok());
+            state.topics.insert(
+                name.clone(),
+                TopicState {
+                    name: name.clone(),
+                    topic_id: topic.topic_id.clone(),
+                    internal: topic.internal,
+                    min_insync_replicas,
+                    partitions: topic.partitions.clone(),
+                },
+            );
+        }
+        let mut log_dirs: Vec<(BrokerId, Result<_, AdminError>)> = log_dirs;
+        log_dirs.sort_by_key(|(b, _)| *b);
+        for (broker, result) in log_dirs {
+            match result {
+                Ok(dirs) => {
+                    state.log_dirs.insert(broker, dirs);
+                }
+                Err(e) => gap(format!("log dirs of broker {broker}"), &e),
+            }
+        }
+        match quorum {
+            Ok(q) => state.quorum = Some(q),
+            Err(e) => gap("metadata quorum".to_string(), &e),
+        }
+        match reassignments {
+            Ok(r) => state.reassignments = r,
+            Err(e) => gap("partition reassignments".to_string(), &e),
+        }
+        let elapsed = started.elapsed();
+        debug!(
+            ?elapsed,
+            partitions = state.partition_count(),
+            gaps = gaps.len(),
+            "snapshot read"
+        );
+        Ok(Snapshot {
+            state,
+            gaps,
+            elapsed,
+        })
+    }
+}
