@@ -266,29 +266,22 @@ async fn throttle_configs_are_set_and_removed(admin: &AdminClient) {
         "leader.replication.throttled.rate",
         "follower.replication.throttled.rate",
     ];
-    let configs = admin
-        .describe_configs(std::slice::from_ref(&broker), Some(&keys))
-        .await
-        .unwrap();
-    for key in keys {
-        let entry = &configs[&broker][key];
-        assert_eq!(entry.value.as_deref(), Some("10485760"), "{key}");
-        assert_eq!(entry.source, ConfigSource::DynamicBrokerConfig, "{key}");
-    }
-    let configs = admin
-        .describe_configs(std::slice::from_ref(&topic_resource), None)
-        .await
-        .unwrap();
-    assert_eq!(
-        configs[&topic_resource]["leader.replication.throttled.replicas"]
-            .value
-            .as_deref(),
-        Some("*")
-    );
-    assert_eq!(
-        configs[&topic_resource]["leader.replication.throttled.replicas"].source,
-        ConfigSource::DynamicTopicConfig
-    );
+    eventually_configs(admin, &broker, Some(&keys), "broker throttle set", |c| {
+        keys.iter().all(|key| {
+            c.get(*key).is_some_and(|e| {
+                e.value.as_deref() == Some("10485760")
+                    && e.source == ConfigSource::DynamicBrokerConfig
+            })
+        })
+    })
+    .await;
+    eventually_configs(admin, &topic_resource, None, "topic throttle set", |c| {
+        c.get("leader.replication.throttled.replicas")
+            .is_some_and(|e| {
+                e.value.as_deref() == Some("*") && e.source == ConfigSource::DynamicTopicConfig
+            })
+    })
+    .await;
 
     admin
         .alter_configs(&broker, &keys.map(ConfigOp::delete))
@@ -304,25 +297,33 @@ async fn throttle_configs_are_set_and_removed(admin: &AdminClient) {
         )
         .await
         .expect("remove topic throttle");
-    let configs = admin
-        .describe_configs(std::slice::from_ref(&broker), Some(&keys))
-        .await
-        .unwrap();
-    for key in keys {
-        // Unset throttle rates are not listed at all.
-        let source = configs[&broker].get(key).map(|e| e.source);
-        assert!(
-            source.is_none_or(|s| s != ConfigSource::DynamicBrokerConfig),
-            "{key} removed: {source:?}"
-        );
-    }
-    let configs = admin
-        .describe_configs(std::slice::from_ref(&topic_resource), None)
-        .await
-        .unwrap();
-    let entry = &configs[&topic_resource]["leader.replication.throttled.replicas"];
-    assert_ne!(entry.source, ConfigSource::DynamicTopicConfig);
-    assert_eq!(entry.value.as_deref(), Some(""));
+    // Unset throttle rates are not listed at all; unset throttled replicas read as "".
+    eventually_configs(
+        admin,
+        &broker,
+        Some(&keys),
+        "broker throttle removed",
+        |c| {
+            keys.iter().all(|key| {
+                c.get(*key)
+                    .is_none_or(|e| e.source != ConfigSource::DynamicBrokerConfig)
+            })
+        },
+    )
+    .await;
+    eventually_configs(
+        admin,
+        &topic_resource,
+        None,
+        "topic throttle removed",
+        |c| {
+            c.get("leader.replication.throttled.replicas")
+                .is_some_and(|e| {
+                    e.source != ConfigSource::DynamicTopicConfig && e.value.as_deref() == Some("")
+                })
+        },
+    )
+    .await;
 
     // A bad value is a named error that says which resource.
     let err = admin
@@ -465,4 +466,31 @@ async fn snapshot_of_a_healthy_cluster(admin: &AdminClient) {
         "only the broker without a `strict` replica may stop"
     );
     admin.delete_topics(&[topic("strict")]).await.unwrap();
+}
+
+/// KRaft applies config changes through the controller, and the broker that answers
+/// DescribeConfigs learns them a moment later: re-read until `check` passes, for at most 15 s.
+async fn eventually_configs(
+    admin: &AdminClient,
+    resource: &ConfigResource,
+    keys: Option<&[&str]>,
+    what: &str,
+    check: impl Fn(&std::collections::BTreeMap<String, kpilot_kafka::ConfigEntry>) -> bool,
+) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let configs = admin
+            .describe_configs(std::slice::from_ref(resource), keys)
+            .await
+            .expect("describe configs");
+        let entries = &configs[resource];
+        if check(entries) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what}: configs never reached the expected state: {entries:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
