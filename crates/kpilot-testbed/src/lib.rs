@@ -18,6 +18,7 @@
 
 mod cluster;
 mod config;
+mod detached;
 mod error;
 mod node;
 mod ports;
@@ -29,6 +30,7 @@ mod watchdog;
 
 pub use cluster::{KEEP_ENV, KafkaCluster};
 pub use config::{ClusterConfig, MAX_BROKERS, NodeRole};
+pub use detached::NodeLaunch;
 pub use error::TestbedError;
 pub use setup::{java_executable, jmx_exporter_agent_jar, kafka_libs_dir, kafka_version, repo_dir};
 pub use state::{BrokerState, ClusterState, StopOutcome};

@@ -177,7 +177,7 @@ fn signal(b: &BrokerState, signal: Signal, name: &'static str) -> Result<(), Tes
 
 /// True when `pid` runs and its command line contains `-Dkpilot.testbed.node=<node_dir>`.
 /// A zombie has an empty command line, so it does not count.
-fn process_is_node(pid: u32, node_dir: &Path) -> bool {
+pub(crate) fn process_is_node(pid: u32, node_dir: &Path) -> bool {
     let Ok(cmdline) = fs::read(format!("/proc/{pid}/cmdline")) else {
         return false;
     };

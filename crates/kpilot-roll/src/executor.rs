@@ -1,0 +1,765 @@
+//! The roll executor: applies the plan one node at a time through the [`KafkaPort`] and the
+//! [`Fleet`], recording every step in the journal before and after it happens. Async; all
+//! I/O goes through the ports and the journal store.
+//!
+//! Per node: wait for the gate (bounded, re-checked right before the stop) -> graceful stop ->
+//! resize -> start -> wait until registered and unfenced -> wait until back in the ISR of every
+//! partition it hosts (progress: partitions and bytes behind) -> preferred leader election for
+//! the partitions it prefers -> verify. Then the next node. At the end, a preferred election
+//! over the whole cluster and a verification. Any failure halts the roll with the journal
+//! saying where; no other node is touched until a rerun continues at the same step.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use kpilot_cluster::{BrokerId, TopicPartition};
+use kpilot_units::InstanceType;
+use serde::{Deserialize, Serialize};
+use tracing::{info, info_span, warn};
+
+use crate::gate::{self, GateVerdict, Observation};
+use crate::journal::{Action, Journal, JournalError, Phase, RollStatus};
+use crate::plan::{self, PlanError, RollOptions, RollPlan};
+use crate::ports::{Fleet, FleetError, KafkaPort, KafkaPortError};
+use crate::report::RollReport;
+use crate::store::{JournalStore, StoreError};
+
+/// Bounds and pacing of the executor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// How long to wait for the gate to open before halting.
+    pub gate_timeout: Duration,
+    /// How long a started node may take to register and be unfenced.
+    pub start_timeout: Duration,
+    /// How long a node may take to rejoin every ISR.
+    pub catch_up_timeout: Duration,
+    /// How long a preferred election may take to be verified.
+    pub election_timeout: Duration,
+    /// How often to re-read the cluster while waiting.
+    pub poll: Duration,
+    /// How often to report progress while waiting.
+    pub progress_every: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            gate_timeout: Duration::from_secs(300),
+            start_timeout: Duration::from_secs(300),
+            catch_up_timeout: Duration::from_secs(1800),
+            election_timeout: Duration::from_secs(60),
+            poll: Duration::from_millis(250),
+            progress_every: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Why the roll stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum RollError {
+    /// Reading the cluster failed.
+    #[error(transparent)]
+    Observe(KafkaPortError),
+    /// The preferred leader election failed.
+    #[error(transparent)]
+    Elect(KafkaPortError),
+    /// No plan can be made.
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    /// The journal could not be saved or read.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The journal refused a transition.
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+    /// The fleet failed.
+    #[error(transparent)]
+    Fleet(#[from] FleetError),
+    /// The journal holds an unfinished roll to another size.
+    #[error(
+        "an unfinished roll to {journal_target} is recorded in the journal (node {node} at {phase}); \
+         rerun with --to {journal_target} to finish it first"
+    )]
+    ResumeConflict {
+        /// The journal's target.
+        journal_target: InstanceType,
+        /// The node in flight.
+        node: BrokerId,
+        /// Its phase.
+        phase: Phase,
+    },
+    /// The gate stayed closed.
+    #[error("the gate stayed closed for {waited:?}; {verdict}")]
+    GateTimeout {
+        /// The node that was to be stopped.
+        node: BrokerId,
+        /// How long the roll waited.
+        waited: Duration,
+        /// The last verdict.
+        verdict: GateVerdict,
+    },
+    /// A started node did not register (or stayed fenced).
+    #[error(
+        "node {node} did not come back within {waited:?} ({detail}); the roll is halted and no other node was stopped"
+    )]
+    NotBack {
+        /// The node.
+        node: BrokerId,
+        /// How long the roll waited.
+        waited: Duration,
+        /// What was seen last.
+        detail: String,
+    },
+    /// A node did not rejoin every ISR in time.
+    #[error(
+        "node {node} is still out of the ISR of {behind} partition(s) after {waited:?} (e.g. {examples}); the roll is halted"
+    )]
+    CatchUpTimeout {
+        /// The node.
+        node: BrokerId,
+        /// How long the roll waited.
+        waited: Duration,
+        /// How many partitions are behind.
+        behind: usize,
+        /// A few of them.
+        examples: String,
+    },
+}
+
+impl RollError {
+    /// The node concerned, if any.
+    pub fn node(&self) -> Option<BrokerId> {
+        match self {
+            RollError::GateTimeout { node, .. }
+            | RollError::NotBack { node, .. }
+            | RollError::CatchUpTimeout { node, .. }
+            | RollError::ResumeConflict { node, .. } => Some(*node),
+            RollError::Fleet(
+                FleetError::UnknownNode { node }
+                | FleetError::UnknownSize { node, .. }
+                | FleetError::Stop { node, .. }
+                | FleetError::Resize { node, .. }
+                | FleetError::Start { node, .. }
+                | FleetError::Inspect { node, .. },
+            ) => Some(*node),
+            _ => None,
+        }
+    }
+}
+
+/// What the roll reports while it runs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum RollEvent {
+    /// The plan.
+    Planned {
+        /// The plan.
+        plan: RollPlan,
+    },
+    /// An unfinished roll continues.
+    Resumed {
+        /// The node in flight, with its phase.
+        node: Option<(BrokerId, Phase)>,
+        /// Which run this is.
+        run: u32,
+    },
+    /// The gate is closed for the next node; waiting.
+    GateWaiting {
+        /// The verdict.
+        verdict: GateVerdict,
+        /// Waited so far, ms.
+        waited_ms: u64,
+    },
+    /// A phase of a node finished.
+    Step {
+        /// The node.
+        node: BrokerId,
+        /// The phase reached.
+        phase: Phase,
+        /// How long it took, ms.
+        ms: u64,
+    },
+    /// A restarted node is not back in every ISR yet.
+    CatchingUp {
+        /// The node.
+        node: BrokerId,
+        /// Partitions behind.
+        partitions_behind: usize,
+        /// Of how many it hosts.
+        hosted: usize,
+        /// Bytes behind.
+        bytes_behind: u64,
+        /// Waited so far, ms.
+        waited_ms: u64,
+    },
+    /// A restarted node is not registered yet.
+    WaitingForRegistration {
+        /// The node.
+        node: BrokerId,
+        /// Waited so far, ms.
+        waited_ms: u64,
+    },
+    /// The final election is verified.
+    Finished {
+        /// Partitions still not led by their preferred replica.
+        not_preferred: usize,
+    },
+    /// The roll halted.
+    Halted {
+        /// The node concerned.
+        node: Option<BrokerId>,
+        /// Why.
+        reason: String,
+    },
+}
+
+impl fmt::Display for RollEvent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = |ms: &u64| format!("{:.1}s", *ms as f64 / 1000.0);
+        match self {
+            RollEvent::Planned { plan } => {
+                let order: Vec<String> = plan
+                    .steps
+                    .iter()
+                    .map(|s| format!("{} ({})", s.id, s.position))
+                    .collect();
+                write!(
+                    f,
+                    "plan: roll {} node(s) to {}: {}",
+                    plan.steps.len(),
+                    plan.target,
+                    order.join(", ")
+                )
+            }
+            RollEvent::Resumed { node, run } => match node {
+                Some((n, p)) => write!(f, "resuming (run {run}): node {n} is at {p}"),
+                None => write!(f, "resuming (run {run})"),
+            },
+            RollEvent::GateWaiting { verdict, waited_ms } => {
+                write!(f, "waiting {}: {verdict}", s(waited_ms))
+            }
+            RollEvent::Step { node, phase, ms } => {
+                write!(f, "node {node}: {phase} ({})", s(ms))
+            }
+            RollEvent::CatchingUp {
+                node,
+                partitions_behind,
+                hosted,
+                bytes_behind,
+                waited_ms,
+            } => write!(
+                f,
+                "node {node}: catching up, {partitions_behind} of {hosted} partition(s) and {bytes_behind} byte(s) behind ({})",
+                s(waited_ms)
+            ),
+            RollEvent::WaitingForRegistration { node, waited_ms } => write!(
+                f,
+                "node {node}: waiting to be registered and unfenced ({})",
+                s(waited_ms)
+            ),
+            RollEvent::Finished { not_preferred } => {
+                if *not_preferred == 0 {
+                    f.write_str("final election: every partition led by its preferred replica")
+                } else {
+                    write!(
+                        f,
+                        "final election: {not_preferred} partition(s) not led by their preferred replica"
+                    )
+                }
+            }
+            RollEvent::Halted { node, reason } => match node {
+                Some(n) => write!(f, "HALTED at node {n}: {reason}"),
+                None => write!(f, "HALTED: {reason}"),
+            },
+        }
+    }
+}
+
+/// A dry run: the plan and the gate's verdict for every planned node now.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DryRun {
+    /// The plan.
+    pub plan: RollPlan,
+    /// The gate's verdict per node, in plan order.
+    pub verdicts: Vec<GateVerdict>,
+    /// An unfinished roll found in the journal, if any.
+    pub unfinished: Option<Journal>,
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+fn ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// The executor, over a Kafka port and a fleet.
+pub struct Roller<'a, K, F> {
+    kafka: &'a K,
+    fleet: &'a F,
+    settings: Settings,
+    progress: Box<dyn FnMut(&RollEvent) + 'a>,
+}
+
+impl<'a, K: KafkaPort, F: Fleet> Roller<'a, K, F> {
+    /// An executor reporting progress to `progress`.
+    pub fn new(
+        kafka: &'a K,
+        fleet: &'a F,
+        settings: Settings,
+        progress: impl FnMut(&RollEvent) + 'a,
+    ) -> Self {
+        Roller {
+            kafka,
+            fleet,
+            settings,
+            progress: Box::new(progress),
+        }
+    }
+
+    fn emit(&mut self, event: RollEvent) {
+        info!(%event, "roll");
+        (self.progress)(&event);
+    }
+
+    /// Observes the cluster and asks the fleet which of the nodes that are not serving are
+    /// down (a stopped broker stays registered but fenced in KRaft, like one recovering its
+    /// logs). A node the fleet cannot answer for counts as running: the conservative choice.
+    async fn observe(&self) -> Result<Observation, RollError> {
+        let mut obs = self.kafka.observe().await.map_err(RollError::Observe)?;
+        for node in obs.nodes() {
+            if !obs.is_serving(node) && matches!(self.fleet.is_running(node).await, Ok(false)) {
+                obs.down.insert(node);
+            }
+        }
+        Ok(obs)
+    }
+
+    async fn sizes(
+        &self,
+        obs: &Observation,
+    ) -> Result<std::collections::BTreeMap<BrokerId, Option<InstanceType>>, RollError> {
+        let mut sizes = std::collections::BTreeMap::new();
+        for node in obs.nodes() {
+            sizes.insert(node, self.fleet.size(node).await?);
+        }
+        Ok(sizes)
+    }
+
+    /// Plans the roll and asks the gate about every planned node, without changing anything.
+    pub async fn dry_run(
+        &mut self,
+        options: &RollOptions,
+        store: &impl JournalStore,
+    ) -> Result<DryRun, RollError> {
+        self.fleet.check_size(&options.target).await?;
+        let obs = self.observe().await?;
+        let sizes = self.sizes(&obs).await?;
+        let plan = plan::plan(&obs, options, &sizes)?;
+        let verdicts = plan
+            .steps
+            .iter()
+            .map(|s| gate::evaluate(&obs, s.id, &options.rules))
+            .collect();
+        let unfinished = store
+            .load()?
+            .filter(|j| !matches!(j.status, RollStatus::Completed));
+        Ok(DryRun {
+            plan,
+            verdicts,
+            unfinished,
+        })
+    }
+
+    /// Runs (or resumes) the roll to the end, saving the journal before and after every step.
+    /// On failure the journal is saved as halted and the error returned; the report of what
+    /// happened is then available from the journal ([`RollReport::from_journal`]).
+    pub async fn run(
+        &mut self,
+        options: &RollOptions,
+        store: &mut impl JournalStore,
+    ) -> Result<RollReport, RollError> {
+        let mut journal = self.open_journal(options, store).await?;
+        store.save(&journal)?;
+        match self.drive(&mut journal, options, store).await {
+            Ok(()) => Ok(RollReport::from_journal(&journal)),
+            Err(e) => {
+                let node = e.node().or_else(|| journal.in_flight().map(|n| n.id));
+                journal.halt(node, e.to_string(), now_ms());
+                self.emit(RollEvent::Halted {
+                    node,
+                    reason: e.to_string(),
+                });
+                if let Err(save) = store.save(&journal) {
+                    warn!(error = %save, "could not record the halt in the journal");
+                }
+                Err(e)
+            }
+        }
+    }
+
+    async fn open_journal(
+        &mut self,
+        options: &RollOptions,
+        store: &impl JournalStore,
+    ) -> Result<Journal, RollError> {
+        self.fleet.check_size(&options.target).await?;
+        if let Some(mut j) = store.load()?
+            && !matches!(j.status, RollStatus::Completed)
+        {
+            if j.target != options.target {
+                if let Some(n) = j.in_flight() {
+                    return Err(RollError::ResumeConflict {
+                        journal_target: j.target.clone(),
+                        node: n.id,
+                        phase: n.phase,
+                    });
+                }
+            } else {
+                j.resume(now_ms());
+                let node = j.in_flight().map(|n| (n.id, n.phase));
+                let run = j.runs;
+                self.emit(RollEvent::Resumed { node, run });
+                return Ok(j);
+            }
+        }
+        let obs = self.observe().await?;
+        let sizes = self.sizes(&obs).await?;
+        let plan = plan::plan(&obs, options, &sizes)?;
+        let journal = Journal::new(
+            obs.state.cluster_id.clone(),
+            options.target.clone(),
+            plan.accepted_topics.clone(),
+            plan.steps
+                .iter()
+                .map(|s| (s.id, s.current_size.clone()))
+                .collect(),
+            now_ms(),
+        );
+        self.emit(RollEvent::Planned { plan });
+        Ok(journal)
+    }
+
+    async fn drive(
+        &mut self,
+        journal: &mut Journal,
+        options: &RollOptions,
+        store: &mut impl JournalStore,
+    ) -> Result<(), RollError> {
+        loop {
+            let action = journal.next_action();
+            let node = match &action {
+                Action::Stop(n)
+                | Action::Resize(n)
+                | Action::Start(n)
+                | Action::WaitCatchUp(n)
+                | Action::Elect(n) => Some(*n),
+                _ => None,
+            };
+            let span = info_span!("roll_step", node = ?node.map(|n| n.0), action = ?action);
+            let _guard = span.enter();
+            match action {
+                Action::StartNext(pending) => {
+                    let (next, waited) = self.wait_for_gate(&pending, options).await?;
+                    journal.advance(next, Phase::StopIssued, now_ms())?;
+                    journal.node_mut(next)?.timings.gate_wait_ms = Some(ms(waited));
+                    store.save(journal)?;
+                }
+                Action::Stop(n) => {
+                    let t = Instant::now();
+                    self.fleet.stop(n).await?;
+                    self.finish_step(journal, store, n, Phase::Stopped, t)?;
+                }
+                Action::Resize(n) => {
+                    if journal.node(n).map(|e| e.phase) == Some(Phase::Stopped) {
+                        journal.advance(n, Phase::ResizeIssued, now_ms())?;
+                        store.save(journal)?;
+                    }
+                    let t = Instant::now();
+                    self.fleet.resize(n, &options.target).await?;
+                    self.finish_step(journal, store, n, Phase::Resized, t)?;
+                }
+                Action::Start(n) => {
+                    if journal.node(n).map(|e| e.phase) == Some(Phase::Resized) {
+                        journal.advance(n, Phase::StartIssued, now_ms())?;
+                        store.save(journal)?;
+                    }
+                    let t = Instant::now();
+                    self.fleet.start(n).await?;
+                    self.wait_registered(n, t).await?;
+                    self.finish_step(journal, store, n, Phase::Started, t)?;
+                }
+                Action::WaitCatchUp(n) => {
+                    let t = Instant::now();
+                    self.wait_caught_up(n).await?;
+                    self.finish_step(journal, store, n, Phase::CaughtUp, t)?;
+                }
+                Action::Elect(n) => {
+                    if journal.node(n).map(|e| e.phase) == Some(Phase::CaughtUp) {
+                        journal.advance(n, Phase::ElectionIssued, now_ms())?;
+                        store.save(journal)?;
+                    }
+                    let t = Instant::now();
+                    let (moved, _left) = self.elect_and_verify(Some(n)).await?;
+                    journal.node_mut(n)?.leaders_moved = Some(moved);
+                    self.finish_step(journal, store, n, Phase::Done, t)?;
+                }
+                Action::FinalElection => {
+                    let t = Instant::now();
+                    let (_, left) = self.elect_and_verify(None).await?;
+                    let not_preferred = left.len();
+                    journal.finish(
+                        left.iter().map(ToString::to_string).collect(),
+                        ms(t.elapsed()),
+                        now_ms(),
+                    );
+                    store.save(journal)?;
+                    self.emit(RollEvent::Finished { not_preferred });
+                }
+                Action::Finished => return Ok(()),
+            }
+        }
+    }
+
+    fn finish_step(
+        &mut self,
+        journal: &mut Journal,
+        store: &mut impl JournalStore,
+        node: BrokerId,
+        phase: Phase,
+        started: Instant,
+    ) -> Result<(), RollError> {
+        let took = ms(started.elapsed());
+        let now = now_ms();
+        journal.advance(node, phase, now)?;
+        let entry = journal.node_mut(node)?;
+        match phase {
+            Phase::Stopped => entry.timings.shutdown_ms = Some(took),
+            Phase::Resized => entry.timings.resize_ms = Some(took),
+            Phase::Started => entry.timings.start_ms = Some(took),
+            Phase::CaughtUp => entry.timings.catch_up_ms = Some(took),
+            Phase::Done => {
+                entry.timings.election_ms = Some(took);
+                entry.timings.total_ms =
+                    entry.began_ms.map(|b| u64::try_from(now - b).unwrap_or(0));
+            }
+            _ => {}
+        }
+        store.save(journal)?;
+        self.emit(RollEvent::Step {
+            node,
+            phase,
+            ms: took,
+        });
+        Ok(())
+    }
+
+    /// Waits until the gate opens for the first pending node in the (re-evaluated) order.
+    async fn wait_for_gate(
+        &mut self,
+        pending: &[BrokerId],
+        options: &RollOptions,
+    ) -> Result<(BrokerId, Duration), RollError> {
+        let started = Instant::now();
+        let mut last_report: Option<Instant> = None;
+        let mut last_blocks = None;
+        let set: BTreeSet<BrokerId> = pending.iter().copied().collect();
+        loop {
+            let verdict = match self.observe().await {
+                Ok(obs) => {
+                    let next = plan::order(&obs, &set)
+                        .first()
+                        .copied()
+                        .unwrap_or(pending[0]);
+                    let verdict = gate::evaluate(&obs, next, &options.rules);
+                    if verdict.is_open() {
+                        return Ok((next, started.elapsed()));
+                    }
+                    Some(verdict)
+                }
+                Err(e) => {
+                    warn!(error = %e, "observing the cluster failed while waiting for the gate");
+                    None
+                }
+            };
+            if let Some(verdict) = &verdict {
+                let changed = last_blocks.as_ref() != Some(&verdict.blocks);
+                if changed
+                    || last_report.is_none_or(|t| t.elapsed() >= self.settings.progress_every)
+                {
+                    last_report = Some(Instant::now());
+                    last_blocks = Some(verdict.blocks.clone());
+                    self.emit(RollEvent::GateWaiting {
+                        verdict: verdict.clone(),
+                        waited_ms: ms(started.elapsed()),
+                    });
+                }
+            }
+            if started.elapsed() >= self.settings.gate_timeout {
+                let verdict = verdict.unwrap_or(GateVerdict {
+                    broker: pending[0],
+                    blocks: vec![gate::GateBlock::QuorumUnknown],
+                });
+                return Err(RollError::GateTimeout {
+                    node: verdict.broker,
+                    waited: started.elapsed(),
+                    verdict,
+                });
+            }
+            tokio::time::sleep(self.settings.poll).await;
+        }
+    }
+
+    async fn wait_registered(&mut self, node: BrokerId, started: Instant) -> Result<(), RollError> {
+        let mut last_report = Instant::now();
+        loop {
+            let detail = match self.observe().await {
+                Ok(obs) => {
+                    let back = if obs.is_broker(node) {
+                        obs.is_serving(node)
+                    } else {
+                        quorum_member_caught_up(&obs, node)
+                    };
+                    if back {
+                        return Ok(());
+                    }
+                    if obs.fenced.contains(&node) {
+                        "registered but fenced".to_string()
+                    } else {
+                        "not registered".to_string()
+                    }
+                }
+                Err(e) => e.to_string(),
+            };
+            if !self.fleet.is_running(node).await? {
+                return Err(RollError::NotBack {
+                    node,
+                    waited: started.elapsed(),
+                    detail: format!("its process is not running; last seen: {detail}"),
+                });
+            }
+            if started.elapsed() >= self.settings.start_timeout {
+                return Err(RollError::NotBack {
+                    node,
+                    waited: started.elapsed(),
+                    detail,
+                });
+            }
+            if last_report.elapsed() >= self.settings.progress_every {
+                last_report = Instant::now();
+                self.emit(RollEvent::WaitingForRegistration {
+                    node,
+                    waited_ms: ms(started.elapsed()),
+                });
+            }
+            tokio::time::sleep(self.settings.poll).await;
+        }
+    }
+
+    async fn wait_caught_up(&mut self, node: BrokerId) -> Result<(), RollError> {
+        let started = Instant::now();
+        let mut last_report = Instant::now();
+        let mut last = None;
+        loop {
+            match self.observe().await {
+                Ok(obs) => {
+                    let c = gate::catch_up(&obs, node);
+                    if c.is_complete()
+                        || (!obs.is_broker(node) && quorum_member_caught_up(&obs, node))
+                    {
+                        return Ok(());
+                    }
+                    last = Some(c);
+                }
+                Err(e) => {
+                    warn!(error = %e, "observing the cluster failed while waiting for catch-up")
+                }
+            }
+            if started.elapsed() >= self.settings.catch_up_timeout {
+                let (behind, examples) = last.as_ref().map_or((0, String::new()), |c| {
+                    (
+                        c.behind.len(),
+                        c.behind
+                            .iter()
+                            .take(gate::EXAMPLES)
+                            .map(ToString::to_string)
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                    )
+                });
+                return Err(RollError::CatchUpTimeout {
+                    node,
+                    waited: started.elapsed(),
+                    behind,
+                    examples,
+                });
+            }
+            if last_report.elapsed() >= self.settings.progress_every
+                && let Some(c) = &last
+            {
+                last_report = Instant::now();
+                self.emit(RollEvent::CatchingUp {
+                    node,
+                    partitions_behind: c.behind.len(),
+                    hosted: c.hosted,
+                    bytes_behind: c.bytes_behind,
+                    waited_ms: ms(started.elapsed()),
+                });
+            }
+            tokio::time::sleep(self.settings.poll).await;
+        }
+    }
+
+    /// Elects preferred leaders (for the partitions `node` prefers, or all) until verified or
+    /// the election timeout; returns the leaders moved and what is still not preferred.
+    async fn elect_and_verify(
+        &mut self,
+        node: Option<BrokerId>,
+    ) -> Result<(usize, Vec<TopicPartition>), RollError> {
+        let started = Instant::now();
+        let mut moved = 0;
+        loop {
+            let obs = self.observe().await?;
+            let wrong = gate::not_preferred(&obs.state, node);
+            if wrong.is_empty() {
+                return Ok((moved, wrong));
+            }
+            if started.elapsed() >= self.settings.election_timeout {
+                warn!(
+                    count = wrong.len(),
+                    "partitions still not led by their preferred replica"
+                );
+                return Ok((moved, wrong));
+            }
+            let summary = self
+                .kafka
+                .elect_preferred(Some(&wrong))
+                .await
+                .map_err(RollError::Elect)?;
+            moved += summary.elected;
+            if !summary.failed.is_empty() {
+                warn!(failed = ?summary.failed, "some preferred elections failed; retrying");
+            }
+            tokio::time::sleep(self.settings.poll).await;
+        }
+    }
+}
+
+/// Whether a controller's metadata log is caught up with the quorum's high watermark.
+fn quorum_member_caught_up(obs: &Observation, node: BrokerId) -> bool {
+    obs.state.quorum.as_ref().is_some_and(|q| {
+        q.leader.is_some()
+            && q.voters
+                .iter()
+                .chain(q.observers.iter())
+                .find(|v| BrokerId::from(v.id) == node)
+                .and_then(|v| v.log_end_offset)
+                .is_some_and(|leo| leo >= q.high_watermark)
+    })
+}

@@ -1,0 +1,134 @@
+//! The two ports the roll executor drives: [`KafkaPort`] (observe the cluster, elect preferred
+//! leaders) and [`Fleet`] (the infrastructure that stops, resizes and starts a node). Traits
+//! and their errors only; no I/O here. Adapters: `crate::kafka` (the Kafka admin client),
+//! `crate::local` (testbed processes), `crate::fake` (in memory, for unit tests).
+
+#![allow(async_fn_in_trait)] // Used with concrete types on one task; no `Send` bound needed.
+
+use std::collections::BTreeMap;
+
+use kpilot_cluster::{BrokerId, TopicPartition};
+use kpilot_units::InstanceType;
+use serde::{Deserialize, Serialize};
+
+use crate::gate::Observation;
+
+/// A failure talking to Kafka.
+#[derive(Debug, thiserror::Error)]
+pub enum KafkaPortError {
+    /// Reading the cluster's state failed.
+    #[error("reading the cluster state failed: {source}")]
+    Observe {
+        /// The cause.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The preferred leader election request failed.
+    #[error("the preferred leader election failed: {source}")]
+    Elect {
+        /// The cause.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+/// The outcome of a preferred leader election.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ElectionSummary {
+    /// Partitions whose leadership moved to the preferred replica.
+    pub elected: usize,
+    /// Partitions already led by it.
+    pub not_needed: usize,
+    /// Partitions where the election failed, with the broker's reason.
+    pub failed: BTreeMap<String, String>,
+}
+
+/// The Kafka side of the roll.
+pub trait KafkaPort {
+    /// Reads the cluster: metadata, min ISR per topic, log dirs, reassignments, quorum, and
+    /// which brokers are registered but fenced.
+    async fn observe(&self) -> Result<Observation, KafkaPortError>;
+
+    /// Elects the preferred leader of `partitions` (`None`: every partition).
+    async fn elect_preferred(
+        &self,
+        partitions: Option<&[TopicPartition]>,
+    ) -> Result<ElectionSummary, KafkaPortError>;
+}
+
+/// A failure of the infrastructure.
+#[derive(Debug, thiserror::Error)]
+pub enum FleetError {
+    /// The node is not known to the fleet.
+    #[error("node {node} is not part of this fleet")]
+    UnknownNode {
+        /// The node.
+        node: BrokerId,
+    },
+    /// The size is not one the fleet can provide.
+    #[error("cannot size node {node} as {size}: {reason}")]
+    UnknownSize {
+        /// The node.
+        node: BrokerId,
+        /// The size.
+        size: InstanceType,
+        /// Why.
+        reason: String,
+    },
+    /// Stopping failed.
+    #[error("stopping node {node} failed: {message}")]
+    Stop {
+        /// The node.
+        node: BrokerId,
+        /// What went wrong.
+        message: String,
+    },
+    /// Applying the size failed.
+    #[error("resizing node {node} to {size} failed: {message}")]
+    Resize {
+        /// The node.
+        node: BrokerId,
+        /// The size.
+        size: InstanceType,
+        /// What went wrong.
+        message: String,
+    },
+    /// Starting failed (the process exited, or never became ready).
+    #[error("starting node {node} failed: {message}")]
+    Start {
+        /// The node.
+        node: BrokerId,
+        /// What went wrong.
+        message: String,
+    },
+    /// Inspecting the node failed.
+    #[error("inspecting node {node} failed: {message}")]
+    Inspect {
+        /// The node.
+        node: BrokerId,
+        /// What went wrong.
+        message: String,
+    },
+}
+
+/// The infrastructure that runs the nodes. Every action must be idempotent: stopping a
+/// stopped node, starting a running one (at the requested size), or resizing to the size it
+/// already has succeeds without doing anything, so a rerun after a crash can repeat the step
+/// the journal shows as issued.
+pub trait Fleet {
+    /// Checks that the fleet can provide `size` at all, before anything is stopped.
+    async fn check_size(&self, size: &InstanceType) -> Result<(), FleetError> {
+        let _ = size;
+        Ok(())
+    }
+    /// The node's size now, if known.
+    async fn size(&self, node: BrokerId) -> Result<Option<InstanceType>, FleetError>;
+    /// Stops the node gracefully (Kafka's controlled shutdown) and waits until it is down.
+    async fn stop(&self, node: BrokerId) -> Result<(), FleetError>;
+    /// Gives the (stopped) node the new size; it applies from the next start.
+    async fn resize(&self, node: BrokerId, size: &InstanceType) -> Result<(), FleetError>;
+    /// Starts the node and waits until its process runs (Kafka readiness is the roll's job).
+    async fn start(&self, node: BrokerId) -> Result<(), FleetError>;
+    /// Whether the node's process runs.
+    async fn is_running(&self, node: BrokerId) -> Result<bool, FleetError>;
+}

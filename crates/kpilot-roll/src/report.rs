@@ -1,0 +1,192 @@
+//! The final report of a roll, derived from its journal: per node the phases and their
+//! durations, and the orchestration overhead beyond the brokers' own shutdown, restart and
+//! catch-up time. Pure: no I/O.
+
+use std::fmt::Write as _;
+
+use kpilot_cluster::BrokerId;
+use kpilot_units::InstanceType;
+use serde::{Deserialize, Serialize};
+
+use crate::journal::{Journal, Phase, RollStatus, Timings};
+
+/// One node in the report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeReport {
+    /// The node.
+    pub id: BrokerId,
+    /// Its size before.
+    pub from_size: Option<InstanceType>,
+    /// Where it got to.
+    pub phase: Phase,
+    /// Durations.
+    pub timings: Timings,
+    /// Leaders moved back to it by its election.
+    pub leaders_moved: Option<usize>,
+    /// The error that halted it, if any.
+    pub error: Option<String>,
+}
+
+/// The report of a roll.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RollReport {
+    /// The cluster.
+    pub cluster_id: Option<String>,
+    /// The target size.
+    pub target: InstanceType,
+    /// How it ended.
+    pub status: RollStatus,
+    /// How many runs it took (1 + resumes).
+    pub runs: u32,
+    /// Wall time from the first run's start to the last journal write, ms.
+    pub total_ms: u64,
+    /// Sum over nodes of shutdown + start + catch-up: the brokers' own time, ms.
+    pub broker_own_ms: u64,
+    /// `total_ms - broker_own_ms`: everything the orchestration added (gate checks, polling
+    /// latency, resizing, elections, verification), ms.
+    pub overhead_ms: u64,
+    /// `overhead_ms` as a percentage of `total_ms`.
+    pub overhead_pct: f64,
+    /// The final election and verification, ms.
+    pub final_election_ms: Option<u64>,
+    /// Partitions not led by their preferred replica after the final election.
+    pub final_not_preferred: Vec<String>,
+    /// Every node.
+    pub nodes: Vec<NodeReport>,
+}
+
+impl RollReport {
+    /// Builds the report from a journal.
+    pub fn from_journal(journal: &Journal) -> Self {
+        let total_ms = u64::try_from(journal.updated_ms - journal.started_ms).unwrap_or(0);
+        let broker_own_ms: u64 = journal
+            .nodes
+            .iter()
+            .map(|n| {
+                n.timings.shutdown_ms.unwrap_or(0)
+                    + n.timings.start_ms.unwrap_or(0)
+                    + n.timings.catch_up_ms.unwrap_or(0)
+            })
+            .sum();
+        let overhead_ms = total_ms.saturating_sub(broker_own_ms);
+        let overhead_pct = if total_ms == 0 {
+            0.0
+        } else {
+            overhead_ms as f64 * 100.0 / total_ms as f64
+        };
+        RollReport {
+            cluster_id: journal.cluster_id.clone(),
+            target: journal.target.clone(),
+            status: journal.status.clone(),
+            runs: journal.runs,
+            total_ms,
+            broker_own_ms,
+            overhead_ms,
+            overhead_pct,
+            final_election_ms: journal.final_election_ms,
+            final_not_preferred: journal.final_not_preferred.clone(),
+            nodes: journal
+                .nodes
+                .iter()
+                .map(|n| NodeReport {
+                    id: n.id,
+                    from_size: n.from_size.clone(),
+                    phase: n.phase,
+                    timings: n.timings.clone(),
+                    leaders_moved: n.leaders_moved,
+                    error: n.error.clone(),
+                })
+                .collect(),
+        }
+    }
+
+    /// A human table of the report.
+    pub fn render(&self) -> String {
+        fn secs(ms: Option<u64>) -> String {
+            ms.map_or("-".to_string(), |ms| format!("{:.1}s", ms as f64 / 1000.0))
+        }
+        let mut out = String::new();
+        let status = match &self.status {
+            RollStatus::Completed => "completed".to_string(),
+            RollStatus::Running => "interrupted (rerun to continue)".to_string(),
+            RollStatus::Halted { node, reason } => format!(
+                "HALTED{}: {reason}",
+                node.map(|n| format!(" at node {n}")).unwrap_or_default()
+            ),
+        };
+        let _ = writeln!(
+            out,
+            "Roll to {} of cluster {}: {status}",
+            self.target,
+            self.cluster_id.as_deref().unwrap_or("(unknown)")
+        );
+        if self.nodes.is_empty() {
+            let _ = writeln!(
+                out,
+                "nothing to roll: every selected node is already {}",
+                self.target
+            );
+            return out;
+        }
+        let _ = writeln!(
+            out,
+            "{:<6} {:<12} {:<16} {:>8} {:>9} {:>8} {:>8} {:>9} {:>9} {:>8} {:>8}",
+            "NODE",
+            "FROM",
+            "PHASE",
+            "GATE",
+            "SHUTDOWN",
+            "RESIZE",
+            "START",
+            "CATCH-UP",
+            "ELECTION",
+            "LEADERS",
+            "TOTAL"
+        );
+        for n in &self.nodes {
+            let t = &n.timings;
+            let _ = writeln!(
+                out,
+                "{:<6} {:<12} {:<16} {:>8} {:>9} {:>8} {:>8} {:>9} {:>9} {:>8} {:>8}",
+                n.id.to_string(),
+                n.from_size
+                    .as_ref()
+                    .map_or("?".to_string(), ToString::to_string),
+                n.phase.to_string(),
+                secs(t.gate_wait_ms),
+                secs(t.shutdown_ms),
+                secs(t.resize_ms),
+                secs(t.start_ms),
+                secs(t.catch_up_ms),
+                secs(t.election_ms),
+                n.leaders_moved.map_or("-".to_string(), |l| l.to_string()),
+                secs(t.total_ms),
+            );
+            if let Some(e) = &n.error {
+                let _ = writeln!(out, "       error: {e}");
+            }
+        }
+        let _ = writeln!(
+            out,
+            "total {}, brokers' own shutdown+start+catch-up {}, orchestration overhead {} ({:.1}%), runs {}",
+            secs(Some(self.total_ms)),
+            secs(Some(self.broker_own_ms)),
+            secs(Some(self.overhead_ms)),
+            self.overhead_pct,
+            self.runs
+        );
+        if let Some(ms) = self.final_election_ms {
+            let _ = writeln!(
+                out,
+                "final preferred leader election {}: {}",
+                secs(Some(ms)),
+                if self.final_not_preferred.is_empty() {
+                    "every partition led by its preferred replica".to_string()
+                } else {
+                    format!("not preferred: {}", self.final_not_preferred.join(", "))
+                }
+            );
+        }
+        out
+    }
+}

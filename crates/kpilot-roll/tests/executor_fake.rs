@@ -1,0 +1,221 @@
+//! The executor against the in-memory cluster: the whole roll, the gate waiting for a crashed
+//! broker, a broker that does not come back, and a resume after a crash.
+
+mod common;
+
+use kpilot_cluster::BrokerId;
+use kpilot_cluster::fixtures::uniform_cluster;
+use kpilot_roll::fake::{FakeCluster, FakeOp};
+use kpilot_roll::gate;
+use kpilot_roll::{GateRules, MemoryStore, RollError, RollEvent, RollOptions, RollStatus, Roller};
+
+use common::{CheckedFleet, CrashingStore, fast, size};
+
+#[tokio::test]
+async fn rolls_every_broker_one_at_a_time_and_restores_preferred_leaders() {
+    let fake = FakeCluster::new(
+        uniform_cluster(3, &[("orders", 6, 3, 2), ("events", 4, 3, 2)]),
+        Some(size("m7g.large")),
+    );
+    let fleet = CheckedFleet {
+        fake: &fake,
+        rules: GateRules::default(),
+    };
+    let mut events = Vec::new();
+    let mut store = MemoryStore::default();
+    let report = Roller::new(&fake, &fleet, fast(), |e: &RollEvent| {
+        events.push(e.clone())
+    })
+    .run(&RollOptions::new(size("m7g.xlarge")), &mut store)
+    .await
+    .expect("roll");
+    assert_eq!(report.status, RollStatus::Completed);
+    assert!(report.final_not_preferred.is_empty());
+    for b in 1..=3 {
+        assert_eq!(fake.size_of(BrokerId(b)), Some(size("m7g.xlarge")));
+    }
+    // Stop, resize, start of one broker never interleave with another's.
+    let ops = fake.ops();
+    assert_eq!(ops.len(), 9, "{ops:?}");
+    for chunk in ops.chunks(3) {
+        let FakeOp::Stop(b) = chunk[0] else {
+            panic!("{ops:?}")
+        };
+        assert_eq!(chunk[1], FakeOp::Resize(b, size("m7g.xlarge")));
+        assert_eq!(chunk[2], FakeOp::Start(b));
+    }
+    // The active controller (broker 1 in the fixture) goes last.
+    assert_eq!(ops[6], FakeOp::Stop(BrokerId(1)));
+    assert_eq!(fake.max_down(), 1);
+    assert!(gate::not_preferred(&fake.state(), None).is_empty());
+    // Every step was recorded before and after: the store saw each phase of each broker.
+    let last = store.history.last().expect("saved");
+    assert!(
+        last.nodes
+            .iter()
+            .all(|n| n.phase == kpilot_roll::Phase::Done)
+    );
+    assert!(store.history.len() >= 3 * 9 + 2);
+}
+
+#[tokio::test]
+async fn the_gate_waits_for_a_crashed_broker_naming_partitions_then_proceeds() {
+    let fake = FakeCluster::new(uniform_cluster(3, &[("orders", 6, 3, 2)]), None);
+    fake.crash(BrokerId(3), Some(30));
+    let fleet = CheckedFleet {
+        fake: &fake,
+        rules: GateRules::default(),
+    };
+    let mut events = Vec::new();
+    let mut options = RollOptions::new(size("m7g.xlarge"));
+    options.only = Some([BrokerId(1)].into());
+    let report = Roller::new(&fake, &fleet, fast(), |e: &RollEvent| {
+        events.push(e.clone())
+    })
+    .run(&options, &mut MemoryStore::default())
+    .await
+    .expect("roll proceeds once broker 3 is back");
+    assert_eq!(report.status, RollStatus::Completed);
+    let waiting: Vec<&RollEvent> = events
+        .iter()
+        .filter(|e| matches!(e, RollEvent::GateWaiting { .. }))
+        .collect();
+    let RollEvent::GateWaiting { verdict, .. } = waiting.first().expect("the gate made it wait")
+    else {
+        unreachable!()
+    };
+    assert!(
+        verdict.to_string().contains("orders-"),
+        "names partitions: {verdict}"
+    );
+    assert!(
+        verdict.to_string().contains("broker(s) 3 are down"),
+        "{verdict}"
+    );
+    // Never two down: broker 1 stopped only after broker 3 was back.
+    assert_eq!(fake.max_down(), 1);
+}
+
+#[tokio::test]
+async fn a_broker_that_does_not_come_back_halts_the_roll() {
+    let fake = FakeCluster::new(uniform_cluster(3, &[("orders", 6, 3, 2)]), None);
+    fake.never_return(BrokerId(2));
+    let fleet = CheckedFleet {
+        fake: &fake,
+        rules: GateRules::default(),
+    };
+    let mut settings = fast();
+    settings.start_timeout = std::time::Duration::from_millis(200);
+    let mut store = MemoryStore::default();
+    let err = Roller::new(&fake, &fleet, settings, |_: &RollEvent| {})
+        .run(&RollOptions::new(size("m7g.xlarge")), &mut store)
+        .await
+        .expect_err("halts");
+    assert!(
+        matches!(
+            err,
+            RollError::NotBack {
+                node: BrokerId(2),
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains("no other node was stopped"));
+    // Broker 2 is the first rolled (1 is the active controller, 2 < 3); nothing after it.
+    assert_eq!(
+        fake.ops(),
+        vec![
+            FakeOp::Stop(BrokerId(2)),
+            FakeOp::Resize(BrokerId(2), size("m7g.xlarge")),
+            FakeOp::Start(BrokerId(2)),
+        ]
+    );
+    let journal = store.history.last().expect("saved");
+    assert!(matches!(
+        journal.status,
+        RollStatus::Halted {
+            node: Some(BrokerId(2)),
+            ..
+        }
+    ));
+    let report = kpilot_roll::RollReport::from_journal(journal);
+    assert!(
+        report.render().contains("HALTED at node 2"),
+        "{}",
+        report.render()
+    );
+}
+
+#[tokio::test]
+async fn a_crash_at_any_save_resumes_to_a_correct_roll() {
+    // Count the saves of an uninterrupted roll, then crash at each one in turn.
+    let total = {
+        let fake = FakeCluster::new(uniform_cluster(3, &[("orders", 6, 3, 2)]), None);
+        let mut store = MemoryStore::default();
+        Roller::new(&fake, &fake, fast(), |_: &RollEvent| {})
+            .run(&RollOptions::new(size("m7g.xlarge")), &mut store)
+            .await
+            .expect("roll");
+        store.history.len()
+    };
+    for crash_at in 1..=total {
+        let fake = FakeCluster::new(uniform_cluster(3, &[("orders", 6, 3, 2)]), None);
+        let fleet = CheckedFleet {
+            fake: &fake,
+            rules: GateRules::default(),
+        };
+        let mut memory = MemoryStore::default();
+        let options = RollOptions::new(size("m7g.xlarge"));
+        {
+            let mut crashing = CrashingStore {
+                inner: &mut memory,
+                saves: 0,
+                crash_at,
+            };
+            let result = Roller::new(&fake, &fleet, fast(), |_: &RollEvent| {})
+                .run(&options, &mut crashing)
+                .await;
+            assert!(result.is_err(), "crash at save {crash_at} interrupts");
+        }
+        let report = Roller::new(&fake, &fleet, fast(), |_: &RollEvent| {})
+            .run(&options, &mut memory)
+            .await
+            .unwrap_or_else(|e| panic!("resume after a crash at save {crash_at}: {e}"));
+        assert_eq!(report.status, RollStatus::Completed, "crash at {crash_at}");
+        assert_eq!(fake.max_down(), 1, "crash at {crash_at}");
+        for b in 1..=3 {
+            assert_eq!(fake.size_of(BrokerId(b)), Some(size("m7g.xlarge")));
+        }
+        assert!(gate::not_preferred(&fake.state(), None).is_empty());
+        let stops = fake
+            .ops()
+            .iter()
+            .filter(|op| matches!(op, FakeOp::Stop(_)))
+            .count();
+        assert!(
+            stops <= 4,
+            "at most one repeated stop, crash at {crash_at}: {stops}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn fragile_topics_are_refused_before_anything_stops() {
+    let fake = FakeCluster::new(
+        uniform_cluster(3, &[("orders", 6, 3, 2), ("fragile", 2, 2, 2)]),
+        None,
+    );
+    let err = Roller::new(&fake, &fake, fast(), |_: &RollEvent| {})
+        .run(
+            &RollOptions::new(size("m7g.xlarge")),
+            &mut MemoryStore::default(),
+        )
+        .await
+        .expect_err("refused");
+    assert!(
+        err.to_string().contains("fragile (RF 2, min ISR 2)"),
+        "{err}"
+    );
+    assert!(fake.ops().is_empty());
+}

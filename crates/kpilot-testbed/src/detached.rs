@@ -1,0 +1,269 @@
+//! Stopping and restarting one node of a *detached* cluster (the one `scripts/testbed up`
+//! leaves running, described by its `state.json`) from any process, optionally with a
+//! different heap and extra JVM arguments: what an orchestrator such as `kpilot roll` needs to
+//! "resize" a local broker. Performs I/O (files, processes, signals, loopback TCP).
+
+use std::path::PathBuf;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use rustix::process::{Pid, Signal};
+
+use crate::config::NodeLayout;
+use crate::error::TestbedError;
+use crate::node::{self, Launch, Node, POLL};
+use crate::setup::{self, kafka_libs_dir};
+use crate::state::{BrokerState, ClusterState, StopOutcome};
+
+/// How to launch one node's JVM when it is restarted with [`ClusterState::start_broker`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeLaunch {
+    /// Heap in MiB (`-Xms` = `-Xmx`); at least 128.
+    pub heap_mb: u32,
+    /// Extra JVM arguments, e.g. `-XX:ActiveProcessorCount=2`.
+    pub jvm_args: Vec<String>,
+    /// `-XX:TieredStopAtLevel=1` (the testbed's default, see `ClusterConfig::jit_c1_only`).
+    pub jit_c1_only: bool,
+    /// Files the new process id is written to right after the spawn, e.g. a cgroup's
+    /// `cgroup.procs` to put the JVM under a CPU quota. A failed write is an error (the JVM is
+    /// then killed).
+    pub pid_files: Vec<PathBuf>,
+}
+
+impl Default for NodeLaunch {
+    fn default() -> Self {
+        NodeLaunch {
+            heap_mb: 384,
+            jvm_args: Vec::new(),
+            jit_c1_only: true,
+            pid_files: Vec::new(),
+        }
+    }
+}
+
+impl ClusterState {
+    fn broker(&self, id: i32) -> Result<&BrokerState, TestbedError> {
+        self.brokers
+            .iter()
+            .find(|b| b.id == id)
+            .ok_or_else(|| TestbedError::UnknownBroker {
+                id,
+                known: self.brokers.iter().map(|b| b.id).collect(),
+            })
+    }
+
+    /// Stops node `id` with SIGTERM (a controlled shutdown) and waits up to `timeout` for it to
+    /// exit; past that it is killed with SIGKILL and [`TestbedError::StopBrokerTimedOut`]
+    /// returned. A node that is not running is left alone ([`StopOutcome::NotRunning`]).
+    /// The recorded pid is cleared; save the state afterwards.
+    pub fn stop_broker(&mut self, id: i32, timeout: Duration) -> Result<StopOutcome, TestbedError> {
+        let b = self.broker(id)?.clone();
+        if !Self::is_alive(&b) {
+            self.set_pid(id, None);
+            return Ok(StopOutcome::NotRunning);
+        }
+        let pid = b.pid.unwrap_or(0);
+        signal(&b, Signal::TERM, "SIGTERM")?;
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if !Self::is_alive(&b) {
+                self.set_pid(id, None);
+                return Ok(StopOutcome::Stopped);
+            }
+            thread::sleep(POLL);
+        }
+        signal(&b, Signal::KILL, "SIGKILL")?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Self::is_alive(&b) && Instant::now() < deadline {
+            thread::sleep(POLL);
+        }
+        self.set_pid(id, None);
+        Err(TestbedError::StopBrokerTimedOut {
+            id,
+            pid,
+            timeout,
+            log: b.log.clone(),
+            tail: node::log_tail(&b.log),
+        })
+    }
+
+    /// Starts node `id` again (same ports, data and `server.properties`) with `launch`, in
+    /// its own process group so it outlives this process, and waits up to `ready_timeout`
+    /// until it is ready (log line "Kafka Server started" after this start, client ports
+    /// accept TCP). Records the new pid in the state (save it afterwards) and in
+    /// `node-<id>/broker.pid`. A node that already runs is an error
+    /// ([`TestbedError::BrokerAlreadyRunning`]).
+    pub fn start_broker(
+        &mut self,
+        id: i32,
+        launch: &NodeLaunch,
+        ready_timeout: Duration,
+    ) -> Result<u32, TestbedError> {
+        let b = self.broker(id)?.clone();
+        if Self::is_alive(&b)
+            && let Some(pid) = b.pid
+        {
+            return Err(TestbedError::BrokerAlreadyRunning { id, pid });
+        }
+        if launch.heap_mb < 128 {
+            return Err(TestbedError::InvalidConfig {
+                reason: format!(
+                    "heap_mb = {} is too small for a broker; use at least 128",
+                    launch.heap_mb
+                ),
+            });
+        }
+        let libs = kafka_libs_dir()?;
+        let classpath = setup::classpath(&libs)?;
+        let java = setup::java_executable();
+        let cds_archive = setup::cds_archive_path(&java, &classpath)
+            .ok()
+            .filter(|p| p.is_file());
+        let jvm = Launch {
+            java,
+            classpath,
+            heap_mb: launch.heap_mb,
+            jvm_args: launch.jvm_args.clone(),
+            jit_c1_only: launch.jit_c1_only,
+            cds_archive,
+            broker_log4j: self.dir.join("log4j2-broker.properties"),
+            tools_log4j: self.dir.join("log4j2-tools.properties"),
+        };
+        let layout = NodeLayout {
+            id,
+            role: b.role,
+            plaintext_port: port_of(&b.address, id)?,
+            controller_port: b.controller_port,
+            secure_port: b
+                .secure_address
+                .as_deref()
+                .map(|a| port_of(a, id))
+                .transpose()?,
+            data_dir: b.dir.join("data"),
+        };
+        let node = Node::new(layout, b.dir.clone());
+        let mut watch = node.spawn(&jvm)?;
+        let pid_path = b.dir.join("broker.pid");
+        let pid = std::fs::read_to_string(&pid_path)
+            .ok()
+            .and_then(|s| s.trim().parse::<u32>().ok())
+            .unwrap_or(0);
+        self.set_pid(id, Some(pid));
+        for file in &launch.pid_files {
+            if let Err(source) = std::fs::write(file, format!("{pid}\n")) {
+                let _ = node.kill();
+                self.set_pid(id, None);
+                return Err(TestbedError::WriteFile {
+                    path: file.clone(),
+                    source,
+                });
+            }
+        }
+        let deadline = Instant::now() + ready_timeout;
+        loop {
+            if let Some(status) = node.exit_status() {
+                self.set_pid(id, None);
+                return Err(TestbedError::BrokerExited {
+                    id,
+                    status: status.to_string(),
+                    log: watch.log.clone(),
+                    tail: node::log_tail(&watch.log),
+                });
+            }
+            let waiting_for = match watch.check() {
+                Ok(None) => break,
+                Ok(Some(what)) => what,
+                Err(e) => {
+                    let _ = node.kill();
+                    self.set_pid(id, None);
+                    return Err(e);
+                }
+            };
+            if Instant::now() >= deadline {
+                let _ = node.kill();
+                self.set_pid(id, None);
+                return Err(TestbedError::BrokerNotReady {
+                    id,
+                    timeout: ready_timeout,
+                    waiting_for,
+                    log: watch.log.clone(),
+                    tail: node::log_tail(&watch.log),
+                });
+            }
+            thread::sleep(POLL);
+        }
+        // Let the JVM outlive this value (and this process), like a detached cluster's nodes.
+        node.release();
+        Ok(pid)
+    }
+
+    /// Re-reads each node's `node-<id>/broker.pid` and records the pid of a node whose JVM
+    /// runs although the state does not know it (e.g. started by a process that died before
+    /// it saved the state). Returns the ids adopted; save the state afterwards.
+    pub fn adopt_running(&mut self) -> Vec<i32> {
+        let mut adopted = Vec::new();
+        for b in self.brokers.iter_mut() {
+            if Self::is_alive(b) {
+                continue;
+            }
+            let pid = std::fs::read_to_string(b.dir.join("broker.pid"))
+                .ok()
+                .and_then(|s| s.trim().parse::<u32>().ok());
+            if let Some(pid) = pid
+                && crate::state::process_is_node(pid, &b.dir)
+            {
+                b.pid = Some(pid);
+                adopted.push(b.id);
+            }
+        }
+        adopted
+    }
+
+    fn set_pid(&mut self, id: i32, pid: Option<u32>) {
+        if let Some(b) = self.brokers.iter_mut().find(|b| b.id == id) {
+            b.pid = pid;
+        }
+    }
+}
+
+fn port_of(address: &str, id: i32) -> Result<u16, TestbedError> {
+    address
+        .rsplit_once(':')
+        .and_then(|(_, port)| port.parse().ok())
+        .ok_or_else(|| TestbedError::InvalidConfig {
+            reason: format!("broker {id} has an address without a port: {address:?}"),
+        })
+}
+
+fn signal(b: &BrokerState, signal: Signal, name: &'static str) -> Result<(), TestbedError> {
+    let pid = b.pid.unwrap_or(0);
+    let target = i32::try_from(pid)
+        .ok()
+        .and_then(Pid::from_raw)
+        .ok_or_else(|| TestbedError::SignalBroker {
+            id: b.id,
+            pid,
+            signal: name,
+            source: std::io::Error::other("not a valid pid"),
+        })?;
+    match rustix::process::kill_process(target, signal) {
+        Ok(()) | Err(rustix::io::Errno::SRCH) => Ok(()),
+        Err(e) => Err(TestbedError::SignalBroker {
+            id: b.id,
+            pid,
+            signal: name,
+            source: e.into(),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ports_are_read_from_addresses() {
+        assert_eq!(port_of("127.0.0.1:9092", 1).expect("port"), 9092);
+        assert!(port_of("127.0.0.1", 1).is_err());
+    }
+}
