@@ -1,0 +1,275 @@
+//! Built-in scenarios: generated demand (deterministic: a fixed-seed generator) and the cluster
+//! setup it runs on. Pure.
+//!
+//! - `weekly` (the default): seven days starting on a Monday. Weekdays follow a daily curve from
+//!   75 MB/s at 04:00 up to 300 MB/s at 14:00 and back (peak-to-trough 4.0; raised-cosine rise
+//!   over 10 hours, fall over 14); Saturday and Sunday run at 60% of it (the change happens
+//!   smoothly over the nights, Friday 22:00 to Saturday 04:00 and Sunday 22:00 to Monday
+//!   04:00). Multiplicative noise:
+//!   an AR(1) process (4% standard deviation, about 20 minutes of correlation) plus 1.5% white
+//!   noise per minute. On Friday at 10:00 an unforecast spike (a backfill job) multiplies
+//!   ingress by 1.5 for 40 minutes, with 2-minute ramps: nothing like it is in the history.
+//! - `steady`: seven days at 150 MB/s with the same noise and no pattern.
+//! - `launch`: the weekly curve, but from Wednesday 09:00 on a new service adds 50% to the
+//!   load for good: a level shift the history cannot know.
+//!
+//! All run on the same setup: replication factor 3, `min.insync.replicas` 2, two consumer
+//! groups, m7g brokers (3 to 12, multiples of 3 zones), gp3 volumes with 500 MiB/s provisioned,
+//! 2 hours of local retention (tiered storage keeps the rest in object storage, whose cost does
+//! not depend on the cluster shape and is left out).
+
+use kpilot_capacity::StorageKind;
+use kpilot_policy::Constraints;
+use kpilot_units::{Span, Throughput};
+use serde::Serialize;
+use thiserror::Error;
+
+use crate::setup::{ClusterSetup, StorageSetup};
+use crate::trace::Demand;
+
+const DAY: f64 = 86_400.0;
+
+/// The names and one-line descriptions of the built-in scenarios.
+pub const SCENARIOS: &[(&str, &str)] = &[
+    (
+        "weekly",
+        "7 days: weekday curve 75 -> 300 MB/s (peak/trough 4), weekends at 60%, noise, one unforecast 1.5x spike for 40 min on Friday 10:00",
+    ),
+    ("steady", "7 days at 150 MB/s with noise, no daily pattern"),
+    (
+        "launch",
+        "the weekly curve, plus 50% more load for good from Wednesday 09:00 (a level shift the history cannot know)",
+    ),
+];
+
+/// Why a scenario could not be built.
+#[derive(Debug, Clone, PartialEq, Error)]
+pub enum ScenarioError {
+    /// No scenario of that name.
+    #[error("unknown scenario '{name}': the built-in scenarios are {}", SCENARIOS.iter().map(|s| s.0).collect::<Vec<_>>().join(", "))]
+    Unknown {
+        /// The name asked for.
+        name: String,
+    },
+    /// Zero days.
+    #[error("a scenario needs at least one day (got {0})")]
+    ZeroDays(u32),
+}
+
+/// A built-in scenario.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Scenario {
+    /// Its name.
+    pub name: String,
+    /// What it is.
+    pub description: String,
+    /// The demand.
+    pub demand: Demand,
+    /// The cluster it runs on.
+    pub setup: ClusterSetup,
+    /// Notable moments (seconds, label), e.g. the unforecast spike.
+    pub events: Vec<(f64, String)>,
+}
+
+/// The setup every built-in scenario uses, and the default for `--trace`.
+pub fn default_setup() -> ClusterSetup {
+    ClusterSetup {
+        replication_factor: 3,
+        min_insync_replicas: 2,
+        consumer_fanout: 2.0,
+        storage: StorageSetup {
+            kind: StorageKind::Gp3,
+            throughput: Some(Throughput::from_mib_per_s(500.0)),
+            volume_gb: None,
+        },
+        retention: Span::from_hours(2.0),
+        constraints: Constraints {
+            families: vec!["m7g".to_string()],
+            min_brokers: 3,
+            max_brokers: 12,
+            zones: 3,
+            ..Constraints::default()
+        },
+    }
+}
+
+/// Builds a built-in scenario; `days` overrides its length (7 by default).
+pub fn builtin(name: &str, days: Option<u32>) -> Result<Scenario, ScenarioError> {
+    let days = days.unwrap_or(7);
+    if days == 0 {
+        return Err(ScenarioError::ZeroDays(days));
+    }
+    let description = SCENARIOS
+        .iter()
+        .find(|s| s.0 == name)
+        .map(|s| s.1.to_string())
+        .ok_or_else(|| ScenarioError::Unknown {
+            name: name.to_string(),
+        })?;
+    let minutes = days as usize * 1440;
+    let mut noise = Noise::new(0x6b70_696c_6f74 ^ name.len() as u64);
+    let spike_at = 4.0 * DAY + 10.0 * 3600.0;
+    let launch_at = 2.0 * DAY + 9.0 * 3600.0;
+    let mut events = Vec::new();
+    let ingress: Vec<f64> = (0..minutes)
+        .map(|m| {
+            let t = m as f64 * 60.0;
+            let n = noise.next();
+            let mb = match name {
+                "steady" => 150.0,
+                "launch" => weekly_curve(t) * if t >= launch_at { 1.5 } else { 1.0 },
+                _ => weekly_curve(t) * spike(t, spike_at),
+            };
+            mb * n * 1e6
+        })
+        .collect();
+    if name == "weekly" && spike_at < minutes as f64 * 60.0 {
+        events.push((spike_at, "unforecast spike x1.5".to_string()));
+    }
+    if name == "launch" && launch_at < minutes as f64 * 60.0 {
+        events.push((launch_at, "new service: +50% for good".to_string()));
+    }
+    Ok(Scenario {
+        name: name.to_string(),
+        description,
+        demand: Demand {
+            origin: format!("scenario {name}"),
+            start_secs: 0.0,
+            ingress,
+            egress: None,
+        },
+        setup: default_setup(),
+        events,
+    })
+}
+
+/// The weekday curve, MB/s, with weekends at 60%.
+pub fn weekly_curve(t: f64) -> f64 {
+    let day = (t / DAY).floor() as i64;
+    let h = (t - day as f64 * DAY) / 3600.0;
+    let s = if (4.0..14.0).contains(&h) {
+        0.5 - 0.5 * (std::f64::consts::PI * (h - 4.0) / 10.0).cos()
+    } else {
+        let since_peak = if h >= 14.0 { h - 14.0 } else { h + 10.0 };
+        0.5 + 0.5 * (std::f64::consts::PI * since_peak / 14.0).cos()
+    };
+    let weekday = 75.0 + 225.0 * s;
+    weekday * (1.0 - 0.4 * weekend_weight(t))
+}
+
+/// How much of the weekend dip applies at `t`: 0 on weekdays, 1 on Saturday and Sunday, with
+/// 6-hour raised-cosine transitions through the night (Friday 22:00 to Saturday 04:00, Sunday
+/// 22:00 to Monday 04:00) so that the load never jumps at midnight.
+fn weekend_weight(t: f64) -> f64 {
+    let week = 7.0 * DAY;
+    let x = t.rem_euclid(week) / 3600.0;
+    let ramp =
+        |from: f64| 0.5 - 0.5 * (std::f64::consts::PI * ((x - from) / 6.0).clamp(0.0, 1.0)).cos();
+    let into = 4.0 * 24.0 + 22.0; // Friday 22:00
+    let out = 6.0 * 24.0 + 22.0; // Sunday 22:00
+    if x < into {
+        // Monday morning: the end of the previous weekend's way out.
+        if x < 4.0 { 1.0 - ramp(-2.0) } else { 0.0 }
+    } else if x < out {
+        ramp(into)
+    } else {
+        1.0 - ramp(out)
+    }
+}
+
+/// The spike multiplier: 1.5 for 40 minutes from `at`, with 2-minute linear ramps.
+fn spike(t: f64, at: f64) -> f64 {
+    let (ramp, len) = (120.0, 40.0 * 60.0);
+    let x = t - at;
+    let up = if x < 0.0 || x > len + ramp {
+        0.0
+    } else if x < ramp {
+        x / ramp
+    } else if x > len {
+        1.0 - (x - len) / ramp
+    } else {
+        1.0
+    };
+    1.0 + 0.5 * up
+}
+
+/// Multiplicative noise: AR(1) (4% standard deviation, phi 0.95 per minute) plus 1.5% white
+/// noise, from a fixed-seed splitmix64 generator.
+struct Noise {
+    state: u64,
+    ar: f64,
+}
+
+impl Noise {
+    fn new(seed: u64) -> Self {
+        Self {
+            state: seed,
+            ar: 0.0,
+        }
+    }
+
+    fn uniform(&mut self) -> f64 {
+        self.state = self.state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^= z >> 31;
+        ((z >> 11) as f64 + 0.5) / (1u64 << 53) as f64
+    }
+
+    fn normal(&mut self) -> f64 {
+        let (u, v) = (self.uniform(), self.uniform());
+        (-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * v).cos()
+    }
+
+    fn next(&mut self) -> f64 {
+        let phi: f64 = 0.95;
+        self.ar = phi * self.ar + 0.04 * (1.0 - phi * phi).sqrt() * self.normal();
+        (1.0 + self.ar + 0.015 * self.normal()).max(0.5)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_weekly_curve_has_a_peak_to_trough_ratio_of_four() {
+        let mut lo = f64::INFINITY;
+        let mut hi: f64 = 0.0;
+        for m in 0..1440 {
+            let v = weekly_curve(m as f64 * 60.0);
+            lo = lo.min(v);
+            hi = hi.max(v);
+        }
+        assert!((hi / lo - 4.0).abs() < 0.01, "{hi} / {lo}");
+        // Saturday at 60%, and no jump at midnight between the days.
+        assert!((weekly_curve(5.0 * DAY + 14.0 * 3600.0) - 180.0).abs() < 1e-9);
+        for day in 0..14 {
+            let t = f64::from(day) * DAY;
+            let jump = (weekly_curve(t) - weekly_curve(t - 60.0)).abs();
+            assert!(jump < 1.0, "day {day}: {jump}");
+        }
+    }
+
+    #[test]
+    fn scenarios_are_deterministic_and_have_the_spike() {
+        let a = builtin("weekly", None).unwrap();
+        let b = builtin("weekly", None).unwrap();
+        assert_eq!(a, b);
+        assert_eq!(a.demand.minutes(), 7 * 1440);
+        let at = (4.0 * DAY + 10.0 * 3600.0) as usize / 60;
+        let before = a.demand.ingress[at - 5];
+        let during = a.demand.ingress[at + 20];
+        assert!(during > 1.3 * before, "{during} vs {before}");
+        assert_eq!(
+            builtin("weekly", Some(30)).unwrap().demand.minutes(),
+            30 * 1440
+        );
+        assert!(matches!(
+            builtin("nope", None),
+            Err(ScenarioError::Unknown { .. })
+        ));
+        assert!(builtin("steady", None).is_ok() && builtin("launch", Some(3)).is_ok());
+    }
+}

@@ -1,0 +1,356 @@
+//! Demand traces: a CSV of `t_seconds,ingress_mb_per_s` (optionally `,egress_mb_per_s`),
+//! parsed from text with an origin name for errors (the caller reads the file), and the
+//! minute-by-minute demand the simulator runs on. Pure.
+//!
+//! Format: a header line, then one row per point. Blank lines and lines starting with `#` are
+//! ignored. `t_seconds` is seconds from a midnight (daily seasonality is taken modulo 24 h of
+//! it; Unix time works too), strictly increasing. A row's rates hold until the next row; the
+//! last row holds for as long as the interval before it (one minute for a single row). The
+//! simulator averages the rates over each minute.
+
+use kpilot_units::Throughput;
+use serde::Serialize;
+use thiserror::Error;
+
+/// The header without egress.
+pub const HEADER: &str = "t_seconds,ingress_mb_per_s";
+/// The header with egress.
+pub const HEADER_WITH_EGRESS: &str = "t_seconds,ingress_mb_per_s,egress_mb_per_s";
+
+/// Why a trace was refused. Every variant names the origin (file) and, when it is about a
+/// line, the 1-based line number.
+#[derive(Debug, Clone, PartialEq, Error)]
+pub enum TraceError {
+    /// The first line is not one of the two headers.
+    #[error("{origin}:{line}: bad header '{found}': expected '{HEADER}' or '{HEADER_WITH_EGRESS}'")]
+    BadHeader {
+        /// The file.
+        origin: String,
+        /// The line.
+        line: usize,
+        /// What was found.
+        found: String,
+    },
+    /// A row with the wrong number of values.
+    #[error("{origin}:{line}: expected {expected} comma-separated values, found {found}")]
+    WrongColumnCount {
+        /// The file.
+        origin: String,
+        /// The line.
+        line: usize,
+        /// Columns of the header.
+        expected: usize,
+        /// Columns found.
+        found: usize,
+    },
+    /// A value that is not a finite number.
+    #[error("{origin}:{line}: {column} '{value}' is not a number")]
+    NotANumber {
+        /// The file.
+        origin: String,
+        /// The line.
+        line: usize,
+        /// The column.
+        column: &'static str,
+        /// The text found.
+        value: String,
+    },
+    /// A time earlier than the previous row's.
+    #[error("{origin}:{line}: time goes backwards: {t} s after {previous} s on the previous row")]
+    TimeWentBackwards {
+        /// The file.
+        origin: String,
+        /// The line.
+        line: usize,
+        /// This row's time.
+        t: f64,
+        /// The previous row's time.
+        previous: f64,
+    },
+    /// The same time as the previous row.
+    #[error("{origin}:{line}: time {t} s repeats the previous row's time; times must increase")]
+    RepeatedTime {
+        /// The file.
+        origin: String,
+        /// The line.
+        line: usize,
+        /// The time.
+        t: f64,
+    },
+    /// A negative rate.
+    #[error("{origin}:{line}: {column} {value} is negative; rates are zero or more")]
+    NegativeRate {
+        /// The file.
+        origin: String,
+        /// The line.
+        line: usize,
+        /// The column.
+        column: &'static str,
+        /// The value.
+        value: f64,
+    },
+    /// No row after the header.
+    #[error("{origin}: no data rows (expected '{HEADER}' and at least one row)")]
+    Empty {
+        /// The file.
+        origin: String,
+    },
+}
+
+/// Demand, one value per minute.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Demand {
+    /// Where it came from (file or scenario name).
+    pub origin: String,
+    /// Time of the first minute, seconds.
+    pub start_secs: f64,
+    /// Ingress per minute, bytes/s.
+    pub ingress: Vec<f64>,
+    /// Consumer egress per minute, bytes/s, when the trace has it.
+    pub egress: Option<Vec<f64>>,
+}
+
+impl Demand {
+    /// Number of minutes.
+    pub fn minutes(&self) -> usize {
+        self.ingress.len()
+    }
+
+    /// The highest ingress.
+    pub fn peak(&self) -> Throughput {
+        Throughput::from_bytes_per_s(self.ingress.iter().copied().fold(0.0, f64::max))
+    }
+
+    /// The mean ingress.
+    pub fn mean(&self) -> Throughput {
+        let n = self.ingress.len().max(1) as f64;
+        Throughput::from_bytes_per_s(self.ingress.iter().sum::<f64>() / n)
+    }
+}
+
+/// One parsed row.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Row {
+    t: f64,
+    ingress: f64,
+    egress: Option<f64>,
+}
+
+/// Parses a trace; `origin` names it in errors (usually the file path).
+pub fn parse(text: &str, origin: &str) -> Result<Demand, TraceError> {
+    let mut lines = text
+        .lines()
+        .enumerate()
+        .map(|(i, l)| (i + 1, l.trim()))
+        .filter(|(_, l)| !l.is_empty() && !l.starts_with('#'));
+    let Some((header_line, header)) = lines.next() else {
+        return Err(TraceError::Empty {
+            origin: origin.to_string(),
+        });
+    };
+    let columns: Vec<String> = header.split(',').map(|c| c.trim().to_string()).collect();
+    let has_egress = match columns
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
+        ["t_seconds", "ingress_mb_per_s"] => false,
+        ["t_seconds", "ingress_mb_per_s", "egress_mb_per_s"] => true,
+        _ => {
+            return Err(TraceError::BadHeader {
+                origin: origin.to_string(),
+                line: header_line,
+                found: header.to_string(),
+            });
+        }
+    };
+    let expected = if has_egress { 3 } else { 2 };
+    let mut rows: Vec<Row> = Vec::new();
+    for (line, text) in lines {
+        let values: Vec<&str> = text.split(',').map(str::trim).collect();
+        if values.len() != expected {
+            return Err(TraceError::WrongColumnCount {
+                origin: origin.to_string(),
+                line,
+                expected,
+                found: values.len(),
+            });
+        }
+        let number = |i: usize, column: &'static str| -> Result<f64, TraceError> {
+            values[i]
+                .parse::<f64>()
+                .ok()
+                .filter(|v| v.is_finite())
+                .ok_or_else(|| TraceError::NotANumber {
+                    origin: origin.to_string(),
+                    line,
+                    column,
+                    value: values[i].to_string(),
+                })
+        };
+        let t = number(0, "t_seconds")?;
+        let ingress = number(1, "ingress_mb_per_s")?;
+        let egress = if has_egress {
+            Some(number(2, "egress_mb_per_s")?)
+        } else {
+            None
+        };
+        for (column, v) in [
+            ("ingress_mb_per_s", Some(ingress)),
+            ("egress_mb_per_s", egress),
+        ] {
+            if let Some(v) = v
+                && v < 0.0
+            {
+                return Err(TraceError::NegativeRate {
+                    origin: origin.to_string(),
+                    line,
+                    column,
+                    value: v,
+                });
+            }
+        }
+        if let Some(prev) = rows.last() {
+            if t < prev.t {
+                return Err(TraceError::TimeWentBackwards {
+                    origin: origin.to_string(),
+                    line,
+                    t,
+                    previous: prev.t,
+                });
+            }
+            if t == prev.t {
+                return Err(TraceError::RepeatedTime {
+                    origin: origin.to_string(),
+                    line,
+                    t,
+                });
+            }
+        }
+        rows.push(Row {
+            t,
+            ingress: ingress * 1e6,
+            egress: egress.map(|e| e * 1e6),
+        });
+    }
+    if rows.is_empty() {
+        return Err(TraceError::Empty {
+            origin: origin.to_string(),
+        });
+    }
+    Ok(resample(&rows, origin, has_egress))
+}
+
+/// Averages the step function the rows describe over each minute.
+fn resample(rows: &[Row], origin: &str, has_egress: bool) -> Demand {
+    let start = rows[0].t;
+    let last = rows[rows.len() - 1].t;
+    let hold = if rows.len() >= 2 {
+        last - rows[rows.len() - 2].t
+    } else {
+        60.0
+    };
+    let end = last + hold;
+    let minutes = (((end - start) / 60.0).ceil() as usize).max(1);
+    let mut ingress = vec![0.0; minutes];
+    let mut egress = vec![0.0; minutes];
+    for (i, row) in rows.iter().enumerate() {
+        let seg_end = rows.get(i + 1).map_or(end, |r| r.t);
+        let (mut a, b) = (row.t - start, seg_end - start);
+        while a < b {
+            let m = ((a / 60.0).floor() as usize).min(minutes - 1);
+            let edge = ((m + 1) as f64 * 60.0).min(b);
+            let w = (edge - a) / 60.0;
+            ingress[m] += row.ingress * w;
+            egress[m] += row.egress.unwrap_or(0.0) * w;
+            if edge <= a {
+                break;
+            }
+            a = edge;
+        }
+    }
+    // A last minute only partly covered is scaled up to its covered fraction.
+    let covered = (end - start) / 60.0 - (minutes - 1) as f64;
+    if covered > 0.0 && covered < 1.0 {
+        ingress[minutes - 1] /= covered;
+        egress[minutes - 1] /= covered;
+    }
+    Demand {
+        origin: origin.to_string(),
+        start_secs: start,
+        ingress,
+        egress: has_egress.then_some(egress),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_and_averages_per_minute() {
+        let text = "# a comment\nt_seconds,ingress_mb_per_s\n0,100\n30,200\n60, 50\n\n120,10\n";
+        let d = parse(text, "x.csv").unwrap();
+        assert_eq!(d.minutes(), 3);
+        assert!((d.ingress[0] / 1e6 - 150.0).abs() < 1e-9);
+        assert!((d.ingress[1] / 1e6 - 50.0).abs() < 1e-9);
+        assert!((d.ingress[2] / 1e6 - 10.0).abs() < 1e-9);
+        assert_eq!(d.egress, None);
+        assert_eq!(d.peak().mb_per_s(), 150.0);
+    }
+
+    #[test]
+    fn reads_egress() {
+        let d = parse(
+            "t_seconds,ingress_mb_per_s,egress_mb_per_s\n0,100,250\n60,100,200\n",
+            "e",
+        )
+        .unwrap();
+        assert_eq!(d.egress.unwrap(), vec![250e6, 200e6]);
+    }
+
+    #[test]
+    fn malformed_traces_are_refused_with_file_line_and_reason() {
+        let cases = [
+            ("time,rate\n0,1\n", "t.csv:1: bad header 'time,rate'"),
+            (
+                "t_seconds,ingress_mb_per_s\n0,1\n60,abc\n",
+                "t.csv:3: ingress_mb_per_s 'abc' is not a number",
+            ),
+            (
+                "t_seconds,ingress_mb_per_s\n0,1\n60,inf\n",
+                "t.csv:3: ingress_mb_per_s 'inf' is not a number",
+            ),
+            (
+                "t_seconds,ingress_mb_per_s\n0,1\n120,1\n60,1\n",
+                "t.csv:4: time goes backwards: 60 s after 120 s",
+            ),
+            (
+                "t_seconds,ingress_mb_per_s\n0,1\n0,2\n",
+                "t.csv:3: time 0 s repeats",
+            ),
+            (
+                "t_seconds,ingress_mb_per_s\n0,1\n60,-5\n",
+                "t.csv:3: ingress_mb_per_s -5 is negative",
+            ),
+            (
+                "t_seconds,ingress_mb_per_s,egress_mb_per_s\n0,1,-2\n",
+                "t.csv:2: egress_mb_per_s -2 is negative",
+            ),
+            (
+                "t_seconds,ingress_mb_per_s\n0,1,2\n",
+                "t.csv:2: expected 2 comma-separated values, found 3",
+            ),
+            ("t_seconds,ingress_mb_per_s\n", "t.csv: no data rows"),
+            ("", "t.csv: no data rows"),
+        ];
+        for (text, want) in cases {
+            let err = parse(text, "t.csv").unwrap_err().to_string();
+            assert!(
+                err.starts_with(want),
+                "{text:?}: got '{err}', want '{want}'"
+            );
+        }
+    }
+}
