@@ -35,6 +35,12 @@ pub enum Command {
     Size(commands::size::Args),
     #[allow(missing_docs)]
     Status(commands::status::Args),
+    #[allow(missing_docs)]
+    Perf(commands::perf::Args),
+    #[allow(missing_docs)]
+    Simulate(commands::simulate::Args),
+    #[allow(missing_docs)]
+    Roll(commands::roll::Args),
     #[command(hide = true)]
     #[allow(missing_docs)]
     Generate(commands::generate::Args),

@@ -5,6 +5,9 @@ pub mod capacity;
 pub mod catalog;
 mod common;
 pub mod generate;
+pub mod perf;
+pub mod roll;
+pub mod simulate;
 pub mod size;
 pub mod status;
 
@@ -21,6 +24,9 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Size(args) => size::run(args),
         Command::Status(args) => status::run(args),
         Command::Generate(args) => generate::run(args),
+        Command::Roll(args) => roll::run(args),
+        Command::Perf(args) => perf::run(args),
+        Command::Simulate(args) => simulate::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

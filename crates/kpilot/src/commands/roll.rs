@@ -1,0 +1,336 @@
+//! `kpilot roll`: the zero-downtime rolling resize. Connects to the cluster, plans the roll,
+//! and drives `kpilot_roll`'s executor over the Kafka admin client and a fleet (today: the
+//! local testbed fleet), printing progress and a final report. Performs network, file and
+//! process I/O through the library crates.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::Args as ClapArgs;
+use kpilot_cluster::{BrokerId, TopicName};
+use kpilot_kafka::{AdminClient, BrokerAddress, ClientConfig, ConfigError};
+use kpilot_roll::local::default_testbed_state;
+use kpilot_roll::{
+    DryRun, FileStore, GateRules, LocalFleet, LocalSizing, RollError, RollEvent, RollOptions,
+    RollReport, Roller, Settings,
+};
+use kpilot_units::{InstanceType, Span};
+use serde::Serialize;
+
+use crate::output::{print_json, usage};
+
+/// Resize every broker of a live cluster, one at a time, with zero downtime.
+///
+/// For each node, in a safe order (unhealthy nodes first, KRaft controllers before brokers,
+/// the active controller last): wait until the safety gate opens (every partition it hosts
+/// keeps min.insync.replicas in-sync replicas without it; nothing offline or under min ISR; no
+/// reassignment running; no other broker down or in log recovery; a majority of the other
+/// controllers caught up), stop it gracefully, apply the new size, start it, wait until it is
+/// registered and back in the ISR of every partition it hosts, elect the preferred leaders of
+/// its partitions, verify, and go on. A final preferred leader election ends the roll. The
+/// gate never forces: it waits (bounded by --gate-timeout) and reports what blocks it.
+///
+/// Every step is recorded in a journal before and after it happens; rerunning the same
+/// command after kpilot was interrupted continues at the right node and step, and never stops
+/// a second broker while one is down. A roll that halted (a broker that did not come back)
+/// continues from the same step once you rerun it.
+///
+/// The fleet (what stops, resizes and starts a broker) is the local testbed
+/// (`scripts/testbed up`): a size maps to the JVM heap, the processor count and, where the
+/// machine allows it, a CPU quota: an emulation, see docs/roll.md. Kubernetes fleets come with
+/// the operator.
+///
+/// Examples:
+///   kpilot roll --bootstrap 127.0.0.1:9092 --to m7g.xlarge --dry-run
+///   kpilot roll --bootstrap 127.0.0.1:9092 --to m7g.xlarge
+///   kpilot roll --bootstrap 127.0.0.1:9092 --to m7g.large --brokers 2,3 --json
+///   kpilot roll -b 127.0.0.1:9092 --to m7g.xlarge --accept-topic scratch
+#[derive(Debug, ClapArgs)]
+#[command(verbatim_doc_comment)]
+pub struct Args {
+    /// Brokers to contact first, comma separated, e.g. 127.0.0.1:9092,127.0.0.1:9093.
+    /// Overrides bootstrap.servers from --command-config. Default: the local testbed's.
+    #[arg(long, short = 'b', value_name = "HOST:PORT[,...]")]
+    pub bootstrap: Option<String>,
+
+    /// Kafka client properties file with security settings (and optionally
+    /// bootstrap.servers), the same file Kafka's tools take as --command-config.
+    #[arg(long, value_name = "FILE")]
+    pub command_config: Option<PathBuf>,
+
+    /// The instance type every rolled node gets, e.g. m7g.xlarge (see `kpilot catalog`).
+    #[arg(long, value_name = "INSTANCE")]
+    pub to: InstanceType,
+
+    /// Roll only these node ids, comma separated, e.g. 1,2,3 (default: every node).
+    #[arg(long, value_delimiter = ',', value_name = "ID[,...]")]
+    pub brokers: Vec<i32>,
+
+    /// Accept a topic whose replication factor is at or below its min.insync.replicas (its
+    /// partitions are unwritable for acks=all producers while a broker hosting them is down),
+    /// e.g. --accept-topic scratch. Without it, such topics refuse the roll. Repeatable.
+    #[arg(long = "accept-topic", value_name = "TOPIC")]
+    pub accept_topics: Vec<String>,
+
+    /// The journal file, e.g. /var/lib/kpilot/roll.json. Default:
+    /// ~/.local/state/kpilot/roll-<cluster-id>.json.
+    #[arg(long, value_name = "FILE")]
+    pub journal: Option<PathBuf>,
+
+    /// The testbed state file of the local fleet, e.g. .testbed/state.json
+    /// (default: $KPILOT_TESTBED_DIR/state.json or <repo>/.testbed/state.json).
+    #[arg(long, value_name = "FILE")]
+    pub testbed_state: Option<PathBuf>,
+
+    /// Local fleet only: CPU quota in cores per vCPU of the target size, e.g. 0.25 (a 4-vCPU
+    /// m7g.xlarge gets one core). Needs a writable cgroup v1 cpu hierarchy; default: no quota.
+    #[arg(long, value_name = "CORES")]
+    pub cpu_per_vcpu: Option<f64>,
+
+    /// Print the plan and the gate's verdict for every node, change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// How long to wait for the gate to open before halting, e.g. 5m.
+    #[arg(long, default_value = "5m", value_name = "DURATION")]
+    pub gate_timeout: Span,
+
+    /// How long a started node may take to register, e.g. 5m.
+    #[arg(long, default_value = "5m", value_name = "DURATION")]
+    pub start_timeout: Span,
+
+    /// How long a node may take to rejoin every ISR, e.g. 30m.
+    #[arg(long, default_value = "30m", value_name = "DURATION")]
+    pub catch_up_timeout: Span,
+
+    /// Timeout of each admin request including retries, e.g. 30s.
+    #[arg(long, default_value = "30s", value_name = "DURATION")]
+    pub timeout: Span,
+
+    /// Print the plan (with --dry-run) or the final report as JSON on stdout; progress goes
+    /// to stderr either way.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn duration(span: Span, flag: &str) -> anyhow::Result<Duration> {
+    let secs = span.secs();
+    if !(secs.is_finite() && secs >= 1.0) {
+        return Err(usage(anyhow::anyhow!(
+            "{flag} must be at least 1s, got {span}"
+        )));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+fn client_config(args: &Args, testbed_state: &std::path::Path) -> anyhow::Result<ClientConfig> {
+    let mut config = match &args.command_config {
+        Some(path) => {
+            let loaded = ClientConfig::from_file(path).map_err(usage)?;
+            for warning in &loaded.warnings {
+                eprintln!("warning: {warning}");
+            }
+            loaded.config
+        }
+        None => ClientConfig::default(),
+    };
+    let list = match &args.bootstrap {
+        Some(list) => Some(list.clone()),
+        None if config.bootstrap.is_empty() => kpilot_testbed::ClusterState::load(testbed_state)
+            .ok()
+            .flatten()
+            .map(|s| s.bootstrap),
+        None => None,
+    };
+    if let Some(list) = list {
+        config.bootstrap = BrokerAddress::parse_list(&list)
+            .map_err(|e| usage(anyhow::anyhow!("invalid --bootstrap `{list}`: {e}")))?;
+    }
+    if config.bootstrap.is_empty() {
+        return Err(usage(ConfigError::MissingBootstrap));
+    }
+    let timeout = duration(args.timeout, "--timeout")?;
+    config.api_timeout = timeout;
+    config.request_timeout = timeout;
+    config.connect_timeout = config.connect_timeout.min(timeout);
+    config.client_id = "kpilot-roll".to_string();
+    config.validate().map_err(usage)?;
+    Ok(config)
+}
+
+#[derive(Debug, Serialize)]
+struct DryRunOutput<'a> {
+    dry_run: &'a DryRun,
+    journal: String,
+}
+
+/// Runs `kpilot roll`.
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let testbed_state = args
+        .testbed_state
+        .clone()
+        .unwrap_or_else(default_testbed_state);
+    let config = client_config(&args, &testbed_state)?;
+    let mut rules = GateRules::default();
+    for name in &args.accept_topics {
+        rules.accepted_topics.insert(
+            TopicName::new(name.clone())
+                .map_err(|e| usage(anyhow::anyhow!("invalid --accept-topic: {e}")))?,
+        );
+    }
+    let only: Option<BTreeSet<BrokerId>> =
+        (!args.brokers.is_empty()).then(|| args.brokers.iter().map(|b| BrokerId(*b)).collect());
+    let options = RollOptions {
+        target: args.to.clone(),
+        only,
+        rules,
+    };
+    kpilot_capacity::Catalog::builtin()
+        .context("the built-in catalog is invalid (a bug)")?
+        .instance(&args.to)
+        .map_err(|e| usage(anyhow::anyhow!("invalid --to: {e}")))?;
+    if let Some(c) = args.cpu_per_vcpu
+        && !(c.is_finite() && c > 0.0)
+    {
+        return Err(usage(anyhow::anyhow!(
+            "--cpu-per-vcpu must be a positive number of cores, got {c}"
+        )));
+    }
+    let settings = Settings {
+        gate_timeout: duration(args.gate_timeout, "--gate-timeout")?,
+        start_timeout: duration(args.start_timeout, "--start-timeout")?,
+        catch_up_timeout: duration(args.catch_up_timeout, "--catch-up-timeout")?,
+        ..Settings::default()
+    };
+    if !testbed_state.is_file() {
+        return Err(usage(anyhow::anyhow!(
+            "no local testbed state at {}: the only fleet available is the local testbed; \
+             start one with `scripts/testbed up` or pass --testbed-state FILE",
+            testbed_state.display()
+        )));
+    }
+    let fleet = LocalFleet::new(
+        &testbed_state,
+        LocalSizing {
+            cpu_cores_per_vcpu: args.cpu_per_vcpu,
+            ..LocalSizing::default()
+        },
+    )
+    .context("cannot use the local testbed fleet")?;
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let bootstrap: Vec<String> = config.bootstrap.iter().map(ToString::to_string).collect();
+    runtime.block_on(async {
+        let admin = AdminClient::connect(config)
+            .await
+            .with_context(|| format!("cannot connect to the cluster through {}", bootstrap.join(",")))?;
+        let cluster_id = admin
+            .metadata()
+            .await
+            .context("cannot read the cluster metadata")?
+            .cluster_id
+            .clone()
+            .unwrap_or_else(|| "unknown".to_string());
+        let journal_path = args
+            .journal
+            .clone()
+            .unwrap_or_else(|| FileStore::default_path(&cluster_id));
+        let mut store = FileStore::new(&journal_path);
+        let started = std::time::Instant::now();
+        let progress = |event: &RollEvent| {
+            eprintln!("[{:>6.1}s] {event}", started.elapsed().as_secs_f64());
+        };
+        let mut roller = Roller::new(&admin, &fleet, settings, progress);
+        if args.dry_run {
+            let dry = roller.dry_run(&options, &store).await?;
+            if args.json {
+                return print_json(&DryRunOutput {
+                    dry_run: &dry,
+                    journal: journal_path.display().to_string(),
+                });
+            }
+            print!("{}", render_dry_run(&dry));
+            println!("journal: {}", journal_path.display());
+            return Ok(());
+        }
+        eprintln!("journal: {}", journal_path.display());
+        let result = roller.run(&options, &mut store).await;
+        for note in fleet.quota_note() {
+            eprintln!("note: {note}");
+        }
+        admin.close();
+        let report = match &result {
+            Ok(report) => report.clone(),
+            Err(_) => match kpilot_roll::JournalStore::load(&store) {
+                Ok(Some(journal)) => RollReport::from_journal(&journal),
+                _ => return result.map(|_| ()).map_err(anyhow::Error::from),
+            },
+        };
+        if args.json {
+            print_json(&report)?;
+        } else {
+            print!("{}", report.render());
+        }
+        result.map(|_| ()).map_err(|e: RollError| {
+            anyhow::Error::from(e).context(format!(
+                "the roll stopped; fix the cause and rerun the same command to continue (journal {})",
+                journal_path.display()
+            ))
+        })
+    })
+}
+
+fn render_dry_run(dry: &DryRun) -> String {
+    let mut out = String::new();
+    out.push_str(&format!(
+        "Plan: roll {} node(s) to {}\n",
+        dry.plan.steps.len(),
+        dry.plan.target
+    ));
+    if !dry.plan.already_at_target.is_empty() {
+        let ids: Vec<String> = dry
+            .plan
+            .already_at_target
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        out.push_str(&format!(
+            "  already {}: {}\n",
+            dry.plan.target,
+            ids.join(", ")
+        ));
+    }
+    for (i, (step, verdict)) in dry.plan.steps.iter().zip(&dry.verdicts).enumerate() {
+        out.push_str(&format!(
+            "  {}. node {} ({}, {}), now {}: {}\n",
+            i + 1,
+            step.id,
+            format!("{:?}", step.role).to_lowercase(),
+            step.position,
+            step.current_size
+                .as_ref()
+                .map_or("unknown size".to_string(), ToString::to_string),
+            if verdict.is_open() {
+                "gate open".to_string()
+            } else {
+                format!("gate CLOSED: {verdict}")
+            }
+        ));
+    }
+    if let Some(j) = &dry.unfinished {
+        let at = j
+            .in_flight()
+            .map(|n| format!("node {} at {}", n.id, n.phase))
+            .unwrap_or_else(|| "between nodes".to_string());
+        out.push_str(&format!(
+            "unfinished roll to {} in the journal ({at}); a run continues it\n",
+            j.target
+        ));
+    }
+    out
+}

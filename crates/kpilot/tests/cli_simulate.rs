@@ -1,0 +1,143 @@
+//! End-to-end tests of `kpilot simulate`: the real binary, its JSON fields, its report file and
+//! its exit codes for malformed traces (file, line and reason).
+
+use std::io::Write as _;
+use std::process::{Command, Output};
+
+fn kpilot(args: &[&str], dir: &std::path::Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_kpilot"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("KPILOT_CATALOG")
+        .output()
+        .expect("run kpilot")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn temp_dir(name: &str) -> std::path::PathBuf {
+    let dir =
+        std::env::temp_dir().join(format!("kpilot-cli-simulate-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
+#[test]
+fn json_has_the_documented_fields_and_the_report_is_written() {
+    let dir = temp_dir("json");
+    let o = kpilot(
+        &[
+            "simulate",
+            "--scenario",
+            "weekly",
+            "--days",
+            "2",
+            "--json",
+            "--report",
+            "r.html",
+        ],
+        &dir,
+    );
+    assert!(o.status.success(), "stderr: {}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("JSON on stdout");
+    for key in [
+        "cost_usd",
+        "static_peak_cost_usd",
+        "savings_ratio",
+        "minutes_over_target",
+        "minutes_over_capacity",
+        "minutes_over_sustained",
+        "scaling_actions",
+    ] {
+        assert!(v[key].is_number(), "{key} missing in {v}");
+    }
+    assert_eq!(v["minutes"], 2 * 1440);
+    assert!(v["cost_usd"].as_f64().unwrap() < v["static_peak_cost_usd"].as_f64().unwrap());
+    let html = std::fs::read_to_string(dir.join("r.html")).expect("the report file");
+    assert!(
+        html.starts_with("<!DOCTYPE html>") && html.contains("<svg"),
+        "{}",
+        &html[..200]
+    );
+    // Self-contained: no scripts, no stylesheets or images fetched from elsewhere (the SVG
+    // namespace URI is an identifier, not a resource).
+    for external in ["<script", "<link", "src=\"http", "href=\"http", "url(http"] {
+        assert!(!html.contains(external), "the report refers to {external}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn the_default_run_prints_a_summary_table_and_writes_the_default_report() {
+    let dir = temp_dir("default");
+    let o = kpilot(&["simulate"], &dir);
+    assert!(o.status.success(), "stderr: {}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    for word in [
+        "policy",
+        "reactive",
+        "static-peak",
+        "oracle bound",
+        "savings",
+        "min over target",
+    ] {
+        assert!(out.contains(word), "{word} missing in:\n{out}");
+    }
+    assert!(dir.join("kpilot-simulation.html").exists());
+    let o = kpilot(&["simulate", "--days", "1", "--no-report"], &dir);
+    assert!(o.status.success(), "stderr: {}", stderr(&o));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn malformed_traces_exit_2_with_file_line_and_reason() {
+    let dir = temp_dir("bad");
+    let cases = [
+        ("header.csv", "time,rate\n0,1\n", "header.csv:1: bad header"),
+        (
+            "number.csv",
+            "t_seconds,ingress_mb_per_s\n0,1\n60,fast\n",
+            "number.csv:3: ingress_mb_per_s 'fast' is not a number",
+        ),
+        (
+            "back.csv",
+            "t_seconds,ingress_mb_per_s\n0,1\n120,1\n60,1\n",
+            "back.csv:4: time goes backwards",
+        ),
+        (
+            "negative.csv",
+            "t_seconds,ingress_mb_per_s\n0,1\n60,-3\n",
+            "negative.csv:3: ingress_mb_per_s -3 is negative",
+        ),
+    ];
+    for (name, text, want) in cases {
+        let mut f = std::fs::File::create(dir.join(name)).expect("trace file");
+        f.write_all(text.as_bytes()).expect("write");
+        let o = kpilot(&["simulate", "--trace", name, "--no-report"], &dir);
+        assert_eq!(o.status.code(), Some(2), "{name}: {}", stderr(&o));
+        assert!(stderr(&o).contains(want), "{name}: {}", stderr(&o));
+    }
+    let o = kpilot(&["simulate", "--trace", "missing.csv", "--no-report"], &dir);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("cannot read trace file missing.csv"),
+        "{}",
+        stderr(&o)
+    );
+    let o = kpilot(&["simulate", "--scenario", "nope"], &dir);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("unknown scenario 'nope'"),
+        "{}",
+        stderr(&o)
+    );
+    let o = kpilot(
+        &["simulate", "--target-utilization", "1.5", "--no-report"],
+        &dir,
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("target_utilization"), "{}", stderr(&o));
+    let _ = std::fs::remove_dir_all(&dir);
+}
