@@ -300,51 +300,46 @@ pub struct Limit {
 }
 
 impl Limit {
+    /// The limit each resource alone would set, in a fixed order (storage, storage link,
+    /// network), skipping resources the shape does not have. No allocation.
+    fn per_resource(
+        capacity: &BrokerCapacity,
+        factors: &LoadFactors,
+    ) -> impl Iterator<Item = (Resource, Throughput)> {
+        [Resource::Storage, Resource::StorageLink, Resource::Network]
+            .into_iter()
+            .filter_map(move |resource| {
+                let cap = capacity.get(resource)?;
+                let f = match resource {
+                    Resource::Storage | Resource::StorageLink => factors.storage,
+                    Resource::Network => factors.network,
+                };
+                let limit = if f <= 0.0 {
+                    f64::INFINITY
+                } else {
+                    cap.bytes_per_s() / f
+                };
+                Some((resource, Throughput::from_bytes_per_s(limit)))
+            })
+    }
+
     /// The limit and its bottleneck only, without the per-resource breakdown (no allocation;
     /// the sizing search calls this tens of thousands of times).
     pub fn ingress_only(
         capacity: &BrokerCapacity,
         factors: &LoadFactors,
     ) -> (Throughput, Resource) {
-        let mut best = (f64::INFINITY, Resource::Storage);
-        for resource in [Resource::Storage, Resource::StorageLink, Resource::Network] {
-            let Some(cap) = capacity.get(resource) else {
-                continue;
-            };
-            let f = match resource {
-                Resource::Storage | Resource::StorageLink => factors.storage,
-                Resource::Network => factors.network,
-            };
-            if f > 0.0 && cap.bytes_per_s() / f < best.0 {
-                best = (cap.bytes_per_s() / f, resource);
-            }
-        }
-        (Throughput::from_bytes_per_s(best.0), best.1)
+        Self::per_resource(capacity, factors)
+            .min_by(|a, b| a.1.bytes_per_s().total_cmp(&b.1.bytes_per_s()))
+            .map(|(r, t)| (t, r))
+            .unwrap_or((Throughput::ZERO, Resource::Storage))
     }
 
     /// The limit for per-broker `capacity` under `factors`.
     pub fn compute(capacity: &BrokerCapacity, factors: &LoadFactors) -> Self {
-        let mut by_resource = Vec::with_capacity(3);
-        for resource in [Resource::Storage, Resource::StorageLink, Resource::Network] {
-            let Some(cap) = capacity.get(resource) else {
-                continue;
-            };
-            let f = match resource {
-                Resource::Storage | Resource::StorageLink => factors.storage,
-                Resource::Network => factors.network,
-            };
-            let limit = if f <= 0.0 {
-                f64::INFINITY
-            } else {
-                cap.bytes_per_s() / f
-            };
-            by_resource.push((resource, Throughput::from_bytes_per_s(limit)));
-        }
-        let (bottleneck, ingress) = by_resource
-            .iter()
-            .copied()
-            .min_by(|a, b| a.1.bytes_per_s().total_cmp(&b.1.bytes_per_s()))
-            .unwrap_or((Resource::Storage, Throughput::ZERO));
+        let by_resource: Vec<(Resource, Throughput)> =
+            Self::per_resource(capacity, factors).collect();
+        let (ingress, bottleneck) = Self::ingress_only(capacity, factors);
         Self {
             ingress,
             bottleneck,

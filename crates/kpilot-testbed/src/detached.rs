@@ -7,13 +7,13 @@ use std::path::PathBuf;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use rustix::process::{Pid, Signal};
+use rustix::process::Signal;
 
 use crate::config::NodeLayout;
 use crate::error::TestbedError;
 use crate::node::{self, Launch, Node, POLL};
 use crate::setup::{self, kafka_libs_dir};
-use crate::state::{BrokerState, ClusterState, StopOutcome};
+use crate::state::{BrokerState, ClusterState, StopOutcome, signal};
 
 /// How to launch one node's JVM when it is restarted with [`ClusterState::start_broker`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -233,28 +233,6 @@ fn port_of(address: &str, id: i32) -> Result<u16, TestbedError> {
         .ok_or_else(|| TestbedError::InvalidConfig {
             reason: format!("broker {id} has an address without a port: {address:?}"),
         })
-}
-
-fn signal(b: &BrokerState, signal: Signal, name: &'static str) -> Result<(), TestbedError> {
-    let pid = b.pid.unwrap_or(0);
-    let target = i32::try_from(pid)
-        .ok()
-        .and_then(Pid::from_raw)
-        .ok_or_else(|| TestbedError::SignalBroker {
-            id: b.id,
-            pid,
-            signal: name,
-            source: std::io::Error::other("not a valid pid"),
-        })?;
-    match rustix::process::kill_process(target, signal) {
-        Ok(()) | Err(rustix::io::Errno::SRCH) => Ok(()),
-        Err(e) => Err(TestbedError::SignalBroker {
-            id: b.id,
-            pid,
-            signal: name,
-            source: e.into(),
-        }),
-    }
 }
 
 #[cfg(test)]

@@ -153,7 +153,12 @@ impl ClusterState {
     }
 }
 
-fn signal(b: &BrokerState, signal: Signal, name: &'static str) -> Result<(), TestbedError> {
+/// Sends `signal` to a broker's process; a process that is already gone is not an error.
+pub(crate) fn signal(
+    b: &BrokerState,
+    signal: Signal,
+    name: &'static str,
+) -> Result<(), TestbedError> {
     let pid = b.pid.unwrap_or(0);
     let target = i32::try_from(pid)
         .ok()
