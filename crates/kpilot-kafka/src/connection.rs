@@ -292,27 +292,29 @@ impl Connection {
             Self::open_inner(address, settings, phase.clone()),
         )
         .await;
-        match result {
-            Ok(result) => result,
-            Err(_) => {
-                let phase = *phase.lock().unwrap_or_else(|e| e.into_inner());
-                let hint = match (phase, settings.security_protocol.uses_tls()) {
-                    ("TLS handshake", true) => {
-                        "; the listener may not speak TLS: check security.protocol".to_string()
-                    }
-                    ("ApiVersions", false) => {
-                        "; the listener may expect TLS: check security.protocol".to_string()
-                    }
-                    _ => String::new(),
-                };
-                Err(ConnectionError::ConnectTimeout {
-                    address: address.clone(),
-                    after: settings.connect_timeout,
-                    phase,
-                    hint,
-                })
+        // The handshake's own requests carry their own request timeout, so either clock may fire
+        // first; both mean the handshake stalled and get the same error, naming the phase.
+        let after = match result {
+            Ok(Err(ConnectionError::RequestTimeout { after, .. })) => after,
+            Err(_) => settings.connect_timeout,
+            Ok(result) => return result,
+        };
+        let phase = *phase.lock().unwrap_or_else(|e| e.into_inner());
+        let hint = match (phase, settings.security_protocol.uses_tls()) {
+            ("TLS handshake", true) => {
+                "; the listener may not speak TLS: check security.protocol".to_string()
             }
-        }
+            ("ApiVersions", false) => {
+                "; the listener may expect TLS: check security.protocol".to_string()
+            }
+            _ => String::new(),
+        };
+        Err(ConnectionError::ConnectTimeout {
+            address: address.clone(),
+            after,
+            phase,
+            hint,
+        })
     }
 
     async fn open_inner(

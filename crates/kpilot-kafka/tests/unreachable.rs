@@ -73,7 +73,8 @@ fn silent_listener_times_out_naming_the_address() {
     let text = err.to_string();
     assert!(text.contains(&address.to_string()), "{text}");
     assert!(
-        text.contains("ApiVersions request to") && text.contains("timed out after 2s"),
+        text.contains("timed out after 2s (during ApiVersions)")
+            && text.contains("the listener may expect TLS"),
         "{text}"
     );
     // 3 rounds of one 2 s connect timeout each, plus backoff, within the 10 s API timeout.
