@@ -259,6 +259,15 @@ pub enum Reason {
         /// The highest ingress at which a roll to a larger shape is still safe.
         escape: Throughput,
     },
+    /// The data the local retention keeps is forecast to outgrow the current shape's disks.
+    DataAboveDisk {
+        /// Forecast data stored (all replicas), at most, over the lead window.
+        stored: ByteSize,
+        /// What the disks take at [`DISK_ALARM_FILL`] (or the maximum fill, when higher).
+        disk: ByteSize,
+        /// End of the lead window.
+        until: Timestamp,
+    },
     /// No move stays within target over the forecast; the chosen one is quick and keeps the
     /// demand seen now within target and the forecast within the sustained limits throughout.
     Emergency {
@@ -345,6 +354,14 @@ impl std::fmt::Display for Reason {
             Reason::RollHeadroom { holds, escape } => write!(
                 f,
                 "the current shape holds {holds}, but a roll out of it is safe only up to {escape}: it is kept up to {escape}"
+            ),
+            Reason::DataAboveDisk {
+                stored,
+                disk,
+                until,
+            } => write!(
+                f,
+                "the data kept by the local retention is forecast to reach {stored} by {until}, more than the {disk} the disks take before they must grow"
             ),
             Reason::Emergency { peak, current } => write!(
                 f,
@@ -510,6 +527,49 @@ pub fn holds(shape: &Shape, workload: &Workload) -> Throughput {
     Throughput::from_bytes_per_s(h * workload.target_utilization)
 }
 
+/// The most data (bytes, all replicas) the brokers are forecast to store over `[from, to]`:
+/// the data stored now, plus what the forecast (without its margin: the maximum disk fill is
+/// the headroom for data) writes from now on, minus what the local retention deletes meanwhile
+/// (what was written one retention earlier: measured for the past, forecast for the future).
+/// Without a retention in the constraints, the data stored now.
+pub fn projected_stored(
+    input: &DecisionInput<'_>,
+    fc: &Forecast,
+    from: Timestamp,
+    to: Timestamp,
+) -> f64 {
+    let now = input.now;
+    let stored_now = input.cluster.stored.bytes();
+    let Some(retention) = input.constraints.local_retention.filter(|r| r.secs() > 0.0) else {
+        return stored_now;
+    };
+    let rf = f64::from(input.replication_factor);
+    let step = fc.step.secs().max(1.0);
+    // What leaves while nothing was measured: the data spread evenly over the retention.
+    let even = stored_now / (rf * retention.secs());
+    let forecast_at = |t: Timestamp| fc.peak(t, t).bytes_per_s();
+    let (mut stored, mut most) = (stored_now, if from <= now { stored_now } else { 0.0 });
+    let mut t = now;
+    while t < to {
+        let written = forecast_at(t) / (1.0 + fc.margin) * step * rf;
+        let old = t - retention;
+        let deleted_rate = if old < now {
+            input
+                .history
+                .mean_between(old, old + Span::from_secs(step))
+                .map_or(even, |r| r.bytes_per_s())
+        } else {
+            forecast_at(old) / (1.0 + fc.margin)
+        };
+        stored = (stored + written - deleted_rate * step * rf).max(0.0);
+        t = t + Span::from_secs(step);
+        if t >= from {
+            most = most.max(stored);
+        }
+    }
+    most
+}
+
 struct Candidate {
     shape: Shape,
     mechanism: Mechanism,
@@ -591,6 +651,10 @@ fn check_settings(s: &Settings) -> Result<(), PolicyError> {
     }
     Ok(())
 }
+
+/// The fill of the current shape's disks the projected data must stay below: beyond it the
+/// policy moves to a shape with more disk.
+pub const DISK_ALARM_FILL: f64 = 0.95;
 
 /// How far ahead the forecast reaches.
 const FORECAST_SPAN_HOURS: f64 = 24.0;
@@ -743,10 +807,22 @@ pub fn decide(input: &DecisionInput<'_>) -> Result<Decision, PolicyError> {
         let secs = c.plan.as_ref().map_or(0.0, |p| p.estimated.secs());
         now + settings.decision_interval + Span::from_secs(secs) + settings.lead_margin
     };
+    // The disks of the current shape must keep up with the data the retention keeps too: a
+    // new shape must hold the projected data at the maximum fill until its horizon ends (see
+    // `evaluate_candidate`); the current one is left before the data reaches
+    // `DISK_ALARM_FILL` (the maximum fill is a planning target, like the target utilization).
+    let disk_bytes = f64::from(current.brokers)
+        * current.storage.size_gb
+        * 1e9
+        * input.constraints.max_disk_fill.max(DISK_ALARM_FILL);
+    let total_disk = |s: &Shape| f64::from(s.brokers) * s.storage.size_gb;
+    let longest_lead =
+        now + settings.decision_interval + settings.max_transition + settings.lead_margin;
+    let data_short_soon = projected_stored(input, &fc, now, longest_lead) > disk_bytes;
     let is_up = |c: &Candidate| {
         c.verdict == Verdict::Feasible
-            && c.holds > current_holds
-            && c.holds >= fc.peak(now, lead_of(c))
+            && ((c.holds > current_holds && c.holds >= fc.peak(now, lead_of(c)))
+                || (data_short_soon && total_disk(&c.shape) > total_disk(current)))
     };
     let (mut found_any, mut found_up) = (false, false);
     for c in &mut candidates {
@@ -767,6 +843,8 @@ pub fn decide(input: &DecisionInput<'_>) -> Result<Decision, PolicyError> {
     let lead_until =
         now + settings.decision_interval + Span::from_secs(up_secs) + settings.lead_margin;
     let lead_peak = fc.peak(now, lead_until);
+    let lead_stored = projected_stored(input, &fc, now, lead_until);
+    let data_short = lead_stored > disk_bytes;
     let best = candidates
         .iter()
         .position(|c| c.verdict == Verdict::Feasible);
@@ -807,28 +885,40 @@ pub fn decide(input: &DecisionInput<'_>) -> Result<Decision, PolicyError> {
         }
     };
 
-    if lead_peak > current_holds {
-        reasons.push(Reason::ForecastAboveCurrent {
-            peak: lead_peak,
-            until: lead_until,
-            holds: current_holds,
-        });
+    if lead_peak > current_holds || data_short {
+        if data_short {
+            reasons.push(Reason::DataAboveDisk {
+                stored: ByteSize::from_bytes(lead_stored),
+                disk: ByteSize::from_bytes(disk_bytes),
+                until: lead_until,
+            });
+        }
+        if lead_peak > current_holds {
+            reasons.push(Reason::ForecastAboveCurrent {
+                peak: lead_peak,
+                until: lead_until,
+                holds: current_holds,
+            });
+        }
+        // With the data outgrowing the disks, any feasible shape (its disks hold the
+        // projected data: see `evaluate_candidate`) with more disk is larger.
+        let more_disk = |c: &Candidate| data_short && total_disk(&c.shape) > total_disk(current);
         // A move helps only if the forecast still exceeds what the current shape holds once
         // the move is over: a peak that is gone before a slow move (a data movement) could
         // finish is left to the headroom above target and to burst credits.
         let useful = |c: &Candidate| {
-            c.plan.as_ref().is_some_and(|p| {
-                let done = now + p.estimated;
-                fc.peak(done, done + settings.cooldown + settings.horizon) > current_holds
-            })
+            more_disk(c)
+                || c.plan.as_ref().is_some_and(|p| {
+                    let done = now + p.estimated;
+                    fc.peak(done, done + settings.cooldown + settings.horizon) > current_holds
+                })
         };
+        let bigger = |c: &Candidate| c.holds > current_holds || more_disk(c);
         if !candidates
             .iter()
-            .any(|c| c.plan.is_some() && c.holds > current_holds && useful(c))
+            .any(|c| c.plan.is_some() && bigger(c) && useful(c))
         {
-            let quick_ones = candidates
-                .iter()
-                .any(|c| c.plan.is_some() && c.holds > current_holds);
+            let quick_ones = candidates.iter().any(|c| c.plan.is_some() && bigger(c));
             if quick_ones {
                 reasons.push(Reason::PassingPeak { peak: lead_peak });
                 return Ok(keep(reasons, considered, fc));
@@ -836,8 +926,7 @@ pub fn decide(input: &DecisionInput<'_>) -> Result<Decision, PolicyError> {
         }
         // The cheapest feasible larger shape that carries the lead window, or else the
         // cheapest feasible one that at least holds more.
-        let larger =
-            |c: &Candidate| c.verdict == Verdict::Feasible && c.holds > current_holds && useful(c);
+        let larger = |c: &Candidate| c.verdict == Verdict::Feasible && bigger(c) && useful(c);
         let pick = candidates
             .iter()
             .position(|c| larger(c) && c.holds >= lead_peak)
@@ -1073,7 +1162,19 @@ fn evaluate_candidate(
         c.holds = keep_limit(&c.shape, input, workload).0;
     }
     c.after_ok = c.holds >= after;
-    c.verdict = if let Some((phase, p)) = unsafe_phase {
+    // The data the retention keeps must fit the new shape's disks until the horizon ends, not
+    // only the data stored now (a night-time shape must not overflow in the morning).
+    let needed_gb = projected_stored(input, fc, now, until)
+        / 1e9
+        / f64::from(c.shape.brokers)
+        / input.constraints.max_disk_fill;
+    c.verdict = if needed_gb > c.shape.storage.size_gb {
+        c.after_ok = false;
+        Verdict::DataDoesNotFit {
+            needed_gb,
+            available_gb: c.shape.storage.size_gb,
+        }
+    } else if let Some((phase, p)) = unsafe_phase {
         Verdict::UnsafeDuring {
             phase,
             target_limit: p.target_limit,
@@ -1216,6 +1317,119 @@ mod tests {
             "{:?}",
             d.reasons
         );
+    }
+
+    /// Data stored at `t` by the test curve with a 2-hour retention, all 3 replicas.
+    fn stored_at(t: f64) -> f64 {
+        (0..120)
+            .map(|m| curve(t - 7200.0 + f64::from(m) * 60.0) * 1e6 * 60.0 * 3.0)
+            .sum()
+    }
+
+    fn data_input<'a>(
+        now: f64,
+        h: &'a DemandHistory,
+        cl: &'a ClusterState,
+        c: &'a Catalog,
+        k: &'a Constraints,
+        s: &'a Settings,
+    ) -> DecisionInput<'a> {
+        DecisionInput {
+            now: Timestamp::from_secs(now),
+            history: h,
+            cluster: cl,
+            replication_factor: 3,
+            min_insync_replicas: 2,
+            fanout: FanoutSource::Fixed(2.0),
+            catalog: c,
+            constraints: k,
+            settings: s,
+        }
+    }
+
+    #[test]
+    fn projects_the_data_the_retention_keeps() {
+        let c = Catalog::builtin().unwrap();
+        let now = 4.0 * DAY + 6.0 * 3600.0;
+        let h = history_until(now);
+        let mut cl = cluster(&c, "2xlarge");
+        cl.stored = ByteSize::from_bytes(stored_at(now));
+        let s = Settings::default();
+        let fc = forecast(
+            &h,
+            Timestamp::from_secs(now),
+            &s.forecast,
+            Span::from_hours(24.0),
+        )
+        .unwrap();
+        let mut k = Constraints::default();
+        let none = projected_stored(
+            &data_input(now, &h, &cl, &c, &k, &s),
+            &fc,
+            Timestamp::from_secs(now),
+            Timestamp::from_secs(now + 4.0 * 3600.0),
+        );
+        assert_eq!(
+            none,
+            stored_at(now),
+            "without a retention: the data stored now"
+        );
+        k.local_retention = Some(Span::from_hours(2.0));
+        let input = data_input(now, &h, &cl, &c, &k, &s);
+        for hours in [1.0, 2.0, 4.0] {
+            let to = now + hours * 3600.0;
+            let projected = projected_stored(
+                &input,
+                &fc,
+                Timestamp::from_secs(now),
+                Timestamp::from_secs(to),
+            );
+            let actual = stored_at(to);
+            let ratio = projected / actual;
+            assert!(
+                (0.97..1.15).contains(&ratio),
+                "{hours} h ahead: projected {projected:.3e}, actual {actual:.3e}"
+            );
+        }
+    }
+
+    #[test]
+    fn leaves_a_shape_whose_disks_the_data_will_outgrow() {
+        let c = Catalog::builtin().unwrap();
+        let now = 4.0 * DAY + 8.0 * 3600.0;
+        let h = history_until(now);
+        let w = Workload::new(3, 2, 2.0, 0.8).unwrap();
+        let i = c.instance(&"m7g.2xlarge".parse().unwrap()).unwrap().clone();
+        // 3 x 1200 GB: today's data fits, the late morning's does not.
+        let vol = Storage::gp3(&c, 1200.0, Throughput::from_mib_per_s(500.0)).unwrap();
+        let cl = ClusterState {
+            shape: Shape::new(i, 3, vol, &w).unwrap(),
+            stored: ByteSize::from_bytes(stored_at(now)),
+            last_change_finished: None,
+            transition_in_progress: false,
+        };
+        assert!(stored_at(now) < 3.0 * 1200e9 * DISK_ALARM_FILL);
+        assert!(stored_at(now + 3.0 * 3600.0) > 3.0 * 1200e9);
+        let s = Settings::default();
+        let mut k = Constraints {
+            max_brokers: 12,
+            ..Constraints::default()
+        };
+        // Without the retention the policy sees only today's data and keeps the shape.
+        let d = decide(&data_input(now, &h, &cl, &c, &k, &s)).unwrap();
+        assert_eq!(d.action, Action::Keep, "{:?}", d.reasons);
+        k.local_retention = Some(Span::from_hours(2.0));
+        let d = decide(&data_input(now, &h, &cl, &c, &k, &s)).unwrap();
+        assert!(
+            d.reasons
+                .iter()
+                .any(|r| matches!(r, Reason::DataAboveDisk { .. })),
+            "{:?}",
+            d.reasons
+        );
+        let plan = d.plan().unwrap_or_else(|| panic!("{:?}", d.reasons));
+        assert!(plan.to.brokers > 3, "{}", plan.to.label());
+        assert_eq!(plan.mechanism, Mechanism::AddBrokers);
     }
 
     #[test]

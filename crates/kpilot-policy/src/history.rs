@@ -254,6 +254,14 @@ impl DemandHistory {
             .map(Throughput::from_bytes_per_s)
     }
 
+    /// The mean ingress of the samples in bins overlapping `[from, to]`, if any.
+    pub fn mean_between(&self, from: Timestamp, to: Timestamp) -> Option<Throughput> {
+        let (sum, count) = self
+            .bins_between(from, to)
+            .fold((0.0, 0u32), |(s, n), b| (s + b.sum, n + b.count));
+        (count > 0).then(|| Throughput::from_bytes_per_s(sum / f64::from(count)))
+    }
+
     /// The lowest ingress seen in bins overlapping `[from, to]`, if any.
     pub fn min_between(&self, from: Timestamp, to: Timestamp) -> Option<Throughput> {
         self.bins_between(from, to)

@@ -25,8 +25,9 @@ pub mod time;
 pub mod transition;
 
 pub use decide::{
-    Action, CandidateReport, ClusterState, Decision, DecisionInput, FanoutSource, PolicyError,
-    Reason, Settings, Verdict, decide, escape_limit, holds, hourly_cost,
+    Action, CandidateReport, ClusterState, DISK_ALARM_FILL, Decision, DecisionInput, FanoutSource,
+    PolicyError, Reason, Settings, Verdict, decide, escape_limit, holds, hourly_cost,
+    projected_stored,
 };
 pub use forecast::{Forecast, ForecastError, ForecastMethod, ForecastSettings, forecast};
 pub use history::{DemandHistory, HistoryError, Sample};

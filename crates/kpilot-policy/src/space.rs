@@ -4,6 +4,7 @@
 //! moves them to the new node); local NVMe follows the instance type. Pure.
 
 use kpilot_capacity::{Catalog, CatalogError, Shape, Storage, StorageKind, Workload};
+use kpilot_units::Span;
 use serde::Serialize;
 use thiserror::Error;
 
@@ -28,6 +29,11 @@ pub struct Constraints {
     pub allow_vertical: bool,
     /// Whether adding and removing brokers is allowed.
     pub allow_horizontal: bool,
+    /// How long data stays on the brokers' disks (with tiered storage: the local retention).
+    /// With it a shape holds only the ingress whose data its disks hold (see
+    /// [`crate::data_limit`]), so growing data is planned for like growing throughput;
+    /// `None`: only the data stored now is checked.
+    pub local_retention: Option<Span>,
 }
 
 impl Default for Constraints {
@@ -41,6 +47,7 @@ impl Default for Constraints {
             max_disk_fill: 0.8,
             allow_vertical: true,
             allow_horizontal: true,
+            local_retention: None,
         }
     }
 }

@@ -189,6 +189,10 @@ pub struct RunSummary {
     pub decisions: usize,
     /// Decisions that found the cluster needing more capacity but no safe move.
     pub no_safe_move_decisions: usize,
+    /// Highest fraction of the brokers' disks the data filled (data stored / brokers x volume).
+    pub max_disk_fill: f64,
+    /// Minutes with the data above the constraints' maximum disk fill.
+    pub minutes_over_disk_fill: usize,
 }
 
 /// A run: its summary, its minutes and its actions.
@@ -294,6 +298,11 @@ pub fn run(
     let interval = (settings.decision_interval.minutes().round() as usize).max(1);
     let retention_min = (setup.retention.minutes().round() as usize).max(1);
     let rf = f64::from(setup.replication_factor);
+    // The controller plans for the data the retention keeps, not only for the data stored now.
+    let constraints = kpilot_policy::Constraints {
+        local_retention: Some(setup.retention),
+        ..setup.constraints.clone()
+    };
 
     let mut shape = initial.clone();
     let mut brokers: Vec<BrokerSim> = (0..shape.brokers)
@@ -334,6 +343,8 @@ pub fn run(
         peak_utilization: 0.0,
         decisions: 0,
         no_safe_move_decisions: 0,
+        max_disk_fill: 0.0,
+        minutes_over_disk_fill: 0,
     };
 
     for m in 0..demand.minutes() {
@@ -366,7 +377,7 @@ pub fn run(
                 min_insync_replicas: setup.min_insync_replicas,
                 fanout,
                 catalog,
-                constraints: &setup.constraints,
+                constraints: &constraints,
                 settings,
             };
             let decision = match controller {
@@ -484,6 +495,14 @@ pub fn run(
         if over(d, served) {
             s.minutes_unserved += 1;
             s.unserved_gb += (d - served) * 60.0 / 1e9;
+        }
+        let disk_bytes = shape.storage.size_gb * 1e9 * brokers.len() as f64;
+        if disk_bytes > 0.0 {
+            let fill = stored / disk_bytes;
+            s.max_disk_fill = s.max_disk_fill.max(fill);
+            if fill > setup.constraints.max_disk_fill * (1.0 + 1e-9) {
+                s.minutes_over_disk_fill += 1;
+            }
         }
         if sustained > 0.0 {
             s.peak_utilization = s.peak_utilization.max(d / sustained);
