@@ -103,3 +103,40 @@ proptest! {
         prop_assert!(plan.stats.zones_distinct);
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(100))]
+
+    #[test]
+    fn batches_cover_the_plan_within_per_broker_limits(
+        input in arb_input(),
+        per_broker in 1usize..6,
+        per_batch in 1usize..40,
+    ) {
+        let plan = plan(&input).unwrap();
+        let current: BTreeMap<_, _> = input
+            .partitions
+            .iter()
+            .map(|p| (p.partition.clone(), p.replicas.clone()))
+            .collect();
+        let limits = kpilot_rebalance::BatchLimits { max_per_broker: per_broker, max_per_batch: per_batch };
+        let batches = kpilot_rebalance::batches(&plan, &current, limits);
+        let mut seen = BTreeSet::new();
+        for b in &batches {
+            prop_assert!(!b.moves.is_empty() && b.moves.len() <= per_batch);
+            let mut load: BTreeMap<BrokerId, usize> = BTreeMap::new();
+            for m in &b.moves {
+                prop_assert!(seen.insert(m.partition.clone()), "{} twice", m.partition);
+                prop_assert_eq!(&plan.assignment[&m.partition], &m.to);
+                prop_assert_eq!(&current[&m.partition], &m.from);
+                for x in m.adding().into_iter().chain(m.removing()) {
+                    *load.entry(x).or_insert(0) += 1;
+                }
+            }
+            prop_assert!(load.values().all(|&n| n <= per_broker), "{:?}", load);
+        }
+        prop_assert_eq!(seen.len(), plan.assignment.len());
+        let bytes: u64 = batches.iter().map(|b| b.bytes()).sum();
+        prop_assert_eq!(bytes, plan.stats.bytes_moved);
+    }
+}

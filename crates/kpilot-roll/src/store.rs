@@ -67,38 +67,70 @@ impl FileStore {
     /// The default journal path for a cluster: `$XDG_STATE_HOME/kpilot/roll-<id>.json`, or
     /// `~/.local/state/kpilot/roll-<id>.json`.
     pub fn default_path(cluster_id: &str) -> PathBuf {
-        let base = std::env::var_os("XDG_STATE_HOME")
-            .map(PathBuf::from)
-            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
-            .unwrap_or_else(std::env::temp_dir);
-        let safe: String = cluster_id
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .collect();
-        base.join("kpilot").join(format!("roll-{safe}.json"))
+        state_path("roll", cluster_id)
     }
+}
+
+/// `$XDG_STATE_HOME/kpilot/<kind>-<id>.json` (or under `~/.local/state`), with the cluster id
+/// reduced to letters, digits, `-` and `_`: where a command keeps its journal for a cluster.
+pub fn state_path(kind: &str, cluster_id: &str) -> PathBuf {
+    let base = std::env::var_os("XDG_STATE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
+        .unwrap_or_else(std::env::temp_dir);
+    let safe: String = cluster_id
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    base.join("kpilot").join(format!("{kind}-{safe}.json"))
+}
+
+/// Reads a file, `None` when it does not exist.
+pub fn read_if_exists(path: &Path) -> std::io::Result<Option<String>> {
+    match fs::read_to_string(path) {
+        Ok(text) => Ok(Some(text)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Writes `text` and a newline to `path` durably: its directory created, a temp file written
+/// and synced, renamed over the file, the directory synced.
+pub fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
+    if let Some(dir) = path.parent()
+        && !dir.as_os_str().is_empty()
+    {
+        fs::create_dir_all(dir)?;
+    }
+    let tmp = path.with_extension("json.tmp");
+    let mut file = fs::File::create(&tmp)?;
+    file.write_all(text.as_bytes())?;
+    file.write_all(b"\n")?;
+    file.sync_all()?;
+    drop(file);
+    fs::rename(&tmp, path)?;
+    if let Some(dir) = path.parent()
+        && let Ok(d) = fs::File::open(dir)
+    {
+        let _ = d.sync_all();
+    }
+    Ok(())
 }
 
 impl JournalStore for FileStore {
     fn load(&self) -> Result<Option<Journal>, StoreError> {
-        let text = match fs::read_to_string(&self.path) {
-            Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(source) => {
-                return Err(StoreError::Read {
-                    path: self.path.clone(),
-                    source,
-                });
-            }
-        };
-        Journal::from_json(&text)
-            .map(Some)
+        let text = read_if_exists(&self.path).map_err(|source| StoreError::Read {
+            path: self.path.clone(),
+            source,
+        })?;
+        text.map(|text| Journal::from_json(&text))
+            .transpose()
             .map_err(|source| StoreError::Invalid {
                 path: self.path.clone(),
                 source,
@@ -106,29 +138,10 @@ impl JournalStore for FileStore {
     }
 
     fn save(&mut self, journal: &Journal) -> Result<(), StoreError> {
-        let write = |source| StoreError::Write {
+        write_atomically(&self.path, &journal.to_json()).map_err(|source| StoreError::Write {
             path: self.path.clone(),
             source,
-        };
-        if let Some(dir) = self.path.parent()
-            && !dir.as_os_str().is_empty()
-        {
-            fs::create_dir_all(dir).map_err(write)?;
-        }
-        let tmp = self.path.with_extension("json.tmp");
-        let mut file = fs::File::create(&tmp).map_err(write)?;
-        file.write_all(journal.to_json().as_bytes())
-            .and_then(|()| file.write_all(b"\n"))
-            .and_then(|()| file.sync_all())
-            .map_err(write)?;
-        drop(file);
-        fs::rename(&tmp, &self.path).map_err(write)?;
-        if let Some(dir) = self.path.parent()
-            && let Ok(d) = fs::File::open(dir)
-        {
-            let _ = d.sync_all();
-        }
-        Ok(())
+        })
     }
 }
 

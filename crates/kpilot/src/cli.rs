@@ -41,6 +41,8 @@ pub enum Command {
     Simulate(commands::simulate::Args),
     #[allow(missing_docs)]
     Roll(commands::roll::Args),
+    #[allow(missing_docs)]
+    Rebalance(commands::rebalance::Args),
     #[command(hide = true)]
     #[allow(missing_docs)]
     Generate(commands::generate::Args),

@@ -6,6 +6,7 @@ pub mod catalog;
 mod common;
 pub mod generate;
 pub mod perf;
+pub mod rebalance;
 pub mod roll;
 pub mod simulate;
 pub mod size;
@@ -25,6 +26,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Status(args) => status::run(args),
         Command::Generate(args) => generate::run(args),
         Command::Roll(args) => roll::run(args),
+        Command::Rebalance(args) => rebalance::run(args),
         Command::Perf(args) => perf::run(args),
         Command::Simulate(args) => simulate::run(args),
     };

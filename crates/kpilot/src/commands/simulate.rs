@@ -410,6 +410,7 @@ fn render_text(c: &Comparison, description: &str, report: Option<&str>, elapsed:
         "min over target",
         "min over sustained",
         "min unserved",
+        "max disk fill",
         "actions",
     ]);
     let instance_savings = |r: &RunSummary| {
@@ -432,6 +433,7 @@ fn render_text(c: &Comparison, description: &str, report: Option<&str>, elapsed:
             r.minutes_over_target.to_string(),
             r.minutes_over_sustained.to_string(),
             r.minutes_unserved.to_string(),
+            pct(r.max_disk_fill),
             r.scaling_actions.to_string(),
         ]);
     }
@@ -444,10 +446,11 @@ fn render_text(c: &Comparison, description: &str, report: Option<&str>, elapsed:
         "-".to_string(),
         "-".to_string(),
         "-".to_string(),
+        "-".to_string(),
     ]);
     out.push_str(&t.render());
     out.push_str(&format!(
-        "\nover target: demand above the target utilization of the serving brokers; over sustained: above their baseline limit (credits may serve it); unserved: beyond baseline plus remaining credits.\noracle bound: each minute the cheapest shape that holds its demand and data, with free instant changes (not a policy).\nsimulated 3 x {} minutes in {:.2} s\n",
+        "\nover target: demand above the target utilization of the serving brokers; over sustained: above their baseline limit (credits may serve it); unserved: beyond baseline plus remaining credits; max disk fill: the most data stored / the brokers' disks.\noracle bound: each minute the cheapest shape that holds its demand and data, with free instant changes (not a policy).\nsimulated 3 x {} minutes in {:.2} s\n",
         c.minutes, elapsed
     ));
     if let Some(path) = report {

@@ -1,0 +1,924 @@
+//! The executor: applies a plan's batches one after another on a live cluster through a
+//! [`ReassignPort`], in this order: refuse if someone else's reassignment is running; set the
+//! replication throttle rate on every live broker; for each batch, set the throttled replica
+//! lists of its topics, submit it, and poll until every partition reached its new replicas;
+//! remove every throttle config; elect the preferred leaders of the moved partitions; for a
+//! removal, check the removed brokers hold no replica. The journal is saved before and after
+//! each step. On an error or a cancel, the in-flight reassignments are cancelled (Kafka puts
+//! those partitions back on their old replicas) and the throttles are removed before the
+//! executor returns; rerunning with the same journal resumes at the first unfinished batch.
+//! Performs I/O through the port and the journal store; waits with tokio timers.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use kpilot_cluster::{BrokerId, TopicPartition};
+use kpilot_kafka::{ConfigOp, ConfigResource};
+use kpilot_rebalance::{BrokerChange, throttled_replicas};
+use serde::Serialize;
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+use crate::journal::{BatchState, Journal, RunStatus};
+use crate::port::{ElectionSummary, PortError, ReassignPort};
+use crate::store::{JournalStore, StoreError};
+
+/// Broker config: the rate at which leaders serve throttled replicas.
+pub const LEADER_RATE: &str = "leader.replication.throttled.rate";
+/// Broker config: the rate at which followers fetch throttled replicas.
+pub const FOLLOWER_RATE: &str = "follower.replication.throttled.rate";
+/// Topic config: the replicas throttled as leaders (`partition:broker,...`).
+pub const LEADER_REPLICAS: &str = "leader.replication.throttled.replicas";
+/// Topic config: the replicas throttled as followers (`partition:broker,...`).
+pub const FOLLOWER_REPLICAS: &str = "follower.replication.throttled.replicas";
+
+/// How the executor paces itself.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// How often to poll the reassignments in progress.
+    pub poll_interval: Duration,
+    /// How long one batch may take before the run fails (and is cancelled).
+    pub batch_timeout: Duration,
+    /// How long cancelled reassignments may take to clear, and metadata to show a finished
+    /// batch's new replicas.
+    pub cancel_timeout: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            poll_interval: Duration::from_millis(500),
+            batch_timeout: Duration::from_secs(6 * 3600),
+            cancel_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Why a run failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ExecuteError {
+    /// Saving or loading the journal failed.
+    #[error(transparent)]
+    Journal(#[from] StoreError),
+    /// Reassignments not started by this run are in progress.
+    #[error(
+        "{} reassignment(s) not started by this rebalance are in progress (e.g. {}); wait for them to finish or cancel them first",
+        partitions.len(),
+        partitions.iter().take(3).cloned().collect::<Vec<_>>().join(", ")
+    )]
+    OtherReassignments {
+        /// The partitions.
+        partitions: Vec<String>,
+    },
+    /// A partition's replicas are neither the plan's old nor new ones.
+    #[error(
+        "{partition} has replicas {found:?}, but the plan expected {expected:?}: the cluster changed since planning; plan again (move the journal away)"
+    )]
+    AssignmentChanged {
+        /// The partition.
+        partition: TopicPartition,
+        /// What the plan expected.
+        expected: Vec<i32>,
+        /// What the cluster has.
+        found: Vec<i32>,
+    },
+    /// A cluster operation failed.
+    #[error("{step} failed: {source}{}", cleanup_note(cleanup))]
+    Step {
+        /// The step.
+        step: &'static str,
+        /// The cause.
+        #[source]
+        source: PortError,
+        /// Cleanup actions that failed too (throttles or reassignments possibly left behind).
+        cleanup: Vec<String>,
+    },
+    /// A batch did not finish in time.
+    #[error(
+        "batch {index} did not finish within {after:?} ({remaining} partition(s) still moving); its reassignments were cancelled{}",
+        cleanup_note(cleanup)
+    )]
+    BatchTimeout {
+        /// The batch (1-based).
+        index: usize,
+        /// The timeout.
+        after: Duration,
+        /// Partitions still moving.
+        remaining: usize,
+        /// Cleanup actions that failed.
+        cleanup: Vec<String>,
+    },
+    /// A removed broker still holds replicas after the run.
+    #[error(
+        "broker {broker} still holds {replicas} replica(s) after the drain; it is NOT safe to remove"
+    )]
+    NotDrained {
+        /// The broker.
+        broker: BrokerId,
+        /// Replicas it still holds.
+        replicas: usize,
+    },
+}
+
+fn cleanup_note(cleanup: &[String]) -> String {
+    if cleanup.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "; cleanup also failed ({}): run `kpilot rebalance --cancel` to retry it",
+            cleanup.join("; ")
+        )
+    }
+}
+
+impl ExecuteError {
+    fn with_cleanup(mut self, errors: Vec<String>) -> Self {
+        match &mut self {
+            ExecuteError::Step { cleanup, .. } | ExecuteError::BatchTimeout { cleanup, .. } => {
+                cleanup.extend(errors)
+            }
+            _ => {}
+        }
+        self
+    }
+}
+
+/// A progress event.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    /// Resuming a journal.
+    Resumed {
+        /// The first batch not done (1-based).
+        batch: usize,
+        /// Batches in all.
+        of: usize,
+    },
+    /// The throttle rate is set on the brokers.
+    ThrottleSet {
+        /// Bytes per second.
+        bytes_per_s: u64,
+        /// Brokers configured.
+        brokers: usize,
+    },
+    /// A batch was submitted.
+    BatchStarted {
+        /// The batch (1-based).
+        batch: usize,
+        /// Batches in all.
+        of: usize,
+        /// Partitions in it.
+        partitions: usize,
+        /// Bytes it copies.
+        bytes: u64,
+    },
+    /// Progress within a batch.
+    Progress {
+        /// The batch (1-based).
+        batch: usize,
+        /// Partitions of the batch still moving.
+        moving: usize,
+        /// Bytes of finished partitions (all batches).
+        done_bytes: u64,
+        /// Bytes of the whole plan.
+        total_bytes: u64,
+    },
+    /// A batch finished.
+    BatchDone {
+        /// The batch (1-based).
+        batch: usize,
+        /// How long it took, seconds.
+        secs: f64,
+    },
+    /// Every throttle config was removed.
+    ThrottleRemoved,
+    /// Cancelling in-flight reassignments.
+    Cancelling {
+        /// Partitions cancelled.
+        partitions: usize,
+    },
+    /// The preferred leader election ran.
+    LeadersElected(ElectionSummary),
+    /// The removed brokers hold nothing.
+    Drained {
+        /// The brokers.
+        brokers: Vec<BrokerId>,
+    },
+}
+
+impl fmt::Display for Event {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Event::Resumed { batch, of } => write!(f, "resuming at batch {batch}/{of}"),
+            Event::ThrottleSet {
+                bytes_per_s,
+                brokers,
+            } => write!(
+                f,
+                "replication throttle {:.1} MB/s set on {brokers} broker(s)",
+                *bytes_per_s as f64 / 1e6
+            ),
+            Event::BatchStarted {
+                batch,
+                of,
+                partitions,
+                bytes,
+            } => write!(
+                f,
+                "batch {batch}/{of}: {partitions} partition(s), {:.1} MB",
+                *bytes as f64 / 1e6
+            ),
+            Event::Progress {
+                batch,
+                moving,
+                done_bytes,
+                total_bytes,
+            } => write!(
+                f,
+                "batch {batch}: {moving} partition(s) moving; {:.1}/{:.1} MB done ({:.0}%)",
+                *done_bytes as f64 / 1e6,
+                *total_bytes as f64 / 1e6,
+                if *total_bytes == 0 {
+                    100.0
+                } else {
+                    *done_bytes as f64 * 100.0 / *total_bytes as f64
+                }
+            ),
+            Event::BatchDone { batch, secs } => write!(f, "batch {batch} done in {secs:.1}s"),
+            Event::ThrottleRemoved => f.write_str("throttle configs removed"),
+            Event::Cancelling { partitions } => {
+                write!(f, "cancelling {partitions} in-flight reassignment(s)")
+            }
+            Event::LeadersElected(s) => write!(
+                f,
+                "preferred leaders: {} elected, {} already leading, {} failed",
+                s.elected,
+                s.not_needed,
+                s.failed.len()
+            ),
+            Event::Drained { brokers } => {
+                let ids: Vec<String> = brokers.iter().map(ToString::to_string).collect();
+                write!(
+                    f,
+                    "broker(s) {} hold no replica: safe to remove",
+                    ids.join(",")
+                )
+            }
+        }
+    }
+}
+
+/// What a run did.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Report {
+    /// How the run ended.
+    pub status: RunStatus,
+    /// The change.
+    pub change: BrokerChange,
+    /// Batches in all.
+    pub batches: usize,
+    /// Batches done.
+    pub batches_done: usize,
+    /// Partitions whose reassignment finished.
+    pub partitions_moved: usize,
+    /// Bytes of finished batches.
+    pub bytes_moved: u64,
+    /// Bytes of the whole plan.
+    pub bytes_total: u64,
+    /// The throttle used, bytes per second.
+    pub throttle_bytes_per_s: Option<u64>,
+    /// Whether throttle configs may remain (only after a failed cleanup).
+    pub throttle_left: bool,
+    /// The final election, when it ran.
+    pub election: Option<ElectionSummary>,
+    /// Removed brokers now holding no replica (safe to shut down).
+    pub removable: Vec<BrokerId>,
+    /// Wall time of this run, seconds.
+    pub elapsed_secs: f64,
+}
+
+impl Report {
+    fn of(
+        journal: &Journal,
+        election: Option<ElectionSummary>,
+        removable: Vec<BrokerId>,
+        started: Instant,
+    ) -> Self {
+        let done: Vec<_> = journal
+            .batches
+            .iter()
+            .filter(|b| b.state == BatchState::Done)
+            .collect();
+        Self {
+            status: journal.status.clone(),
+            change: journal.change.clone(),
+            batches: journal.batches.len(),
+            batches_done: done.len(),
+            partitions_moved: done
+                .iter()
+                .flat_map(|b| b.batch.moves.iter())
+                .filter(|m| m.copies_data())
+                .count(),
+            bytes_moved: journal.done_bytes(),
+            bytes_total: journal.total_bytes(),
+            throttle_bytes_per_s: journal.throttle_bytes_per_s,
+            throttle_left: journal.throttle_applied,
+            election,
+            removable,
+            elapsed_secs: started.elapsed().as_secs_f64(),
+        }
+    }
+}
+
+/// A cancel request the executor watches (Ctrl-C in the CLI).
+#[derive(Debug, Clone)]
+pub struct Cancel {
+    rx: watch::Receiver<bool>,
+    _keep: Option<std::sync::Arc<watch::Sender<bool>>>,
+}
+
+/// Requests a cancel.
+#[derive(Debug, Clone)]
+pub struct CancelHandle(std::sync::Arc<watch::Sender<bool>>);
+
+impl CancelHandle {
+    /// Asks the run to cancel.
+    pub fn cancel(&self) {
+        let _ = self.0.send(true);
+    }
+}
+
+impl Cancel {
+    /// A cancel signal and the handle that raises it.
+    pub fn new() -> (CancelHandle, Cancel) {
+        let (tx, rx) = watch::channel(false);
+        let tx = std::sync::Arc::new(tx);
+        (
+            CancelHandle(tx.clone()),
+            Cancel {
+                rx,
+                _keep: Some(tx),
+            },
+        )
+    }
+
+    /// A signal that never fires.
+    pub fn never() -> Cancel {
+        Cancel::new().1
+    }
+
+    /// Whether a cancel was requested.
+    pub fn requested(&self) -> bool {
+        *self.rx.borrow()
+    }
+
+    /// Sleeps for `d`, or less when a cancel arrives.
+    async fn sleep(&mut self, d: Duration) {
+        let sleep = tokio::time::sleep(d);
+        tokio::pin!(sleep);
+        tokio::select! {
+            _ = &mut sleep => {}
+            _ = self.rx.wait_for(|c| *c) => {}
+        }
+    }
+}
+
+enum Outcome {
+    Completed(Option<ElectionSummary>, Vec<BrokerId>),
+    Cancelled,
+}
+
+/// Applies journals through a port.
+pub struct Executor<'a, P, F> {
+    port: &'a P,
+    settings: Settings,
+    progress: F,
+    cancel: Cancel,
+}
+
+impl<'a, P: ReassignPort, F: FnMut(&Event)> Executor<'a, P, F> {
+    /// An executor over `port` reporting to `progress`, watching `cancel`.
+    pub fn new(port: &'a P, settings: Settings, progress: F, cancel: Cancel) -> Self {
+        Self {
+            port,
+            settings,
+            progress,
+            cancel,
+        }
+    }
+
+    /// Runs (or resumes) `journal`, saving it to `store` at every step. Returns the report of a
+    /// completed or cancelled run; a failed run returns the error after cleaning up (the
+    /// journal records it; rerun to resume).
+    pub async fn run(
+        &mut self,
+        mut journal: Journal,
+        store: &mut impl JournalStore,
+    ) -> Result<Report, ExecuteError> {
+        let started = Instant::now();
+        if journal.is_finished() {
+            return Ok(Report::of(&journal, None, Vec::new(), started));
+        }
+        if journal
+            .batches
+            .iter()
+            .any(|b| b.state != BatchState::Pending)
+            && let Some(i) = journal.next_batch()
+        {
+            (self.progress)(&Event::Resumed {
+                batch: i + 1,
+                of: journal.batches.len(),
+            });
+        }
+        journal.status = RunStatus::Running;
+        store.save(&journal)?;
+        match self.drive(&mut journal, store).await {
+            Ok(Outcome::Completed(election, removable)) => {
+                journal.status = RunStatus::Completed;
+                store.save(&journal)?;
+                Ok(Report::of(&journal, election, removable, started))
+            }
+            Ok(Outcome::Cancelled) => {
+                let errors = self.clean_up(&mut journal, store).await?;
+                journal.status = RunStatus::Cancelled;
+                store.save(&journal)?;
+                for e in &errors {
+                    warn!(error = %e, "cleanup after cancel");
+                }
+                Ok(Report::of(&journal, None, Vec::new(), started))
+            }
+            Err(e) => {
+                warn!(error = %e, "rebalance failed; cleaning up");
+                let errors = match self.clean_up(&mut journal, store).await {
+                    Ok(errors) => errors,
+                    Err(store_error) => vec![store_error.to_string()],
+                };
+                journal.status = RunStatus::Failed(e.to_string());
+                store.save(&journal)?;
+                Err(e.with_cleanup(errors))
+            }
+        }
+    }
+
+    /// Cancels whatever `journal` has in flight and removes its throttles (`--cancel`, also
+    /// after a crash); records the run as cancelled.
+    pub async fn cancel(
+        &mut self,
+        mut journal: Journal,
+        store: &mut impl JournalStore,
+    ) -> Result<Report, ExecuteError> {
+        let started = Instant::now();
+        let errors = self.clean_up(&mut journal, store).await?;
+        if journal.status != RunStatus::Completed {
+            journal.status = RunStatus::Cancelled;
+        }
+        store.save(&journal)?;
+        if let Some(first) = errors.first() {
+            return Err(ExecuteError::Step {
+                step: "cleaning up",
+                source: PortError::Read {
+                    what: "the cleanup result",
+                    source: first.clone().into(),
+                },
+                cleanup: errors[1..].to_vec(),
+            });
+        }
+        Ok(Report::of(&journal, None, Vec::new(), started))
+    }
+
+    async fn drive(
+        &mut self,
+        journal: &mut Journal,
+        store: &mut impl JournalStore,
+    ) -> Result<Outcome, ExecuteError> {
+        let step = |step: &'static str| {
+            move |source: PortError| ExecuteError::Step {
+                step,
+                source,
+                cleanup: Vec::new(),
+            }
+        };
+        let ours: BTreeSet<TopicPartition> = journal
+            .in_flight()
+            .into_iter()
+            .flat_map(|i| {
+                journal.batches[i]
+                    .batch
+                    .moves
+                    .iter()
+                    .map(|m| m.partition.clone())
+            })
+            .collect();
+        let ongoing = self
+            .port
+            .ongoing()
+            .await
+            .map_err(step("reading the reassignments in progress"))?;
+        let foreign: Vec<String> = ongoing
+            .iter()
+            .filter(|tp| !ours.contains(tp))
+            .map(ToString::to_string)
+            .collect();
+        if !foreign.is_empty() {
+            return Err(ExecuteError::OtherReassignments {
+                partitions: foreign,
+            });
+        }
+
+        if let Some(rate) = journal.throttle_bytes_per_s
+            && journal.next_batch().is_some()
+        {
+            let live = self
+                .port
+                .live_brokers()
+                .await
+                .map_err(step("reading the live brokers"))?;
+            journal.throttle_applied = true;
+            journal.throttled_brokers.extend(live.iter().copied());
+            store.save(journal)?;
+            for b in &live {
+                self.port
+                    .configure(
+                        &ConfigResource::Broker(*b),
+                        &[
+                            ConfigOp::set(LEADER_RATE, rate),
+                            ConfigOp::set(FOLLOWER_RATE, rate),
+                        ],
+                    )
+                    .await
+                    .map_err(step("setting the replication throttle rate"))?;
+            }
+            (self.progress)(&Event::ThrottleSet {
+                bytes_per_s: rate,
+                brokers: live.len(),
+            });
+        }
+
+        let total = journal.batches.len();
+        while let Some(i) = journal.next_batch() {
+            if self.cancel.requested() {
+                return Ok(Outcome::Cancelled);
+            }
+            let batch = journal.batches[i].batch.clone();
+            let current = self
+                .port
+                .assignment()
+                .await
+                .map_err(step("reading the current assignment"))?;
+            let ongoing = self
+                .port
+                .ongoing()
+                .await
+                .map_err(step("reading the reassignments in progress"))?;
+            let mut todo = Vec::new();
+            for m in &batch.moves {
+                let found = current.get(&m.partition).cloned().unwrap_or_default();
+                if found == m.to {
+                    continue;
+                }
+                let same_set = |a: &[BrokerId], b: &[BrokerId]| {
+                    a.len() == b.len() && a.iter().all(|x| b.contains(x))
+                };
+                if !(same_set(&found, &m.from)
+                    || same_set(&found, &m.to)
+                    || ongoing.contains(&m.partition))
+                {
+                    return Err(ExecuteError::AssignmentChanged {
+                        partition: m.partition.clone(),
+                        expected: m.from.iter().map(|b| b.0).collect(),
+                        found: found.iter().map(|b| b.0).collect(),
+                    });
+                }
+                todo.push((m.partition.clone(), Some(m.to.clone())));
+            }
+            if journal.throttle_bytes_per_s.is_some() {
+                let lists = throttled_replicas(&batch);
+                journal.throttled_topics.extend(lists.keys().cloned());
+                store.save(journal)?;
+                for (topic, t) in &lists {
+                    self.port
+                        .configure(
+                            &ConfigResource::Topic(topic.clone()),
+                            &[
+                                ConfigOp::set(LEADER_REPLICAS, t.leader_value()),
+                                ConfigOp::set(FOLLOWER_REPLICAS, t.follower_value()),
+                            ],
+                        )
+                        .await
+                        .map_err(step("setting the throttled replicas"))?;
+                }
+            }
+            journal.batches[i].state = BatchState::Issued;
+            store.save(journal)?;
+            let batch_started = Instant::now();
+            if !todo.is_empty() {
+                self.port
+                    .reassign(&todo)
+                    .await
+                    .map_err(step("submitting a batch"))?;
+            }
+            (self.progress)(&Event::BatchStarted {
+                batch: i + 1,
+                of: total,
+                partitions: batch.moves.len(),
+                bytes: batch.bytes(),
+            });
+            info!(batch = i + 1, partitions = todo.len(), "batch submitted");
+            let names: BTreeSet<&TopicPartition> =
+                batch.moves.iter().map(|m| &m.partition).collect();
+            let mut last_moving = usize::MAX;
+            loop {
+                let ongoing = self
+                    .port
+                    .ongoing()
+                    .await
+                    .map_err(step("polling the reassignments"))?;
+                let moving: Vec<&TopicPartition> = names
+                    .iter()
+                    .copied()
+                    .filter(|tp| ongoing.contains(*tp))
+                    .collect();
+                if moving.len() != last_moving {
+                    last_moving = moving.len();
+                    let finished: u64 = batch
+                        .moves
+                        .iter()
+                        .filter(|m| !ongoing.contains(&m.partition))
+                        .map(|m| m.bytes)
+                        .sum();
+                    (self.progress)(&Event::Progress {
+                        batch: i + 1,
+                        moving: moving.len(),
+                        done_bytes: journal.done_bytes() + finished,
+                        total_bytes: journal.total_bytes(),
+                    });
+                }
+                if moving.is_empty() {
+                    break;
+                }
+                if batch_started.elapsed() > self.settings.batch_timeout {
+                    return Err(ExecuteError::BatchTimeout {
+                        index: i + 1,
+                        after: self.settings.batch_timeout,
+                        remaining: moving.len(),
+                        cleanup: Vec::new(),
+                    });
+                }
+                if self.cancel.requested() {
+                    return Ok(Outcome::Cancelled);
+                }
+                self.cancel.sleep(self.settings.poll_interval).await;
+                if self.cancel.requested() {
+                    return Ok(Outcome::Cancelled);
+                }
+            }
+            // The broker answering Metadata may lag the controller by a moment: wait (bounded)
+            // until it shows every partition on its new replicas.
+            let verify_deadline = Instant::now() + self.settings.cancel_timeout;
+            loop {
+                let after = self
+                    .port
+                    .assignment()
+                    .await
+                    .map_err(step("reading the new assignment"))?;
+                let wrong = batch.moves.iter().find_map(|m| {
+                    let found = after.get(&m.partition).cloned().unwrap_or_default();
+                    (found != m.to).then_some((m, found))
+                });
+                let Some((m, found)) = wrong else {
+                    break;
+                };
+                if Instant::now() > verify_deadline {
+                    return Err(ExecuteError::AssignmentChanged {
+                        partition: m.partition.clone(),
+                        expected: m.to.iter().map(|b| b.0).collect(),
+                        found: found.iter().map(|b| b.0).collect(),
+                    });
+                }
+                tokio::time::sleep(self.settings.poll_interval).await;
+            }
+            journal.batches[i].state = BatchState::Done;
+            store.save(journal)?;
+            (self.progress)(&Event::BatchDone {
+                batch: i + 1,
+                secs: batch_started.elapsed().as_secs_f64(),
+            });
+        }
+
+        let errors = self.remove_throttles(journal, store).await?;
+        if let Some(first) = errors.into_iter().next() {
+            return Err(ExecuteError::Step {
+                step: "removing the throttle",
+                source: PortError::Read {
+                    what: "the throttle removal result",
+                    source: first.into(),
+                },
+                cleanup: Vec::new(),
+            });
+        }
+
+        let moved: Vec<TopicPartition> = journal
+            .batches
+            .iter()
+            .flat_map(|b| b.batch.moves.iter().map(|m| m.partition.clone()))
+            .collect();
+        let election = if moved.is_empty() {
+            None
+        } else {
+            let summary = self
+                .port
+                .elect_preferred(&moved)
+                .await
+                .map_err(step("electing the preferred leaders"))?;
+            journal.leaders_elected = true;
+            store.save(journal)?;
+            (self.progress)(&Event::LeadersElected(summary.clone()));
+            Some(summary)
+        };
+
+        let mut removable = Vec::new();
+        if let BrokerChange::Remove(ids) = &journal.change {
+            let assignment = self
+                .port
+                .assignment()
+                .await
+                .map_err(step("checking the drained brokers"))?;
+            for id in ids {
+                let replicas = assignment.values().filter(|r| r.contains(id)).count();
+                if replicas > 0 {
+                    return Err(ExecuteError::NotDrained {
+                        broker: *id,
+                        replicas,
+                    });
+                }
+                removable.push(*id);
+            }
+            (self.progress)(&Event::Drained {
+                brokers: removable.clone(),
+            });
+        }
+        Ok(Outcome::Completed(election, removable))
+    }
+
+    /// Cancels the in-flight reassignments of `journal` and removes its throttles; returns the
+    /// cleanup actions that failed (as text).
+    async fn clean_up(
+        &mut self,
+        journal: &mut Journal,
+        store: &mut impl JournalStore,
+    ) -> Result<Vec<String>, StoreError> {
+        let mut errors = Vec::new();
+        let in_flight = journal.in_flight();
+        let partitions: BTreeSet<TopicPartition> = in_flight
+            .iter()
+            .flat_map(|&i| {
+                journal.batches[i]
+                    .batch
+                    .moves
+                    .iter()
+                    .map(|m| m.partition.clone())
+            })
+            .collect();
+        if !partitions.is_empty() {
+            let ongoing = match self.port.ongoing().await {
+                Ok(o) => o,
+                Err(e) => {
+                    errors.push(e.to_string());
+                    partitions.clone()
+                }
+            };
+            let cancel: Vec<(TopicPartition, Option<Vec<BrokerId>>)> = partitions
+                .iter()
+                .filter(|tp| ongoing.contains(*tp))
+                .map(|tp| (tp.clone(), None))
+                .collect();
+            let mut cancelled = true;
+            if !cancel.is_empty() {
+                (self.progress)(&Event::Cancelling {
+                    partitions: cancel.len(),
+                });
+                if let Err(e) = self.port.reassign(&cancel).await {
+                    errors.push(e.to_string());
+                    cancelled = false;
+                } else {
+                    let deadline = Instant::now() + self.settings.cancel_timeout;
+                    loop {
+                        match self.port.ongoing().await {
+                            Ok(o) if !cancel.iter().any(|(tp, _)| o.contains(tp)) => break,
+                            Ok(_) if Instant::now() < deadline => {}
+                            Ok(_) => {
+                                errors.push(format!(
+                                    "cancelled reassignments still listed after {:?}",
+                                    self.settings.cancel_timeout
+                                ));
+                                cancelled = false;
+                                break;
+                            }
+                            Err(e) => {
+                                errors.push(e.to_string());
+                                cancelled = false;
+                                break;
+                            }
+                        }
+                        tokio::time::sleep(self.settings.poll_interval).await;
+                    }
+                }
+            }
+            if cancelled {
+                for i in in_flight {
+                    journal.batches[i].state = BatchState::Cancelled;
+                }
+                store.save(journal)?;
+            }
+        }
+        errors.extend(self.remove_throttles(journal, store).await?);
+        Ok(errors)
+    }
+
+    /// Deletes every throttle config the journal records; returns failures as text.
+    async fn remove_throttles(
+        &mut self,
+        journal: &mut Journal,
+        store: &mut impl JournalStore,
+    ) -> Result<Vec<String>, StoreError> {
+        if !journal.throttle_applied {
+            return Ok(Vec::new());
+        }
+        let mut errors = Vec::new();
+        let live = match self.port.live_brokers().await {
+            Ok(l) => l,
+            Err(e) => {
+                errors.push(e.to_string());
+                return Ok(errors);
+            }
+        };
+        let mut left_brokers = BTreeSet::new();
+        for b in journal.throttled_brokers.clone() {
+            if !live.contains(&b) {
+                // Per-broker dynamic configs are served by the broker itself; a broker that
+                // is gone cannot be asked (its overrides no longer apply to anything).
+                warn!(broker = %b, "broker gone; its throttle rate override cannot be removed");
+                continue;
+            }
+            if let Err(e) = self
+                .port
+                .configure(
+                    &ConfigResource::Broker(b),
+                    &[
+                        ConfigOp::delete(LEADER_RATE),
+                        ConfigOp::delete(FOLLOWER_RATE),
+                    ],
+                )
+                .await
+            {
+                errors.push(e.to_string());
+                left_brokers.insert(b);
+            }
+        }
+        let mut left_topics = BTreeSet::new();
+        for t in journal.throttled_topics.clone() {
+            if let Err(e) = self
+                .port
+                .configure(
+                    &ConfigResource::Topic(t.clone()),
+                    &[
+                        ConfigOp::delete(LEADER_REPLICAS),
+                        ConfigOp::delete(FOLLOWER_REPLICAS),
+                    ],
+                )
+                .await
+            {
+                let gone = matches!(&e, PortError::Configure { source, .. }
+                    if source.downcast_ref::<kpilot_kafka::AdminError>()
+                        .is_some_and(|a| matches!(a, kpilot_kafka::AdminError::UnknownTopic { .. })));
+                if !gone {
+                    errors.push(e.to_string());
+                    left_topics.insert(t);
+                }
+            }
+        }
+        journal.throttled_brokers = left_brokers;
+        journal.throttled_topics = left_topics;
+        journal.throttle_applied =
+            !journal.throttled_brokers.is_empty() || !journal.throttled_topics.is_empty();
+        store.save(journal)?;
+        if errors.is_empty() {
+            (self.progress)(&Event::ThrottleRemoved);
+        }
+        Ok(errors)
+    }
+}
+
+/// Replicas per broker in an assignment (for drain checks and reports).
+pub fn replicas_per_broker(
+    assignment: &BTreeMap<TopicPartition, Vec<BrokerId>>,
+) -> BTreeMap<BrokerId, usize> {
+    let mut out = BTreeMap::new();
+    for r in assignment.values() {
+        for b in r {
+            *out.entry(*b).or_insert(0) += 1;
+        }
+    }
+    out
+}

@@ -1,0 +1,134 @@
+//! The [`ReassignPort`] adapter over `kpilot-kafka`'s admin client, and reading a plan input
+//! (placements, sizes, racks) from a live cluster. Performs network I/O.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use kpilot_cluster::{BrokerId, TopicPartition};
+use kpilot_kafka::{AdminClient, AdminError, ConfigOp, ConfigResource, ElectionOutcome};
+use kpilot_rebalance::{BrokerChange, PlanInput};
+
+use crate::port::{ElectionSummary, PortError, ReassignPort};
+
+impl ReassignPort for AdminClient {
+    async fn live_brokers(&self) -> Result<BTreeSet<BrokerId>, PortError> {
+        let m = self
+            .metadata()
+            .await
+            .map_err(|e| read("the cluster metadata", e))?;
+        Ok(m.brokers.keys().copied().collect())
+    }
+
+    async fn assignment(&self) -> Result<BTreeMap<TopicPartition, Vec<BrokerId>>, PortError> {
+        let m = self
+            .metadata()
+            .await
+            .map_err(|e| read("the cluster metadata", e))?;
+        Ok(m.topics
+            .values()
+            .flat_map(|t| {
+                t.partitions
+                    .iter()
+                    .map(|(p, s)| (TopicPartition::new(t.name.clone(), *p), s.replicas.clone()))
+            })
+            .collect())
+    }
+
+    async fn ongoing(&self) -> Result<BTreeSet<TopicPartition>, PortError> {
+        let list = self
+            .list_partition_reassignments()
+            .await
+            .map_err(|e| read("the reassignments in progress", e))?;
+        Ok(list.into_iter().map(|r| r.topic_partition).collect())
+    }
+
+    async fn reassign(
+        &self,
+        changes: &[(TopicPartition, Option<Vec<BrokerId>>)],
+    ) -> Result<(), PortError> {
+        self.alter_partition_reassignments(changes)
+            .await
+            .map_err(|e| PortError::Reassign {
+                action: if changes.iter().all(|c| c.1.is_none()) {
+                    "cancelling"
+                } else {
+                    "submitting"
+                },
+                partitions: changes.len(),
+                source: Box::new(e),
+            })
+    }
+
+    async fn configure(
+        &self,
+        resource: &ConfigResource,
+        ops: &[ConfigOp],
+    ) -> Result<(), PortError> {
+        self.alter_configs(resource, ops)
+            .await
+            .map_err(|e| PortError::Configure {
+                resource: resource.to_string(),
+                source: Box::new(e),
+            })
+    }
+
+    async fn elect_preferred(
+        &self,
+        partitions: &[TopicPartition],
+    ) -> Result<ElectionSummary, PortError> {
+        let outcomes = self
+            .elect_preferred_leaders(Some(partitions))
+            .await
+            .map_err(|e| PortError::Elect {
+                source: Box::new(e),
+            })?;
+        let mut summary = ElectionSummary::default();
+        for (tp, outcome) in outcomes {
+            match outcome {
+                ElectionOutcome::Elected => summary.elected += 1,
+                ElectionOutcome::NotNeeded => summary.not_needed += 1,
+                ElectionOutcome::Failed { error, message } => {
+                    summary.failed.insert(
+                        tp.to_string(),
+                        message.unwrap_or_else(|| error.name().to_string()),
+                    );
+                }
+            }
+        }
+        Ok(summary)
+    }
+}
+
+fn read(what: &'static str, e: AdminError) -> PortError {
+    PortError::Read {
+        what,
+        source: Box::new(e),
+    }
+}
+
+/// Reads what the planner needs from the cluster: every partition's replicas, its size (the
+/// largest replica's log, from DescribeLogDirs on every broker) and every broker's rack.
+/// Fails when a broker's log dirs cannot be read, since sizes drive the plan.
+pub async fn read_plan_input(
+    admin: &AdminClient,
+    change: BrokerChange,
+) -> Result<PlanInput, PortError> {
+    let snapshot = admin
+        .snapshot()
+        .await
+        .map_err(|e| read("the cluster snapshot", e))?;
+    if let Some(gap) = snapshot
+        .gaps
+        .iter()
+        .find(|g| g.what.starts_with("log dirs"))
+    {
+        return Err(PortError::Read {
+            what: "the partition sizes (log dirs)",
+            source: format!("{}: {}", gap.what, gap.error).into(),
+        });
+    }
+    Ok(PlanInput::from_cluster(
+        &snapshot.state,
+        change,
+        &BTreeMap::new(),
+    ))
+}

@@ -1,0 +1,89 @@
+//! The port the executor drives: what it reads from and asks of the cluster. A trait and its
+//! error only; no I/O here. The adapter for the Kafka admin client is `crate::kafka`; tests
+//! wrap it to inject failures.
+
+#![allow(async_fn_in_trait)] // Used with concrete types on one task; no `Send` bound needed.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use kpilot_cluster::{BrokerId, TopicPartition};
+use kpilot_kafka::{ConfigOp, ConfigResource};
+use serde::{Deserialize, Serialize};
+
+/// The cause of a port failure.
+pub type Cause = Box<dyn std::error::Error + Send + Sync>;
+
+/// A failure talking to the cluster.
+#[derive(Debug, thiserror::Error)]
+pub enum PortError {
+    /// Reading the cluster (metadata, reassignments in progress) failed.
+    #[error("reading {what} failed: {source}")]
+    Read {
+        /// What was read.
+        what: &'static str,
+        /// The cause.
+        #[source]
+        source: Cause,
+    },
+    /// Submitting or cancelling reassignments failed.
+    #[error("{action} the reassignment of {partitions} partition(s) failed: {source}")]
+    Reassign {
+        /// "submitting" or "cancelling".
+        action: &'static str,
+        /// How many partitions the request named.
+        partitions: usize,
+        /// The cause.
+        #[source]
+        source: Cause,
+    },
+    /// Changing a config (throttle) failed.
+    #[error("changing the configs of {resource} failed: {source}")]
+    Configure {
+        /// The broker or topic.
+        resource: String,
+        /// The cause.
+        #[source]
+        source: Cause,
+    },
+    /// The preferred leader election failed.
+    #[error("the preferred leader election failed: {source}")]
+    Elect {
+        /// The cause.
+        #[source]
+        source: Cause,
+    },
+}
+
+/// The outcome of a preferred leader election.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ElectionSummary {
+    /// Partitions whose leadership moved to the preferred replica.
+    pub elected: usize,
+    /// Partitions already led by it.
+    pub not_needed: usize,
+    /// Partitions where the election failed, with the broker's reason.
+    pub failed: BTreeMap<String, String>,
+}
+
+/// What the executor needs from the cluster.
+pub trait ReassignPort {
+    /// Brokers registered now.
+    async fn live_brokers(&self) -> Result<BTreeSet<BrokerId>, PortError>;
+    /// Every partition's replicas (preferred leader first), from fresh metadata.
+    async fn assignment(&self) -> Result<BTreeMap<TopicPartition, Vec<BrokerId>>, PortError>;
+    /// Partitions with a reassignment in progress.
+    async fn ongoing(&self) -> Result<BTreeSet<TopicPartition>, PortError>;
+    /// Submits new replica lists (`None` cancels that partition's reassignment).
+    async fn reassign(
+        &self,
+        changes: &[(TopicPartition, Option<Vec<BrokerId>>)],
+    ) -> Result<(), PortError>;
+    /// Sets or deletes configs of a broker or topic.
+    async fn configure(&self, resource: &ConfigResource, ops: &[ConfigOp])
+    -> Result<(), PortError>;
+    /// Elects the preferred leader of `partitions`.
+    async fn elect_preferred(
+        &self,
+        partitions: &[TopicPartition],
+    ) -> Result<ElectionSummary, PortError>;
+}

@@ -1,0 +1,352 @@
+//! The executor against an in-memory cluster (no Kafka): the order of its steps, the journal
+//! it leaves, cleanup after a failed submission, and refusals (someone else's reassignment, a
+//! partition changed since planning). Each reassignment finishes after a few polls.
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet};
+
+use kpilot_cluster::{BrokerId, TopicName, TopicPartition};
+use kpilot_kafka::{ConfigOp, ConfigResource};
+use kpilot_reassign::{
+    BatchState, Cancel, ElectionSummary, ExecuteError, Executor, MemoryStore, PortError,
+    ReassignPort, RunStatus, Settings, prepare,
+};
+use kpilot_rebalance::{BatchLimits, BrokerChange, PartitionPlacement, PlanInput};
+
+#[derive(Default)]
+struct State {
+    assignment: BTreeMap<TopicPartition, Vec<BrokerId>>,
+    /// Moving partitions: (target, polls left).
+    moving: BTreeMap<TopicPartition, (Vec<BrokerId>, u32)>,
+    configs: BTreeMap<String, BTreeMap<String, String>>,
+    log: Vec<String>,
+    fail_submit: Option<usize>,
+    submits: usize,
+    /// A partition someone creates during the run (appears at the election).
+    created_during_run: Option<(TopicPartition, Vec<BrokerId>)>,
+}
+
+struct Fake(RefCell<State>);
+
+impl ReassignPort for Fake {
+    async fn live_brokers(&self) -> Result<BTreeSet<BrokerId>, PortError> {
+        Ok((1..=4).map(BrokerId).collect())
+    }
+    async fn assignment(&self) -> Result<BTreeMap<TopicPartition, Vec<BrokerId>>, PortError> {
+        Ok(self.0.borrow().assignment.clone())
+    }
+    async fn ongoing(&self) -> Result<BTreeSet<TopicPartition>, PortError> {
+        let mut s = self.0.borrow_mut();
+        let mut done = Vec::new();
+        for (tp, (to, left)) in s.moving.iter_mut() {
+            *left = left.saturating_sub(1);
+            if *left == 0 {
+                done.push((tp.clone(), to.clone()));
+            }
+        }
+        for (tp, to) in done {
+            s.moving.remove(&tp);
+            s.assignment.insert(tp, to);
+        }
+        Ok(s.moving.keys().cloned().collect())
+    }
+    async fn reassign(
+        &self,
+        changes: &[(TopicPartition, Option<Vec<BrokerId>>)],
+    ) -> Result<(), PortError> {
+        let mut s = self.0.borrow_mut();
+        if changes.iter().any(|c| c.1.is_some()) {
+            s.submits += 1;
+            if s.fail_submit == Some(s.submits) {
+                return Err(PortError::Reassign {
+                    action: "submitting",
+                    partitions: changes.len(),
+                    source: "injected".into(),
+                });
+            }
+        }
+        for (tp, to) in changes {
+            match to {
+                Some(to) => {
+                    s.log.push(format!("reassign {tp}"));
+                    s.moving.insert(tp.clone(), (to.clone(), 2));
+                }
+                None => {
+                    s.log.push(format!("cancel {tp}"));
+                    s.moving.remove(tp);
+                }
+            }
+        }
+        Ok(())
+    }
+    async fn configure(&self, r: &ConfigResource, ops: &[ConfigOp]) -> Result<(), PortError> {
+        let mut s = self.0.borrow_mut();
+        for op in ops {
+            match op {
+                ConfigOp::Set(k, v) => {
+                    s.log.push(format!("set {r} {k}"));
+                    s.configs
+                        .entry(r.to_string())
+                        .or_default()
+                        .insert(k.clone(), v.clone());
+                }
+                ConfigOp::Delete(k) => {
+                    s.log.push(format!("delete {r} {k}"));
+                    if let Some(c) = s.configs.get_mut(&r.to_string()) {
+                        c.remove(k);
+                    }
+                }
+            }
+        }
+        s.configs.retain(|_, c| !c.is_empty());
+        Ok(())
+    }
+    async fn elect_preferred(&self, p: &[TopicPartition]) -> Result<ElectionSummary, PortError> {
+        let mut s = self.0.borrow_mut();
+        s.log.push(format!("elect {}", p.len()));
+        if let Some((tp, r)) = s.created_during_run.take() {
+            s.assignment.insert(tp, r);
+        }
+        Ok(ElectionSummary {
+            elected: p.len(),
+            ..ElectionSummary::default()
+        })
+    }
+}
+
+fn input() -> PlanInput {
+    let topic = TopicName::new("t").expect("topic");
+    PlanInput {
+        partitions: (0..12)
+            .map(|p| PartitionPlacement {
+                partition: TopicPartition::new(topic.clone(), p),
+                replicas: (0..3).map(|k| BrokerId((p + k) % 3 + 1)).collect(),
+                size_bytes: 1_000 + p as u64 * 10,
+            })
+            .collect(),
+        brokers: (1..=4).map(|b| (BrokerId(b), None)).collect(),
+        change: BrokerChange::Add([BrokerId(4)].into()),
+    }
+}
+
+fn fake(input: &PlanInput) -> Fake {
+    Fake(RefCell::new(State {
+        assignment: input
+            .partitions
+            .iter()
+            .map(|p| (p.partition.clone(), p.replicas.clone()))
+            .collect(),
+        ..State::default()
+    }))
+}
+
+fn settings() -> Settings {
+    Settings {
+        poll_interval: std::time::Duration::from_millis(1),
+        ..Settings::default()
+    }
+}
+
+#[tokio::test]
+async fn completes_in_order_and_leaves_no_throttle() {
+    let input = input();
+    let prepared = prepare(
+        &input,
+        BatchLimits {
+            max_per_broker: 1,
+            max_per_batch: 10,
+        },
+    )
+    .expect("plan");
+    assert!(prepared.batches.len() >= 2);
+    let port = fake(&input);
+    let mut store = MemoryStore::default();
+    let report = Executor::new(&port, settings(), |_: &_| {}, Cancel::never())
+        .run(prepared.journal(None, Some(1_000_000)), &mut store)
+        .await
+        .expect("completes");
+    assert_eq!(report.status, RunStatus::Completed);
+    let s = port.0.borrow();
+    for (tp, to) in &prepared.plan.assignment {
+        assert_eq!(&s.assignment[tp], to);
+    }
+    assert!(s.configs.is_empty(), "{:?}", s.configs);
+    // Rates first, then per batch: replica lists before the submission; deletes, then the
+    // election last.
+    let first_set = s
+        .log
+        .iter()
+        .position(|l| l.starts_with("set broker"))
+        .expect("rate");
+    let first_reassign = s
+        .log
+        .iter()
+        .position(|l| l.starts_with("reassign"))
+        .expect("reassign");
+    let first_lists = s
+        .log
+        .iter()
+        .position(|l| l.starts_with("set topic"))
+        .expect("lists");
+    assert!(
+        first_set < first_lists && first_lists < first_reassign,
+        "{:?}",
+        s.log
+    );
+    let last_delete = s
+        .log
+        .iter()
+        .rposition(|l| l.starts_with("delete"))
+        .expect("delete");
+    assert!(
+        s.log.last().expect("log").starts_with("elect"),
+        "{:?}",
+        s.log
+    );
+    assert!(
+        last_delete
+            > s.log
+                .iter()
+                .rposition(|l| l.starts_with("reassign"))
+                .expect("r")
+    );
+    // The journal marked the throttle before any was set, and every batch done at the end.
+    assert!(store.history[1].throttle_applied);
+    assert!(
+        store.history[1]
+            .batches
+            .iter()
+            .all(|b| b.state == BatchState::Pending)
+    );
+    let last = store.history.last().expect("journal");
+    assert!(last.batches.iter().all(|b| b.state == BatchState::Done));
+    assert!(!last.throttle_applied && last.leaders_elected);
+}
+
+#[tokio::test]
+async fn a_failed_submission_cleans_up_and_the_rerun_resumes() {
+    let input = input();
+    let prepared = prepare(
+        &input,
+        BatchLimits {
+            max_per_broker: 1,
+            max_per_batch: 10,
+        },
+    )
+    .expect("plan");
+    let port = fake(&input);
+    port.0.borrow_mut().fail_submit = Some(2);
+    let mut store = MemoryStore::default();
+    let err = Executor::new(&port, settings(), |_: &_| {}, Cancel::never())
+        .run(prepared.journal(None, Some(1_000_000)), &mut store)
+        .await
+        .expect_err("the second submission fails");
+    assert!(matches!(err, ExecuteError::Step { .. }), "{err}");
+    assert!(port.0.borrow().configs.is_empty());
+    let journal = store.history.last().cloned().expect("journal");
+    assert!(matches!(journal.status, RunStatus::Failed(_)));
+    assert_eq!(journal.batches[0].state, BatchState::Done);
+    assert_eq!(journal.batches[1].state, BatchState::Cancelled);
+    port.0.borrow_mut().fail_submit = None;
+    let report = Executor::new(&port, settings(), |_: &_| {}, Cancel::never())
+        .run(journal, &mut store)
+        .await
+        .expect("resumes");
+    assert_eq!(report.status, RunStatus::Completed);
+    assert!(port.0.borrow().configs.is_empty());
+}
+
+#[tokio::test]
+async fn refuses_foreign_reassignments_and_changed_partitions() {
+    let input = input();
+    let prepared = prepare(&input, BatchLimits::default()).expect("plan");
+    let port = fake(&input);
+    let other = TopicPartition::new(TopicName::new("other").expect("topic"), 0);
+    port.0
+        .borrow_mut()
+        .moving
+        .insert(other.clone(), (vec![BrokerId(1)], 1000));
+    let err = Executor::new(&port, settings(), |_: &_| {}, Cancel::never())
+        .run(
+            prepared.journal(None, Some(1_000_000)),
+            &mut MemoryStore::default(),
+        )
+        .await
+        .expect_err("someone else's reassignment");
+    assert!(
+        matches!(err, ExecuteError::OtherReassignments { .. }),
+        "{err}"
+    );
+    assert!(port.0.borrow().log.is_empty(), "nothing touched");
+
+    port.0.borrow_mut().moving.clear();
+    let first = prepared.batches[0].moves[0].partition.clone();
+    port.0
+        .borrow_mut()
+        .assignment
+        .insert(first, vec![BrokerId(3), BrokerId(2), BrokerId(4)]);
+    let err = Executor::new(&port, settings(), |_: &_| {}, Cancel::never())
+        .run(
+            prepared.journal(None, Some(1_000_000)),
+            &mut MemoryStore::default(),
+        )
+        .await
+        .expect_err("changed since planning");
+    assert!(
+        matches!(err, ExecuteError::AssignmentChanged { .. }),
+        "{err}"
+    );
+    assert!(port.0.borrow().configs.is_empty(), "throttle removed");
+}
+
+#[tokio::test]
+async fn a_removed_broker_is_reported_removable_only_when_empty() {
+    let topic = TopicName::new("t").expect("topic");
+    let input = PlanInput {
+        partitions: (0..8)
+            .map(|p| PartitionPlacement {
+                partition: TopicPartition::new(topic.clone(), p),
+                replicas: (0..3).map(|k| BrokerId((p + k) % 4 + 1)).collect(),
+                size_bytes: 1_000,
+            })
+            .collect(),
+        brokers: (1..=4).map(|b| (BrokerId(b), None)).collect(),
+        change: BrokerChange::Remove([BrokerId(4)].into()),
+    };
+    let prepared = prepare(&input, BatchLimits::default()).expect("plan");
+    let port = fake(&input);
+    let report = Executor::new(&port, settings(), |_: &_| {}, Cancel::never())
+        .run(prepared.journal(None, None), &mut MemoryStore::default())
+        .await
+        .expect("drained");
+    assert_eq!(report.removable, vec![BrokerId(4)]);
+    assert!(
+        port.0
+            .borrow()
+            .assignment
+            .values()
+            .all(|r| !r.contains(&BrokerId(4)))
+    );
+
+    // Someone creates a partition on broker 4 while it drains: not removable.
+    let port = fake(&input);
+    port.0.borrow_mut().created_during_run = Some((
+        TopicPartition::new(TopicName::new("new").expect("topic"), 0),
+        vec![BrokerId(4), BrokerId(1), BrokerId(2)],
+    ));
+    let err = Executor::new(&port, settings(), |_: &_| {}, Cancel::never())
+        .run(prepared.journal(None, None), &mut MemoryStore::default())
+        .await
+        .expect_err("broker 4 holds a replica again");
+    assert!(
+        matches!(
+            err,
+            ExecuteError::NotDrained {
+                broker: BrokerId(4),
+                replicas: 1
+            }
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains("NOT safe to remove"));
+}
