@@ -43,6 +43,8 @@ pub enum Command {
     Roll(commands::roll::Args),
     #[allow(missing_docs)]
     Rebalance(commands::rebalance::Args),
+    #[allow(missing_docs)]
+    Operator(commands::operator::Args),
     #[command(hide = true)]
     #[allow(missing_docs)]
     Generate(commands::generate::Args),

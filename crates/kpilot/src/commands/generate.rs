@@ -18,12 +18,16 @@ pub struct Args {
 pub enum What {
     /// The command-line reference (docs/reference/cli.md): every command's --help.
     CliReference,
+    /// The KafkaAutopilot CRD (deploy/crds/kafkaautopilots.kpilot.io.yaml and the Helm
+    /// chart's copy in deploy/helm/kpilot/crds/).
+    Crd,
 }
 
 /// Runs `kpilot generate`.
 pub fn run(args: Args) -> anyhow::Result<()> {
     match args.what {
         What::CliReference => crate::output::print_text(&cli_reference()),
+        What::Crd => crate::output::print_text(&kpilot_operator::crd_yaml()),
     }
 }
 

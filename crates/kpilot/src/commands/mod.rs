@@ -5,6 +5,7 @@ pub mod capacity;
 pub mod catalog;
 mod common;
 pub mod generate;
+pub mod operator;
 pub mod perf;
 pub mod rebalance;
 pub mod roll;
@@ -27,6 +28,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Generate(args) => generate::run(args),
         Command::Roll(args) => roll::run(args),
         Command::Rebalance(args) => rebalance::run(args),
+        Command::Operator(args) => operator::run(args),
         Command::Perf(args) => perf::run(args),
         Command::Simulate(args) => simulate::run(args),
     };

@@ -1,0 +1,510 @@
+//! The `KafkaAutopilot` custom resource (`kpilot.io/v1alpha1`): its spec (what to manage and
+//! within which limits) and its status (what was measured, decided and done), with the CRD
+//! generated from these types. Pure: types and serialization only.
+
+use kube::CustomResource;
+use kube::CustomResourceExt as _;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// The API group of the CRD.
+pub const GROUP: &str = "kpilot.io";
+/// The file name of the committed CRD (under `deploy/crds/`).
+pub const CRD_FILE: &str = "kafkaautopilots.kpilot.io.yaml";
+
+/// Keeps one Kafka cluster at the right size: observes its load, decides with the same policy
+/// as `kpilot simulate`, and (in `apply` mode) resizes it with zero downtime.
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[kube(
+    group = "kpilot.io",
+    version = "v1alpha1",
+    kind = "KafkaAutopilot",
+    plural = "kafkaautopilots",
+    shortname = "kap",
+    namespaced,
+    status = "KafkaAutopilotStatus",
+    printcolumn = r#"{"name":"Mode","type":"string","jsonPath":".spec.mode"}"#,
+    printcolumn = r#"{"name":"Shape","type":"string","jsonPath":".status.currentShape.label"}"#,
+    printcolumn = r#"{"name":"Decision","type":"string","jsonPath":".status.lastDecision.summary"}"#,
+    printcolumn = r#"{"name":"Operation","type":"string","jsonPath":".status.operation.phase"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase")]
+pub struct KafkaAutopilotSpec {
+    /// The Kubernetes objects that run the brokers: exactly one of `strimzi` or `statefulSet`.
+    pub target: TargetSpec,
+    /// How the operator reaches Kafka (admin protocol: metadata, ISR, log sizes, elections).
+    pub kafka: KafkaSpec,
+    /// Where the load is measured.
+    #[serde(default)]
+    pub metrics: MetricsSpec,
+    /// `observe` (measure and report), `recommend` (also decide and report the decision) or
+    /// `apply` (also carry the decision out). Default `recommend`.
+    #[serde(default)]
+    pub mode: Mode,
+    /// What the policy may choose from.
+    pub constraints: ConstraintsSpec,
+    /// How the policy decides.
+    #[serde(default)]
+    pub policy: PolicySpec,
+    /// When changes may start (UTC). Empty: any time. An operation already running continues
+    /// outside the windows.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub maintenance_windows: Vec<MaintenanceWindow>,
+    /// Pause: keep observing and reporting, start nothing, and hold an operation in progress
+    /// before its next broker.
+    #[serde(default)]
+    pub paused: bool,
+}
+
+/// The brokers' Kubernetes objects.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct TargetSpec {
+    /// A Strimzi cluster: the `Kafka` resource and the `KafkaNodePool` of its brokers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub strimzi: Option<StrimziTarget>,
+    /// A StatefulSet with `updateStrategy: OnDelete`: the operator rolls its pods itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stateful_set: Option<StatefulSetTarget>,
+}
+
+/// A Strimzi-managed cluster (same namespace as the autopilot).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StrimziTarget {
+    /// Name of the `Kafka` resource, e.g. `my-cluster`.
+    pub kafka: String,
+    /// Name of the `KafkaNodePool` of the brokers, e.g. `brokers`.
+    pub node_pool: String,
+    /// Name of the Karpenter `NodePool` (cluster-scoped) whose instance-type requirement
+    /// follows the brokers' instance type, if Karpenter provisions the nodes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub karpenter_node_pool: Option<String>,
+}
+
+/// A plain StatefulSet (same namespace as the autopilot).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StatefulSetTarget {
+    /// Name of the StatefulSet, e.g. `kafka`.
+    pub name: String,
+    /// Broker id of pod ordinal 0 (pod `<name>-i` runs broker `firstBrokerId + i`). Default 0.
+    #[serde(default)]
+    pub first_broker_id: i32,
+    /// Name of the Karpenter `NodePool` whose instance-type requirement follows the brokers'
+    /// instance type, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub karpenter_node_pool: Option<String>,
+}
+
+/// How to reach Kafka.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct KafkaSpec {
+    /// Bootstrap servers, e.g. `my-cluster-kafka-bootstrap:9093`.
+    pub bootstrap: String,
+    /// TLS to the brokers; absent: plaintext.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsSpec>,
+    /// SASL authentication; absent: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sasl: Option<SaslSpec>,
+}
+
+/// A key of a Secret in the autopilot's namespace.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretKeyRef {
+    /// The Secret's name.
+    pub name: String,
+    /// The key, e.g. `ca.crt`.
+    pub key: String,
+}
+
+/// TLS settings.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TlsSpec {
+    /// PEM CA certificates to trust (e.g. Strimzi's `<cluster>-cluster-ca-cert`, key
+    /// `ca.crt`); absent: the system trust store.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_secret: Option<SecretKeyRef>,
+    /// Check that the certificate names the host connected to. Default true.
+    #[serde(default = "yes")]
+    pub verify_hostname: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// SASL settings.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SaslSpec {
+    /// `PLAIN`, `SCRAM-SHA-256` or `SCRAM-SHA-512`.
+    pub mechanism: String,
+    /// The user name.
+    pub username: String,
+    /// The Secret key holding the password.
+    pub password_secret: SecretKeyRef,
+}
+
+/// Where the load comes from.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct MetricsSpec {
+    /// Prometheus base URL (e.g. `http://prometheus.monitoring:9090`); absent: Kafka only
+    /// (ingress from the growth of the partitions' log sizes between observations).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prometheus_url: Option<String>,
+}
+
+/// What the operator does.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Measure and report the load, limits and headroom; no decision.
+    Observe,
+    /// Also decide and report the decision (status and an Event); change nothing.
+    #[default]
+    Recommend,
+    /// Also carry vertical decisions out (horizontal ones are reported only, for now).
+    Apply,
+}
+
+impl Mode {
+    /// The lowercase name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Observe => "observe",
+            Mode::Recommend => "recommend",
+            Mode::Apply => "apply",
+        }
+    }
+}
+
+/// Per-broker storage (kept through every move).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StorageSpec {
+    /// `gp3`, `io2`, `st1` or `local-nvme`.
+    pub kind: String,
+    /// Volume size per broker, GB (ignored for `local-nvme`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size_gb: Option<f64>,
+    /// Provisioned throughput per volume (gp3, io2), e.g. `250MB/s`; absent: the volume
+    /// type's included baseline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub throughput: Option<String>,
+}
+
+/// What the policy may choose from.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ConstraintsSpec {
+    /// The brokers' instance type now, when the target does not say (no
+    /// `node.kubernetes.io/instance-type` node affinity or selector), e.g. `m7g.large`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance_type: Option<String>,
+    /// Allowed instance families, e.g. `[m7g, r7g]`; empty: the current family.
+    #[serde(default)]
+    pub families: Vec<String>,
+    /// Allowed sizes, e.g. `[large, xlarge, 2xlarge]`; empty: all.
+    #[serde(default)]
+    pub sizes: Vec<String>,
+    /// Per-broker storage.
+    pub storage: StorageSpec,
+    /// Fewest brokers. Default 3.
+    #[serde(default = "three")]
+    pub min_brokers: u32,
+    /// Most brokers. Default 30.
+    #[serde(default = "thirty")]
+    pub max_brokers: u32,
+    /// Availability zones: broker counts are multiples of it. Default 3.
+    #[serde(default = "three")]
+    pub zones: u32,
+    /// Largest fraction of a disk the data may fill. Default 0.8.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_disk_fill: Option<f64>,
+    /// How long data stays on the brokers' disks (with tiered storage: the local
+    /// retention), e.g. `7d`; then a shape must also hold the data that ingress writes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local_retention: Option<String>,
+    /// Allow instance-type rolls. Default true.
+    #[serde(default = "yes")]
+    pub allow_vertical: bool,
+    /// Allow adding and removing brokers. Default true.
+    #[serde(default = "yes")]
+    pub allow_horizontal: bool,
+}
+
+fn three() -> u32 {
+    3
+}
+
+fn thirty() -> u32 {
+    30
+}
+
+/// Policy settings; each absent field takes the policy's default.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct PolicySpec {
+    /// Fraction of the sustained limit to run at, at most, e.g. 0.8.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_utilization: Option<f64>,
+    /// Smallest margin added to the forecast, e.g. 0.1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub safety_margin: Option<f64>,
+    /// How long a new shape must hold the forecast after its transition, e.g. `1h`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub horizon: Option<String>,
+    /// Time after a change before a move to a cheaper shape, e.g. `30m`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cooldown: Option<String>,
+    /// Smallest saving worth a move to a cheaper shape, e.g. 0.05.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hysteresis: Option<f64>,
+    /// How often to observe and decide, e.g. `5m`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decision_interval: Option<String>,
+    /// Longest transition the policy starts, e.g. `2h`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_transition: Option<String>,
+    /// Consumer fan-out (egress / ingress) when it is not measured. Default 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consumer_fanout: Option<f64>,
+}
+
+/// A weekly window in which changes may start (UTC).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MaintenanceWindow {
+    /// Days, e.g. `[Sat, Sun]`; empty: every day.
+    #[serde(default)]
+    pub days: Vec<String>,
+    /// Start time, `HH:MM` UTC, e.g. `22:00`.
+    pub start: String,
+    /// Length, e.g. `4h`.
+    pub duration: String,
+}
+
+/// What the operator measured, decided and did.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct KafkaAutopilotStatus {
+    /// The spec generation the status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// The shape running now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_shape: Option<ShapeStatus>,
+    /// The load measured last.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load: Option<LoadStatus>,
+    /// What the current shape sustains and the headroom left.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits: Option<LimitsStatus>,
+    /// The forecast behind the last decision.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forecast: Option<ForecastStatus>,
+    /// The last decision.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_decision: Option<DecisionStatus>,
+    /// The operation in progress (or the last one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operation: Option<OperationStatus>,
+    /// When the last change finished (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_change_finished: Option<String>,
+    /// Recent demand samples (bounded), kept so a restarted operator keeps its history.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub history: Vec<DemandSample>,
+    /// Conditions: `Valid`, `Ready`, `Progressing`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+    /// The last error, if the last reconcile failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+}
+
+/// A shape.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ShapeStatus {
+    /// Human label, e.g. `3 x m7g.large, gp3 1000 GB, 125 MB/s`.
+    pub label: String,
+    /// Instance type.
+    pub instance_type: String,
+    /// Broker count.
+    pub brokers: u32,
+    /// Hourly cost, USD.
+    pub usd_per_hour: f64,
+}
+
+/// The measured load.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LoadStatus {
+    /// When (RFC 3339).
+    pub measured_at: String,
+    /// Produce ingress, MB/s (absent until two observations exist).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ingress_mb_per_s: Option<f64>,
+    /// Data stored, all replicas, GB.
+    pub stored_gb: f64,
+    /// Replication factor (largest over the topics).
+    pub replication_factor: u16,
+    /// Under-replicated partitions.
+    pub under_replicated_partitions: u32,
+    /// Where it was measured: `kafka` or `prometheus`.
+    pub source: String,
+}
+
+/// Limits of the current shape.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LimitsStatus {
+    /// Ingress the shape holds within target (with one broker down), MB/s.
+    pub holds_mb_per_s: f64,
+    /// Headroom left: 1 - ingress / holds (absent without an ingress).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub headroom: Option<f64>,
+}
+
+/// The forecast.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ForecastStatus {
+    /// Method: seasonal or reactive.
+    pub method: String,
+    /// Peak over the forecast, MB/s.
+    pub peak_mb_per_s: f64,
+    /// Margin applied.
+    pub margin: f64,
+}
+
+/// A decision.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DecisionStatus {
+    /// When (RFC 3339).
+    pub at: String,
+    /// `keep` or `change`.
+    pub action: String,
+    /// One line, e.g. `keep 3 x m7g.large` or `vertical-roll to 3 x m7g.xlarge`.
+    pub summary: String,
+    /// How (for a change): `vertical-roll`, `add-brokers`, `remove-brokers`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mechanism: Option<String>,
+    /// Target shape (for a change).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<ShapeStatus>,
+    /// Why, one line per reason.
+    #[serde(default)]
+    pub reasons: Vec<String>,
+    /// What was done with it: `reported`, `applied`, or why not (paused, outside the
+    /// maintenance windows, horizontal not supported yet, mode).
+    pub disposition: String,
+}
+
+/// An operation.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OperationStatus {
+    /// `vertical-strimzi` or `vertical-statefulset`.
+    pub kind: String,
+    /// Instance type before.
+    pub from_instance_type: String,
+    /// Instance type after.
+    pub to_instance_type: String,
+    /// `Running`, `Paused`, `Completed` or `Halted`.
+    pub phase: String,
+    /// When it started (RFC 3339).
+    pub started_at: String,
+    /// When it finished (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<String>,
+    /// Last progress message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// Per-broker progress.
+    #[serde(default)]
+    pub brokers: Vec<BrokerProgress>,
+    /// The roll journal (JSON, `kpilot-roll`'s format) of a StatefulSet roll: the durable
+    /// record a restarted operator resumes from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub journal: Option<String>,
+}
+
+/// One broker's progress.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BrokerProgress {
+    /// Broker id.
+    pub id: i32,
+    /// Phase, e.g. `pending`, `stopping`, `catching-up`, `done`.
+    pub phase: String,
+}
+
+/// One demand sample.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DemandSample {
+    /// Unix seconds.
+    pub t: i64,
+    /// Ingress, MB/s.
+    pub ingress_mb_per_s: f64,
+}
+
+/// A condition (the Kubernetes convention).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Condition {
+    /// `Valid`, `Ready` or `Progressing`.
+    #[serde(rename = "type")]
+    pub type_: String,
+    /// `True`, `False` or `Unknown`.
+    pub status: String,
+    /// CamelCase reason, e.g. `InvalidSpec`.
+    pub reason: String,
+    /// Human message.
+    pub message: String,
+    /// When the status last changed (RFC 3339).
+    pub last_transition_time: String,
+    /// The generation it was set for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+}
+
+/// The CRD as YAML (what `deploy/crds/kafkaautopilots.kpilot.io.yaml` holds).
+pub fn crd_yaml() -> String {
+    let crd = KafkaAutopilot::crd();
+    let body = serde_saphyr::to_string(&crd).expect("a CRD always serializes to YAML");
+    format!(
+        "# Generated from crates/kpilot-operator/src/crd.rs by scripts/generate; do not edit.\n{body}"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn crd_names_and_status_subresource() {
+        let crd = KafkaAutopilot::crd();
+        assert_eq!(crd.spec.group, GROUP);
+        assert_eq!(crd.spec.names.kind, "KafkaAutopilot");
+        assert_eq!(crd.spec.versions[0].name, "v1alpha1");
+        assert!(
+            crd.spec.versions[0]
+                .subresources
+                .as_ref()
+                .is_some_and(|s| s.status.is_some())
+        );
+        let yaml = crd_yaml();
+        assert!(yaml.contains("kafkaautopilots.kpilot.io"), "{yaml}");
+    }
+}

@@ -1,0 +1,323 @@
+//! The roll engine's [`Fleet`] for a StatefulSet with `updateStrategy: OnDelete` whose pod
+//! template already asks for the new instance type: stopping broker *i* deletes pod
+//! `<sts>-<i - firstBrokerId>` and waits until it is gone, starting waits until the
+//! StatefulSet controller has recreated it on the new template and it is Ready. The roll
+//! journal lives in the autopilot's status ([`StatusJournal`]), written before every pod
+//! deletion, so a restarted operator resumes where it stopped. Performs Kubernetes API I/O.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::Pod;
+use kpilot_cluster::BrokerId;
+use kpilot_roll::journal::{Journal, Phase};
+use kpilot_roll::store::{JournalStore, StoreError};
+use kpilot_roll::{Fleet, FleetError};
+use kpilot_units::InstanceType;
+use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use serde_json::json;
+
+use crate::crd::{BrokerProgress, KafkaAutopilot};
+use crate::target::{INSTANCE_TYPE_ANNOTATION, pod_spec_instance_type};
+
+/// The roll journal kept in `status.operation.journal`: `save` (synchronous, called by the
+/// executor before and after every step) keeps it in memory, [`StatusJournal::flush`] writes
+/// it; the fleet flushes before it deletes a pod and after every other action.
+pub struct StatusJournal {
+    api: Api<KafkaAutopilot>,
+    name: String,
+    saved: RefCell<Option<Journal>>,
+    dirty: RefCell<bool>,
+    message: RefCell<Option<String>>,
+}
+
+impl StatusJournal {
+    /// A journal for autopilot `name`, starting from what its status holds.
+    pub fn new(api: Api<KafkaAutopilot>, name: &str, initial: Option<Journal>) -> Self {
+        StatusJournal {
+            api,
+            name: name.to_owned(),
+            saved: RefCell::new(initial),
+            dirty: RefCell::new(false),
+            message: RefCell::new(None),
+        }
+    }
+
+    /// Sets the progress message written with the next flush.
+    pub fn set_message(&self, message: String) {
+        *self.message.borrow_mut() = Some(message);
+        *self.dirty.borrow_mut() = true;
+    }
+
+    /// The journal saved last.
+    pub fn journal(&self) -> Option<Journal> {
+        self.saved.borrow().clone()
+    }
+
+    /// Writes the journal, per-broker progress and message into the status if they changed.
+    pub async fn flush(&self) -> Result<(), kube::Error> {
+        if !*self.dirty.borrow() {
+            return Ok(());
+        }
+        let journal = self.saved.borrow().clone();
+        let message = self.message.borrow().clone();
+        let brokers = journal.as_ref().map(progress).unwrap_or_default();
+        let patch = json!({"status": {"operation": {
+            "journal": journal.as_ref().map(Journal::to_json),
+            "brokers": brokers,
+            "message": message,
+        }}});
+        self.api
+            .patch_status(&self.name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await?;
+        *self.dirty.borrow_mut() = false;
+        Ok(())
+    }
+}
+
+/// Per-broker progress from a journal.
+pub fn progress(journal: &Journal) -> Vec<BrokerProgress> {
+    journal
+        .nodes
+        .iter()
+        .map(|n| BrokerProgress {
+            id: n.id.0,
+            phase: phase_name(n.phase).to_owned(),
+        })
+        .collect()
+}
+
+fn phase_name(phase: Phase) -> &'static str {
+    match phase {
+        Phase::Pending => "pending",
+        Phase::StopIssued => "stopping",
+        Phase::Stopped => "stopped",
+        Phase::ResizeIssued | Phase::Resized => "resized",
+        Phase::StartIssued => "starting",
+        Phase::Started => "catching-up",
+        Phase::CaughtUp | Phase::ElectionIssued => "electing-leaders",
+        Phase::Done => "done",
+    }
+}
+
+/// The executor's store over a [`StatusJournal`].
+pub struct StatusStore<'a>(pub &'a StatusJournal);
+
+impl JournalStore for StatusStore<'_> {
+    fn load(&self) -> Result<Option<Journal>, StoreError> {
+        Ok(self.0.saved.borrow().clone())
+    }
+
+    fn save(&mut self, journal: &Journal) -> Result<(), StoreError> {
+        *self.0.saved.borrow_mut() = Some(journal.clone());
+        *self.0.dirty.borrow_mut() = true;
+        Ok(())
+    }
+}
+
+/// A StatefulSet's pods as a roll fleet.
+pub struct StatefulSetFleet<'a> {
+    pods: Api<Pod>,
+    statefulset: String,
+    first_broker_id: i32,
+    target: InstanceType,
+    journal: &'a StatusJournal,
+    timeout: Duration,
+    poll: Duration,
+}
+
+impl<'a> StatefulSetFleet<'a> {
+    /// The fleet of StatefulSet `statefulset` (pods in `pods`' namespace) rolling to `target`;
+    /// waits for a pod to go or come back at most `timeout`.
+    pub fn new(
+        pods: Api<Pod>,
+        statefulset: &str,
+        first_broker_id: i32,
+        target: InstanceType,
+        journal: &'a StatusJournal,
+        timeout: Duration,
+    ) -> Self {
+        StatefulSetFleet {
+            pods,
+            statefulset: statefulset.to_owned(),
+            first_broker_id,
+            target,
+            journal,
+            timeout,
+            poll: Duration::from_millis(200),
+        }
+    }
+
+    fn pod_name(&self, node: BrokerId) -> Result<String, FleetError> {
+        let ordinal = node.0 - self.first_broker_id;
+        if ordinal < 0 {
+            return Err(FleetError::UnknownNode { node });
+        }
+        Ok(format!("{}-{ordinal}", self.statefulset))
+    }
+
+    async fn pod(&self, node: BrokerId) -> Result<Option<Pod>, FleetError> {
+        let name = self.pod_name(node)?;
+        self.pods
+            .get_opt(&name)
+            .await
+            .map_err(|e| FleetError::Inspect {
+                node,
+                message: format!("reading pod {name}: {e}"),
+            })
+    }
+
+    async fn flush(&self, node: BrokerId) -> Result<(), FleetError> {
+        self.journal.flush().await.map_err(|e| FleetError::Inspect {
+            node,
+            message: format!("recording the roll journal in the status: {e}"),
+        })
+    }
+}
+
+/// The instance type a pod runs on: its `kpilot.io/instance-type` annotation, else its
+/// node affinity or selector.
+pub fn pod_instance_type(pod: &Pod) -> Option<String> {
+    pod.metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(INSTANCE_TYPE_ANNOTATION).cloned())
+        .or_else(|| {
+            let spec = serde_json::to_value(pod.spec.as_ref()?).ok()?;
+            pod_spec_instance_type(&spec)
+        })
+}
+
+/// Whether the pod is Ready and not being deleted.
+pub fn pod_ready(pod: &Pod) -> bool {
+    pod.metadata.deletion_timestamp.is_none()
+        && pod
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+impl Fleet for StatefulSetFleet<'_> {
+    async fn size(&self, node: BrokerId) -> Result<Option<InstanceType>, FleetError> {
+        Ok(self
+            .pod(node)
+            .await?
+            .as_ref()
+            .and_then(pod_instance_type)
+            .and_then(|t| t.parse().ok()))
+    }
+
+    async fn stop(&self, node: BrokerId) -> Result<(), FleetError> {
+        // The journal says "stop issued" before the pod goes: a restarted operator knows.
+        self.flush(node).await?;
+        let name = self.pod_name(node)?;
+        let Some(pod) = self.pod(node).await? else {
+            return Ok(());
+        };
+        let already_new = pod.metadata.deletion_timestamp.is_none()
+            && pod_instance_type(&pod) == Some(self.target.to_string());
+        if already_new {
+            // Deleted and recreated on the new template before a restart: nothing to stop.
+            return Ok(());
+        }
+        let uid = pod.metadata.uid.clone();
+        if pod.metadata.deletion_timestamp.is_none() {
+            tracing::info!(pod = %name, broker = %node, "deleting the pod");
+            match self.pods.delete(&name, &DeleteParams::default()).await {
+                Ok(_) => {}
+                Err(kube::Error::Api(s)) if s.code == 404 => return Ok(()),
+                Err(e) => {
+                    return Err(FleetError::Stop {
+                        node,
+                        message: format!("deleting pod {name}: {e}"),
+                    });
+                }
+            }
+        }
+        let began = Instant::now();
+        loop {
+            match self.pod(node).await? {
+                None => return Ok(()),
+                Some(p) if p.metadata.uid != uid => return Ok(()),
+                Some(_) => {}
+            }
+            if began.elapsed() > self.timeout {
+                return Err(FleetError::Stop {
+                    node,
+                    message: format!(
+                        "pod {name} was not gone {}s after its deletion",
+                        self.timeout.as_secs()
+                    ),
+                });
+            }
+            tokio::time::sleep(self.poll).await;
+        }
+    }
+
+    async fn resize(&self, node: BrokerId, size: &InstanceType) -> Result<(), FleetError> {
+        // The pod template was patched before the roll began; the new pod picks it up.
+        if size != &self.target {
+            return Err(FleetError::UnknownSize {
+                node,
+                size: size.clone(),
+                reason: format!(
+                    "the StatefulSet {} template asks for {}",
+                    self.statefulset, self.target
+                ),
+            });
+        }
+        self.flush(node).await
+    }
+
+    async fn start(&self, node: BrokerId) -> Result<(), FleetError> {
+        self.flush(node).await?;
+        let name = self.pod_name(node)?;
+        let began = Instant::now();
+        loop {
+            if let Some(p) = self.pod(node).await?
+                && pod_ready(&p)
+            {
+                let running = pod_instance_type(&p);
+                if running == Some(self.target.to_string()) {
+                    return Ok(());
+                }
+                return Err(FleetError::Start {
+                    node,
+                    message: format!(
+                        "pod {name} came back on {} instead of {}",
+                        running.unwrap_or_else(|| "an unknown instance type".into()),
+                        self.target
+                    ),
+                });
+            }
+            if began.elapsed() > self.timeout {
+                return Err(FleetError::Start {
+                    node,
+                    message: format!(
+                        "pod {name} was not recreated and Ready within {}s",
+                        self.timeout.as_secs()
+                    ),
+                });
+            }
+            tokio::time::sleep(self.poll).await;
+        }
+    }
+
+    async fn is_running(&self, node: BrokerId) -> Result<bool, FleetError> {
+        Ok(self.pod(node).await?.as_ref().is_some_and(pod_ready))
+    }
+}
+
+/// Broker ids and whether each pod is Ready, for reports.
+pub fn ready_by_broker(pods: &[Pod], statefulset: &str, first: i32) -> BTreeMap<i32, bool> {
+    let prefix = format!("{statefulset}-");
+    pods.iter()
+        .filter_map(|p| {
+            let name = p.metadata.name.as_deref()?;
+            let ordinal: i32 = name.strip_prefix(&prefix)?.parse().ok()?;
+            Some((first + ordinal, pod_ready(p)))
+        })
+        .collect()
+}

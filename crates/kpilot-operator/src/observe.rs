@@ -1,0 +1,287 @@
+//! The observation port: what the reconcile needs to know about a Kafka cluster
+//! ([`KafkaFacts`]: data stored, replication, health, the ingress rate), behind the
+//! [`Observer`] trait, with the Kafka adapter [`KafkaObserver`] (admin protocol; ingress from
+//! the growth of the partitions' log sizes between two observations) and an in-memory one
+//! ([`FixedObserver`]) for tests. The Kafka adapter performs network I/O.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use futures::future::LocalBoxFuture;
+use kpilot_kafka::config::{CaSource, SaslCredentials, TlsSettings};
+use kpilot_kafka::{AdminClient, BrokerAddress, ClientConfig, Secret, SecurityProtocol};
+use kpilot_units::{ByteSize, Throughput};
+use thiserror::Error;
+
+/// Observing a cluster failed.
+#[derive(Debug, Error)]
+pub enum ObserveError {
+    /// Connecting to Kafka failed.
+    #[error("connecting to Kafka at {bootstrap} failed: {message}")]
+    Connect {
+        /// The bootstrap list.
+        bootstrap: String,
+        /// The client's message.
+        message: String,
+    },
+    /// The preferred leader election failed.
+    #[error("electing preferred leaders in the Kafka cluster at {bootstrap} failed: {message}")]
+    Elect {
+        /// The bootstrap list.
+        bootstrap: String,
+        /// The client's message.
+        message: String,
+    },
+    /// Reading the cluster state failed.
+    #[error("reading the state of the Kafka cluster at {bootstrap} failed: {message}")]
+    Snapshot {
+        /// The bootstrap list.
+        bootstrap: String,
+        /// The client's message.
+        message: String,
+    },
+}
+
+/// What the reconcile knows about the Kafka cluster after one observation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KafkaFacts {
+    /// Data stored, all replicas.
+    pub stored: ByteSize,
+    /// Largest replication factor over the topics (1 when there are none).
+    pub replication_factor: u16,
+    /// Largest `min.insync.replicas` over the topics (1 when unknown).
+    pub min_insync_replicas: u16,
+    /// Partitions whose ISR is smaller than their replicas.
+    pub under_replicated: usize,
+    /// Partitions without a leader.
+    pub offline: usize,
+    /// The produce ingress, when measured.
+    pub ingress: Option<Throughput>,
+    /// Where the ingress came from.
+    pub source: &'static str,
+}
+
+impl KafkaFacts {
+    /// Whether no partition is under-replicated or offline.
+    pub fn healthy(&self) -> bool {
+        self.under_replicated == 0 && self.offline == 0
+    }
+}
+
+/// Kafka connection settings with the Secrets already read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Connection {
+    /// The client configuration (`Debug` redacts the password).
+    pub config: ClientConfig,
+}
+
+impl Connection {
+    /// A connection to `bootstrap` with optional TLS (CA PEM) and SASL credentials.
+    pub fn new(
+        bootstrap: &str,
+        tls: Option<(Option<String>, bool)>,
+        sasl: Option<(kpilot_kafka::SaslMechanism, String, Secret)>,
+    ) -> Result<Connection, String> {
+        let mut config = ClientConfig::new(BrokerAddress::parse_list(bootstrap)?);
+        config.client_id = "kpilot-operator".to_owned();
+        config.api_timeout = Duration::from_secs(30);
+        config.request_timeout = Duration::from_secs(15);
+        config.connect_timeout = Duration::from_secs(5);
+        config.security_protocol = match (&tls, &sasl) {
+            (None, None) => SecurityProtocol::Plaintext,
+            (Some(_), None) => SecurityProtocol::Ssl,
+            (None, Some(_)) => SecurityProtocol::SaslPlaintext,
+            (Some(_), Some(_)) => SecurityProtocol::SaslSsl,
+        };
+        if let Some((ca, verify_hostname)) = tls {
+            config.tls = TlsSettings {
+                ca: ca.map_or(CaSource::System, CaSource::PemText),
+                verify_hostname,
+                client_certificate: None,
+            };
+        }
+        if let Some((mechanism, username, password)) = sasl {
+            config.sasl = Some(SaslCredentials {
+                mechanism,
+                username,
+                password,
+            });
+        }
+        Ok(Connection { config })
+    }
+
+    /// The bootstrap list as text.
+    pub fn bootstrap(&self) -> String {
+        self.config
+            .bootstrap
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// Connects an admin client.
+    pub async fn connect(&self) -> Result<AdminClient, ObserveError> {
+        AdminClient::connect(self.config.clone())
+            .await
+            .map_err(|e| ObserveError::Connect {
+                bootstrap: self.bootstrap(),
+                message: e.to_string(),
+            })
+    }
+}
+
+/// Observes a Kafka cluster. `key` identifies the autopilot (rates need the previous
+/// observation of the same cluster).
+pub trait Observer {
+    /// One observation.
+    fn observe<'a>(
+        &'a self,
+        key: &'a str,
+        connection: &'a Connection,
+    ) -> LocalBoxFuture<'a, Result<KafkaFacts, ObserveError>>;
+
+    /// Elects the preferred leader of every partition; returns how many moved.
+    fn elect_preferred<'a>(
+        &'a self,
+        key: &'a str,
+        connection: &'a Connection,
+    ) -> LocalBoxFuture<'a, Result<usize, ObserveError>>;
+}
+
+/// The Kafka adapter: a cluster snapshot per observation; ingress from the growth of the
+/// leaders' log sizes since the previous observation of the same autopilot (a shrink, e.g.
+/// retention deleting segments, gives no rate for that interval).
+#[derive(Debug, Default)]
+pub struct KafkaObserver {
+    previous: RefCell<HashMap<String, (Instant, u64)>>,
+}
+
+impl KafkaObserver {
+    /// A new observer with no previous observations.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+impl Observer for KafkaObserver {
+    fn observe<'a>(
+        &'a self,
+        key: &'a str,
+        connection: &'a Connection,
+    ) -> LocalBoxFuture<'a, Result<KafkaFacts, ObserveError>> {
+        Box::pin(async move {
+            let admin = connection.connect().await?;
+            let snapshot = admin.snapshot().await.map_err(|e| ObserveError::Snapshot {
+                bootstrap: connection.bootstrap(),
+                message: e.to_string(),
+            });
+            admin.close();
+            let health = snapshot?.analyze();
+            let leader_bytes: u64 = health.partitions.iter().filter_map(|p| p.size_bytes).sum();
+            let now = Instant::now();
+            let ingress = {
+                let mut previous = self.previous.borrow_mut();
+                let rate = previous.get(key).and_then(|(at, bytes)| {
+                    let secs = now.duration_since(*at).as_secs_f64();
+                    (secs > 0.5 && leader_bytes >= *bytes)
+                        .then(|| Throughput::from_bytes_per_s((leader_bytes - bytes) as f64 / secs))
+                });
+                previous.insert(key.to_owned(), (now, leader_bytes));
+                rate
+            };
+            let replication_factor = health
+                .partitions
+                .iter()
+                .map(|p| p.replicas.len())
+                .max()
+                .unwrap_or(1)
+                .clamp(1, usize::from(u16::MAX)) as u16;
+            let min_insync_replicas = health
+                .partitions
+                .iter()
+                .filter_map(|p| p.min_insync_replicas)
+                .max()
+                .unwrap_or(1)
+                .clamp(1, replication_factor);
+            Ok(KafkaFacts {
+                stored: ByteSize::from_bytes(health.totals.bytes_on_disk as f64),
+                replication_factor,
+                min_insync_replicas,
+                under_replicated: health.counts.under_replicated,
+                offline: health.counts.offline,
+                ingress,
+                source: "kafka",
+            })
+        })
+    }
+
+    fn elect_preferred<'a>(
+        &'a self,
+        _key: &'a str,
+        connection: &'a Connection,
+    ) -> LocalBoxFuture<'a, Result<usize, ObserveError>> {
+        Box::pin(async move {
+            let admin = connection.connect().await?;
+            let outcomes = admin.elect_preferred_leaders(None).await;
+            admin.close();
+            let outcomes = outcomes.map_err(|e| ObserveError::Elect {
+                bootstrap: connection.bootstrap(),
+                message: e.to_string(),
+            })?;
+            Ok(outcomes
+                .iter()
+                .filter(|(_, o)| matches!(o, kpilot_kafka::ElectionOutcome::Elected))
+                .count())
+        })
+    }
+}
+
+/// An in-memory observer for tests: returns the facts it holds (changeable at any time).
+#[derive(Debug, Clone)]
+pub struct FixedObserver {
+    facts: Rc<RefCell<KafkaFacts>>,
+    elections: Rc<RefCell<usize>>,
+}
+
+impl FixedObserver {
+    /// An observer returning `facts`.
+    pub fn new(facts: KafkaFacts) -> Self {
+        FixedObserver {
+            facts: Rc::new(RefCell::new(facts)),
+            elections: Rc::new(RefCell::new(0)),
+        }
+    }
+
+    /// Replaces the facts.
+    pub fn set(&self, facts: KafkaFacts) {
+        *self.facts.borrow_mut() = facts;
+    }
+
+    /// How many preferred elections were asked for.
+    pub fn elections(&self) -> usize {
+        *self.elections.borrow()
+    }
+}
+
+impl Observer for FixedObserver {
+    fn observe<'a>(
+        &'a self,
+        _key: &'a str,
+        _connection: &'a Connection,
+    ) -> LocalBoxFuture<'a, Result<KafkaFacts, ObserveError>> {
+        let facts = self.facts.borrow().clone();
+        Box::pin(async move { Ok(facts) })
+    }
+
+    fn elect_preferred<'a>(
+        &'a self,
+        _key: &'a str,
+        _connection: &'a Connection,
+    ) -> LocalBoxFuture<'a, Result<usize, ObserveError>> {
+        *self.elections.borrow_mut() += 1;
+        Box::pin(async move { Ok(0) })
+    }
+}

@@ -1,0 +1,1247 @@
+//! One reconcile of a `KafkaAutopilot`, in named steps: **validate** the spec (pure; an
+//! invalid spec sets `Valid=False` and nothing else happens) -> **dereference** the target
+//! (KafkaNodePool or StatefulSet) and the Secrets -> **continue** an operation in progress
+//! (it always comes first: one operation at a time) -> **observe** Kafka -> **decide** with
+//! `kpilot_policy::decide` (the same function `kpilot simulate` runs) -> **apply** (mode
+//! `apply`, vertical moves, unpaused, inside a maintenance window, cluster healthy): record the
+//! operation in the status *first*, then patch -> **status** and Events. Performs Kubernetes
+//! API and Kafka I/O through the context.
+
+use std::collections::BTreeMap;
+use std::rc::Rc;
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::{Pod, Secret};
+use k8s_openapi::jiff::Timestamp as JiffTimestamp;
+use kpilot_capacity::{Catalog, Shape, Workload};
+use kpilot_policy::{
+    Action, ClusterState, DecisionInput, DemandHistory, FanoutSource, Mechanism, Sample, Timestamp,
+    decide, holds,
+};
+use kpilot_roll::journal::{Journal, RollStatus};
+use kpilot_roll::{RollEvent, RollOptions, Roller};
+use kpilot_units::{InstanceType, Throughput};
+use kube::api::{
+    Api, ApiResource, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams,
+};
+use kube::runtime::events::{Event, EventType, Recorder};
+use kube::{Resource as _, ResourceExt as _};
+use serde_json::{Value, json};
+use thiserror::Error;
+use tracing::{info, warn};
+
+use crate::crd::{
+    Condition, DecisionStatus, DemandSample, ForecastStatus, KafkaAutopilot, KafkaAutopilotStatus,
+    LimitsStatus, LoadStatus, OperationStatus, ShapeStatus,
+};
+use crate::fleet::{StatefulSetFleet, StatusJournal, StatusStore, pod_instance_type, pod_ready};
+use crate::metrics::Metrics;
+use crate::observe::{Connection, KafkaFacts, ObserveError, Observer};
+use crate::target::{
+    STRIMZI_PAUSE_ANNOTATION, karpenter_instance_types, karpenter_patch, node_pool_instance_type,
+    node_pool_patch, pod_spec_instance_type, stateful_set_patch,
+};
+use crate::validate::{SpecError, Target, ValidSpec, validate};
+
+/// Field manager of every write.
+pub const FIELD_MANAGER: &str = "kpilot-operator";
+/// Demand samples kept in the status.
+pub const HISTORY_KEPT: usize = 576;
+
+/// Operation kinds.
+const OP_STRIMZI: &str = "vertical-strimzi";
+const OP_STATEFULSET: &str = "vertical-statefulset";
+
+/// Why a reconcile failed (the spec was valid). Each variant names the action and object.
+#[derive(Debug, Error)]
+pub enum ReconcileError {
+    /// A Kubernetes API call failed.
+    #[error("{action} {object} failed: {source}")]
+    Kube {
+        /// What was being done.
+        action: &'static str,
+        /// The object.
+        object: String,
+        /// The API error.
+        #[source]
+        source: Box<kube::Error>,
+    },
+    /// The target object does not exist.
+    #[error("{kind} {name} not found in namespace {namespace}; create it or fix spec.target")]
+    TargetNotFound {
+        /// Kind.
+        kind: &'static str,
+        /// Name.
+        name: String,
+        /// Namespace.
+        namespace: String,
+    },
+    /// A Secret or key is missing.
+    #[error("secret {name} has no key {key} (spec.kafka); create it or fix the reference")]
+    Secret {
+        /// The Secret.
+        name: String,
+        /// The key.
+        key: String,
+    },
+    /// The instance type cannot be known.
+    #[error(
+        "cannot tell the brokers' instance type: {object} has no {label} node affinity; set spec.constraints.instanceType"
+    )]
+    UnknownInstanceType {
+        /// The target object.
+        object: String,
+        /// The label looked for.
+        label: &'static str,
+    },
+    /// The instance type is not in the catalog.
+    #[error("the brokers run on {instance}, which the catalog does not know: {message}")]
+    Catalog {
+        /// The instance type.
+        instance: String,
+        /// The catalog's message.
+        message: String,
+    },
+    /// The storage cannot be built.
+    #[error("the storage of spec.constraints does not fit {instance}: {message}")]
+    Storage {
+        /// The instance type.
+        instance: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// Observing Kafka failed.
+    #[error(transparent)]
+    Observe(#[from] ObserveError),
+    /// The policy refused to decide.
+    #[error("the policy cannot decide: {0}")]
+    Policy(String),
+    /// The roll halted.
+    #[error("the roll to {target} halted: {message}")]
+    Roll {
+        /// The target instance type.
+        target: String,
+        /// Why.
+        message: String,
+    },
+}
+
+impl ReconcileError {
+    /// A short CamelCase reason for conditions and Events.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            ReconcileError::Kube { .. } => "KubernetesApiError",
+            ReconcileError::TargetNotFound { .. } => "TargetNotFound",
+            ReconcileError::Secret { .. } => "SecretMissing",
+            ReconcileError::UnknownInstanceType { .. } | ReconcileError::Catalog { .. } => {
+                "UnknownInstanceType"
+            }
+            ReconcileError::Storage { .. } => "InvalidStorage",
+            ReconcileError::Observe(_) => "KafkaUnreachable",
+            ReconcileError::Policy(_) => "PolicyError",
+            ReconcileError::Roll { .. } => "RollHalted",
+        }
+    }
+
+    /// The metric label of the step that failed.
+    pub fn step(&self) -> &'static str {
+        match self {
+            ReconcileError::Kube { .. }
+            | ReconcileError::TargetNotFound { .. }
+            | ReconcileError::Secret { .. }
+            | ReconcileError::UnknownInstanceType { .. }
+            | ReconcileError::Catalog { .. }
+            | ReconcileError::Storage { .. } => "dereference",
+            ReconcileError::Observe(_) => "observe",
+            ReconcileError::Policy(_) => "decide",
+            ReconcileError::Roll { .. } => "apply",
+        }
+    }
+}
+
+fn kube_err(
+    action: &'static str,
+    object: impl Into<String>,
+) -> impl FnOnce(kube::Error) -> ReconcileError {
+    let object = object.into();
+    move |source| ReconcileError::Kube {
+        action,
+        object,
+        source: Box::new(source),
+    }
+}
+
+/// What the reconcile works with.
+pub struct Context {
+    /// The Kubernetes client.
+    pub client: kube::Client,
+    /// Instance types and prices.
+    pub catalog: Catalog,
+    /// How Kafka is observed.
+    pub observer: Rc<dyn Observer>,
+    /// Events.
+    pub recorder: Recorder,
+    /// Metrics.
+    pub metrics: Metrics,
+    /// Bounds of the roll engine (StatefulSet rolls).
+    pub roll: kpilot_roll::Settings,
+    /// How long a pod may take to go or to come back Ready.
+    pub pod_timeout: Duration,
+    /// Requeue while an operation runs (Strimzi progress polling).
+    pub busy_requeue: Duration,
+}
+
+/// The Strimzi `KafkaNodePool` resource.
+pub fn node_pool_resource() -> ApiResource {
+    ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("kafka.strimzi.io", "v1", "KafkaNodePool"),
+        "kafkanodepools",
+    )
+}
+
+/// The Strimzi `Kafka` resource.
+pub fn kafka_resource() -> ApiResource {
+    ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("kafka.strimzi.io", "v1", "Kafka"),
+        "kafkas",
+    )
+}
+
+/// The Karpenter `NodePool` resource (cluster-scoped).
+pub fn karpenter_resource() -> ApiResource {
+    ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("karpenter.sh", "v1", "NodePool"),
+        "nodepools",
+    )
+}
+
+fn now_rfc3339() -> String {
+    JiffTimestamp::now().to_string()
+}
+
+fn now_unix() -> i64 {
+    JiffTimestamp::now().as_second()
+}
+
+fn rfc3339_to_unix(s: &str) -> Option<i64> {
+    s.parse::<JiffTimestamp>().ok().map(|t| t.as_second())
+}
+
+/// Sets a condition, keeping its transition time when the status did not change.
+pub fn set_condition(
+    status: &mut KafkaAutopilotStatus,
+    type_: &str,
+    value: bool,
+    reason: &str,
+    message: &str,
+    generation: Option<i64>,
+) {
+    let value = if value { "True" } else { "False" };
+    let previous = status.conditions.iter().position(|c| c.type_ == type_);
+    let time = match previous {
+        Some(i) if status.conditions[i].status == value => {
+            status.conditions[i].last_transition_time.clone()
+        }
+        _ => now_rfc3339(),
+    };
+    let c = Condition {
+        type_: type_.to_owned(),
+        status: value.to_owned(),
+        reason: reason.to_owned(),
+        message: message.to_owned(),
+        last_transition_time: time,
+        observed_generation: generation,
+    };
+    match previous {
+        Some(i) => status.conditions[i] = c,
+        None => status.conditions.push(c),
+    }
+}
+
+/// The JSON merge patch writing `status` whole: absent optional fields become `null` so
+/// that stale values are removed.
+pub fn status_patch(status: &KafkaAutopilotStatus) -> Value {
+    let mut value = serde_json::to_value(status).unwrap_or_else(|_| json!({}));
+    if let Some(map) = value.as_object_mut() {
+        for key in [
+            "observedGeneration",
+            "currentShape",
+            "load",
+            "limits",
+            "forecast",
+            "lastDecision",
+            "operation",
+            "lastChangeFinished",
+            "lastError",
+        ] {
+            map.entry(key).or_insert(Value::Null);
+        }
+        for key in ["history", "conditions"] {
+            map.entry(key).or_insert(json!([]));
+        }
+    }
+    json!({ "status": value })
+}
+
+async fn write_status(
+    api: &Api<KafkaAutopilot>,
+    name: &str,
+    status: &KafkaAutopilotStatus,
+) -> Result<(), ReconcileError> {
+    api.patch_status(
+        name,
+        &PatchParams::apply(FIELD_MANAGER),
+        &Patch::Merge(status_patch(status)),
+    )
+    .await
+    .map(|_| ())
+    .map_err(kube_err("writing the status of KafkaAutopilot", name))
+}
+
+async fn publish(ctx: &Context, ap: &KafkaAutopilot, type_: EventType, reason: &str, note: String) {
+    let reference = ap.object_ref(&());
+    let event = Event {
+        type_,
+        reason: reason.to_owned(),
+        note: Some(note.chars().take(1000).collect()),
+        action: "Reconcile".to_owned(),
+        secondary: None,
+    };
+    if let Err(e) = ctx.recorder.publish(&event, &reference).await {
+        warn!(error = %e, reason, "could not publish an Event");
+    }
+}
+
+/// Reconciles one autopilot; returns when to look again.
+pub async fn reconcile(ap: &KafkaAutopilot, ctx: &Context) -> Result<Duration, ReconcileError> {
+    let started = std::time::Instant::now();
+    let span = tracing::info_span!(
+        "reconcile",
+        autopilot = %format!("{}/{}", ap.namespace().unwrap_or_default(), ap.name_any())
+    );
+    let result = tracing::Instrument::instrument(reconcile_inner(ap, ctx), span).await;
+    ctx.metrics.observe_duration(started.elapsed());
+    match &result {
+        Ok(_) => ctx
+            .metrics
+            .inc("kpilot_reconciles_total", &[("result", "ok")]),
+        Err(e) => {
+            ctx.metrics
+                .inc("kpilot_reconciles_total", &[("result", "error")]);
+            ctx.metrics
+                .inc("kpilot_errors_total", &[("step", e.step())]);
+        }
+    }
+    result
+}
+
+async fn reconcile_inner(ap: &KafkaAutopilot, ctx: &Context) -> Result<Duration, ReconcileError> {
+    let name = ap.name_any();
+    let namespace = ap.namespace().unwrap_or_else(|| "default".to_owned());
+    let api: Api<KafkaAutopilot> = Api::namespaced(ctx.client.clone(), &namespace);
+    let generation = ap.metadata.generation;
+    let mut status = ap.status.clone().unwrap_or_default();
+
+    // 1. Validate (pure).
+    let spec = match validate(&ap.spec, &ctx.catalog) {
+        Ok(spec) => spec,
+        Err(e) => return invalid(ap, ctx, &api, &mut status, &e).await,
+    };
+    set_condition(
+        &mut status,
+        "Valid",
+        true,
+        "SpecValid",
+        "the spec is valid",
+        generation,
+    );
+    status.observed_generation = generation;
+
+    let outcome = steps(ap, &spec, ctx, &api, &namespace, &mut status).await;
+    match outcome {
+        Ok(requeue) => {
+            status.last_error = None;
+            write_status(&api, &name, &status).await?;
+            Ok(requeue)
+        }
+        Err(e) => {
+            let message = e.to_string();
+            let repeated = status.last_error.as_deref() == Some(message.as_str());
+            status.last_error = Some(message.clone());
+            set_condition(
+                &mut status,
+                "Ready",
+                false,
+                e.reason(),
+                &message,
+                generation,
+            );
+            write_status(&api, &name, &status).await?;
+            if !repeated {
+                publish(ctx, ap, EventType::Warning, e.reason(), message).await;
+            }
+            Err(e)
+        }
+    }
+}
+
+async fn invalid(
+    ap: &KafkaAutopilot,
+    ctx: &Context,
+    api: &Api<KafkaAutopilot>,
+    status: &mut KafkaAutopilotStatus,
+    e: &SpecError,
+) -> Result<Duration, ReconcileError> {
+    let message = format!("invalid spec: {e}");
+    let repeated = status
+        .conditions
+        .iter()
+        .any(|c| c.type_ == "Valid" && c.message == message);
+    let generation = ap.metadata.generation;
+    set_condition(status, "Valid", false, "InvalidSpec", &message, generation);
+    set_condition(status, "Ready", false, "InvalidSpec", &message, generation);
+    status.observed_generation = generation;
+    status.last_error = Some(message.clone());
+    write_status(api, &ap.name_any(), status).await?;
+    ctx.metrics
+        .inc("kpilot_errors_total", &[("step", "validate")]);
+    if !repeated {
+        publish(ctx, ap, EventType::Warning, "InvalidSpec", message).await;
+    }
+    info!(error = %e, "invalid spec: waiting for a change");
+    // Nothing to do until the spec changes (the watch wakes us up).
+    Ok(Duration::from_secs(3600))
+}
+
+/// The target as read.
+struct Observed {
+    /// The object (KafkaNodePool or StatefulSet) as JSON.
+    object: Value,
+    /// Broker count.
+    brokers: u32,
+    /// Instance type the object asks for now.
+    instance: InstanceType,
+}
+
+async fn dereference(
+    spec: &ValidSpec,
+    ctx: &Context,
+    namespace: &str,
+    status: &KafkaAutopilotStatus,
+) -> Result<Observed, ReconcileError> {
+    let (object, label) = match &spec.target {
+        Target::Strimzi { node_pool, .. } => {
+            let api: Api<DynamicObject> =
+                Api::namespaced_with(ctx.client.clone(), namespace, &node_pool_resource());
+            let pool = api
+                .get_opt(node_pool)
+                .await
+                .map_err(kube_err("reading KafkaNodePool", node_pool.clone()))?
+                .ok_or_else(|| ReconcileError::TargetNotFound {
+                    kind: "KafkaNodePool",
+                    name: node_pool.clone(),
+                    namespace: namespace.to_owned(),
+                })?;
+            (
+                serde_json::to_value(&pool).unwrap_or_default(),
+                format!("KafkaNodePool {node_pool}"),
+            )
+        }
+        Target::StatefulSet { name, .. } => {
+            let api: Api<StatefulSet> = Api::namespaced(ctx.client.clone(), namespace);
+            let sts = api
+                .get_opt(name)
+                .await
+                .map_err(kube_err("reading StatefulSet", name.clone()))?
+                .ok_or_else(|| ReconcileError::TargetNotFound {
+                    kind: "StatefulSet",
+                    name: name.clone(),
+                    namespace: namespace.to_owned(),
+                })?;
+            (
+                serde_json::to_value(&sts).unwrap_or_default(),
+                format!("StatefulSet {name}"),
+            )
+        }
+    };
+    let brokers = object
+        .pointer("/spec/replicas")
+        .and_then(Value::as_u64)
+        .unwrap_or(0) as u32;
+    let asked = match &spec.target {
+        Target::Strimzi { .. } => node_pool_instance_type(&object),
+        Target::StatefulSet { .. } => object
+            .pointer("/spec/template/spec")
+            .and_then(pod_spec_instance_type),
+    };
+    // While an operation runs, the object already asks for the new type: the shape that
+    // runs is the old one.
+    let running = status
+        .operation
+        .as_ref()
+        .filter(|o| o.phase != "Completed")
+        .map(|o| o.from_instance_type.clone());
+    let name = running
+        .or(asked)
+        .or_else(|| spec.fallback_instance.as_ref().map(ToString::to_string))
+        .ok_or(ReconcileError::UnknownInstanceType {
+            object: label,
+            label: crate::target::INSTANCE_TYPE_LABEL,
+        })?;
+    let instance = name
+        .parse()
+        .map_err(|e: kpilot_units::ParseError| ReconcileError::Catalog {
+            instance: name.clone(),
+            message: e.to_string(),
+        })?;
+    Ok(Observed {
+        object,
+        brokers,
+        instance,
+    })
+}
+
+fn shape_of(
+    spec: &ValidSpec,
+    catalog: &Catalog,
+    instance: &InstanceType,
+    brokers: u32,
+) -> Result<Shape, ReconcileError> {
+    let inst = catalog
+        .instance(instance)
+        .map_err(|e| ReconcileError::Catalog {
+            instance: instance.to_string(),
+            message: e.to_string(),
+        })?
+        .clone();
+    let storage = spec
+        .storage_for(catalog, &inst)
+        .map_err(|e| ReconcileError::Storage {
+            instance: instance.to_string(),
+            message: e.to_string(),
+        })?;
+    Ok(Shape {
+        instance: inst,
+        brokers: brokers.max(1),
+        storage,
+    })
+}
+
+fn shape_status(shape: &Shape, catalog: &Catalog) -> ShapeStatus {
+    ShapeStatus {
+        label: shape.label(),
+        instance_type: shape.instance.name.to_string(),
+        brokers: shape.brokers,
+        usd_per_hour: (kpilot_policy::hourly_cost(shape, catalog) * 1000.0).round() / 1000.0,
+    }
+}
+
+async fn secret_value(
+    ctx: &Context,
+    namespace: &str,
+    name: &str,
+    key: &str,
+) -> Result<String, ReconcileError> {
+    let api: Api<Secret> = Api::namespaced(ctx.client.clone(), namespace);
+    let secret = api
+        .get_opt(name)
+        .await
+        .map_err(kube_err("reading Secret", name))?;
+    let missing = || ReconcileError::Secret {
+        name: name.to_owned(),
+        key: key.to_owned(),
+    };
+    let secret = secret.ok_or_else(missing)?;
+    if let Some(v) = secret.data.as_ref().and_then(|d| d.get(key)) {
+        return String::from_utf8(v.0.clone()).map_err(|_| missing());
+    }
+    secret
+        .string_data
+        .as_ref()
+        .and_then(|d| d.get(key).cloned())
+        .ok_or_else(missing)
+}
+
+async fn connection(
+    spec: &ValidSpec,
+    ctx: &Context,
+    namespace: &str,
+) -> Result<Connection, ReconcileError> {
+    let tls = match &spec.kafka.tls {
+        None => None,
+        Some(t) => {
+            let ca = match &t.ca_secret {
+                None => None,
+                Some(r) => Some(secret_value(ctx, namespace, &r.name, &r.key).await?),
+            };
+            Some((ca, t.verify_hostname))
+        }
+    };
+    let sasl = match &spec.kafka.sasl {
+        None => None,
+        Some(s) => {
+            let password = secret_value(
+                ctx,
+                namespace,
+                &s.password_secret.name,
+                &s.password_secret.key,
+            )
+            .await?;
+            let mechanism = s
+                .mechanism
+                .parse()
+                .map_err(|m: String| ReconcileError::Policy(m))?;
+            Some((
+                mechanism,
+                s.username.clone(),
+                kpilot_kafka::Secret::new(password),
+            ))
+        }
+    };
+    Connection::new(&spec.kafka.bootstrap, tls, sasl).map_err(|message| {
+        ReconcileError::Observe(ObserveError::Connect {
+            bootstrap: spec.kafka.bootstrap.clone(),
+            message,
+        })
+    })
+}
+
+fn history_from(status: &KafkaAutopilotStatus) -> DemandHistory {
+    let mut history = DemandHistory::with_defaults();
+    for s in &status.history {
+        let _ = history.push(Sample {
+            at: Timestamp::from_secs(s.t as f64),
+            ingress: Throughput::from_mb_per_s(s.ingress_mb_per_s),
+            egress: None,
+        });
+    }
+    history
+}
+
+async fn steps(
+    ap: &KafkaAutopilot,
+    spec: &ValidSpec,
+    ctx: &Context,
+    api: &Api<KafkaAutopilot>,
+    namespace: &str,
+    status: &mut KafkaAutopilotStatus,
+) -> Result<Duration, ReconcileError> {
+    let generation = ap.metadata.generation;
+    let interval = Duration::from_secs_f64(spec.settings.decision_interval.secs());
+
+    // 2. Dereference.
+    let observed = dereference(spec, ctx, namespace, status).await?;
+    let shape = shape_of(spec, &ctx.catalog, &observed.instance, observed.brokers)?;
+    status.current_shape = Some(shape_status(&shape, &ctx.catalog));
+    let conn = connection(spec, ctx, namespace).await?;
+
+    // 3. An operation in progress comes first.
+    if status
+        .operation
+        .as_ref()
+        .is_some_and(|o| matches!(o.phase.as_str(), "Running" | "Paused" | "Halted"))
+    {
+        return continue_operation(ap, spec, ctx, api, namespace, status, &observed, &conn).await;
+    }
+
+    // 4. Observe.
+    let key = format!("{namespace}/{}", ap.name_any());
+    let facts = ctx.observer.observe(&key, &conn).await?;
+    let now = now_unix();
+    if let Some(ingress) = facts.ingress {
+        status.history.push(DemandSample {
+            t: now,
+            ingress_mb_per_s: (ingress.mb_per_s() * 1000.0).round() / 1000.0,
+        });
+        let excess = status.history.len().saturating_sub(HISTORY_KEPT);
+        status.history.drain(..excess);
+    }
+    let workload = Workload::new(
+        facts.replication_factor,
+        facts.min_insync_replicas,
+        spec.fanout,
+        spec.settings.target_utilization,
+    )
+    .map_err(|e| ReconcileError::Policy(e.to_string()))?;
+    let holds_now = holds(&shape, &workload);
+    status.load = Some(LoadStatus {
+        measured_at: now_rfc3339(),
+        ingress_mb_per_s: facts
+            .ingress
+            .map(|t| (t.mb_per_s() * 1000.0).round() / 1000.0),
+        stored_gb: (facts.stored.gb() * 1000.0).round() / 1000.0,
+        replication_factor: facts.replication_factor,
+        under_replicated_partitions: facts.under_replicated as u32,
+        source: facts.source.to_owned(),
+    });
+    status.limits = Some(LimitsStatus {
+        holds_mb_per_s: (holds_now.mb_per_s() * 1000.0).round() / 1000.0,
+        headroom: facts
+            .ingress
+            .filter(|_| holds_now.mb_per_s() > 0.0)
+            .map(|i| ((1.0 - i.mb_per_s() / holds_now.mb_per_s()) * 1000.0).round() / 1000.0),
+    });
+    let ready_message = format!(
+        "{} holds {:.1} MB/s; {} under-replicated partition(s)",
+        shape.label(),
+        holds_now.mb_per_s(),
+        facts.under_replicated
+    );
+    set_condition(
+        status,
+        "Ready",
+        true,
+        "Observed",
+        &ready_message,
+        generation,
+    );
+    if spec.mode == crate::crd::Mode::Observe {
+        return Ok(interval);
+    }
+    if status.history.is_empty() {
+        // The Kafka-only ingress needs two observations.
+        return Ok(interval.min(Duration::from_secs(30)));
+    }
+
+    // 5. Decide.
+    let history = history_from(status);
+    let cluster = ClusterState {
+        shape: shape.clone(),
+        stored: facts.stored,
+        last_change_finished: status
+            .last_change_finished
+            .as_deref()
+            .and_then(rfc3339_to_unix)
+            .map(|t| Timestamp::from_secs(t as f64)),
+        transition_in_progress: false,
+    };
+    let input = DecisionInput {
+        now: Timestamp::from_secs(now as f64),
+        history: &history,
+        cluster: &cluster,
+        replication_factor: facts.replication_factor,
+        min_insync_replicas: facts.min_insync_replicas,
+        fanout: FanoutSource::Fixed(spec.fanout),
+        catalog: &ctx.catalog,
+        constraints: &spec.constraints,
+        settings: &spec.settings,
+    };
+    let decision = decide(&input).map_err(|e| ReconcileError::Policy(e.to_string()))?;
+    let peak = decision
+        .forecast
+        .peak(decision.forecast.start, decision.forecast.end());
+    status.forecast = Some(ForecastStatus {
+        method: match decision.forecast.method {
+            kpilot_policy::ForecastMethod::Daily { .. } => "daily",
+            kpilot_policy::ForecastMethod::Weekly { .. } => "weekly",
+            kpilot_policy::ForecastMethod::Reactive => "reactive",
+        }
+        .to_owned(),
+        peak_mb_per_s: (peak.mb_per_s() * 1000.0).round() / 1000.0,
+        margin: (decision.forecast.margin * 1000.0).round() / 1000.0,
+    });
+    let reasons: Vec<String> = decision.reasons.iter().map(ToString::to_string).collect();
+
+    // 6. Apply (or say why not).
+    let (action, summary, mechanism, target, disposition) = match &decision.action {
+        Action::Keep => (
+            "keep",
+            format!("keep {}", shape.label()),
+            None,
+            None,
+            "nothing to do".to_owned(),
+        ),
+        Action::Change(plan) => {
+            let disposition = if spec.mode != crate::crd::Mode::Apply {
+                "reported (mode recommend)".to_owned()
+            } else if plan.mechanism != Mechanism::VerticalRoll {
+                "reported only: adding and removing brokers is not automated yet (needs the reassignment executor)".to_owned()
+            } else if spec.paused {
+                "not applied: spec.paused".to_owned()
+            } else if !spec.in_window(now) {
+                "not applied: outside the maintenance windows".to_owned()
+            } else if !facts.healthy() {
+                format!(
+                    "not applied: the cluster is not healthy ({} under-replicated, {} offline partition(s))",
+                    facts.under_replicated, facts.offline
+                )
+            } else {
+                "applied".to_owned()
+            };
+            (
+                "change",
+                format!("{} to {}", plan.mechanism, plan.to.label()),
+                Some(plan.mechanism.as_str().to_owned()),
+                Some(shape_status(&plan.to, &ctx.catalog)),
+                disposition,
+            )
+        }
+    };
+    let changed = status
+        .last_decision
+        .as_ref()
+        .is_none_or(|d| d.summary != summary || d.disposition != disposition);
+    ctx.metrics.inc(
+        "kpilot_decisions_total",
+        &[("action", action), ("mode", spec.mode.as_str())],
+    );
+    status.last_decision = Some(DecisionStatus {
+        at: now_rfc3339(),
+        action: action.to_owned(),
+        summary: summary.clone(),
+        mechanism,
+        target: target.clone(),
+        reasons: reasons.clone(),
+        disposition: disposition.clone(),
+    });
+    if changed && action == "change" {
+        publish(
+            ctx,
+            ap,
+            EventType::Normal,
+            "Recommendation",
+            format!("{summary} ({disposition}): {}", reasons.join("; ")),
+        )
+        .await;
+    }
+    let Some(target) = target.filter(|_| disposition == "applied") else {
+        return Ok(interval);
+    };
+    start_operation(
+        ap, spec, ctx, api, namespace, status, &observed, &conn, &shape, &target,
+    )
+    .await
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn start_operation(
+    ap: &KafkaAutopilot,
+    spec: &ValidSpec,
+    ctx: &Context,
+    api: &Api<KafkaAutopilot>,
+    namespace: &str,
+    status: &mut KafkaAutopilotStatus,
+    observed: &Observed,
+    conn: &Connection,
+    shape: &Shape,
+    target: &ShapeStatus,
+) -> Result<Duration, ReconcileError> {
+    let kind = match spec.target {
+        Target::Strimzi { .. } => OP_STRIMZI,
+        Target::StatefulSet { .. } => OP_STATEFULSET,
+    };
+    status.operation = Some(OperationStatus {
+        kind: kind.to_owned(),
+        from_instance_type: shape.instance.name.to_string(),
+        to_instance_type: target.instance_type.clone(),
+        phase: "Running".to_owned(),
+        started_at: now_rfc3339(),
+        finished_at: None,
+        message: Some("patching the target".to_owned()),
+        brokers: Vec::new(),
+        journal: None,
+    });
+    set_condition(
+        status,
+        "Progressing",
+        true,
+        "OperationStarted",
+        &format!(
+            "{kind}: {} -> {}",
+            shape.instance.name, target.instance_type
+        ),
+        ap.metadata.generation,
+    );
+    // The intent is durable before anything changes.
+    write_status(api, &ap.name_any(), status).await?;
+    ctx.metrics.inc(
+        "kpilot_operations_total",
+        &[("kind", kind), ("event", "started")],
+    );
+    ctx.metrics.set("kpilot_operation_in_progress", &[], 1.0);
+    publish(
+        ctx,
+        ap,
+        EventType::Normal,
+        "OperationStarted",
+        format!(
+            "{kind}: moving {} broker(s) from {} to {}",
+            shape.brokers, shape.instance.name, target.instance_type
+        ),
+    )
+    .await;
+    continue_operation(ap, spec, ctx, api, namespace, status, observed, conn).await
+}
+
+/// Patches the target (idempotent) and the Karpenter node pool for an operation.
+async fn patch_target(
+    spec: &ValidSpec,
+    ctx: &Context,
+    namespace: &str,
+    observed: &Observed,
+    to: &Shape,
+    karpenter_types: &[String],
+) -> Result<(), ReconcileError> {
+    if let Some(pool) = spec.target.karpenter() {
+        let api: Api<DynamicObject> = Api::all_with(ctx.client.clone(), &karpenter_resource());
+        let current = api
+            .get_opt(pool)
+            .await
+            .map_err(kube_err("reading Karpenter NodePool", pool))?
+            .ok_or_else(|| ReconcileError::TargetNotFound {
+                kind: "NodePool (karpenter.sh)",
+                name: pool.to_owned(),
+                namespace: "(cluster)".to_owned(),
+            })?;
+        let current = serde_json::to_value(&current).unwrap_or_default();
+        if karpenter_instance_types(&current) != karpenter_types {
+            api.patch(
+                pool,
+                &PatchParams::apply(FIELD_MANAGER),
+                &Patch::Merge(karpenter_patch(&current, karpenter_types)),
+            )
+            .await
+            .map_err(kube_err("patching Karpenter NodePool", pool))?;
+        }
+    }
+    match &spec.target {
+        Target::Strimzi { node_pool, .. } => {
+            let api: Api<DynamicObject> =
+                Api::namespaced_with(ctx.client.clone(), namespace, &node_pool_resource());
+            if node_pool_instance_type(&observed.object) != Some(to.instance.name.to_string())
+                || observed.object.pointer("/spec/resources")
+                    != Some(&crate::target::resources_for(&to.instance))
+            {
+                api.patch(
+                    node_pool,
+                    &PatchParams::apply(FIELD_MANAGER),
+                    &Patch::Merge(node_pool_patch(&observed.object, &to.instance)),
+                )
+                .await
+                .map_err(kube_err("patching KafkaNodePool", node_pool.clone()))?;
+            }
+        }
+        Target::StatefulSet { name, .. } => {
+            let api: Api<StatefulSet> = Api::namespaced(ctx.client.clone(), namespace);
+            let asks = observed
+                .object
+                .pointer("/spec/template/spec")
+                .and_then(pod_spec_instance_type);
+            if asks != Some(to.instance.name.to_string()) {
+                api.patch(
+                    name,
+                    &PatchParams::apply(FIELD_MANAGER),
+                    &Patch::Strategic(stateful_set_patch(&observed.object, &to.instance)),
+                )
+                .await
+                .map_err(kube_err("patching StatefulSet", name.clone()))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn continue_operation(
+    ap: &KafkaAutopilot,
+    spec: &ValidSpec,
+    ctx: &Context,
+    api: &Api<KafkaAutopilot>,
+    namespace: &str,
+    status: &mut KafkaAutopilotStatus,
+    observed: &Observed,
+    conn: &Connection,
+) -> Result<Duration, ReconcileError> {
+    let Some(op) = status.operation.clone() else {
+        return Ok(ctx.busy_requeue);
+    };
+    let to_type: InstanceType =
+        op.to_instance_type
+            .parse()
+            .map_err(|e: kpilot_units::ParseError| ReconcileError::Catalog {
+                instance: op.to_instance_type.clone(),
+                message: e.to_string(),
+            })?;
+    let to = shape_of(spec, &ctx.catalog, &to_type, observed.brokers)?;
+    let both = vec![op.from_instance_type.clone(), op.to_instance_type.clone()];
+    patch_target(spec, ctx, namespace, observed, &to, &both).await?;
+    let name = ap.name_any();
+    let generation = ap.metadata.generation;
+
+    let outcome: Result<(), ReconcileError> = match &spec.target {
+        Target::Strimzi {
+            kafka, node_pool, ..
+        } => {
+            return strimzi_progress(
+                ap, spec, ctx, api, namespace, status, conn, &to, kafka, node_pool,
+            )
+            .await;
+        }
+        Target::StatefulSet {
+            name: sts,
+            first_broker_id,
+            ..
+        } => {
+            if spec.paused {
+                if let Some(o) = status.operation.as_mut() {
+                    o.phase = "Paused".to_owned();
+                    o.message = Some("held before the next broker: spec.paused".to_owned());
+                }
+                return Ok(ctx.busy_requeue);
+            }
+            if let Some(o) = status.operation.as_mut() {
+                o.phase = "Running".to_owned();
+            }
+            write_status(api, &name, status).await?;
+            let initial = op
+                .journal
+                .as_deref()
+                .and_then(|j| Journal::from_json(j).ok());
+            let journal = StatusJournal::new(api.clone(), &name, initial);
+            let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), namespace);
+            let fleet = StatefulSetFleet::new(
+                pods,
+                sts,
+                *first_broker_id,
+                to_type.clone(),
+                &journal,
+                ctx.pod_timeout,
+            );
+            let admin = conn.connect().await?;
+            let result = {
+                let mut roller = Roller::new(&admin, &fleet, ctx.roll.clone(), |e: &RollEvent| {
+                    journal.set_message(e.to_string());
+                });
+                roller
+                    .run(
+                        &RollOptions::new(to_type.clone()),
+                        &mut StatusStore(&journal),
+                    )
+                    .await
+            };
+            admin.close();
+            if let Err(e) = journal.flush().await {
+                warn!(error = %e, "could not record the final roll journal");
+            }
+            if let Some(o) = status.operation.as_mut() {
+                o.journal = journal.journal().map(|j| j.to_json());
+                o.brokers = journal
+                    .journal()
+                    .map(|j| crate::fleet::progress(&j))
+                    .unwrap_or_default();
+            }
+            match result {
+                Ok(report) if report.status == RollStatus::Completed => Ok(()),
+                Ok(report) => Err(ReconcileError::Roll {
+                    target: to_type.to_string(),
+                    message: format!("the roll ended as {:?}", report.status),
+                }),
+                Err(e) => Err(ReconcileError::Roll {
+                    target: to_type.to_string(),
+                    message: e.to_string(),
+                }),
+            }
+        }
+    };
+    match outcome {
+        Ok(()) => {
+            finish_operation(ap, spec, ctx, namespace, status, observed, &to).await?;
+            Ok(Duration::from_secs_f64(
+                spec.settings.decision_interval.secs(),
+            ))
+        }
+        Err(e) => {
+            if let Some(o) = status.operation.as_mut() {
+                o.phase = "Halted".to_owned();
+                o.message = Some(e.to_string());
+            }
+            set_condition(
+                status,
+                "Progressing",
+                false,
+                "RollHalted",
+                &e.to_string(),
+                generation,
+            );
+            ctx.metrics.inc(
+                "kpilot_operations_total",
+                &[("kind", OP_STATEFULSET), ("event", "halted")],
+            );
+            Err(e)
+        }
+    }
+}
+
+async fn finish_operation(
+    ap: &KafkaAutopilot,
+    spec: &ValidSpec,
+    ctx: &Context,
+    namespace: &str,
+    status: &mut KafkaAutopilotStatus,
+    observed: &Observed,
+    to: &Shape,
+) -> Result<(), ReconcileError> {
+    patch_target(
+        spec,
+        ctx,
+        namespace,
+        observed,
+        to,
+        &[to.instance.name.to_string()],
+    )
+    .await?;
+    let kind = status
+        .operation
+        .as_ref()
+        .map(|o| o.kind.clone())
+        .unwrap_or_default();
+    if let Some(o) = status.operation.as_mut() {
+        o.phase = "Completed".to_owned();
+        o.finished_at = Some(now_rfc3339());
+        o.message = Some(format!("every broker runs on {}", to.instance.name));
+    }
+    status.last_change_finished = Some(now_rfc3339());
+    status.current_shape = Some(shape_status(to, &ctx.catalog));
+    set_condition(
+        status,
+        "Progressing",
+        false,
+        "OperationCompleted",
+        &format!("every broker runs on {}", to.instance.name),
+        ap.metadata.generation,
+    );
+    ctx.metrics.inc(
+        "kpilot_operations_total",
+        &[("kind", &kind), ("event", "completed")],
+    );
+    ctx.metrics.set("kpilot_operation_in_progress", &[], 0.0);
+    publish(
+        ctx,
+        ap,
+        EventType::Normal,
+        "OperationCompleted",
+        format!("{kind}: every broker runs on {}", to.instance.name),
+    )
+    .await;
+    Ok(())
+}
+
+/// Sets or clears Strimzi's pause annotation on the `Kafka` resource.
+async fn strimzi_pause(
+    ctx: &Context,
+    namespace: &str,
+    kafka: &str,
+    pause: bool,
+) -> Result<(), ReconcileError> {
+    let api: Api<DynamicObject> =
+        Api::namespaced_with(ctx.client.clone(), namespace, &kafka_resource());
+    let current = api
+        .get_opt(kafka)
+        .await
+        .map_err(kube_err("reading Kafka", kafka))?
+        .ok_or_else(|| ReconcileError::TargetNotFound {
+            kind: "Kafka",
+            name: kafka.to_owned(),
+            namespace: namespace.to_owned(),
+        })?;
+    let paused = current
+        .annotations()
+        .get(STRIMZI_PAUSE_ANNOTATION)
+        .is_some_and(|v| v == "true");
+    if paused == pause {
+        return Ok(());
+    }
+    let value = if pause { json!("true") } else { Value::Null };
+    api.patch(
+        kafka,
+        &PatchParams::apply(FIELD_MANAGER),
+        &Patch::Merge(json!({"metadata": {"annotations": {STRIMZI_PAUSE_ANNOTATION: value}}})),
+    )
+    .await
+    .map_err(kube_err("annotating Kafka", kafka))?;
+    Ok(())
+}
+
+/// Strimzi rolls the pods; the operator holds the gate (pauses Strimzi while the cluster is
+/// unhealthy or the autopilot is paused), follows the pods, and at the end elects the
+/// preferred leaders.
+#[allow(clippy::too_many_arguments)]
+async fn strimzi_progress(
+    ap: &KafkaAutopilot,
+    spec: &ValidSpec,
+    ctx: &Context,
+    api: &Api<KafkaAutopilot>,
+    namespace: &str,
+    status: &mut KafkaAutopilotStatus,
+    conn: &Connection,
+    to: &Shape,
+    kafka: &str,
+    node_pool: &str,
+) -> Result<Duration, ReconcileError> {
+    let _ = api;
+    let key = format!("{namespace}/{}", ap.name_any());
+    let facts: Result<KafkaFacts, ObserveError> = ctx.observer.observe(&key, conn).await;
+    let unsafe_reason = match (&facts, spec.paused) {
+        (_, true) => Some("spec.paused".to_owned()),
+        (Err(e), _) => Some(format!("Kafka cannot be observed ({e})")),
+        (Ok(f), _) if !f.healthy() => Some(format!(
+            "{} under-replicated and {} offline partition(s)",
+            f.under_replicated, f.offline
+        )),
+        _ => None,
+    };
+    strimzi_pause(ctx, namespace, kafka, unsafe_reason.is_some()).await?;
+
+    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), namespace);
+    let list = pods
+        .list(&ListParams::default().labels(&format!(
+            "strimzi.io/cluster={kafka},strimzi.io/pool-name={node_pool}"
+        )))
+        .await
+        .map_err(kube_err("listing the pods of KafkaNodePool", node_pool))?;
+    let target = to.instance.name.to_string();
+    let mut progress: BTreeMap<i32, &'static str> = BTreeMap::new();
+    for pod in &list.items {
+        let Some(id) = pod
+            .metadata
+            .name
+            .as_deref()
+            .and_then(|n| n.rsplit('-').next())
+            .and_then(|s| s.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        let done = pod_ready(pod) && pod_instance_type(pod) == Some(target.clone());
+        progress.insert(id, if done { "done" } else { "pending" });
+    }
+    let done = progress.values().filter(|p| **p == "done").count();
+    let all_done = done as u32 >= to.brokers && progress.values().all(|p| *p == "done");
+    if let Some(o) = status.operation.as_mut() {
+        o.brokers = progress
+            .iter()
+            .map(|(id, p)| crate::crd::BrokerProgress {
+                id: *id,
+                phase: (*p).to_owned(),
+            })
+            .collect();
+        o.phase = if unsafe_reason.is_some() {
+            "Paused"
+        } else {
+            "Running"
+        }
+        .to_owned();
+        o.message = Some(match &unsafe_reason {
+            Some(r) => format!("Strimzi reconciliation paused: {r}"),
+            None => format!("{done} of {} broker(s) on {target}", to.brokers),
+        });
+    }
+    if all_done && unsafe_reason.is_none() {
+        let elected = ctx.observer.elect_preferred(&key, conn).await?;
+        info!(elected, "preferred leader election after the roll");
+        // `observed` is re-read so the final patch compares against the current object.
+        let observed = dereference(spec, ctx, namespace, status).await?;
+        finish_operation(ap, spec, ctx, namespace, status, &observed, to).await?;
+    }
+    Ok(ctx.busy_requeue)
+}

@@ -1,0 +1,281 @@
+//! Helpers for the operator's integration tests against the real kube-apiserver + etcd of
+//! `kpilot-kubetest` (one control plane per test binary, a fresh namespace per test): our CRD
+//! installed next to the real Strimzi and Karpenter CRDs, fixtures for the objects, and a
+//! context with an in-memory or real Kafka observer.
+#![allow(dead_code)]
+
+use std::rc::Rc;
+use std::time::Duration;
+
+use k8s_openapi::api::events::v1::Event;
+use kpilot_kubetest::ControlPlane;
+use kpilot_operator::crd::*;
+use kpilot_operator::reconcile::{kafka_resource, karpenter_resource, node_pool_resource};
+use kpilot_operator::{Context, KafkaFacts, Metrics, Observer};
+use kpilot_units::{ByteSize, Throughput};
+use kube::api::{Api, DynamicObject, ListParams, PostParams};
+use serde_json::json;
+
+pub async fn control_plane() -> &'static ControlPlane {
+    let cp = ControlPlane::shared().await.expect("control plane starts");
+    cp.install_upstream_crds().await.expect("upstream CRDs");
+    let dir = std::env::temp_dir().join(format!("kpilot-operator-crd-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("crd dir");
+    std::fs::write(dir.join(CRD_FILE), crd_yaml()).expect("write crd");
+    cp.install_crds(&dir)
+        .await
+        .expect("our CRD installs and is Established");
+    cp
+}
+
+pub fn facts(ingress_mb_per_s: f64, under_replicated: usize) -> KafkaFacts {
+    KafkaFacts {
+        stored: ByteSize::from_gb(300.0),
+        replication_factor: 3,
+        min_insync_replicas: 2,
+        under_replicated,
+        offline: 0,
+        ingress: Some(Throughput::from_mb_per_s(ingress_mb_per_s)),
+        source: "test",
+    }
+}
+
+pub fn context(client: kube::Client, observer: Rc<dyn Observer>) -> Context {
+    let mut ctx = kpilot_operator::context(
+        client,
+        kpilot_capacity::Catalog::builtin().expect("catalog"),
+        observer,
+        Metrics::new(),
+        "test",
+    );
+    ctx.busy_requeue = Duration::from_millis(500);
+    ctx
+}
+
+pub fn spec_strimzi(mode: Mode, karpenter: Option<&str>) -> KafkaAutopilotSpec {
+    KafkaAutopilotSpec {
+        target: TargetSpec {
+            strimzi: Some(StrimziTarget {
+                kafka: "my-cluster".into(),
+                node_pool: "brokers".into(),
+                karpenter_node_pool: karpenter.map(str::to_owned),
+            }),
+            stateful_set: None,
+        },
+        kafka: KafkaSpec {
+            bootstrap: "127.0.0.1:9".into(),
+            tls: None,
+            sasl: None,
+        },
+        metrics: MetricsSpec::default(),
+        mode,
+        constraints: ConstraintsSpec {
+            instance_type: None,
+            families: vec!["m7g".into()],
+            sizes: vec![],
+            storage: StorageSpec {
+                kind: "gp3".into(),
+                size_gb: Some(1000.0),
+                throughput: Some("250MB/s".into()),
+            },
+            min_brokers: 3,
+            max_brokers: 3,
+            zones: 3,
+            max_disk_fill: None,
+            local_retention: None,
+            allow_vertical: true,
+            allow_horizontal: false,
+        },
+        policy: PolicySpec::default(),
+        maintenance_windows: vec![],
+        paused: false,
+    }
+}
+
+pub async fn create_autopilot(
+    client: &kube::Client,
+    ns: &str,
+    name: &str,
+    spec: KafkaAutopilotSpec,
+) -> KafkaAutopilot {
+    let api: Api<KafkaAutopilot> = Api::namespaced(client.clone(), ns);
+    api.create(&PostParams::default(), &KafkaAutopilot::new(name, spec))
+        .await
+        .expect("the autopilot passes its own CRD schema")
+}
+
+pub async fn get_autopilot(client: &kube::Client, ns: &str, name: &str) -> KafkaAutopilot {
+    Api::<KafkaAutopilot>::namespaced(client.clone(), ns)
+        .get(name)
+        .await
+        .expect("autopilot")
+}
+
+/// A Strimzi `Kafka` and a broker `KafkaNodePool` on `instance` (node affinity), both valid
+/// under the real Strimzi schemas.
+pub async fn create_strimzi(client: &kube::Client, ns: &str, instance: &str) {
+    let kafkas: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, &kafka_resource());
+    let mut kafka = DynamicObject::new("my-cluster", &kafka_resource()).within(ns);
+    kafka.data = json!({"spec": {"kafka": {"listeners": [
+        {"name": "tls", "port": 9093, "type": "internal", "tls": true}
+    ]}}});
+    kafkas
+        .create(&PostParams::default(), &kafka)
+        .await
+        .expect("Kafka");
+    let pools: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, &node_pool_resource());
+    let mut pool = DynamicObject::new("brokers", &node_pool_resource()).within(ns);
+    pool.metadata.labels =
+        Some([("strimzi.io/cluster".to_owned(), "my-cluster".to_owned())].into());
+    pool.data = json!({"spec": {
+        "replicas": 3,
+        "roles": ["broker"],
+        "storage": {"type": "persistent-claim", "size": "1000Gi", "deleteClaim": false},
+        "resources": {"requests": {"cpu": "1500m", "memory": "6Gi"}},
+        "template": {"pod": {"affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+            "nodeSelectorTerms": [{"matchExpressions": [
+                {"key": "topology.kubernetes.io/zone", "operator": "In", "values": ["eu-west-1a", "eu-west-1b", "eu-west-1c"]},
+                {"key": "node.kubernetes.io/instance-type", "operator": "In", "values": [instance]}
+            ]}]}}}}}
+    }});
+    pools
+        .create(&PostParams::default(), &pool)
+        .await
+        .expect("KafkaNodePool");
+}
+
+/// A Karpenter `NodePool` (cluster-scoped) allowing `instance` on arm64.
+pub async fn create_karpenter(client: &kube::Client, name: &str, instance: &str) {
+    let api: Api<DynamicObject> = Api::all_with(client.clone(), &karpenter_resource());
+    let mut pool = DynamicObject::new(name, &karpenter_resource());
+    pool.data = json!({"spec": {
+        "template": {"spec": {
+            "nodeClassRef": {"group": "karpenter.k8s.aws", "kind": "EC2NodeClass", "name": "default"},
+            "requirements": [
+                {"key": "kubernetes.io/arch", "operator": "In", "values": ["arm64"]},
+                {"key": "node.kubernetes.io/instance-type", "operator": "In", "values": [instance]}
+            ]
+        }},
+        "disruption": {"consolidationPolicy": "WhenEmpty", "budgets": [{"nodes": "1"}]}
+    }});
+    api.create(&PostParams::default(), &pool)
+        .await
+        .expect("Karpenter NodePool");
+}
+
+pub async fn dynamic(
+    client: &kube::Client,
+    ns: Option<&str>,
+    resource: &kube::api::ApiResource,
+    name: &str,
+) -> DynamicObject {
+    let api: Api<DynamicObject> = match ns {
+        Some(ns) => Api::namespaced_with(client.clone(), ns, resource),
+        None => Api::all_with(client.clone(), resource),
+    };
+    api.get(name).await.expect("object")
+}
+
+/// Event reasons recorded in `ns` about the autopilot `name`.
+pub async fn event_reasons(client: &kube::Client, ns: &str, name: &str) -> Vec<(String, String)> {
+    let api: Api<Event> = Api::namespaced(client.clone(), ns);
+    api.list(&ListParams::default())
+        .await
+        .expect("events")
+        .items
+        .into_iter()
+        .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name))
+        .map(|e| (e.reason.unwrap_or_default(), e.note.unwrap_or_default()))
+        .collect()
+}
+
+pub fn condition<'a>(ap: &'a KafkaAutopilot, type_: &str) -> &'a Condition {
+    ap.status
+        .as_ref()
+        .and_then(|s| s.conditions.iter().find(|c| c.type_ == type_))
+        .unwrap_or_else(|| panic!("no {type_} condition in {:#?}", ap.status))
+}
+
+/// A running Java tool (Kafka's VerifiableProducer / VerifiableConsumer) whose stdout JSON
+/// lines a thread collects.
+pub struct JsonTool {
+    child: std::process::Child,
+    lines: std::sync::Arc<std::sync::Mutex<Vec<serde_json::Value>>>,
+    reader: Option<std::thread::JoinHandle<()>>,
+}
+
+impl JsonTool {
+    pub fn spawn(mut cmd: std::process::Command) -> JsonTool {
+        use std::io::BufRead as _;
+        let mut child = cmd
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .stdin(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn the Kafka tool");
+        let stdout = child.stdout.take().expect("stdout");
+        let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = lines.clone();
+        let reader = std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
+                    sink.lock().expect("lines").push(v);
+                }
+            }
+        });
+        JsonTool {
+            child,
+            lines,
+            reader: Some(reader),
+        }
+    }
+
+    pub fn events(&self, name: &str) -> Vec<serde_json::Value> {
+        self.lines
+            .lock()
+            .expect("lines")
+            .iter()
+            .filter(|v| v["name"] == name)
+            .cloned()
+            .collect()
+    }
+
+    pub fn count(&self, name: &str) -> usize {
+        self.lines
+            .lock()
+            .expect("lines")
+            .iter()
+            .filter(|v| v["name"] == name)
+            .count()
+    }
+
+    /// SIGTERM (the tools flush and print their last events), then wait up to 30 s.
+    pub fn terminate(&mut self) {
+        let _ = std::process::Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if let Some(r) = self.reader.take() {
+            let _ = r.join();
+        }
+    }
+}
+
+impl Drop for JsonTool {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,515 @@
+//! StatefulSet mode end to end: a real 3-broker Kafka cluster (kpilot-testbed) behind a
+//! StatefulSet (`updateStrategy: OnDelete`) on the real kube-apiserver, the test playing the
+//! kubelet and the StatefulSet controller (pod *i* is backed by broker *i + 1*: a deleted pod
+//! stops its broker; a recreated pod restarts it and is marked Ready). The decision is
+//! injected (an in-memory observation of 60 MB/s on 3 x m7g.large); everything the roll does
+//! goes to the real Kafka and the real API server. The operator is killed (its task aborted)
+//! in the middle of the roll and started again: the roll finishes, each pod is replaced
+//! exactly once, never two brokers (or pods) down at once, and every record Kafka's
+//! VerifiableProducer had acknowledged while it ran throughout is read back.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::*;
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::Pod;
+use kpilot_cluster::TopicName;
+use kpilot_kafka::{AdminClient, BrokerAddress, ClientConfig, NewTopic};
+use kpilot_kubetest::ControlPlane;
+use kpilot_operator::crd::*;
+use kpilot_operator::fleet::{pod_instance_type, pod_ready};
+use kpilot_operator::{FixedObserver, LoopSettings};
+use kpilot_testbed::{ClusterConfig, KafkaCluster};
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use serde_json::json;
+
+const TOPIC: &str = "orders";
+const FINALIZER: &str = "kpilot.test/kubelet";
+
+fn statefulset(instance: &str) -> StatefulSet {
+    serde_json::from_value(json!({
+        "metadata": {"name": "kafka"},
+        "spec": {
+            "replicas": 3,
+            "serviceName": "kafka",
+            "updateStrategy": {"type": "OnDelete"},
+            "selector": {"matchLabels": {"app": "kafka"}},
+            "template": {
+                "metadata": {"labels": {"app": "kafka"}, "annotations": {"kpilot.io/instance-type": instance}},
+                "spec": {
+                    "containers": [{"name": "kafka", "image": "apache/kafka:test"}],
+                    "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+                        "nodeSelectorTerms": [{"matchExpressions": [
+                            {"key": "node.kubernetes.io/instance-type", "operator": "In", "values": [instance]}
+                        ]}]}}}
+                }
+            }
+        }
+    }))
+    .expect("statefulset")
+}
+
+/// What the fake kubelet saw.
+#[derive(Default)]
+struct KubeletLog {
+    /// Pods replaced, by ordinal.
+    replaced: Mutex<BTreeMap<i32, usize>>,
+    max_brokers_down: AtomicUsize,
+    max_pods_unavailable: AtomicUsize,
+}
+
+/// Plays the kubelet and the StatefulSet controller until `stop`: every tick, first stops the
+/// broker of every pod being deleted and lets the pod go (all of them, so two deletions at
+/// once would show as two brokers down), then recreates missing pods from the StatefulSet's
+/// current template, restarts their brokers and marks them Ready.
+fn kubelet(
+    cp: &'static ControlPlane,
+    ns: String,
+    mut cluster: KafkaCluster,
+    stop: Arc<AtomicBool>,
+    log: Arc<KubeletLog>,
+) -> KafkaCluster {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let client = cp.client().await.expect("client");
+        let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
+        let sets: Api<StatefulSet> = Api::namespaced(client.clone(), &ns);
+        while !stop.load(Ordering::Relaxed) {
+            let mut present: BTreeMap<i32, Pod> = BTreeMap::new();
+            for p in pods.list(&Default::default()).await.expect("pods").items {
+                if let Some(i) = p
+                    .metadata
+                    .name
+                    .as_deref()
+                    .and_then(|n| n.strip_prefix("kafka-"))
+                    .and_then(|s| s.parse().ok())
+                {
+                    present.insert(i, p);
+                }
+            }
+            let unavailable = (0..3)
+                .filter(|i| !present.get(i).is_some_and(pod_ready))
+                .count();
+            log.max_pods_unavailable
+                .fetch_max(unavailable, Ordering::Relaxed);
+            // 1. Deleted pods: stop their brokers, then release the pods.
+            for (i, p) in &present {
+                if p.metadata.deletion_timestamp.is_some() {
+                    let id = i + 1;
+                    if cluster.is_running(id) {
+                        cluster.stop_broker(id).expect("stop broker");
+                    }
+                    let down = (1..=3).filter(|b| !cluster.is_running(*b)).count();
+                    log.max_brokers_down.fetch_max(down, Ordering::Relaxed);
+                    pods.patch(
+                        &format!("kafka-{i}"),
+                        &PatchParams::default(),
+                        &Patch::Merge(json!({"metadata": {"finalizers": null}})),
+                    )
+                    .await
+                    .expect("remove finalizer");
+                }
+            }
+            // 2. Missing pods: recreate from the template, restart the broker, Ready.
+            for i in 0..3 {
+                if present.contains_key(&i) {
+                    continue;
+                }
+                let sts = sets.get("kafka").await.expect("sts");
+                let template = sts.spec.expect("spec").template;
+                let mut meta = template.metadata.unwrap_or_default();
+                meta.name = Some(format!("kafka-{i}"));
+                meta.finalizers = Some(vec![FINALIZER.to_owned()]);
+                let pod = Pod {
+                    metadata: meta,
+                    spec: template.spec,
+                    status: None,
+                };
+                pods.create(&PostParams::default(), &pod)
+                    .await
+                    .expect("recreate pod");
+                if !cluster.is_running(i + 1) {
+                    cluster.start_broker(i + 1).expect("restart broker");
+                }
+                pods.patch_status(
+                    &format!("kafka-{i}"),
+                    &PatchParams::default(),
+                    &Patch::Merge(
+                        json!({"status": {"conditions": [{"type": "Ready", "status": "True"}]}}),
+                    ),
+                )
+                .await
+                .expect("ready");
+                *log.replaced.lock().expect("log").entry(i).or_default() += 1;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    });
+    cluster
+}
+
+async fn admin(bootstrap: &str) -> AdminClient {
+    let mut config = ClientConfig::new(BrokerAddress::parse_list(bootstrap).expect("bootstrap"));
+    config.api_timeout = Duration::from_secs(30);
+    AdminClient::connect(config).await.expect("connect")
+}
+
+async fn wait_for<F: FnMut(&KafkaAutopilotStatus) -> bool>(
+    client: &kube::Client,
+    ns: &str,
+    limit: Duration,
+    what: &str,
+    mut f: F,
+) -> KafkaAutopilotStatus {
+    let began = Instant::now();
+    loop {
+        let status = get_autopilot(client, ns, "auto")
+            .await
+            .status
+            .unwrap_or_default();
+        if f(&status) {
+            return status;
+        }
+        assert!(
+            began.elapsed() < limit,
+            "timed out waiting for {what}: {status:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[test]
+fn statefulset_roll_survives_an_operator_kill_one_broker_at_a_time_losing_nothing() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter("kpilot_operator=info,kpilot_roll=info")
+        .with_test_writer()
+        .try_init();
+    let cluster = KafkaCluster::start(ClusterConfig {
+        brokers: 3,
+        min_insync_replicas: 2,
+        auto_leader_rebalance: false,
+        ready_timeout: Duration::from_secs(120),
+        ..ClusterConfig::default()
+    })
+    .expect("start a Kafka testbed (scripts/setup-kafka must work)");
+    let bootstrap = cluster.bootstrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let local = tokio::task::LocalSet::new();
+    let stop = Arc::new(AtomicBool::new(false));
+    let log = Arc::new(KubeletLog::default());
+
+    let producer_config = cluster.dir().join("producer.properties");
+    std::fs::write(&producer_config, "enable.idempotence=true\nacks=all\nretries=2147483647\ndelivery.timeout.ms=120000\nlinger.ms=5\n").expect("producer config");
+    let mut producer_cmd = cluster.java_command("org.apache.kafka.tools.VerifiableProducer");
+    producer_cmd
+        .args([
+            "--bootstrap-server",
+            &bootstrap,
+            "--topic",
+            TOPIC,
+            "--acks",
+            "-1",
+            "--throughput",
+            "100",
+            "--max-messages",
+            "30000",
+            "--command-config",
+        ])
+        .arg(&producer_config);
+    let mut consumer_cmd = cluster.java_command("org.apache.kafka.tools.VerifiableConsumer");
+    consumer_cmd.args([
+        "--bootstrap-server",
+        &bootstrap,
+        "--topic",
+        TOPIC,
+        "--group-id",
+        "verifier",
+        "--reset-policy",
+        "earliest",
+        "--verbose",
+    ]);
+
+    let (cp, ns, client) = local.block_on(&rt, async {
+        let cp = control_plane().await;
+        let ns = cp.create_unique_namespace("sts").await.expect("ns");
+        let client = cp.client().await.expect("client");
+        let admin = admin(&bootstrap).await;
+        admin
+            .create_topics(&[NewTopic::new(TopicName::new(TOPIC).expect("topic"), 6, 3)
+                .with_config("min.insync.replicas", 2)])
+            .await
+            .expect("topic");
+        admin
+            .wait_for_topic(&TopicName::new(TOPIC).expect("topic"))
+            .await
+            .expect("topic ready");
+        admin.close();
+        let sets: Api<StatefulSet> = Api::namespaced(client.clone(), &ns);
+        sets.create(&PostParams::default(), &statefulset("m7g.large"))
+            .await
+            .expect("sts");
+        (cp, ns, client)
+    });
+    // The kubelet creates the three pods (brokers already running: start is a no-op).
+    let kubelet_thread = {
+        let (ns, stop, log) = (ns.clone(), stop.clone(), log.clone());
+        std::thread::spawn(move || kubelet(cp, ns, cluster, stop, log))
+    };
+    let mut producer = JsonTool::spawn(producer_cmd);
+
+    local.block_on(&rt, async {
+        // Pods up and the producer going before the operator starts.
+        let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
+        let began = Instant::now();
+        while pods
+            .list(&Default::default())
+            .await
+            .expect("pods")
+            .items
+            .iter()
+            .filter(|p| pod_ready(p))
+            .count()
+            < 3
+        {
+            assert!(
+                began.elapsed() < Duration::from_secs(60),
+                "pods never Ready"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let began = Instant::now();
+        while producer.count("producer_send_success") < 300 {
+            assert!(
+                began.elapsed() < Duration::from_secs(60),
+                "the producer did not get going"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        // From here on every replacement and every unavailable pod is the operator's doing.
+        *log.replaced.lock().expect("log") = BTreeMap::new();
+        log.max_pods_unavailable.store(0, Ordering::Relaxed);
+        log.max_brokers_down.store(0, Ordering::Relaxed);
+
+        let spec = KafkaAutopilotSpec {
+            target: TargetSpec {
+                strimzi: None,
+                stateful_set: Some(StatefulSetTarget {
+                    name: "kafka".into(),
+                    first_broker_id: 1,
+                    karpenter_node_pool: None,
+                }),
+            },
+            kafka: KafkaSpec {
+                bootstrap: bootstrap.clone(),
+                tls: None,
+                sasl: None,
+            },
+            ..spec_strimzi(Mode::Apply, None)
+        };
+        create_autopilot(&client, &ns, "auto", spec).await;
+        let observer = FixedObserver::new(facts(60.0, 0));
+        let make_ctx = || {
+            let mut ctx = context(client.clone(), Rc::new(observer.clone()));
+            ctx.roll = kpilot_roll::Settings {
+                gate_timeout: Duration::from_secs(120),
+                start_timeout: Duration::from_secs(120),
+                catch_up_timeout: Duration::from_secs(120),
+                election_timeout: Duration::from_secs(60),
+                poll: Duration::from_millis(250),
+                progress_every: Duration::from_secs(2),
+            };
+            ctx.pod_timeout = Duration::from_secs(120);
+            ctx
+        };
+        let settings = LoopSettings {
+            namespace: Some(ns.clone()),
+            ..LoopSettings::default()
+        };
+
+        // First operator: killed once the first broker is done and the second is in flight.
+        let first = tokio::task::spawn_local(kpilot_operator::run_autopilot(
+            make_ctx(),
+            settings.clone(),
+            std::future::pending(),
+        ));
+        let status = wait_for(
+            &client,
+            &ns,
+            Duration::from_secs(240),
+            "one broker done, the next in flight",
+            |s| {
+                s.operation.as_ref().is_some_and(|o| {
+                    o.brokers.iter().filter(|b| b.phase == "done").count() == 1
+                        && o.brokers
+                            .iter()
+                            .any(|b| b.phase != "done" && b.phase != "pending")
+                })
+            },
+        )
+        .await;
+        first.abort();
+        let _ = first.await;
+        eprintln!(
+            "killed the operator at {:?}",
+            status.operation.as_ref().map(|o| &o.brokers)
+        );
+
+        // Second operator: resumes from the journal in the status and finishes.
+        let second = tokio::task::spawn_local(kpilot_operator::run_autopilot(
+            make_ctx(),
+            settings,
+            std::future::pending(),
+        ));
+        let status = wait_for(
+            &client,
+            &ns,
+            Duration::from_secs(300),
+            "the roll to complete",
+            |s| {
+                s.operation
+                    .as_ref()
+                    .is_some_and(|o| o.phase == "Completed" || o.phase == "Halted")
+            },
+        )
+        .await;
+        second.abort();
+        let _ = second.await;
+        let op = status.operation.clone().expect("operation");
+        assert_eq!(op.phase, "Completed", "{op:#?}");
+        assert_eq!(op.to_instance_type, "m7g.xlarge");
+        assert!(
+            op.brokers.iter().all(|b| b.phase == "done") && op.brokers.len() == 3,
+            "{op:#?}"
+        );
+        let journal = op.journal.as_deref().expect("journal");
+        assert!(
+            journal.contains("\"runs\": 2") || journal.contains("\"runs\":2"),
+            "resumed once: {journal}"
+        );
+        assert_eq!(
+            status.current_shape.expect("shape").instance_type,
+            "m7g.xlarge"
+        );
+
+        // Every pod runs the new template.
+        for p in pods.list(&Default::default()).await.expect("pods").items {
+            assert_eq!(
+                pod_instance_type(&p).as_deref(),
+                Some("m7g.xlarge"),
+                "{:?}",
+                p.metadata.name
+            );
+            assert!(pod_ready(&p));
+        }
+        let sts: Api<StatefulSet> = Api::namespaced(client.clone(), &ns);
+        let template = serde_json::to_value(
+            sts.get("kafka")
+                .await
+                .expect("sts")
+                .spec
+                .expect("spec")
+                .template,
+        )
+        .expect("json");
+        assert_eq!(
+            template["spec"]["containers"][0]["resources"]["requests"]["cpu"],
+            "3500m"
+        );
+        let events = event_reasons(&client, &ns, "auto").await;
+        assert!(
+            events.iter().any(|(r, _)| r == "OperationCompleted"),
+            "{events:?}"
+        );
+    });
+
+    // Keep producing a moment after the roll, then stop the producer (it flushes).
+    std::thread::sleep(Duration::from_secs(2));
+    producer.terminate();
+    stop.store(true, Ordering::Relaxed);
+    let cluster = kubelet_thread.join().expect("kubelet thread");
+
+    let replaced = log.replaced.lock().expect("log").clone();
+    assert_eq!(
+        replaced,
+        BTreeMap::from([(0, 1), (1, 1), (2, 1)]),
+        "each pod replaced exactly once"
+    );
+    assert_eq!(
+        log.max_brokers_down.load(Ordering::Relaxed),
+        1,
+        "never two brokers down"
+    );
+    assert_eq!(
+        log.max_pods_unavailable.load(Ordering::Relaxed),
+        1,
+        "never two pods unavailable"
+    );
+
+    assert_eq!(
+        producer.count("producer_send_error"),
+        0,
+        "{:?}",
+        producer.events("producer_send_error")
+    );
+    let acked: BTreeMap<(i64, i64), String> = producer
+        .events("producer_send_success")
+        .iter()
+        .map(|e| {
+            (
+                (
+                    e["partition"].as_i64().expect("p"),
+                    e["offset"].as_i64().expect("o"),
+                ),
+                e["value"].as_str().expect("v").to_owned(),
+            )
+        })
+        .collect();
+    assert!(acked.len() >= 1000, "only {} acked", acked.len());
+    let mut consumer = JsonTool::spawn(consumer_cmd);
+    let began = Instant::now();
+    let seen = loop {
+        let seen: BTreeMap<(i64, i64), String> = consumer
+            .events("record_data")
+            .iter()
+            .map(|e| {
+                (
+                    (
+                        e["partition"].as_i64().unwrap_or(-1),
+                        e["offset"].as_i64().unwrap_or(-1),
+                    ),
+                    e["value"].as_str().unwrap_or("").to_owned(),
+                )
+            })
+            .collect();
+        if acked.keys().all(|k| seen.contains_key(k)) || began.elapsed() > Duration::from_secs(90) {
+            break seen;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    consumer.terminate();
+    let lost: Vec<_> = acked
+        .iter()
+        .filter(|(k, v)| seen.get(k) != Some(v))
+        .take(5)
+        .collect();
+    assert!(lost.is_empty(), "lost or changed records, e.g. {lost:?}");
+    let values: BTreeSet<&String> = seen.values().collect();
+    eprintln!(
+        "acked {} records, read back every one ({} distinct values), 0 lost, 0 send errors; replaced {replaced:?}",
+        acked.len(),
+        values.len()
+    );
+    drop(cluster);
+}
