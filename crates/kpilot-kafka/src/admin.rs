@@ -164,7 +164,7 @@ impl AdminError {
     }
 }
 
-fn broker_error(
+pub(crate) fn broker_error(
     operation: &'static str,
     resource: impl ToString,
     code: i16,
@@ -409,7 +409,7 @@ pub type ReassignmentChange = (TopicPartition, Option<Vec<BrokerId>>);
 
 /// Where a request goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Route {
+pub(crate) enum Route {
     /// Any live broker (round robin).
     Any,
     /// The controller named by metadata.
@@ -547,7 +547,7 @@ impl AdminClient {
         Ok(connection)
     }
 
-    fn cached_metadata(&self) -> Option<Arc<ClusterMetadata>> {
+    pub(crate) fn cached_metadata(&self) -> Option<Arc<ClusterMetadata>> {
         self.inner
             .metadata
             .read()
@@ -571,7 +571,7 @@ impl AdminClient {
         Some(BrokerAddress::new(info.host.clone(), info.port))
     }
 
-    async fn route(&self, route: Route) -> Result<Arc<Connection>, AdminError> {
+    pub(crate) async fn route(&self, route: Route) -> Result<Arc<Connection>, AdminError> {
         let address = match route {
             Route::Any => {
                 let live: Vec<BrokerAddress> = self
@@ -605,7 +605,11 @@ impl AdminClient {
     }
 
     /// Sends one request along a route (one attempt).
-    async fn call<R: Request>(&self, route: Route, request: &R) -> Result<R::Response, AdminError> {
+    pub(crate) async fn call<R: Request>(
+        &self,
+        route: Route,
+        request: &R,
+    ) -> Result<R::Response, AdminError> {
         let connection = self.route(route).await?;
         Ok(connection.send(request).await?)
     }
@@ -613,7 +617,7 @@ impl AdminClient {
     /// Runs `attempt` until it succeeds, fails with a non-retriable error, or `budget` runs
     /// out; backs off exponentially between attempts and refreshes metadata when the error
     /// says it is stale.
-    async fn retrying<T, F, Fut>(
+    pub(crate) async fn retrying<T, F, Fut>(
         &self,
         operation: &'static str,
         budget: Duration,
@@ -683,7 +687,7 @@ impl AdminClient {
         }
     }
 
-    fn api_timeout(&self) -> Duration {
+    pub(crate) fn api_timeout(&self) -> Duration {
         self.inner.config.api_timeout
     }
 
@@ -1695,7 +1699,10 @@ fn kp_topic(topic: &TopicName) -> kp::TopicName {
     kp::TopicName(StrBytes::from_string(topic.to_string()))
 }
 
-fn topic_name(name: &kp::TopicName, operation: &'static str) -> Result<TopicName, AdminError> {
+pub(crate) fn topic_name(
+    name: &kp::TopicName,
+    operation: &'static str,
+) -> Result<TopicName, AdminError> {
     TopicName::new(name.0.as_str()).map_err(|e| AdminError::InvalidResponse {
         operation,
         message: e.to_string(),

@@ -16,10 +16,12 @@ pub use config::{
 pub use connection::{Connection, ConnectionError};
 pub use error_code::KafkaErrorCode;
 pub mod admin;
+pub mod groups;
 pub mod snapshot;
 
 pub use admin::{
     AdminClient, AdminError, ClusterDescription, ClusterMetadata, ConfigEntry, ConfigOp,
     ConfigResource, ConfigSource, ElectionOutcome, NewTopic, OffsetSpec, TopicMetadata,
 };
+pub use groups::{GroupListing, GroupOffsets};
 pub use snapshot::{Snapshot, SnapshotGap};

@@ -54,19 +54,55 @@ impl Sub<Span> for Timestamp {
     }
 }
 
+/// Days from which a timestamp is taken as Unix time (2001-09-09) and shown as a UTC date.
+const UNIX_DATES_FROM_DAY: u64 = 11_574;
+
 impl fmt::Display for Timestamp {
-    /// `day 3 14:05` (days and time since the epoch; Unix times print as a large day number).
+    /// `day 3 14:05` for simulated time (days since the start), `2026-11-22 14:05 UTC` for Unix
+    /// times (live clusters).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let total = self.0.max(0.0).round() as u64;
         let day = total / 86_400;
         let rest = total % 86_400;
-        write!(f, "day {day} {:02}:{:02}", rest / 3600, (rest % 3600) / 60)
+        let (h, m) = (rest / 3600, (rest % 3600) / 60);
+        if day >= UNIX_DATES_FROM_DAY {
+            let (y, mo, d) = civil_from_days(day);
+            write!(f, "{y:04}-{mo:02}-{d:02} {h:02}:{m:02} UTC")
+        } else {
+            write!(f, "day {day} {h:02}:{m:02}")
+        }
     }
+}
+
+/// The proleptic Gregorian date of `days` since 1970-01-01 (Howard Hinnant's algorithm).
+fn civil_from_days(days: u64) -> (u64, u64, u64) {
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + u64::from(m <= 2);
+    (y, m, d)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn displays_unix_times_as_utc_dates() {
+        let at = |secs: f64| Timestamp::from_secs(secs).to_string();
+        assert_eq!(at(1_795_363_200.0), "2026-11-22 16:00 UTC");
+        assert_eq!(at(1_709_164_800.0 + 3_660.0), "2024-02-29 01:01 UTC");
+        assert_eq!(
+            at(978_307_200.0),
+            "day 11323 00:00",
+            "2001-01-01: before the cut-over"
+        );
+    }
 
     #[test]
     fn displays_day_and_time() {

@@ -12,8 +12,9 @@ use std::time::Instant;
 
 use crate::config::{self, ClusterConfig, NodeLayout, NodeRole};
 use crate::error::TestbedError;
-use crate::node::{self, Launch, Node, ReadyWatch};
+use crate::node::{self, JmxAgent, Launch, Node, ReadyWatch};
 use crate::ports::free_ports;
+use crate::prometheus::{JMX_EXPORTER_RULES, JMX_EXPORTER_RULES_FILE};
 use crate::random::{hex_token, kafka_uuid};
 use crate::setup::{self, kafka_libs_dir};
 use crate::state::{BrokerState, ClusterState};
@@ -86,6 +87,11 @@ impl KafkaCluster {
         } else {
             None
         };
+        let jmx_jar = if config.jmx_exporter {
+            Some(setup::jmx_exporter_agent_jar()?)
+        } else {
+            None
+        };
         let started = Instant::now();
         let mut attempt = 1;
         loop {
@@ -102,6 +108,10 @@ impl KafkaCluster {
                 cds_archive: cds_archive.clone(),
                 broker_log4j: dir.join("log4j2-broker.properties"),
                 tools_log4j: dir.join("log4j2-tools.properties"),
+                jmx_exporter: jmx_jar.clone().map(|jar| JmxAgent {
+                    jar,
+                    rules: dir.join(JMX_EXPORTER_RULES_FILE),
+                }),
             };
             match Self::try_start(config.clone(), dir.clone(), launch) {
                 Ok(cluster) => {
@@ -135,6 +145,10 @@ impl KafkaCluster {
             .map_err(TestbedError::write(&launch.broker_log4j))?;
         fs::write(&launch.tools_log4j, setup::TOOLS_LOG4J2)
             .map_err(TestbedError::write(&launch.tools_log4j))?;
+        if let Some(agent) = &launch.jmx_exporter {
+            fs::write(&agent.rules, JMX_EXPORTER_RULES)
+                .map_err(TestbedError::write(&agent.rules))?;
+        }
         let watchdog = Watchdog::spawn(&dir, keep_requested())?;
         let mut cluster = KafkaCluster {
             config,
@@ -153,7 +167,9 @@ impl KafkaCluster {
         }
 
         let n = cluster.config.brokers;
-        let per_node = if cluster.config.secure { 3 } else { 2 };
+        let secure = cluster.config.secure;
+        let metrics = cluster.launch.jmx_exporter.is_some();
+        let per_node = 2 + usize::from(secure) + usize::from(metrics);
         let ports = free_ports(n * per_node)?;
         let mut voters = Vec::with_capacity(n);
         for (index, chunk) in ports.chunks(per_node).enumerate() {
@@ -164,7 +180,8 @@ impl KafkaCluster {
                 role: NodeRole::Combined,
                 plaintext_port: chunk[0],
                 controller_port: Some(chunk[1]),
-                secure_port: chunk.get(2).copied(),
+                secure_port: secure.then(|| chunk[2]),
+                metrics_port: metrics.then(|| chunk[per_node - 1]),
                 data_dir: cluster.node_dir(id).join("data"),
             };
             cluster.nodes.push(Node::new(layout, cluster.node_dir(id)));
@@ -307,6 +324,25 @@ impl KafkaCluster {
         Some(format!("127.0.0.1:{port}"))
     }
 
+    /// The `host:port` where broker `id`'s JMX exporter serves `/metrics`, when the cluster
+    /// was started with [`ClusterConfig::jmx_exporter`].
+    pub fn metrics_address(&self, id: i32) -> Option<String> {
+        let port = self.node(id).ok()?.layout.metrics_port?;
+        Some(format!("127.0.0.1:{port}"))
+    }
+
+    /// Every node's `(id, JMX exporter host:port)`, in id order; empty without
+    /// [`ClusterConfig::jmx_exporter`].
+    pub fn metrics_targets(&self) -> Vec<(i32, String)> {
+        self.nodes
+            .iter()
+            .filter_map(|n| {
+                let port = n.layout.metrics_port?;
+                Some((n.id(), format!("127.0.0.1:{port}")))
+            })
+            .collect()
+    }
+
     /// The KRaft role of node `id`.
     pub fn role(&self, id: i32) -> Option<NodeRole> {
         self.node(id).ok().map(|n| n.layout.role)
@@ -342,13 +378,15 @@ impl KafkaCluster {
     pub fn add_broker(&mut self) -> Result<i32, TestbedError> {
         let id = self.nodes.iter().map(Node::id).max().unwrap_or(0) + 1;
         let secure = self.security.is_some();
-        let ports = free_ports(if secure { 2 } else { 1 })?;
+        let metrics = self.launch.jmx_exporter.is_some();
+        let ports = free_ports(1 + usize::from(secure) + usize::from(metrics))?;
         let layout = NodeLayout {
             id,
             role: NodeRole::Broker,
             plaintext_port: ports[0],
             controller_port: None,
-            secure_port: ports.get(1).copied(),
+            secure_port: secure.then(|| ports[1]),
+            metrics_port: metrics.then(|| ports[ports.len() - 1]),
             data_dir: self.node_dir(id).join("data"),
         };
         let node = Node::new(layout, self.node_dir(id));

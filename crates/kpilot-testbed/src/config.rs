@@ -40,6 +40,10 @@ pub struct ClusterConfig {
     /// less CPU to start, lower peak throughput. Default true; set false for throughput
     /// measurements.
     pub jit_c1_only: bool,
+    /// Run the Prometheus JMX exporter java agent in every broker, serving the broker's
+    /// metrics on a free loopback port ([`crate::KafkaCluster::metrics_address`]) with the
+    /// testbed's rules ([`crate::JMX_EXPORTER_RULES`]). Default false.
+    pub jmx_exporter: bool,
     /// How long to wait for each broker to become ready. Default 60 s.
     pub ready_timeout: Duration,
     /// How long `stop_broker` waits after SIGTERM before it kills the broker and reports an
@@ -59,6 +63,7 @@ impl Default for ClusterConfig {
             extra_broker_properties: Vec::new(),
             jvm_args: Vec::new(),
             jit_c1_only: true,
+            jmx_exporter: false,
             ready_timeout: Duration::from_secs(60),
             stop_timeout: Duration::from_secs(30),
         }
@@ -74,6 +79,15 @@ impl ClusterConfig {
         ClusterConfig {
             brokers,
             ..ClusterConfig::default()
+        }
+    }
+
+    /// The configuration with the JMX exporter agent on every broker (see
+    /// [`ClusterConfig::jmx_exporter`]).
+    pub fn with_metrics(self) -> Self {
+        ClusterConfig {
+            jmx_exporter: true,
+            ..self
         }
     }
 
@@ -162,6 +176,8 @@ pub(crate) struct NodeLayout {
     pub(crate) controller_port: Option<u16>,
     /// Set when the cluster is secure.
     pub(crate) secure_port: Option<u16>,
+    /// The JMX exporter's HTTP port, when the cluster runs it.
+    pub(crate) metrics_port: Option<u16>,
     pub(crate) data_dir: PathBuf,
 }
 
@@ -358,6 +374,7 @@ mod tests {
             plaintext_port: 10002,
             controller_port: (role == NodeRole::Combined).then_some(20002),
             secure_port: secure.then_some(30002),
+            metrics_port: None,
             data_dir: PathBuf::from("/tmp/c/node-2/data"),
         }
     }

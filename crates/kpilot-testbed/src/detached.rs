@@ -128,6 +128,7 @@ impl ClusterState {
             cds_archive,
             broker_log4j: self.dir.join("log4j2-broker.properties"),
             tools_log4j: self.dir.join("log4j2-tools.properties"),
+            jmx_exporter: None,
         };
         let layout = NodeLayout {
             id,
@@ -139,6 +140,7 @@ impl ClusterState {
                 .as_deref()
                 .map(|a| port_of(a, id))
                 .transpose()?,
+            metrics_port: None,
             data_dir: b.dir.join("data"),
         };
         let node = Node::new(layout, b.dir.clone());

@@ -212,6 +212,49 @@ pub enum TestbedError {
         source: io::Error,
     },
 
+    /// No Prometheus server binary was found, and `scripts/setup-prometheus` could not
+    /// install one.
+    #[error(
+        "no Prometheus server binary found (looked at $KPILOT_PROMETHEUS, /usr/bin/prometheus and PATH); \
+         running {} failed: {detail}\n\
+         Install it with `scripts/setup-prometheus` (as root: `apt-get install -y prometheus`) or set KPILOT_PROMETHEUS",
+        script.display()
+    )]
+    SetupPrometheus {
+        /// The setup script that was run.
+        script: PathBuf,
+        /// Its exit status and output, or why it could not be started.
+        detail: String,
+    },
+
+    /// The Prometheus server binary could not be started.
+    #[error("running the Prometheus server `{}` failed: {source}", binary.display())]
+    RunPrometheus {
+        /// The binary.
+        binary: PathBuf,
+        /// The spawn error.
+        #[source]
+        source: io::Error,
+    },
+
+    /// The Prometheus server exited or did not become ready in time.
+    #[error(
+        "the Prometheus server on 127.0.0.1:{port} was not ready within {timeout:?} ({why}); last lines of {}:\n{tail}",
+        log.display()
+    )]
+    PrometheusNotReady {
+        /// Its listen port.
+        port: u16,
+        /// How long the testbed waited.
+        timeout: Duration,
+        /// It exited (with which status), or what was still awaited.
+        why: String,
+        /// Its log file.
+        log: PathBuf,
+        /// The last lines of its log.
+        tail: String,
+    },
+
     /// A testbed state file could not be parsed or written.
     #[error("the testbed state file {} is not valid JSON for this version: {source}", path.display())]
     ParseState {

@@ -40,6 +40,26 @@ pub(crate) struct Launch {
     pub(crate) cds_archive: Option<PathBuf>,
     pub(crate) broker_log4j: PathBuf,
     pub(crate) tools_log4j: PathBuf,
+    /// The JMX exporter agent, for nodes with a metrics port.
+    pub(crate) jmx_exporter: Option<JmxAgent>,
+}
+
+/// The Prometheus JMX exporter java agent and its rules file.
+#[derive(Debug, Clone)]
+pub(crate) struct JmxAgent {
+    pub(crate) jar: PathBuf,
+    pub(crate) rules: PathBuf,
+}
+
+impl JmxAgent {
+    /// `-javaagent:<jar>=127.0.0.1:<port>:<rules>`: serve on loopback only.
+    pub(crate) fn jvm_arg(&self, port: u16) -> String {
+        format!(
+            "-javaagent:{}=127.0.0.1:{port}:{}",
+            self.jar.display(),
+            self.rules.display()
+        )
+    }
 }
 
 impl Launch {
@@ -199,6 +219,13 @@ impl Node {
                 launch.broker_log4j.display()
             ))
             .arg(format!("{NODE_MARKER}{}", self.dir.display()))
+            .args(
+                launch
+                    .jmx_exporter
+                    .as_ref()
+                    .zip(self.layout.metrics_port)
+                    .map(|(agent, port)| agent.jvm_arg(port)),
+            )
             .args(&launch.jvm_args)
             .arg("-cp")
             .arg(&launch.classpath)
@@ -221,6 +248,9 @@ impl Node {
 
         let mut ports = vec![self.layout.plaintext_port];
         ports.extend(self.layout.secure_port);
+        if launch.jmx_exporter.is_some() {
+            ports.extend(self.layout.metrics_port);
+        }
         Ok(ReadyWatch {
             id: self.id(),
             log: log_path,

@@ -36,6 +36,8 @@ pub enum Command {
     #[allow(missing_docs)]
     Status(commands::status::Args),
     #[allow(missing_docs)]
+    Recommend(commands::recommend::Args),
+    #[allow(missing_docs)]
     Perf(commands::perf::Args),
     #[allow(missing_docs)]
     Simulate(commands::simulate::Args),

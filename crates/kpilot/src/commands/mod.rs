@@ -8,6 +8,7 @@ pub mod generate;
 pub mod operator;
 pub mod perf;
 pub mod rebalance;
+pub mod recommend;
 pub mod roll;
 pub mod simulate;
 pub mod size;
@@ -25,10 +26,11 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Catalog(args) => catalog::run(args),
         Command::Size(args) => size::run(args),
         Command::Status(args) => status::run(args),
+        Command::Recommend(args) => recommend::run(args),
         Command::Generate(args) => generate::run(args),
+        Command::Operator(args) => operator::run(args),
         Command::Roll(args) => roll::run(args),
         Command::Rebalance(args) => rebalance::run(args),
-        Command::Operator(args) => operator::run(args),
         Command::Perf(args) => perf::run(args),
         Command::Simulate(args) => simulate::run(args),
     };

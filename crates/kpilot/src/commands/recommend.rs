@@ -1,0 +1,880 @@
+//! `kpilot recommend`: measures a live cluster's load (from Prometheus, or from Kafka itself),
+//! sets it against the current shape's limits with the capacity model, asks the policy what to
+//! do, and lists the cheapest shapes that hold the load. Performs network I/O (Kafka, and
+//! Prometheus when given) and prints.
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context as _, anyhow};
+use clap::Args as ClapArgs;
+use kpilot_capacity::{
+    Catalog, Fanout, Resource, Shape, SizeRequest, Storage, StorageKind, Workload, evaluate,
+    loads_at, size,
+};
+use kpilot_kafka::{AdminClient, BrokerAddress, ClientConfig, ConfigError};
+use kpilot_metrics::{
+    KafkaSource, Measurement, MetricsSource, PrometheusSettings, PrometheusSource, Reading,
+};
+use kpilot_policy::{
+    ClusterState, Constraints, DecisionInput, DemandHistory, FanoutSource, Sample, Settings,
+    Timestamp, decide,
+};
+use kpilot_units::{ByteSize, InstanceType, Span, Throughput};
+use serde::{Deserialize, Serialize};
+
+use super::common::{CatalogArgs, WorkloadArgs, mbps, pct, usd};
+use crate::output::{Table, print_json, print_text, usage};
+
+/// Recommend a shape for a live cluster from its measured load.
+///
+/// Measures the cluster's load over a window: with --prometheus, from the brokers' JMX
+/// exporter series in Prometheus (bytes in and out, replication, CPU per broker; the history
+/// Prometheus keeps, so it answers at once); without, from Kafka itself (log sizes and
+/// log-end offsets per topic, consumer groups' committed offsets), watching the cluster for
+/// the whole window. Then shows the utilization of the current shape (--instance and
+/// --brokers, or --shape FILE) against the capacity model's limits and its bottleneck, the
+/// autoscaling policy's decision with its reasons, and the cheapest shapes that hold the
+/// measured load.
+///
+/// A metric that is missing or stale (wrong name, empty result, a broker that stopped
+/// reporting, Prometheus down) is reported as such and nothing is recommended: it is never
+/// read as zero load. See docs/metrics.md for the metric names and how to change them.
+///
+/// Examples:
+///   kpilot recommend -b 127.0.0.1:9092 --prometheus http://127.0.0.1:9090 -i m7g.large
+///   kpilot recommend -b 127.0.0.1:9092 -i m7g.xlarge --window 60s --json
+///   kpilot recommend -b kafka:9092 --prometheus http://prom:9090 --shape shape.toml
+///     --prom-selector 'namespace="kafka"' --prom-broker-label pod
+#[derive(Debug, ClapArgs)]
+#[command(verbatim_doc_comment)]
+pub struct Args {
+    /// Brokers to contact first, comma separated, e.g. 127.0.0.1:9092,127.0.0.1:9093.
+    /// Overrides bootstrap.servers from --command-config.
+    #[arg(long, short = 'b', value_name = "HOST:PORT[,...]")]
+    pub bootstrap: Option<String>,
+
+    /// Kafka client properties file with security settings (and optionally bootstrap.servers),
+    /// as for `kpilot status`, e.g. client.properties.
+    #[arg(long, value_name = "FILE")]
+    pub command_config: Option<PathBuf>,
+
+    /// Timeout of each Kafka or Prometheus request, e.g. 30s.
+    #[arg(long, default_value = "30s", value_name = "DURATION")]
+    pub timeout: Span,
+
+    /// Prometheus HTTP API base URL, e.g. http://127.0.0.1:9090. Without it the load is
+    /// measured from Kafka itself.
+    #[arg(long, value_name = "URL")]
+    pub prometheus: Option<String>,
+
+    /// Window the load is averaged over, e.g. 5m or 30s. Default: 5m with --prometheus (looked
+    /// back over), 30s without (kpilot watches Kafka that long).
+    #[arg(long, value_name = "DURATION")]
+    pub window: Option<Span>,
+
+    /// Instance type of the brokers now, e.g. m7g.xlarge.
+    #[arg(
+        long,
+        short = 'i',
+        value_name = "TYPE",
+        required_unless_present = "shape"
+    )]
+    pub instance: Option<InstanceType>,
+
+    /// Number of brokers now. Default: the live brokers Kafka reports.
+    #[arg(long, value_name = "N")]
+    pub brokers: Option<u32>,
+
+    /// Storage kind: gp3, st1, io2 or local-nvme. Default: local-nvme for types with local
+    /// disks, gp3 otherwise.
+    #[arg(long, value_name = "KIND")]
+    pub storage: Option<StorageKind>,
+
+    /// Provisioned throughput per broker volume (gp3, io2), e.g. 250MB/s. Default: gp3's
+    /// included 125 MiB/s, io2 1000 MiB/s.
+    #[arg(long, value_name = "RATE")]
+    pub storage_throughput: Option<Throughput>,
+
+    /// Volume size per broker, e.g. 2TB. Default 1TB.
+    #[arg(long, value_name = "SIZE")]
+    pub storage_size: Option<ByteSize>,
+
+    /// The current shape from a TOML or JSON file instead of the shape flags, with the keys
+    /// instance, brokers, storage, storage_throughput and storage_size, e.g.
+    /// instance = "m7g.large" / brokers = 3 / storage = "gp3" / storage_throughput = "250MB/s".
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["instance", "storage", "storage_throughput", "storage_size"])]
+    pub shape: Option<PathBuf>,
+
+    /// Consumer groups reading from the head of the log (fixes the fan-out). Default: the
+    /// measured egress / ingress, else 1.
+    #[arg(long, short = 'c', value_name = "N")]
+    pub consumer_groups: Option<u32>,
+
+    /// Availability zones: broker counts are multiples of it.
+    #[arg(long, default_value_t = 3, value_name = "N")]
+    pub zones: u32,
+
+    /// Fewest brokers the policy may choose. Default: the replication factor.
+    #[arg(long, value_name = "N")]
+    pub min_brokers: Option<u32>,
+
+    /// Most brokers the policy may choose.
+    #[arg(long, default_value_t = 30, value_name = "N")]
+    pub max_brokers: u32,
+
+    /// Instance families the policy may move to, comma separated. Default: the current one.
+    #[arg(long, value_delimiter = ',', value_name = "FAMILY,...")]
+    pub families: Vec<String>,
+
+    /// How many of the cheapest shapes that hold the measured load to list.
+    #[arg(long, default_value_t = 5, value_name = "N")]
+    pub top: usize,
+
+    /// Counter of producer bytes in (broker-wide series: no topic label).
+    #[arg(long, default_value = kpilot_metrics::promql::defaults::BYTES_IN, value_name = "NAME")]
+    pub prom_bytes_in: String,
+
+    /// Counter of consumer bytes out.
+    #[arg(long, default_value = kpilot_metrics::promql::defaults::BYTES_OUT, value_name = "NAME")]
+    pub prom_bytes_out: String,
+
+    /// Counter of replication bytes in.
+    #[arg(long, default_value = kpilot_metrics::promql::defaults::REPLICATION_IN, value_name = "NAME")]
+    pub prom_replication_in: String,
+
+    /// Counter of replication bytes out.
+    #[arg(long, default_value = kpilot_metrics::promql::defaults::REPLICATION_OUT, value_name = "NAME")]
+    pub prom_replication_out: String,
+
+    /// Counter of the broker process' CPU seconds.
+    #[arg(long, default_value = kpilot_metrics::promql::defaults::CPU, value_name = "NAME")]
+    pub prom_cpu: String,
+
+    /// Label that tells brokers apart, e.g. instance, pod or kafka_broker_id.
+    #[arg(long, default_value = kpilot_metrics::promql::defaults::BROKER_LABEL, value_name = "LABEL")]
+    pub prom_broker_label: String,
+
+    /// Label of per-topic series (the broker-wide series are those without it).
+    #[arg(long, default_value = kpilot_metrics::promql::defaults::TOPIC_LABEL, value_name = "LABEL")]
+    pub prom_topic_label: String,
+
+    /// Extra label matchers for every query, e.g. 'job="kafka",namespace="prod"'.
+    #[arg(long, default_value = "", value_name = "MATCHERS")]
+    pub prom_selector: String,
+
+    /// A series whose latest sample is older than this is stale, e.g. 60s.
+    #[arg(long, default_value = "60s", value_name = "DURATION")]
+    pub prom_max_age: Span,
+
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub workload: WorkloadArgs,
+
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub catalog: CatalogArgs,
+
+    /// Print JSON instead of tables.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The `--shape` file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ShapeFile {
+    instance: String,
+    brokers: Option<u32>,
+    storage: Option<String>,
+    storage_throughput: Option<String>,
+    storage_size: Option<String>,
+}
+
+/// The current shape as given, before the catalog resolves it.
+#[derive(Debug, Clone)]
+struct ShapeSpec {
+    instance: InstanceType,
+    brokers: Option<u32>,
+    storage: Option<StorageKind>,
+    storage_throughput: Option<Throughput>,
+    storage_size: Option<ByteSize>,
+}
+
+fn parse_field<T: FromStr>(
+    path: &Path,
+    key: &str,
+    value: Option<String>,
+) -> anyhow::Result<Option<T>>
+where
+    T::Err: std::fmt::Display,
+{
+    value
+        .map(|v| {
+            v.parse::<T>()
+                .map_err(|e| usage(anyhow!("{}: invalid {key} {v:?}: {e}", path.display())))
+        })
+        .transpose()
+}
+
+fn read_shape_file(path: &Path) -> anyhow::Result<ShapeSpec> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| usage(anyhow!("cannot read --shape {}: {e}", path.display())))?;
+    let is_json =
+        path.extension().is_some_and(|e| e == "json") || text.trim_start().starts_with('{');
+    let file: ShapeFile = if is_json {
+        serde_json::from_str(&text)
+            .map_err(|e| usage(anyhow!("{} is not a valid JSON shape: {e}", path.display())))?
+    } else {
+        toml::from_str(&text)
+            .map_err(|e| usage(anyhow!("{} is not a valid TOML shape: {e}", path.display())))?
+    };
+    Ok(ShapeSpec {
+        instance: parse_field(path, "instance", Some(file.instance))?
+            .ok_or_else(|| usage(anyhow!("{}: instance is required", path.display())))?,
+        brokers: file.brokers,
+        storage: parse_field(path, "storage", file.storage)?,
+        storage_throughput: parse_field(path, "storage_throughput", file.storage_throughput)?,
+        storage_size: parse_field(path, "storage_size", file.storage_size)?,
+    })
+}
+
+impl ShapeSpec {
+    fn resolve(
+        &self,
+        catalog: &Catalog,
+        brokers: u32,
+        workload: &Workload,
+    ) -> anyhow::Result<Shape> {
+        let instance = catalog.instance(&self.instance).map_err(usage)?.clone();
+        let kind = self.storage.unwrap_or(if instance.nvme_gb.is_some() {
+            StorageKind::LocalNvme
+        } else {
+            StorageKind::Gp3
+        });
+        let size_gb = self.storage_size.map_or(1000.0, |s| s.gb());
+        let storage = match kind {
+            StorageKind::Gp3 => Storage::gp3(
+                catalog,
+                size_gb.max(catalog.gp3.min_size_gb),
+                self.storage_throughput
+                    .unwrap_or(Throughput::from_mib_per_s(catalog.gp3.baseline_mib_per_s)),
+            ),
+            StorageKind::Io2 => Storage::io2(
+                catalog,
+                size_gb.max(catalog.io2.min_size_gb),
+                self.storage_throughput
+                    .unwrap_or(Throughput::from_mib_per_s(1000.0)),
+            ),
+            StorageKind::St1 => Storage::st1(catalog, size_gb.max(catalog.st1.min_size_gb)),
+            StorageKind::LocalNvme => Storage::local_nvme(&instance, None),
+        }
+        .map_err(usage)?;
+        Shape::new(instance, brokers, storage, workload).map_err(usage)
+    }
+}
+
+fn client_config(args: &Args) -> anyhow::Result<ClientConfig> {
+    let mut config = match &args.command_config {
+        Some(path) => {
+            let loaded = ClientConfig::from_file(path).map_err(usage)?;
+            for warning in &loaded.warnings {
+                eprintln!("warning: {warning}");
+            }
+            loaded.config
+        }
+        None => ClientConfig::default(),
+    };
+    if let Some(list) = &args.bootstrap {
+        config.bootstrap = BrokerAddress::parse_list(list)
+            .map_err(|e| usage(anyhow!("invalid --bootstrap `{list}`: {e}")))?;
+    }
+    if config.bootstrap.is_empty() {
+        return Err(usage(ConfigError::MissingBootstrap));
+    }
+    let timeout = args.timeout.secs();
+    if !(timeout.is_finite() && timeout >= 1.0) {
+        return Err(usage(anyhow!(
+            "--timeout must be at least 1s, got {}",
+            args.timeout
+        )));
+    }
+    let timeout = Duration::from_secs_f64(timeout);
+    config.api_timeout = timeout;
+    config.request_timeout = timeout;
+    config.connect_timeout = config.connect_timeout.min(timeout);
+    config.validate().map_err(usage)?;
+    Ok(config)
+}
+
+fn prometheus_settings(args: &Args, url: &str, brokers: usize) -> PrometheusSettings {
+    let mut s = PrometheusSettings::new(url);
+    s.bytes_in = args.prom_bytes_in.clone();
+    s.bytes_out = args.prom_bytes_out.clone();
+    s.replication_in = args.prom_replication_in.clone();
+    s.replication_out = args.prom_replication_out.clone();
+    s.cpu = args.prom_cpu.clone();
+    s.broker_label = args.prom_broker_label.clone();
+    s.topic_label = args.prom_topic_label.clone();
+    s.selector = args.prom_selector.clone();
+    s.max_age = args.prom_max_age;
+    s.expected_brokers = Some(brokers);
+    s.timeout = Duration::from_secs_f64(args.timeout.secs());
+    s
+}
+
+/// What was measured, as the report shows it.
+struct Measured {
+    measurement: Measurement,
+    live_brokers: u32,
+    stored: Option<ByteSize>,
+}
+
+async fn measure(args: &Args, config: ClientConfig, window: Span) -> anyhow::Result<Measured> {
+    let admin = AdminClient::connect(config)
+        .await
+        .context("cannot connect to the Kafka cluster")?;
+    let metadata = admin
+        .metadata()
+        .await
+        .context("cannot read cluster metadata")?;
+    let live_brokers = u32::try_from(metadata.brokers.len()).unwrap_or(u32::MAX);
+    let kafka = KafkaSource::new(admin.clone());
+    let measurement = match &args.prometheus {
+        Some(url) => {
+            let settings = prometheus_settings(args, url, metadata.brokers.len());
+            let source = PrometheusSource::new(settings).map_err(usage)?;
+            source.measure(window).await?
+        }
+        None => kafka.measure(window).await?,
+    };
+    // Data stored (for the policy's transition plans): the Kafka source has it; otherwise one
+    // sample of the log directories.
+    let stored = match measurement.stored {
+        Some(s) => Some(s),
+        None => {
+            let sample = kafka.sample().await?;
+            sample
+                .unreadable_brokers
+                .is_empty()
+                .then(|| ByteSize::from_bytes(sample.replica_sizes.values().sum::<u64>() as f64))
+        }
+    };
+    admin.close();
+    Ok(Measured {
+        measurement,
+        live_brokers,
+        stored,
+    })
+}
+
+#[derive(Debug, Serialize)]
+struct ResourceUse {
+    resource: Resource,
+    per_broker_mb_per_s: f64,
+    capacity_mb_per_s: f64,
+    utilization: f64,
+}
+
+#[derive(Debug, Serialize)]
+struct Utilization {
+    ingress_mb_per_s: f64,
+    sustained_limit_mb_per_s: f64,
+    recommended_limit_mb_per_s: f64,
+    of_sustained: f64,
+    within_recommended: bool,
+    bottleneck: Resource,
+    resources: Vec<ResourceUse>,
+}
+
+#[derive(Debug, Serialize)]
+struct FanoutOut {
+    value: f64,
+    from: &'static str,
+}
+
+#[derive(Debug, Serialize)]
+struct DecisionOut {
+    action: &'static str,
+    target: Option<String>,
+    mechanism: Option<String>,
+    estimated_minutes: Option<f64>,
+    reasons: Vec<String>,
+    reactive_fallback: bool,
+    current_holds_mb_per_s: f64,
+    current_usd_per_hour: f64,
+    forecast_peak_mb_per_s: f64,
+    decision: kpilot_policy::Decision,
+}
+
+#[derive(Debug, Serialize)]
+struct ShapeOut {
+    shape: String,
+    instance: String,
+    brokers: u32,
+    storage: Storage,
+    monthly_cost_usd: f64,
+    recommended_limit_mb_per_s: f64,
+    utilization_at_peak: f64,
+}
+
+#[derive(Debug, Serialize)]
+struct Report {
+    source: String,
+    window_s: f64,
+    measurement: Measurement,
+    current_shape: ShapeOut,
+    workload: Workload,
+    fanout: FanoutOut,
+    stored_gb: Option<f64>,
+    utilization: Utilization,
+    decision: DecisionOut,
+    cheapest: Vec<ShapeOut>,
+    warnings: Vec<String>,
+    catalog: String,
+}
+
+fn ingress_of(m: &Measurement) -> anyhow::Result<Throughput> {
+    match &m.ingress {
+        Reading::Measured { rate } => Ok(*rate),
+        Reading::Missing { reason } | Reading::Stale { reason } => {
+            let kind = if matches!(m.ingress, Reading::Stale { .. }) {
+                "stale"
+            } else {
+                "missing"
+            };
+            Err(anyhow!(
+                "cannot recommend: the cluster ingress from {} is {kind}: {reason}\n\
+                 Nothing was recommended: a missing or stale metric is never read as zero load. \
+                 Fix the metric (see docs/metrics.md), or measure from Kafka itself by leaving out --prometheus",
+                m.source
+            ))
+        }
+    }
+}
+
+fn shape_out(
+    shape: &Shape,
+    catalog: &Catalog,
+    workload: &Workload,
+    ingress: Throughput,
+) -> ShapeOut {
+    let e = evaluate(shape, workload, catalog);
+    ShapeOut {
+        shape: shape.label(),
+        instance: shape.instance.name.to_string(),
+        brokers: shape.brokers,
+        storage: shape.storage,
+        monthly_cost_usd: e.monthly_cost.total,
+        recommended_limit_mb_per_s: e.recommended.mb_per_s(),
+        utilization_at_peak: ingress.bytes_per_s() / e.sustained.ingress.bytes_per_s(),
+    }
+}
+
+/// Runs `kpilot recommend`.
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let catalog = args.catalog.load()?;
+    let spec = match &args.shape {
+        Some(path) => read_shape_file(path)?,
+        None => ShapeSpec {
+            instance: args
+                .instance
+                .clone()
+                .ok_or_else(|| usage(anyhow!("--instance or --shape is required")))?,
+            brokers: args.brokers,
+            storage: args.storage,
+            storage_throughput: args.storage_throughput,
+            storage_size: args.storage_size,
+        },
+    };
+    // Check the instance type before measuring for minutes.
+    catalog.instance(&spec.instance).map_err(usage)?;
+    let window = args.window.unwrap_or(if args.prometheus.is_some() {
+        Span::from_minutes(5.0)
+    } else {
+        Span::from_secs(30.0)
+    });
+    if !(window.secs() >= 1.0 && window.secs() <= 86_400.0) {
+        return Err(usage(anyhow!(
+            "--window {window} must be between 1s and 24h"
+        )));
+    }
+    let config = client_config(&args)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    if args.prometheus.is_none() && !args.json {
+        eprintln!("measuring from Kafka for {window} (no --prometheus)...");
+    }
+    let measured = runtime.block_on(measure(&args, config, window))?;
+    let m = &measured.measurement;
+    let ingress = ingress_of(m)?;
+    let mut warnings = m.warnings.clone();
+
+    let (fanout, from) = match (args.consumer_groups, m.fanout()) {
+        (Some(n), _) => (f64::from(n), "--consumer-groups"),
+        (None, Some(f)) => (f, "measured egress / ingress"),
+        (None, None) => {
+            warnings.push(
+                "egress not measured: consumer fan-out 1 assumed (set --consumer-groups)".into(),
+            );
+            (1.0, "default (egress not measured)")
+        }
+    };
+    let workload = args.workload.workload(fanout)?;
+    let brokers = spec.brokers.unwrap_or(measured.live_brokers);
+    let shape = spec.resolve(&catalog, brokers, &workload)?;
+    let evaluation = evaluate(&shape, &workload, &catalog);
+    let resources: Vec<ResourceUse> = loads_at(&shape, &workload, ingress)
+        .iter()
+        .map(|r| ResourceUse {
+            resource: r.resource,
+            per_broker_mb_per_s: r.per_broker.mb_per_s(),
+            capacity_mb_per_s: r.capacity.mb_per_s(),
+            utilization: r.utilization,
+        })
+        .collect();
+    let utilization = Utilization {
+        ingress_mb_per_s: ingress.mb_per_s(),
+        sustained_limit_mb_per_s: evaluation.sustained.ingress.mb_per_s(),
+        recommended_limit_mb_per_s: evaluation.recommended.mb_per_s(),
+        of_sustained: ingress.bytes_per_s() / evaluation.sustained.ingress.bytes_per_s(),
+        within_recommended: ingress <= evaluation.recommended,
+        bottleneck: evaluation.sustained.bottleneck,
+        resources,
+    };
+
+    // The policy, with the one measurement as its history.
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(m.at_unix_secs);
+    let mut history = DemandHistory::with_defaults();
+    history
+        .push(Sample {
+            at: Timestamp::from_secs(now),
+            ingress,
+            egress: m.egress.value(),
+        })
+        .context("recording the measurement in the demand history")?;
+    let stored = measured.stored.unwrap_or_else(|| {
+        warnings.push("data stored unknown: transition plans assume an empty cluster".into());
+        ByteSize::from_bytes(0.0)
+    });
+    let cluster = ClusterState {
+        shape: shape.clone(),
+        stored,
+        last_change_finished: None,
+        transition_in_progress: false,
+    };
+    let constraints = Constraints {
+        families: args
+            .families
+            .iter()
+            .map(|f| f.trim().to_ascii_lowercase())
+            .collect(),
+        min_brokers: args
+            .min_brokers
+            .unwrap_or(u32::from(workload.replication_factor)),
+        max_brokers: args.max_brokers,
+        zones: args.zones,
+        ..Constraints::default()
+    };
+    let settings = Settings {
+        target_utilization: workload.target_utilization,
+        ..Settings::default()
+    };
+    let decision = decide(&DecisionInput {
+        now: Timestamp::from_secs(now),
+        history: &history,
+        cluster: &cluster,
+        replication_factor: workload.replication_factor,
+        min_insync_replicas: workload.min_insync_replicas,
+        fanout: FanoutSource::Fixed(fanout),
+        catalog: &catalog,
+        constraints: &constraints,
+        settings: &settings,
+    })
+    .map_err(usage)?;
+    let reactive = decision
+        .reasons
+        .iter()
+        .any(|r| matches!(r, kpilot_policy::Reason::ShortHistory { .. }));
+    let plan = decision.plan();
+    let decision_out = DecisionOut {
+        action: if plan.is_some() { "change" } else { "keep" },
+        target: plan.map(|p| p.to.label()),
+        mechanism: plan.map(|p| p.mechanism.as_str().to_string()),
+        estimated_minutes: plan.map(|p| p.estimated.minutes()),
+        reasons: decision.reasons.iter().map(ToString::to_string).collect(),
+        reactive_fallback: reactive,
+        current_holds_mb_per_s: decision.current_holds.mb_per_s(),
+        current_usd_per_hour: decision.current_usd_per_hour,
+        forecast_peak_mb_per_s: decision
+            .forecast
+            .values
+            .iter()
+            .map(|v| v.mb_per_s())
+            .fold(0.0, f64::max),
+        decision: decision.clone(),
+    };
+
+    // The cheapest shapes that hold the measured ingress.
+    let mut req = SizeRequest::new(ingress);
+    req.fanout = match (args.consumer_groups, m.egress.value()) {
+        (Some(n), _) => Fanout::ConsumerGroups(n),
+        (None, Some(e)) => Fanout::Egress(e),
+        (None, None) => Fanout::ConsumerGroups(1),
+    };
+    req.replication_factor = workload.replication_factor;
+    req.min_insync_replicas = workload.min_insync_replicas;
+    req.target_utilization = workload.target_utilization;
+    req.zones = args.zones;
+    req.families = constraints.families.clone();
+    req.max_brokers = args.max_brokers.max(req.replication_factor.into());
+    req.top = args.top;
+    req.rejected = 0;
+    let cheapest = match size(&catalog, &req) {
+        Ok(report) => report
+            .candidates
+            .iter()
+            .map(|c| shape_out(&c.shape, &catalog, &workload, ingress))
+            .collect(),
+        Err(e) => {
+            warnings.push(format!("no cheapest shapes: {e}"));
+            Vec::new()
+        }
+    };
+
+    let report = Report {
+        source: m.source.clone(),
+        window_s: m.window.secs(),
+        measurement: m.clone(),
+        current_shape: shape_out(&shape, &catalog, &workload, ingress),
+        workload: workload.clone(),
+        fanout: FanoutOut {
+            value: fanout,
+            from,
+        },
+        stored_gb: measured.stored.map(|s| s.gb()),
+        utilization,
+        decision: decision_out,
+        cheapest,
+        warnings,
+        catalog: catalog.origin.clone(),
+    };
+    if args.json {
+        print_json(&report)
+    } else {
+        print_text(&render(&report))
+    }
+}
+
+fn reading(r: &Reading) -> String {
+    match r {
+        Reading::Measured { rate } => mbps(rate.mb_per_s()),
+        Reading::Missing { .. } => "missing".into(),
+        Reading::Stale { .. } => "stale".into(),
+    }
+}
+
+fn render(r: &Report) -> String {
+    let m = &r.measurement;
+    let mut out = format!(
+        "measured by {} over {:.0} s: ingress {} MB/s, egress {} MB/s, replication {} MB/s\n",
+        r.source,
+        r.window_s,
+        reading(&m.ingress),
+        reading(&m.egress),
+        reading(&m.replication)
+    );
+    let mut t = Table::new([
+        "broker",
+        "bytes in MB/s",
+        "bytes out MB/s",
+        "repl in MB/s",
+        "repl out MB/s",
+        "cpu cores",
+        "stored GB",
+    ]);
+    for b in &m.brokers {
+        t.row([
+            b.broker.clone(),
+            reading(&b.bytes_in),
+            reading(&b.bytes_out),
+            reading(&b.replication_in),
+            reading(&b.replication_out),
+            b.cpu_cores.map_or("-".into(), |c| format!("{c:.2}")),
+            b.stored.map_or("-".into(), |s| format!("{:.2}", s.gb())),
+        ]);
+    }
+    out.push_str(&t.render());
+    let topics: Vec<_> = m.topics.iter().take(10).collect();
+    if !topics.is_empty() {
+        let mut t = Table::new(["topic", "ingress MB/s", "egress MB/s", "consumer groups"]);
+        for x in topics {
+            t.row([
+                x.topic.clone(),
+                reading(&x.ingress),
+                x.egress.map_or("-".into(), |e| mbps(e.mb_per_s())),
+                if x.consumer_groups.is_empty() {
+                    "-".into()
+                } else {
+                    x.consumer_groups.join(",")
+                },
+            ]);
+        }
+        out.push('\n');
+        out.push_str(&t.render());
+    }
+
+    let u = &r.utilization;
+    out.push_str(&format!(
+        "\ncurrent shape: {} ({}/month)\nconsumer fan-out {:.2} ({}), replication factor {}\n",
+        r.current_shape.shape,
+        usd(r.current_shape.monthly_cost_usd),
+        r.fanout.value,
+        r.fanout.from,
+        r.workload.replication_factor
+    ));
+    let mut t = Table::new([
+        "resource",
+        "load per broker MB/s",
+        "capacity MB/s",
+        "utilization",
+    ]);
+    for x in &u.resources {
+        let marker = if x.resource == u.bottleneck {
+            "  <- bottleneck"
+        } else {
+            ""
+        };
+        t.row([
+            x.resource.to_string(),
+            mbps(x.per_broker_mb_per_s),
+            mbps(x.capacity_mb_per_s),
+            format!("{}{marker}", pct(x.utilization)),
+        ]);
+    }
+    out.push_str(&t.render());
+    out.push_str(&format!(
+        "ingress {} MB/s is {} of the sustained limit {} MB/s ({} the recommended {} MB/s)\n",
+        mbps(u.ingress_mb_per_s),
+        pct(u.of_sustained),
+        mbps(u.sustained_limit_mb_per_s),
+        if u.within_recommended {
+            "within"
+        } else {
+            "ABOVE"
+        },
+        mbps(u.recommended_limit_mb_per_s)
+    ));
+
+    let d = &r.decision;
+    out.push_str(&match (&d.target, &d.mechanism) {
+        (Some(target), Some(mechanism)) => format!(
+            "\ndecision: CHANGE by {mechanism} to {target} (about {:.0} min)\n",
+            d.estimated_minutes.unwrap_or(0.0)
+        ),
+        _ => "\ndecision: KEEP the current shape\n".to_string(),
+    });
+    for reason in &d.reasons {
+        out.push_str(&format!("  - {reason}\n"));
+    }
+    if d.reactive_fallback {
+        out.push_str(
+            "  note: one measurement is all the history there is, so the policy used its reactive \
+             fallback (recent maximum plus margin), not daily seasonality\n",
+        );
+    }
+
+    if !r.cheapest.is_empty() {
+        out.push_str(&format!(
+            "\ncheapest shapes that hold {} MB/s:\n",
+            mbps(u.ingress_mb_per_s)
+        ));
+        let mut t = Table::new([
+            "shape",
+            "monthly cost",
+            "recommended limit MB/s",
+            "utilization",
+        ]);
+        for c in &r.cheapest {
+            t.row([
+                c.shape.clone(),
+                usd(c.monthly_cost_usd),
+                mbps(c.recommended_limit_mb_per_s),
+                pct(c.utilization_at_peak),
+            ]);
+        }
+        out.push_str(&t.render());
+    }
+    if !r.warnings.is_empty() {
+        out.push_str("\nwarnings:\n");
+        for w in &r.warnings {
+            out.push_str(&format!("  - {w}\n"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shape_files_in_toml_and_json() {
+        let dir = std::env::temp_dir().join(format!("kpilot-recommend-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let toml_path = dir.join("shape.toml");
+        std::fs::write(
+            &toml_path,
+            "instance = \"m7g.large\"\nbrokers = 6\nstorage = \"gp3\"\nstorage_throughput = \"250MB/s\"\n",
+        )
+        .expect("write");
+        let s = read_shape_file(&toml_path).expect("toml shape");
+        assert_eq!(s.instance.to_string(), "m7g.large");
+        assert_eq!(s.brokers, Some(6));
+        assert_eq!(s.storage, Some(StorageKind::Gp3));
+        assert_eq!(s.storage_throughput, Some(Throughput::from_mb_per_s(250.0)));
+
+        let json_path = dir.join("shape.json");
+        std::fs::write(&json_path, r#"{"instance": "m7g.xlarge", "brokers": 3}"#).expect("write");
+        let s = read_shape_file(&json_path).expect("json shape");
+        assert_eq!(s.instance.to_string(), "m7g.xlarge");
+
+        std::fs::write(&toml_path, "instance = \"m7g.large\"\nbrokerz = 3\n").expect("write");
+        let e = read_shape_file(&toml_path).expect_err("unknown key");
+        assert!(e.to_string().contains("brokerz"), "{e}");
+        std::fs::write(
+            &toml_path,
+            "instance = \"m7g.large\"\nstorage_throughput = \"fast\"\n",
+        )
+        .expect("write");
+        let e = read_shape_file(&toml_path).expect_err("bad rate");
+        assert!(e.to_string().contains("storage_throughput"), "{e}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_missing_ingress_is_an_error_not_zero() {
+        let m = Measurement {
+            source: "prometheus http://x".into(),
+            window: Span::from_secs(60.0),
+            at_unix_secs: 0.0,
+            ingress: Reading::missing("Prometheus has no series foo_total"),
+            egress: Reading::missing("x"),
+            replication: Reading::missing("x"),
+            brokers: Vec::new(),
+            topics: Vec::new(),
+            stored: None,
+            consumer_groups: Vec::new(),
+            warnings: Vec::new(),
+        };
+        let e = ingress_of(&m).expect_err("missing");
+        assert!(e.to_string().contains("foo_total"), "{e}");
+        assert!(e.to_string().contains("never read as zero"), "{e}");
+    }
+}

@@ -1,0 +1,358 @@
+//! `kpilot recommend` end to end on the real testbed: 3 KRaft brokers with the JMX exporter,
+//! a real Prometheus scraping them, and `kpilot perf` producing a known rate (1 MB/s, then
+//! 5 MB/s; bounded, loopback only). The measured ingress must be within 10% of the rate, from
+//! Prometheus and from Kafka itself, and the recommendation must change when the rate does
+//! (a tiny test catalog makes a few MB/s matter). Then a wrong metric name, an empty result
+//! and Prometheus down must fail with a clear message instead of recommending on zeros.
+
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+use kpilot_testbed::{ClusterConfig, KafkaCluster, Prometheus, PrometheusConfig, ScrapeTarget};
+
+/// A catalog with one family of very small brokers ("testbed"), so that a few MB/s matter:
+/// 3 x tb.small holds about 5 MB/s at an 80% target, 3 x tb.medium about 19 MB/s.
+const CATALOG: &str = r#"
+schema_version = 1
+region = "testbed"
+currency = "USD"
+hours_per_month = 730.0
+network_mb_per_s_per_gbit = 128.0
+
+[burst]
+ebs_minutes_at_full_burst = 30.0
+network_minutes_at_full_burst = 5.0
+
+[local_nvme]
+io_size_bytes = 4096
+
+[storage.gp3]
+baseline_mib_per_s = 125.0
+max_mib_per_s = 1000.0
+usd_per_gb_month = 0.08
+usd_per_mib_per_s_month = 0.04
+min_size_gb = 1.0
+max_size_gb = 16384.0
+search_mib_per_s = [125.0]
+
+[storage.st1]
+baseline_mib_per_s_per_tib = 40.0
+burst_mib_per_s_per_tib = 250.0
+max_mib_per_s = 500.0
+usd_per_gb_month = 0.045
+min_size_gb = 125.0
+max_size_gb = 16384.0
+
+[storage.io2]
+max_mib_per_s = 4000.0
+io_size_kib = 256.0
+usd_per_gb_month = 0.125
+usd_per_iops_month = 0.065
+min_size_gb = 4.0
+max_size_gb = 65536.0
+search_mib_per_s = [500.0]
+
+[[family]]
+name = "tb"
+description = "testbed-sized brokers"
+sizes = [
+  { size = "small", vcpu = 1, memory_gib = 1, network_gbit = 0.05, ebs_mb_per_s = 10, usd_per_hour = 0.01 },
+  { size = "medium", vcpu = 2, memory_gib = 2, network_gbit = 0.2, ebs_mb_per_s = 40, usd_per_hour = 0.02 },
+  { size = "large", vcpu = 4, memory_gib = 4, network_gbit = 0.8, ebs_mb_per_s = 160, usd_per_hour = 0.04 },
+]
+"#;
+
+fn kpilot(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_kpilot"))
+        .args(args)
+        .output()
+        .expect("run kpilot")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// `kpilot perf` at `rate` for `secs` (no warm-up), one consumer group, in the background.
+fn perf(bootstrap: &str, rate: &str, secs: u32) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_kpilot"))
+        .args([
+            "perf",
+            "-b",
+            bootstrap,
+            "--rate",
+            rate,
+            "--warmup",
+            "0s",
+            "--duration",
+            &format!("{secs}s"),
+            "--record-size",
+            "10KB",
+            "--topic",
+            "recommend-load",
+            "--partitions",
+            "3",
+            "--replication-factor",
+            "3",
+            "--consumer-groups",
+            "1",
+            "--keep-topics",
+            "--json",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start kpilot perf")
+}
+
+fn finish(child: Child) {
+    let o = child.wait_with_output().expect("kpilot perf");
+    assert!(o.status.success(), "kpilot perf failed: {}", stderr(&o));
+}
+
+fn recommend_json(args: &[&str]) -> serde_json::Value {
+    let o = kpilot(args);
+    assert!(
+        o.status.success(),
+        "kpilot recommend failed: {}",
+        stderr(&o)
+    );
+    serde_json::from_slice(&o.stdout).expect("JSON")
+}
+
+fn ingress(v: &serde_json::Value) -> f64 {
+    v["measurement"]["ingress"]["mb_per_s"]
+        .as_f64()
+        .unwrap_or_else(|| panic!("no measured ingress: {}", v["measurement"]))
+}
+
+fn assert_within(measured: f64, expected: f64, what: &str) {
+    let error = (measured - expected).abs() / expected;
+    eprintln!(
+        "{what}: measured {measured:.3} MB/s, produced {expected:.1} MB/s, error {:.1}%",
+        error * 100.0
+    );
+    assert!(
+        error <= 0.10,
+        "{what}: {measured} MB/s not within 10% of {expected}"
+    );
+}
+
+#[test]
+fn recommend_follows_the_measured_load_and_refuses_missing_metrics() {
+    let t = Instant::now();
+    let cluster =
+        KafkaCluster::start(ClusterConfig::default().with_metrics()).expect("start 3 brokers");
+    let mut prometheus = Prometheus::start(
+        &ScrapeTarget::of_cluster(&cluster),
+        &PrometheusConfig::default(),
+    )
+    .expect("start Prometheus");
+    prometheus
+        .wait_for_targets(Duration::from_secs(60))
+        .expect("every broker is scraped");
+    let bootstrap = cluster.bootstrap();
+    let url = prometheus.url();
+    let catalog_path = cluster.dir().join("tiny-catalog.toml");
+    std::fs::write(&catalog_path, CATALOG).expect("write catalog");
+    let catalog = catalog_path.to_str().expect("utf-8 path");
+    eprintln!("testbed up in {:?}", t.elapsed());
+
+    let prom_args = |window: &'static str| -> Vec<String> {
+        [
+            "recommend",
+            "-b",
+            &bootstrap,
+            "--prometheus",
+            &url,
+            "-i",
+            "tb.large",
+            "--catalog",
+            catalog,
+            "--window",
+            window,
+            "-c",
+            "1",
+            "--json",
+        ]
+        .map(str::to_owned)
+        .to_vec()
+    };
+    let run =
+        |args: &[String]| recommend_json(&args.iter().map(String::as_str).collect::<Vec<_>>());
+
+    // The cluster runs as 3 x tb.large. At 1 MB/s that is oversized: scale down to tb.small.
+    // Measure well after the start: an open-loop producer sends its start-up backlog in a burst
+    // (topic creation takes seconds on a loaded machine), which is load, but not 1 MB/s.
+    let load = perf(&bootstrap, "1MB/s", 40);
+    sleep(Duration::from_secs(32));
+    let low = run(&prom_args("18s"));
+    finish(load);
+    assert_within(ingress(&low), 1.0, "Prometheus ingress at 1 MB/s");
+    eprintln!("decision at 1 MB/s: {}", low["decision"]["reasons"]);
+    assert_eq!(low["decision"]["action"], "change", "{}", low["decision"]);
+    let low_target = low["decision"]["target"].as_str().expect("target");
+    assert!(low_target.contains("3 x tb.small"), "{low_target}");
+    assert_eq!(low["decision"]["reactive_fallback"], true);
+    assert_eq!(low["current_shape"]["brokers"], 3, "live broker count");
+
+    // 5 MB/s: tb.small would not hold it: the recommendation becomes tb.medium, and the Kafka
+    // source agrees on the rate.
+    let load = perf(&bootstrap, "5MB/s", 48);
+    sleep(Duration::from_secs(30));
+    let high = run(&prom_args("16s"));
+    let from_kafka = recommend_json(&[
+        "recommend",
+        "-b",
+        &bootstrap,
+        "-i",
+        "tb.large",
+        "--catalog",
+        catalog,
+        "--window",
+        "10s",
+        "-c",
+        "1",
+        "--json",
+    ]);
+    finish(load);
+    assert_within(ingress(&high), 5.0, "Prometheus ingress at 5 MB/s");
+    assert_within(ingress(&from_kafka), 5.0, "Kafka ingress at 5 MB/s");
+    eprintln!("decision at 5 MB/s: {}", high["decision"]["reasons"]);
+    assert_eq!(high["decision"]["action"], "change", "{}", high["decision"]);
+    let high_target = high["decision"]["target"].as_str().expect("target");
+    assert!(high_target.contains("3 x tb.medium"), "{high_target}");
+    // The cheapest shapes listed hold what was measured.
+    for v in [&low, &high] {
+        let cheapest = v["cheapest"].as_array().expect("cheapest shapes");
+        assert!(!cheapest.is_empty(), "{v}");
+        for c in cheapest {
+            let limit = c["recommended_limit_mb_per_s"].as_f64().expect("limit");
+            assert!(limit >= ingress(v), "{c} does not hold {}", ingress(v));
+        }
+    }
+    assert_eq!(from_kafka["decision"]["target"], high["decision"]["target"]);
+    assert!(
+        from_kafka["measurement"]["consumer_groups"]
+            .as_array()
+            .is_some_and(|g| !g.is_empty()),
+        "the Kafka source sees the perf consumer group: {}",
+        from_kafka["measurement"]
+    );
+    assert!(
+        high["utilization"]["of_sustained"].as_f64() > low["utilization"]["of_sustained"].as_f64()
+    );
+    eprintln!(
+        "1 MB/s: {} -> {low_target}; 5 MB/s: -> {high_target} ({})",
+        low["current_shape"]["shape"], high["decision"]["mechanism"]
+    );
+
+    // The table for people, against the data Prometheus still holds.
+    let table = kpilot(&[
+        "recommend",
+        "-b",
+        &bootstrap,
+        "--prometheus",
+        &url,
+        "-i",
+        "tb.large",
+        "--catalog",
+        catalog,
+        "--window",
+        "60s",
+        "-c",
+        "1",
+    ]);
+    assert!(table.status.success(), "{}", stderr(&table));
+    let text = String::from_utf8_lossy(&table.stdout);
+    assert!(
+        text.contains("decision:") && text.contains("bottleneck"),
+        "{text}"
+    );
+    eprintln!("{text}");
+
+    // A wrong metric name: exit 1, the name and the reason, no recommendation.
+    let o = kpilot(&[
+        "recommend",
+        "-b",
+        &bootstrap,
+        "--prometheus",
+        &url,
+        "-i",
+        "tb.large",
+        "--catalog",
+        catalog,
+        "--window",
+        "60s",
+        "--prom-bytes-in",
+        "kafka_server_bytes_in_wrong_total",
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(o.stdout.is_empty(), "nothing recommended");
+    let e = stderr(&o);
+    assert!(e.contains("kafka_server_bytes_in_wrong_total"), "{e}");
+    assert!(e.contains("never read as zero"), "{e}");
+
+    // An empty result (a selector that matches nothing): exit 1 as well.
+    let o = kpilot(&[
+        "recommend",
+        "-b",
+        &bootstrap,
+        "--prometheus",
+        &url,
+        "-i",
+        "tb.large",
+        "--catalog",
+        catalog,
+        "--window",
+        "60s",
+        "--prom-selector",
+        "job=\"elsewhere\"",
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("job=\"elsewhere\""), "{}", stderr(&o));
+
+    // Prometheus down: exit 1 naming the URL.
+    prometheus.stop();
+    let o = kpilot(&[
+        "recommend",
+        "-b",
+        &bootstrap,
+        "--prometheus",
+        &url,
+        "-i",
+        "tb.large",
+        "--catalog",
+        catalog,
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains(&format!("cannot reach Prometheus at {url}")),
+        "{}",
+        stderr(&o)
+    );
+
+    // Invalid input: exit 2 before anything is measured.
+    let o = kpilot(&[
+        "recommend",
+        "-b",
+        &bootstrap,
+        "-i",
+        "tb.huge",
+        "--catalog",
+        catalog,
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let o = kpilot(&[
+        "recommend",
+        "-b",
+        &bootstrap,
+        "--shape",
+        "/nonexistent/shape.toml",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(Path::new(catalog).exists());
+    eprintln!("test took {:?}", t.elapsed());
+}
