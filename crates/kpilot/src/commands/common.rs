@@ -1,11 +1,15 @@
-//! Arguments shared by several commands (catalog, workload) and their conversion into the
-//! capacity crate's validated types. No I/O except loading a `--catalog` file.
+//! Arguments shared by several commands (catalog, workload, Kafka connection) and their
+//! conversion into the library crates' validated types. No I/O except loading a `--catalog` or
+//! `--command-config` file.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Args;
 use kpilot_capacity::{Catalog, Workload};
+use kpilot_kafka::{BrokerAddress, ClientConfig, ConfigError};
+use kpilot_units::Span;
 
 use crate::output::usage;
 
@@ -91,4 +95,54 @@ pub fn usd(value: f64) -> String {
     } else {
         format!("${value:.2}")
     }
+}
+
+/// The Kafka client configuration of a command: the `--command-config` properties file (its
+/// warnings printed), `--bootstrap` over its bootstrap.servers (else `fallback`, e.g. the local
+/// testbed's), `--timeout` (at least 1 s) for requests and the whole call, and the client id.
+/// Every problem is a usage error (exit code 2).
+pub fn kafka_client_config(
+    bootstrap: Option<&str>,
+    command_config: Option<&Path>,
+    timeout: Span,
+    client_id: Option<&str>,
+    fallback: impl FnOnce() -> Option<String>,
+) -> anyhow::Result<ClientConfig> {
+    let mut config = match command_config {
+        Some(path) => {
+            let loaded = ClientConfig::from_file(path).map_err(usage)?;
+            for warning in &loaded.warnings {
+                eprintln!("warning: {warning}");
+            }
+            loaded.config
+        }
+        None => ClientConfig::default(),
+    };
+    let list = match bootstrap {
+        Some(list) => Some(list.to_string()),
+        None if config.bootstrap.is_empty() => fallback(),
+        None => None,
+    };
+    if let Some(list) = list {
+        config.bootstrap = BrokerAddress::parse_list(&list)
+            .map_err(|e| usage(anyhow::anyhow!("invalid --bootstrap `{list}`: {e}")))?;
+    }
+    if config.bootstrap.is_empty() {
+        return Err(usage(ConfigError::MissingBootstrap));
+    }
+    let secs = timeout.secs();
+    if !(secs.is_finite() && secs >= 1.0) {
+        return Err(usage(anyhow::anyhow!(
+            "--timeout must be at least 1s, got {timeout}"
+        )));
+    }
+    let timeout = Duration::from_secs_f64(secs);
+    config.api_timeout = timeout;
+    config.request_timeout = timeout;
+    config.connect_timeout = config.connect_timeout.min(timeout);
+    if let Some(id) = client_id {
+        config.client_id = id.to_string();
+    }
+    config.validate().map_err(usage)?;
+    Ok(config)
 }

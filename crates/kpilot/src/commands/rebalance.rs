@@ -3,15 +3,15 @@
 //! under a replication throttle, with a journal to resume from, Ctrl-C / `--cancel`, and a
 //! drain check for removed brokers. Performs network and file I/O through the library crates.
 
+use super::common::kafka_client_config;
 use std::collections::BTreeSet;
 use std::path::PathBuf;
-use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Args as ClapArgs;
 use kpilot_capacity::{BrokerCapacity, Workload};
 use kpilot_cluster::BrokerId;
-use kpilot_kafka::{AdminClient, BrokerAddress, ClientConfig, ConfigError};
+use kpilot_kafka::{AdminClient, ClientConfig};
 use kpilot_reassign::prepare::Summary;
 use kpilot_reassign::{
     Cancel, Event, Executor, FileStore, Journal, JournalStore, Report, RunStatus, Settings,
@@ -154,37 +154,13 @@ struct Output<'a> {
 const DEFAULT_THROTTLE: f64 = 50.0;
 
 fn client_config(args: &Args) -> anyhow::Result<ClientConfig> {
-    let mut config = match &args.command_config {
-        Some(path) => {
-            let loaded = ClientConfig::from_file(path).map_err(usage)?;
-            for warning in &loaded.warnings {
-                eprintln!("warning: {warning}");
-            }
-            loaded.config
-        }
-        None => ClientConfig::default(),
-    };
-    if let Some(list) = &args.bootstrap {
-        config.bootstrap = BrokerAddress::parse_list(list)
-            .map_err(|e| usage(anyhow::anyhow!("invalid --bootstrap `{list}`: {e}")))?;
-    }
-    if config.bootstrap.is_empty() {
-        return Err(usage(ConfigError::MissingBootstrap));
-    }
-    let secs = args.timeout.secs();
-    if !(secs.is_finite() && secs >= 1.0) {
-        return Err(usage(anyhow::anyhow!(
-            "--timeout must be at least 1s, got {}",
-            args.timeout
-        )));
-    }
-    let timeout = Duration::from_secs_f64(secs);
-    config.api_timeout = timeout;
-    config.request_timeout = timeout;
-    config.connect_timeout = config.connect_timeout.min(timeout);
-    config.client_id = "kpilot-rebalance".to_string();
-    config.validate().map_err(usage)?;
-    Ok(config)
+    kafka_client_config(
+        args.bootstrap.as_deref(),
+        args.command_config.as_deref(),
+        args.timeout,
+        Some("kpilot-rebalance"),
+        || None,
+    )
 }
 
 fn change(args: &Args) -> Option<BrokerChange> {

@@ -13,7 +13,7 @@ use kpilot_capacity::{
     Catalog, Fanout, Resource, Shape, SizeRequest, Storage, StorageKind, Workload, evaluate,
     loads_at, size,
 };
-use kpilot_kafka::{AdminClient, BrokerAddress, ClientConfig, ConfigError};
+use kpilot_kafka::{AdminClient, ClientConfig};
 use kpilot_metrics::{
     KafkaSource, Measurement, MetricsSource, PrometheusSettings, PrometheusSource, Reading,
 };
@@ -24,7 +24,7 @@ use kpilot_policy::{
 use kpilot_units::{ByteSize, InstanceType, Span, Throughput};
 use serde::{Deserialize, Serialize};
 
-use super::common::{CatalogArgs, WorkloadArgs, mbps, pct, usd};
+use super::common::{CatalogArgs, WorkloadArgs, kafka_client_config, mbps, pct, usd};
 use crate::output::{Table, print_json, print_text, usage};
 
 /// Recommend a shape for a live cluster from its measured load.
@@ -276,36 +276,13 @@ impl ShapeSpec {
 }
 
 fn client_config(args: &Args) -> anyhow::Result<ClientConfig> {
-    let mut config = match &args.command_config {
-        Some(path) => {
-            let loaded = ClientConfig::from_file(path).map_err(usage)?;
-            for warning in &loaded.warnings {
-                eprintln!("warning: {warning}");
-            }
-            loaded.config
-        }
-        None => ClientConfig::default(),
-    };
-    if let Some(list) = &args.bootstrap {
-        config.bootstrap = BrokerAddress::parse_list(list)
-            .map_err(|e| usage(anyhow!("invalid --bootstrap `{list}`: {e}")))?;
-    }
-    if config.bootstrap.is_empty() {
-        return Err(usage(ConfigError::MissingBootstrap));
-    }
-    let timeout = args.timeout.secs();
-    if !(timeout.is_finite() && timeout >= 1.0) {
-        return Err(usage(anyhow!(
-            "--timeout must be at least 1s, got {}",
-            args.timeout
-        )));
-    }
-    let timeout = Duration::from_secs_f64(timeout);
-    config.api_timeout = timeout;
-    config.request_timeout = timeout;
-    config.connect_timeout = config.connect_timeout.min(timeout);
-    config.validate().map_err(usage)?;
-    Ok(config)
+    kafka_client_config(
+        args.bootstrap.as_deref(),
+        args.command_config.as_deref(),
+        args.timeout,
+        None,
+        || None,
+    )
 }
 
 fn prometheus_settings(args: &Args, url: &str, brokers: usize) -> PrometheusSettings {

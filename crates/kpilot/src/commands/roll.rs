@@ -3,6 +3,7 @@
 //! local testbed fleet), printing progress and a final report. Performs network, file and
 //! process I/O through the library crates.
 
+use super::common::kafka_client_config;
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -10,7 +11,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::Args as ClapArgs;
 use kpilot_cluster::{BrokerId, TopicName};
-use kpilot_kafka::{AdminClient, BrokerAddress, ClientConfig, ConfigError};
+use kpilot_kafka::{AdminClient, ClientConfig};
 use kpilot_roll::local::default_testbed_state;
 use kpilot_roll::{
     DryRun, FileStore, GateRules, LocalFleet, LocalSizing, RollError, RollEvent, RollOptions,
@@ -126,38 +127,18 @@ fn duration(span: Span, flag: &str) -> anyhow::Result<Duration> {
 }
 
 fn client_config(args: &Args, testbed_state: &std::path::Path) -> anyhow::Result<ClientConfig> {
-    let mut config = match &args.command_config {
-        Some(path) => {
-            let loaded = ClientConfig::from_file(path).map_err(usage)?;
-            for warning in &loaded.warnings {
-                eprintln!("warning: {warning}");
-            }
-            loaded.config
-        }
-        None => ClientConfig::default(),
-    };
-    let list = match &args.bootstrap {
-        Some(list) => Some(list.clone()),
-        None if config.bootstrap.is_empty() => kpilot_testbed::ClusterState::load(testbed_state)
-            .ok()
-            .flatten()
-            .map(|s| s.bootstrap),
-        None => None,
-    };
-    if let Some(list) = list {
-        config.bootstrap = BrokerAddress::parse_list(&list)
-            .map_err(|e| usage(anyhow::anyhow!("invalid --bootstrap `{list}`: {e}")))?;
-    }
-    if config.bootstrap.is_empty() {
-        return Err(usage(ConfigError::MissingBootstrap));
-    }
-    let timeout = duration(args.timeout, "--timeout")?;
-    config.api_timeout = timeout;
-    config.request_timeout = timeout;
-    config.connect_timeout = config.connect_timeout.min(timeout);
-    config.client_id = "kpilot-roll".to_string();
-    config.validate().map_err(usage)?;
-    Ok(config)
+    kafka_client_config(
+        args.bootstrap.as_deref(),
+        args.command_config.as_deref(),
+        args.timeout,
+        Some("kpilot-roll"),
+        || {
+            kpilot_testbed::ClusterState::load(testbed_state)
+                .ok()
+                .flatten()
+                .map(|s| s.bootstrap)
+        },
+    )
 }
 
 #[derive(Debug, Serialize)]

@@ -2,17 +2,18 @@
 //! healthy or what is wrong, a per-broker table, which brokers could be stopped now, and the
 //! metadata quorum. Performs network I/O (to the brokers) and prints.
 
+use super::common::kafka_client_config;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Args as ClapArgs;
 use kpilot_cluster::{HealthSnapshot, HealthStatus, Severity};
-use kpilot_kafka::{AdminClient, BrokerAddress, ClientConfig, ConfigError, SnapshotGap};
+use kpilot_kafka::{AdminClient, ClientConfig, SnapshotGap};
 use kpilot_units::{ByteSize, Span};
 use serde::Serialize;
 
-use crate::output::{Table, print_json, usage};
+use crate::output::{Table, print_json};
 
 /// Show the health of a live Kafka cluster.
 ///
@@ -112,36 +113,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 
 /// Resolves the client configuration: the properties file, then the flags over it.
 fn client_config(args: &Args) -> anyhow::Result<ClientConfig> {
-    let mut config = match &args.command_config {
-        Some(path) => {
-            let loaded = ClientConfig::from_file(path).map_err(usage)?;
-            for warning in &loaded.warnings {
-                eprintln!("warning: {warning}");
-            }
-            loaded.config
-        }
-        None => ClientConfig::default(),
-    };
-    if let Some(list) = &args.bootstrap {
-        config.bootstrap = BrokerAddress::parse_list(list)
-            .map_err(|e| usage(anyhow::anyhow!("invalid --bootstrap `{list}`: {e}")))?;
-    }
-    if config.bootstrap.is_empty() {
-        return Err(usage(ConfigError::MissingBootstrap));
-    }
-    let timeout = args.timeout.secs();
-    if !(timeout.is_finite() && timeout >= 1.0) {
-        return Err(usage(anyhow::anyhow!(
-            "--timeout must be at least 1s, got {}",
-            args.timeout
-        )));
-    }
-    let timeout = Duration::from_secs_f64(timeout);
-    config.api_timeout = timeout;
-    config.request_timeout = timeout;
-    config.connect_timeout = config.connect_timeout.min(timeout);
-    config.validate().map_err(usage)?;
-    Ok(config)
+    kafka_client_config(
+        args.bootstrap.as_deref(),
+        args.command_config.as_deref(),
+        args.timeout,
+        None,
+        || None,
+    )
 }
 
 /// How many partitions a "blocked by" line lists.
@@ -296,6 +274,7 @@ mod tests {
     use clap::Parser;
     use kpilot_cluster::fixtures::uniform_cluster;
     use kpilot_cluster::{BrokerId, analyze};
+    use kpilot_kafka::BrokerAddress;
 
     #[derive(Debug, Parser)]
     struct Cli {
