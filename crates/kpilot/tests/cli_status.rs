@@ -32,8 +32,12 @@ fn status_reports_a_healthy_cluster_then_a_crashed_broker() {
         "{v}"
     );
 
-    let table = kpilot(&["status", "--bootstrap", &bootstrap]);
-    assert!(table.status.success(), "{}", stderr(&table));
+    let table = kpilot(&["status", "--bootstrap", &bootstrap, "--fail-on", "degraded"]);
+    assert!(
+        table.status.success(),
+        "healthy passes --fail-on: {}",
+        stderr(&table)
+    );
     let out = String::from_utf8_lossy(&table.stdout);
     for id in ["1", "2", "3"] {
         assert!(out.contains(id), "broker {id} missing in:\n{out}");
@@ -49,6 +53,22 @@ fn status_reports_a_healthy_cluster_then_a_crashed_broker() {
             && v["health"]["status"] != "healthy"
             && !v["health"]["status"].is_null()
         {
+            // --fail-on turns that verdict into exit code 1, the report still printed.
+            let verdict = v["health"]["status"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            let o = kpilot(&["status", "--bootstrap", &bootstrap, "--fail-on", "degraded"]);
+            assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+            assert!(stderr(&o).contains("--fail-on degraded"), "{}", stderr(&o));
+            assert!(String::from_utf8_lossy(&o.stdout).contains("Cluster "));
+            let o = kpilot(&["status", "--bootstrap", &bootstrap, "--fail-on", "critical"]);
+            let expected = if verdict == "critical" {
+                Some(1)
+            } else {
+                Some(0)
+            };
+            assert_eq!(o.status.code(), expected, "{verdict}: {}", stderr(&o));
             break;
         }
         assert!(

@@ -52,6 +52,29 @@ pub struct Args {
     /// Print the health snapshot as JSON on stdout instead of tables.
     #[arg(long)]
     pub json: bool,
+
+    /// Exit with code 1 (after printing the report) when the verdict is this bad or worse, for
+    /// scripts and CI checks, e.g. --fail-on critical or --fail-on degraded.
+    #[arg(long, value_enum, value_name = "VERDICT")]
+    pub fail_on: Option<FailOn>,
+}
+
+/// Verdicts `--fail-on` can trip on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum FailOn {
+    /// Something needs attention, or worse.
+    Degraded,
+    /// Data unavailable or not durable as configured.
+    Critical,
+}
+
+impl FailOn {
+    fn trips(self, status: HealthStatus) -> bool {
+        match self {
+            FailOn::Degraded => status >= HealthStatus::Degraded,
+            FailOn::Critical => status >= HealthStatus::Critical,
+        }
+    }
 }
 
 /// What `--json` prints.
@@ -101,14 +124,35 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     };
     let health = snapshot.analyze();
     if args.json {
-        return print_json(&StatusReport {
+        print_json(&StatusReport {
             bootstrap,
             read_ms: snapshot.elapsed.as_millis(),
             gaps: &snapshot.gaps,
             health: &health,
-        });
+        })?;
+    } else {
+        crate::output::print_text(&render(&health, &snapshot.gaps))?;
     }
-    crate::output::print_text(&render(&health, &snapshot.gaps))
+    match args.fail_on {
+        Some(level) if level.trips(health.status) => anyhow::bail!(
+            "the cluster is {} (--fail-on {})",
+            verdict_word(health.status),
+            match level {
+                FailOn::Degraded => "degraded",
+                FailOn::Critical => "critical",
+            }
+        ),
+        _ => Ok(()),
+    }
+}
+
+/// The verdict as the report prints it.
+fn verdict_word(status: HealthStatus) -> &'static str {
+    match status {
+        HealthStatus::Healthy => "HEALTHY",
+        HealthStatus::Degraded => "DEGRADED",
+        HealthStatus::Critical => "CRITICAL",
+    }
 }
 
 /// Resolves the client configuration: the properties file, then the flags over it.
@@ -129,11 +173,7 @@ const BLOCKER_EXAMPLES: usize = 3;
 fn render(health: &HealthSnapshot, gaps: &[SnapshotGap]) -> String {
     let mut out = String::new();
     let t = &health.totals;
-    let verdict = match health.status {
-        HealthStatus::Healthy => "HEALTHY",
-        HealthStatus::Degraded => "DEGRADED",
-        HealthStatus::Critical => "CRITICAL",
-    };
+    let verdict = verdict_word(health.status);
     out.push_str(&format!(
         "Cluster {}: {verdict}\n",
         health.cluster_id.as_deref().unwrap_or("(unknown id)")
