@@ -875,7 +875,9 @@ impl Issue {
     }
 }
 
-fn list<T: fmt::Display>(items: &[T], total: usize) -> String {
+/// `items` joined with ", ", followed by `", ... (N more)"` when `total` counts more than
+/// the items shown: how every message of the project names a sample of a longer list.
+pub fn sample_list<T: fmt::Display>(items: &[T], total: usize) -> String {
     let mut text = items
         .iter()
         .map(ToString::to_string)
@@ -897,22 +899,22 @@ impl fmt::Display for Issue {
             Issue::OfflinePartitions { examples, count } => write!(
                 f,
                 "{count} partition(s) have no leader and are unavailable: {}",
-                list(examples, *count)
+                sample_list(examples, *count)
             ),
             Issue::UnderMinIsr { examples, count } => write!(
                 f,
                 "{count} partition(s) are below min.insync.replicas; acks=all writes to them fail: {}",
-                list(examples, *count)
+                sample_list(examples, *count)
             ),
             Issue::UnderReplicated { examples, count } => write!(
                 f,
                 "{count} partition(s) are under-replicated: {}",
-                list(examples, *count)
+                sample_list(examples, *count)
             ),
             Issue::AtMinIsr { examples, count } => write!(
                 f,
                 "{count} partition(s) are at min.insync.replicas; one more lost replica stops writes: {}",
-                list(examples, *count)
+                sample_list(examples, *count)
             ),
             Issue::LogDirFailed {
                 broker,
@@ -922,17 +924,17 @@ impl fmt::Display for Issue {
             Issue::ReplicationFactorNotAboveMinIsr { topics } => write!(
                 f,
                 "topic(s) with replication factor not above min.insync.replicas block every broker stop: {}",
-                list(topics, topics.len())
+                sample_list(topics, topics.len())
             ),
             Issue::MinIsrUnknown { topics } => write!(
                 f,
                 "min.insync.replicas could not be read for topic(s): {}",
-                list(topics, topics.len())
+                sample_list(topics, topics.len())
             ),
             Issue::LeadersNotPreferred { examples, count } => write!(
                 f,
                 "{count} partition(s) are not led by their preferred replica (run a preferred leader election): {}",
-                list(examples, *count)
+                sample_list(examples, *count)
             ),
             Issue::NoActiveController => {
                 f.write_str("the metadata quorum has no leader (no active controller)")

@@ -29,7 +29,7 @@ pub mod state;
 pub use health::{
     BrokerHealth, Finding, HealthSnapshot, HealthStatus, Issue, PartitionCounts, PartitionHealth,
     QuorumHealth, QuorumMemberHealth, Severity, StopBlockReason, StopBlocker, TopicBlockingStops,
-    Totals, analyze, stop_block_reason,
+    Totals, analyze, sample_list, stop_block_reason,
 };
 pub use ids::{BrokerId, NodeId, TopicName, TopicNameError, TopicPartition};
 pub use state::{

@@ -14,7 +14,7 @@ use std::fmt;
 
 use kpilot_cluster::{
     BrokerId, ClusterState, NodeId, StopBlockReason, StopBlocker, TopicName, TopicPartition,
-    analyze,
+    analyze, sample_list,
 };
 use serde::{Deserialize, Serialize};
 
@@ -178,18 +178,6 @@ impl GateBlock {
     }
 }
 
-fn list<T: fmt::Display>(items: &[T], total: usize) -> String {
-    let mut text = items
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join(", ");
-    if total > items.len() {
-        text.push_str(&format!(" and {} more", total - items.len()));
-    }
-    text
-}
-
 impl fmt::Display for GateBlock {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -201,31 +189,35 @@ impl fmt::Display for GateBlock {
                 write!(
                     f,
                     "{count} partition(s) would go below min.insync.replicas: {}",
-                    list(&shown, *count)
+                    sample_list(&shown, *count)
                 )
             }
             GateBlock::OfflinePartitions { partitions, count } => write!(
                 f,
                 "{count} partition(s) are offline: {}",
-                list(partitions, *count)
+                sample_list(partitions, *count)
             ),
             GateBlock::UnderMinIsr { partitions, count } => write!(
                 f,
                 "{count} partition(s) are below min.insync.replicas: {}",
-                list(partitions, *count)
+                sample_list(partitions, *count)
             ),
             GateBlock::ReassignmentsRunning { partitions, count } => write!(
                 f,
                 "{count} partition reassignment(s) are running: {}",
-                list(partitions, *count)
+                sample_list(partitions, *count)
             ),
             GateBlock::BrokersDown { brokers } => {
-                write!(f, "broker(s) {} are down", list(brokers, brokers.len()))
+                write!(
+                    f,
+                    "broker(s) {} are down",
+                    sample_list(brokers, brokers.len())
+                )
             }
             GateBlock::BrokersInRecovery { brokers } => write!(
                 f,
                 "broker(s) {} are running but fenced (recovering logs or catching up)",
-                list(brokers, brokers.len())
+                sample_list(brokers, brokers.len())
             ),
             GateBlock::NoActiveController => f.write_str("the KRaft quorum has no leader"),
             GateBlock::QuorumUnknown => f.write_str("the KRaft quorum could not be described"),
@@ -236,7 +228,7 @@ impl fmt::Display for GateBlock {
             } => write!(
                 f,
                 "only {caught_up} other controller(s) are caught up, {needed} needed (lagging: {})",
-                list(lagging, lagging.len())
+                sample_list(lagging, lagging.len())
             ),
         }
     }

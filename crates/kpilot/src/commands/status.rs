@@ -270,15 +270,9 @@ fn render(health: &HealthSnapshot, gaps: &[SnapshotGap]) -> String {
                 .take(BLOCKER_EXAMPLES)
                 .map(|b| format!("{} ({})", b.topic_partition, b.reason))
                 .collect();
-            let more = blockers.len().saturating_sub(BLOCKER_EXAMPLES);
             out.push_str(&format!(
-                "  broker {broker}: {}{}\n",
-                examples.join(", "),
-                if more > 0 {
-                    format!(", and {more} more")
-                } else {
-                    String::new()
-                }
+                "  broker {broker}: {}\n",
+                kpilot_cluster::sample_list(&examples, blockers.len())
             ));
         }
     }
@@ -377,7 +371,7 @@ mod tests {
             ),
             "{text}"
         );
-        assert!(text.contains(", and 3 more"), "{text}");
+        assert!(text.contains(", ... (3 more)"), "{text}");
     }
 
     #[test]
