@@ -1,12 +1,15 @@
-//! The autopilot controller loop: lists the `KafkaAutopilot` objects, reconciles each one
-//! when it is due (its requeue time passed, its spec generation changed, or it is new), one
-//! at a time, and sleeps until the next is due or a watch event arrives. One object at a time
-//! keeps a roll's Kafka and API traffic predictable; a long StatefulSet roll delays the other
-//! objects' decisions until it ends. Performs Kubernetes API I/O.
+//! The autopilot controller loop: lists the `KafkaAutopilot` objects and reconciles each one
+//! when it is due (its requeue time passed, its spec generation changed, or it is new). Several
+//! objects are reconciled at once (up to [`LoopSettings::max_concurrent`], on the one task),
+//! one object never twice at once, so a long roll or data move of one cluster does not hold back
+//! the decisions of the others. Between passes it sleeps until the next object is due, a
+//! reconcile ends, or a watch event arrives. Performs Kubernetes API I/O.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
+use futures::future::LocalBoxFuture;
+use futures::stream::FuturesUnordered;
 use futures::{FutureExt as _, StreamExt as _};
 use kube::ResourceExt as _;
 use kube::api::{Api, ListParams};
@@ -26,6 +29,8 @@ pub struct LoopSettings {
     pub error_requeue: Duration,
     /// Longest sleep between listings (a safety net behind the watch).
     pub resync: Duration,
+    /// Most objects reconciled at the same time (at least 1).
+    pub max_concurrent: usize,
 }
 
 impl Default for LoopSettings {
@@ -34,6 +39,7 @@ impl Default for LoopSettings {
             namespace: None,
             error_requeue: Duration::from_secs(30),
             resync: Duration::from_secs(300),
+            max_concurrent: 4,
         }
     }
 }
@@ -54,6 +60,13 @@ pub async fn run(
     tokio::pin!(shutdown);
     // key -> (due, generation reconciled)
     let mut schedule: HashMap<String, (Instant, Option<i64>)> = HashMap::new();
+    // Reconciles running now, and their keys.
+    type Done = (String, Option<i64>, Duration);
+    let mut running: FuturesUnordered<LocalBoxFuture<'_, Done>> = FuturesUnordered::new();
+    let mut busy: HashSet<String> = HashSet::new();
+    let limit = settings.max_concurrent.max(1);
+    let ctx = &ctx;
+    let error_requeue = settings.error_requeue;
     loop {
         let mut wake = Instant::now() + settings.resync;
         match api.list(&ListParams::default()).await {
@@ -67,9 +80,9 @@ pub async fn run(
                     .iter()
                     .map(|ap| format!("{}/{}", ap.namespace().unwrap_or_default(), ap.name_any()))
                     .collect();
-                schedule.retain(|k, _| keys.contains(k));
-                for (ap, key) in list.items.iter().zip(keys) {
-                    if ap.metadata.deletion_timestamp.is_some() {
+                schedule.retain(|k, _| keys.contains(k) || busy.contains(k));
+                for (ap, key) in list.items.into_iter().zip(keys) {
+                    if ap.metadata.deletion_timestamp.is_some() || busy.contains(&key) {
                         continue;
                     }
                     let due = match schedule.get(&key) {
@@ -78,32 +91,42 @@ pub async fn run(
                             *at <= Instant::now() || *generation != ap.metadata.generation
                         }
                     };
-                    if due {
-                        let requeue = match reconcile(ap, &ctx).await {
-                            Ok(d) => d,
-                            Err(e) => {
-                                warn!(autopilot = %key, error = %e, "reconcile failed");
-                                settings.error_requeue
+                    if due && busy.len() < limit {
+                        busy.insert(key.clone());
+                        running.push(
+                            async move {
+                                let generation = ap.metadata.generation;
+                                let requeue = match reconcile(&ap, ctx).await {
+                                    Ok(d) => d,
+                                    Err(e) => {
+                                        warn!(autopilot = %key, error = %e, "reconcile failed");
+                                        error_requeue
+                                    }
+                                };
+                                (key, generation, requeue)
                             }
-                        };
-                        schedule.insert(
-                            key.clone(),
-                            (Instant::now() + requeue, ap.metadata.generation),
+                            .boxed_local(),
                         );
-                    }
-                    if let Some((at, _)) = schedule.get(&key) {
+                    } else if let Some((at, _)) = schedule.get(&key) {
                         wake = wake.min(*at);
+                    } else {
+                        // Due but every slot is taken: look again when a reconcile ends.
                     }
                 }
             }
         }
         debug!(
             in_ms = wake.saturating_duration_since(Instant::now()).as_millis() as u64,
-            "sleeping"
+            running = busy.len(),
+            "waiting"
         );
         tokio::select! {
             () = &mut shutdown => return,
             () = tokio::time::sleep_until(wake) => {}
+            Some((key, generation, requeue)) = running.next(), if !running.is_empty() => {
+                busy.remove(&key);
+                schedule.insert(key, (Instant::now() + requeue, generation));
+            }
             _ = events.next() => {
                 // Coalesce a burst of events (our own status writes among them).
                 tokio::time::sleep(Duration::from_millis(100)).await;

@@ -53,6 +53,12 @@ pub struct Args {
     #[arg(long, env = "KPILOT_WATCH_NAMESPACE", value_name = "NAMESPACE")]
     pub namespace: Option<String>,
 
+    /// Most KafkaAutopilots reconciled at the same time, e.g. 8. A long roll or data move of
+    /// one cluster then does not hold back the decisions of the others; one autopilot is never
+    /// reconciled twice at once.
+    #[arg(long, default_value_t = 4, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub max_concurrent_reconciles: u16,
+
     /// Address of the /metrics and /healthz endpoint, e.g. 127.0.0.1:8080.
     #[arg(long, default_value = "0.0.0.0:8080", value_name = "ADDR:PORT")]
     pub metrics_addr: SocketAddr,
@@ -241,6 +247,7 @@ async fn operate(args: Args, catalog: kpilot_capacity::Catalog) -> anyhow::Resul
         let identity = identity.clone();
         let chosen = args.controllers.clone();
         let namespace = args.namespace.clone();
+        let max_concurrent = args.max_concurrent_reconciles;
         move || {
             let mut running: Vec<std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>> =
                 Vec::new();
@@ -256,6 +263,7 @@ async fn operate(args: Args, catalog: kpilot_capacity::Catalog) -> anyhow::Resul
                         );
                         let settings = LoopSettings {
                             namespace: namespace.clone(),
+                            max_concurrent: usize::from(max_concurrent),
                             ..LoopSettings::default()
                         };
                         running.push(Box::pin(kpilot_operator::run_autopilot(
