@@ -661,7 +661,9 @@ const FORECAST_SPAN_HOURS: f64 = 24.0;
 
 /// The highest ingress at which a vertical roll out of `shape` to the next larger shape is
 /// still safe: every phase within target (one broker down, catch-up included) and the roll no
-/// longer than [`Settings::escape_roll_factor`] times its restarts. Infinite when no larger shape can be rolled to.
+/// longer than [`Settings::escape_roll_factor`] times its restarts; onto local disks, whose
+/// rolls rebuild the data, no longer than [`Settings::max_transition`]). Infinite when no
+/// larger shape can be rolled to, or when no roll out of it is safe even with no load.
 pub fn escape_limit(shape: &Shape, input: &DecisionInput<'_>, workload: &Workload) -> Throughput {
     let settings = input.settings;
     if !input.constraints.allow_vertical {
@@ -675,8 +677,14 @@ pub fn escape_limit(shape: &Shape, input: &DecisionInput<'_>, workload: &Workloa
     let Some((_, up)) = up else {
         return Throughput::from_bytes_per_s(f64::INFINITY);
     };
-    let max_secs =
-        settings.escape_roll_factor * f64::from(shape.brokers) * settings.transition.restart.secs();
+    // A roll onto network volumes restarts each broker and lets it catch up: it must stay
+    // close to its restarts. A roll onto local disks rebuilds every broker's data, however
+    // idle the cluster: it only has to stay within the longest transition allowed.
+    let max_secs = if up.storage.kind.is_network_attached() {
+        settings.escape_roll_factor * f64::from(shape.brokers) * settings.transition.restart.secs()
+    } else {
+        settings.max_transition.secs()
+    };
     let ok = |x: f64| {
         let ingress = Throughput::from_bytes_per_s(x);
         plan_transition(
@@ -700,7 +708,11 @@ pub fn escape_limit(shape: &Shape, input: &DecisionInput<'_>, workload: &Workloa
         return own;
     }
     if !ok(lo) {
-        return Throughput::ZERO;
+        // No roll out of this shape is safe even when idle (a rebuild of its data takes
+        // longer than any transition allowed): there is no escape roll to keep room for, as
+        // when no larger shape exists. Leaving it is then a matter of adding brokers, which
+        // the lead-time rule plans like any other move.
+        return Throughput::from_bytes_per_s(f64::INFINITY);
     }
     for _ in 0..12 {
         let mid = 0.5 * (lo + hi);
@@ -1430,6 +1442,76 @@ mod tests {
         let plan = d.plan().unwrap_or_else(|| panic!("{:?}", d.reasons));
         assert!(plan.to.brokers > 3, "{}", plan.to.label());
         assert_eq!(plan.mechanism, Mechanism::AddBrokers);
+    }
+
+    #[test]
+    fn local_disks_whose_rolls_cannot_finish_do_not_send_the_cluster_to_the_largest_size() {
+        // 9 x im4gn.xlarge with local NVMe holding 700 GB each: a roll rebuilds 700 GB per
+        // broker, far longer than any transition allowed, so no roll out of any size is a
+        // safe escape. An earlier version read that as "kept up to 0 MB/s" for every size
+        // but the largest, and rolled 9 brokers to im4gn.16xlarge at 60 MB/s.
+        let c = Catalog::builtin().unwrap();
+        let w = Workload::new(3, 2, 2.0, 0.8).unwrap();
+        let i = c
+            .instance(&"im4gn.xlarge".parse().unwrap())
+            .unwrap()
+            .clone();
+        let storage = Storage::local_nvme(&i, None).unwrap();
+        let cl = ClusterState {
+            shape: Shape::new(i, 9, storage, &w).unwrap(),
+            stored: ByteSize::from_gb(9.0 * 700.0),
+            last_change_finished: None,
+            transition_in_progress: false,
+        };
+        let k = Constraints {
+            families: vec!["im4gn".to_owned()],
+            min_brokers: 3,
+            max_brokers: 12,
+            zones: 3,
+            ..Constraints::default()
+        };
+        let s = Settings::default();
+        let mut h = DemandHistory::with_defaults();
+        for m in 0..180 {
+            h.push(Sample {
+                at: Timestamp::from_secs(f64::from(m) * 60.0),
+                ingress: Throughput::from_mb_per_s(60.0),
+                egress: None,
+            })
+            .unwrap();
+        }
+        let input = DecisionInput {
+            now: Timestamp::from_secs(179.0 * 60.0),
+            history: &h,
+            cluster: &cl,
+            replication_factor: 3,
+            min_insync_replicas: 2,
+            fanout: FanoutSource::Fixed(2.0),
+            catalog: &c,
+            constraints: &k,
+            settings: &s,
+        };
+        assert!(
+            escape_limit(&cl.shape, &input, &w)
+                .bytes_per_s()
+                .is_infinite(),
+            "no escape roll exists, so none limits the shape"
+        );
+        let d = decide(&input).unwrap();
+        if let Some(plan) = d.plan() {
+            assert!(
+                hourly_cost(&plan.to, &c) <= hourly_cost(&cl.shape, &c),
+                "60 MB/s on a shape that holds far more must not scale up: {:?}",
+                d.reasons
+            );
+        }
+        assert!(
+            !d.reasons
+                .iter()
+                .any(|r| matches!(r, Reason::RollHeadroom { .. })),
+            "{:?}",
+            d.reasons
+        );
     }
 
     #[test]

@@ -24,8 +24,9 @@ pub struct Comparison {
     pub mean_mb_per_s: f64,
     /// The static peak shape.
     pub static_shape: String,
-    /// Volume size per broker, GB.
-    pub volume_gb: f64,
+    /// Volume size per broker, GB; `None` with local disks (their size comes with the
+    /// instance type).
+    pub volume_gb: Option<f64>,
     /// The predictive policy.
     pub policy: RunSummary,
     /// The static peak shape.
@@ -243,7 +244,11 @@ pub fn compare(
         peak_mb_per_s: demand.peak().mb_per_s(),
         mean_mb_per_s: demand.mean().mb_per_s(),
         static_shape: static_shape.label(),
-        volume_gb,
+        volume_gb: static_shape
+            .storage
+            .kind
+            .is_network_attached()
+            .then_some(volume_gb),
         savings_ratio: ratio(policy.summary.cost_usd, static_peak.summary.cost_usd),
         instance_savings_ratio: ratio(
             policy.summary.instance_cost_usd,

@@ -30,13 +30,15 @@ pub fn render(runs: &Runs, ctx: &ReportContext<'_>) -> String {
     page.paragraph(ctx.description);
     let s = ctx.settings;
     page.paragraph(&format!(
-        "{} minutes ({:.1} days), peak {:.0} MB/s, mean {:.0} MB/s. Every run starts on the static peak shape {} ({:.0} GB volumes). Policy settings: target utilization {:.0}%, safety margin at least {:.0}%, horizon {}, cooldown {}, decisions every {}, broker restart {}, reassignment throttle {} per broker.",
+        "{} minutes ({:.1} days), peak {:.0} MB/s, mean {:.0} MB/s. Every run starts on the static peak shape {}{}. Policy settings: target utilization {:.0}%, safety margin at least {:.0}%, horizon {}, cooldown {}, decisions every {}, broker restart {}, reassignment throttle {} per broker.",
         c.minutes,
         c.minutes as f64 / 1440.0,
         c.peak_mb_per_s,
         c.mean_mb_per_s,
         c.static_shape,
-        c.volume_gb,
+        c.volume_gb
+            .map(|gb| format!(" ({gb:.0} GB volumes)"))
+            .unwrap_or_default(),
         s.target_utilization * 100.0,
         s.forecast.safety_margin * 100.0,
         s.horizon,
