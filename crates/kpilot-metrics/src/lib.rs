@@ -13,6 +13,7 @@
 //! that shrank) is a [`Reading::Missing`] or [`Reading::Stale`] with the reason, never zero.
 //!
 //! Modules: [`measurement`] (the result, pure), [`promql`] (queries and parsing, pure),
+//! [`range`] (the ingress over time from range queries, pure),
 //! [`deltas`] (Kafka sample arithmetic, pure), [`prometheus`] and [`kafka`] (the adapters,
 //! network I/O), [`error`].
 
@@ -22,6 +23,7 @@ pub mod kafka;
 pub mod measurement;
 pub mod prometheus;
 pub mod promql;
+pub mod range;
 
 use std::future::Future;
 
@@ -33,6 +35,7 @@ pub use kafka::KafkaSource;
 pub use measurement::{BrokerLoad, Measurement, Reading, TopicLoad};
 pub use prometheus::PrometheusSource;
 pub use promql::PrometheusSettings;
+pub use range::IngressHistory;
 
 /// A source of the cluster's measured load (the port; adapters implement it).
 pub trait MetricsSource {

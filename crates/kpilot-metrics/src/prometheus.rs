@@ -1,6 +1,6 @@
 //! The Prometheus adapter: instant queries over Prometheus' HTTP API (plain HTTP, hyper) for
-//! each broker's byte counters and CPU, turned into a [`Measurement`] by [`crate::promql`].
-//! Performs network I/O.
+//! each broker's byte counters and CPU, turned into a [`Measurement`] by [`crate::promql`],
+//! and range queries for the ingress over time ([`crate::range`]). Performs network I/O.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -15,6 +15,7 @@ use crate::MetricsSource;
 use crate::error::MetricsError;
 use crate::measurement::Measurement;
 use crate::promql::{self, ApiAnswer, CounterResults, PrometheusSettings, Results, VectorSample};
+use crate::range::{self, IngressHistory, RangeSeries};
 
 /// Reads a cluster's load from Prometheus.
 #[derive(Debug, Clone)]
@@ -87,18 +88,65 @@ impl PrometheusSource {
             promql::encode(promql)
         );
         let (status, body) = self.get(&path, promql).await?;
-        match promql::parse_vector(&body) {
+        self.answer(promql, status, &body, promql::parse_vector(&body))
+    }
+
+    /// One range query from `start` to `end` (seconds since the epoch) every `step`; at most
+    /// 11 000 points per series (Prometheus' limit), see [`Self::ingress_history`] for more.
+    pub async fn query_range(
+        &self,
+        promql: &str,
+        start: f64,
+        end: f64,
+        step: Span,
+    ) -> Result<Vec<RangeSeries>, MetricsError> {
+        let path = format!(
+            "/api/v1/query_range?query={}&start={start:.3}&end={end:.3}&step={}",
+            promql::encode(promql),
+            promql::range(step)
+        );
+        let (status, body) = self.get(&path, promql).await?;
+        self.answer(promql, status, &body, range::parse_matrix(&body))
+    }
+
+    /// The cluster's producer ingress over the last `lookback`, one point per `step` (each the
+    /// average over the step before it), read in as many range queries as Prometheus' point
+    /// limit needs. Steps where brokers are missing are left out and counted, never summed
+    /// short; an empty history (no such series) is an empty result, not zeros.
+    pub async fn ingress_history(
+        &self,
+        lookback: Span,
+        step: Span,
+    ) -> Result<IngressHistory, MetricsError> {
+        let step_secs = step.secs().round().max(1.0);
+        let end = (now_secs() / step_secs).floor() * step_secs;
+        let start = end - lookback.secs().max(0.0);
+        let promql = range::ingress_query(&self.settings, step);
+        let mut series = Vec::new();
+        for (from, to) in range::chunks(start, end, Span::from_secs(step_secs)) {
+            series.extend(self.query_range(&promql, from, to, step).await?);
+        }
+        Ok(range::total(&series, self.settings.expected_brokers))
+    }
+
+    /// An answer's parse result, or the error naming the query.
+    fn answer<T>(
+        &self,
+        promql: &str,
+        status: u16,
+        body: &str,
+        parsed: Result<T, ApiAnswer>,
+    ) -> Result<T, MetricsError> {
+        match parsed {
             Ok(v) if status == 200 => Ok(v),
-            Ok(_) => Err(self.rejected(promql, status, &body)),
+            Ok(_) => Err(self.rejected(promql, status, body)),
             Err(ApiAnswer::Error(message)) => Err(MetricsError::QueryPrometheus {
                 url: self.settings.url.clone(),
                 query: promql.to_owned(),
                 status,
                 message,
             }),
-            Err(ApiAnswer::Invalid(_)) if status != 200 => {
-                Err(self.rejected(promql, status, &body))
-            }
+            Err(ApiAnswer::Invalid(_)) if status != 200 => Err(self.rejected(promql, status, body)),
             Err(ApiAnswer::Invalid(message)) => Err(MetricsError::ParsePrometheus {
                 url: self.settings.url.clone(),
                 query: promql.to_owned(),

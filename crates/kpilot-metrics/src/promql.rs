@@ -138,7 +138,7 @@ impl PrometheusSettings {
     }
 
     /// The matchers of the broker-wide series of a counter: no topic label, plus the selector.
-    fn broker_matchers(&self) -> String {
+    pub(crate) fn broker_matchers(&self) -> String {
         join_matchers(&format!("{}=\"\"", self.topic_label), &self.selector)
     }
 
@@ -355,7 +355,7 @@ pub fn parse_names(body: &str) -> Result<Vec<String>, ApiAnswer> {
         .unwrap_or_default())
 }
 
-fn parse_value(text: &str) -> Option<f64> {
+pub(crate) fn parse_value(text: &str) -> Option<f64> {
     match text {
         "NaN" => Some(f64::NAN),
         "+Inf" | "Inf" => Some(f64::INFINITY),

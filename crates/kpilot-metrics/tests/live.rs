@@ -103,6 +103,13 @@ fn both_sources_measure_a_known_rate_and_report_missing_metrics() {
     let prom = PrometheusSource::new(settings.clone()).expect("settings");
     let kafka = KafkaSource::new(admin.clone());
 
+    let wall = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock")
+            .as_secs_f64()
+    };
+    let produce_start = wall();
     let (produced, kafka_m, prom_m) = rt.block_on(async {
         let producer = tokio::spawn(produce(admin.clone(), topic.clone()));
         // Kafka watches 20 s inside the 30 s of production; Prometheus then looks back 20 s.
@@ -118,6 +125,7 @@ fn both_sources_measure_a_known_rate_and_report_missing_metrics() {
         let produced = producer.await.expect("producer task");
         (produced, kafka_m, prom_m)
     });
+    let produce_end = wall();
     let (bytes, elapsed) = produced;
     let actual = bytes as f64 / elapsed.as_secs_f64();
     eprintln!(
@@ -158,6 +166,36 @@ fn both_sources_measure_a_known_rate_and_report_missing_metrics() {
         RATE_BYTES_PER_S,
         "Prometheus topic ingress",
     );
+
+    // The ingress over time (range queries, 5 s steps): every step wholly inside the
+    // production holds the rate; none is summed short.
+    let step = Span::from_secs(5.0);
+    let history = rt
+        .block_on(prom.ingress_history(Span::from_secs(60.0), step))
+        .expect("ingress history");
+    let inside: Vec<f64> = history
+        .points
+        .iter()
+        .filter(|(t, _)| *t - step.secs() >= produce_start + 2.0 && *t <= produce_end - 1.0)
+        .map(|(_, x)| x.bytes_per_s())
+        .collect();
+    eprintln!(
+        "ingress history: {} points, {} gaps, inside the production (MB/s): {:?}",
+        history.points.len(),
+        history.gaps,
+        inside
+            .iter()
+            .map(|x| (x / 1e4).round() / 100.0)
+            .collect::<Vec<_>>()
+    );
+    assert!(inside.len() >= 3, "{history:?}");
+    for x in &inside {
+        assert!(
+            (x - RATE_BYTES_PER_S).abs() / RATE_BYTES_PER_S <= 0.15,
+            "a history point {x} B/s is not within 15% of {RATE_BYTES_PER_S} B/s: {history:?}"
+        );
+    }
+
     let stored = kafka_m.stored.expect("stored bytes").bytes();
     assert!(stored > 3.0 * 20.0 * RATE_BYTES_PER_S, "stored {stored}");
 
