@@ -22,11 +22,13 @@ pub enum MetricsError {
     /// wrong).
     #[error(
         "cannot reach Prometheus at {url}: {message}\n\
-         Check that Prometheus runs and that --prometheus names its HTTP address (e.g. http://127.0.0.1:9090)"
+         Check that Prometheus runs and that {setting} names its HTTP address (e.g. http://127.0.0.1:9090)"
     )]
     ConnectPrometheus {
         /// The base URL.
         url: String,
+        /// What the user calls the URL setting (a flag or a spec field).
+        setting: &'static str,
         /// What went wrong.
         message: String,
     },

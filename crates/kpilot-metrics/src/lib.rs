@@ -34,7 +34,7 @@ pub use error::MetricsError;
 pub use kafka::KafkaSource;
 pub use measurement::{BrokerLoad, Measurement, Reading, TopicLoad};
 pub use prometheus::PrometheusSource;
-pub use promql::PrometheusSettings;
+pub use promql::{PrometheusSettings, SettingNames};
 pub use range::IngressHistory;
 
 /// A source of the cluster's measured load (the port; adapters implement it).

@@ -58,6 +58,7 @@ impl PrometheusSource {
                     .await
                     .map_err(|e| MetricsError::ConnectPrometheus {
                         url: self.settings.url.clone(),
+                        setting: self.settings.names.url,
                         message: error_chain(&e),
                     })?;
             let status = response.status().as_u16();
@@ -67,6 +68,7 @@ impl PrometheusSource {
                 .await
                 .map_err(|e| MetricsError::ConnectPrometheus {
                     url: self.settings.url.clone(),
+                    setting: self.settings.names.url,
                     message: format!("reading the answer failed: {}", error_chain(&e)),
                 })?
                 .to_bytes();
@@ -274,6 +276,15 @@ mod tests {
 
     #[test]
     fn counters_have_flags() {
-        assert!(Counter::ALL.iter().all(|c| c.flag().starts_with("--prom-")));
+        use crate::promql::SettingNames;
+        assert!(
+            Counter::ALL
+                .iter()
+                .all(|c| c.setting(&SettingNames::CLI).starts_with("--prom-"))
+        );
+        assert_eq!(
+            Counter::BytesIn.setting(&SettingNames::SPEC),
+            "spec.metrics.bytesInMetric"
+        );
     }
 }

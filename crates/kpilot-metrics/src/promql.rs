@@ -33,6 +33,45 @@ pub mod defaults {
     pub const TOPIC_LABEL: &str = "topic";
 }
 
+/// What the user calls each setting, so messages point at the right knob: the CLI's flags
+/// ([`SettingNames::CLI`]) or the operator's spec fields ([`SettingNames::SPEC`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct SettingNames {
+    /// The Prometheus URL.
+    pub url: &'static str,
+    /// The producer bytes-in counter.
+    pub bytes_in: &'static str,
+    /// The consumer bytes-out counter.
+    pub bytes_out: &'static str,
+    /// The replication bytes-in counter.
+    pub replication_in: &'static str,
+    /// The replication bytes-out counter.
+    pub replication_out: &'static str,
+    /// The label selector.
+    pub selector: &'static str,
+}
+
+impl SettingNames {
+    /// The `kpilot recommend` flags.
+    pub const CLI: SettingNames = SettingNames {
+        url: "--prometheus",
+        bytes_in: "--prom-bytes-in",
+        bytes_out: "--prom-bytes-out",
+        replication_in: "--prom-replication-in",
+        replication_out: "--prom-replication-out",
+        selector: "--prom-selector",
+    };
+    /// The `KafkaAutopilot` spec fields (the operator reads only bytes in from Prometheus).
+    pub const SPEC: SettingNames = SettingNames {
+        url: "spec.metrics.prometheusUrl",
+        bytes_in: "spec.metrics.bytesInMetric",
+        bytes_out: "the default bytes-out metric name",
+        replication_in: "the default replication-in metric name",
+        replication_out: "the default replication-out metric name",
+        selector: "spec.metrics.selector",
+    };
+}
+
 /// Where a cluster's load is in Prometheus.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PrometheusSettings {
@@ -60,6 +99,8 @@ pub struct PrometheusSettings {
     pub expected_brokers: Option<usize>,
     /// Timeout of each HTTP request.
     pub timeout: Duration,
+    /// What the user calls the settings, for messages.
+    pub names: SettingNames,
 }
 
 impl PrometheusSettings {
@@ -78,6 +119,7 @@ impl PrometheusSettings {
             max_age: Span::from_secs(60.0),
             expected_brokers: None,
             timeout: Duration::from_secs(10),
+            names: SettingNames::CLI,
         }
     }
 
@@ -209,13 +251,13 @@ impl Counter {
         }
     }
 
-    /// The CLI flag that sets its name.
-    pub fn flag(self) -> &'static str {
+    /// The flag or field that sets its name.
+    pub fn setting(self, names: &SettingNames) -> &'static str {
         match self {
-            Counter::BytesIn => "--prom-bytes-in",
-            Counter::BytesOut => "--prom-bytes-out",
-            Counter::ReplicationIn => "--prom-replication-in",
-            Counter::ReplicationOut => "--prom-replication-out",
+            Counter::BytesIn => names.bytes_in,
+            Counter::BytesOut => names.bytes_out,
+            Counter::ReplicationIn => names.replication_in,
+            Counter::ReplicationOut => names.replication_out,
         }
     }
 }
@@ -396,8 +438,9 @@ fn counter_readings(
     let series = format!("{name}{{{}}}", s.broker_matchers());
     if r.ages.is_empty() {
         let mut reason = format!(
-            "Prometheus has no series {series} (check the metric name, {}, and --prom-selector)",
-            counter.flag()
+            "Prometheus has no series {series} (check the metric name, {}, and {})",
+            counter.setting(&s.names),
+            s.names.selector
         );
         if !r.similar.is_empty() {
             reason.push_str(&format!("; similar names: {}", r.similar.join(", ")));

@@ -155,10 +155,32 @@ pub struct SaslSpec {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct MetricsSpec {
-    /// Prometheus base URL (e.g. `http://prometheus.monitoring:9090`); absent: Kafka only
-    /// (ingress from the growth of the partitions' log sizes between observations).
+    /// Prometheus base URL (plain HTTP, e.g. `http://prometheus.monitoring:9090`): the
+    /// ingress is read from the brokers' `BytesInPerSec` counters and the forecast from their
+    /// history (`history`), so decisions start at once and survive operator restarts.
+    /// Absent: Kafka only (ingress from the growth of the partitions' log sizes between
+    /// observations, history kept in status).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prometheus_url: Option<String>,
+    /// Label matchers added to every query, to pick this cluster's brokers, e.g.
+    /// `namespace="kafka",strimzi_io_cluster="my-cluster"` (no braces).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selector: Option<String>,
+    /// The label that tells brokers apart (default `instance`; e.g. `pod`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub broker_label: Option<String>,
+    /// The counter of producer bytes in (default
+    /// `kafka_server_brokertopicmetrics_bytesin_total`, as the JMX exporter's Kafka rules and
+    /// Strimzi's example metrics config name it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes_in_metric: Option<String>,
+    /// The averaging window of a measurement and the step of the history (default `5m`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<String>,
+    /// How far back the forecast reads the ingress from Prometheus (default `28d`, at most
+    /// 35 days: four weeks of weekly seasonality).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub history: Option<String>,
 }
 
 /// What the operator does.
@@ -361,6 +383,9 @@ pub struct LoadStatus {
     pub under_replicated_partitions: u32,
     /// Where it was measured: `kafka` or `prometheus`.
     pub source: String,
+    /// Why the ingress is absent (e.g. no such series in Prometheus, stale samples).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ingress_problem: Option<String>,
 }
 
 /// Limits of the current shape.
@@ -384,6 +409,13 @@ pub struct ForecastStatus {
     pub peak_mb_per_s: f64,
     /// Margin applied.
     pub margin: f64,
+    /// Where the demand history came from: `prometheus` (range queries) or `status` (the
+    /// operator's own samples in `status.history`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub history_source: Option<String>,
+    /// Demand samples the forecast was made from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub history_samples: Option<u32>,
 }
 
 /// A decision.

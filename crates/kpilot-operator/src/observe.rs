@@ -1,8 +1,10 @@
 //! The observation port: what the reconcile needs to know about a Kafka cluster
-//! ([`KafkaFacts`]: data stored, replication, health, the ingress rate), behind the
-//! [`Observer`] trait, with the Kafka adapter [`KafkaObserver`] (admin protocol; ingress from
-//! the growth of the partitions' log sizes between two observations) and an in-memory one
-//! ([`FixedObserver`]) for tests. The Kafka adapter performs network I/O.
+//! ([`KafkaFacts`]: data stored, replication, health, the ingress rate) and the demand history
+//! a forecast can start from, behind the [`Observer`] trait, with the live adapter
+//! [`KafkaObserver`] (Kafka admin protocol; ingress from Prometheus when the spec names one,
+//! else from the growth of the partitions' log sizes between two observations; history from
+//! Prometheus range queries) and an in-memory one ([`FixedObserver`]) for tests. The live
+//! adapter performs network I/O.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -12,8 +14,11 @@ use std::time::{Duration, Instant};
 use futures::future::LocalBoxFuture;
 use kpilot_kafka::config::{CaSource, SaslCredentials, TlsSettings};
 use kpilot_kafka::{AdminClient, BrokerAddress, ClientConfig, Secret, SecurityProtocol};
+use kpilot_metrics::{IngressHistory, MetricsSource, PrometheusSource};
 use kpilot_units::{ByteSize, Throughput};
 use thiserror::Error;
+
+use crate::validate::PrometheusSpec;
 
 /// Observing a cluster failed.
 #[derive(Debug, Error)]
@@ -32,6 +37,14 @@ pub enum ObserveError {
         /// The bootstrap list.
         bootstrap: String,
         /// The client's message.
+        message: String,
+    },
+    /// Reading the load or its history from Prometheus failed.
+    #[error("reading the load from Prometheus at {url} failed: {message}")]
+    Prometheus {
+        /// The Prometheus URL.
+        url: String,
+        /// What went wrong.
         message: String,
     },
     /// Reading the cluster state failed.
@@ -61,6 +74,8 @@ pub struct KafkaFacts {
     pub ingress: Option<Throughput>,
     /// Where the ingress came from.
     pub source: &'static str,
+    /// Why the ingress is absent, when the source says (e.g. a missing Prometheus series).
+    pub ingress_problem: Option<String>,
 }
 
 impl KafkaFacts {
@@ -70,11 +85,14 @@ impl KafkaFacts {
     }
 }
 
-/// Kafka connection settings with the Secrets already read.
+/// How to reach the cluster: Kafka connection settings with the Secrets already read, and
+/// the Prometheus holding its metrics, if any.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Connection {
     /// The client configuration (`Debug` redacts the password).
     pub config: ClientConfig,
+    /// Where the brokers' metrics are, if anywhere.
+    pub prometheus: Option<PrometheusSpec>,
 }
 
 impl Connection {
@@ -109,7 +127,16 @@ impl Connection {
                 password,
             });
         }
-        Ok(Connection { config })
+        Ok(Connection {
+            config,
+            prometheus: None,
+        })
+    }
+
+    /// The same connection, reading the load from Prometheus.
+    pub fn with_prometheus(mut self, prometheus: Option<PrometheusSpec>) -> Self {
+        self.prometheus = prometheus;
+        self
     }
 
     /// The bootstrap list as text.
@@ -149,11 +176,30 @@ pub trait Observer {
         key: &'a str,
         connection: &'a Connection,
     ) -> LocalBoxFuture<'a, Result<usize, ObserveError>>;
+
+    /// The ingress over time the forecast can start from, when the source keeps one
+    /// (Prometheus); `None` when it does not (Kafka only: the reconcile keeps its own samples
+    /// in status).
+    fn history<'a>(
+        &'a self,
+        _key: &'a str,
+        _connection: &'a Connection,
+    ) -> LocalBoxFuture<'a, Result<Option<IngressHistory>, ObserveError>> {
+        Box::pin(async { Ok(None) })
+    }
 }
 
-/// The Kafka adapter: a cluster snapshot per observation; ingress from the growth of the
-/// leaders' log sizes since the previous observation of the same autopilot (a shrink, e.g.
-/// retention deleting segments, gives no rate for that interval).
+fn prometheus_source(p: &PrometheusSpec) -> Result<PrometheusSource, ObserveError> {
+    PrometheusSource::new(p.settings.clone()).map_err(|e| ObserveError::Prometheus {
+        url: p.settings.url.clone(),
+        message: e.to_string(),
+    })
+}
+
+/// The live adapter: a Kafka cluster snapshot per observation; the ingress from Prometheus
+/// (averaged over the spec's window) when the connection names one, otherwise from the growth
+/// of the leaders' log sizes since the previous observation of the same autopilot (a shrink,
+/// e.g. retention deleting segments, gives no rate for that interval).
 #[derive(Debug, Default)]
 pub struct KafkaObserver {
     previous: RefCell<HashMap<String, (Instant, u64)>>,
@@ -182,7 +228,19 @@ impl Observer for KafkaObserver {
             let health = snapshot?.analyze();
             let leader_bytes: u64 = health.partitions.iter().filter_map(|p| p.size_bytes).sum();
             let now = Instant::now();
-            let ingress = {
+            let from_prometheus = match &connection.prometheus {
+                None => None,
+                Some(p) => {
+                    let m = prometheus_source(p)?.measure(p.window).await.map_err(|e| {
+                        ObserveError::Prometheus {
+                            url: p.settings.url.clone(),
+                            message: e.to_string(),
+                        }
+                    })?;
+                    Some((m.ingress.value(), m.ingress.problem().map(str::to_owned)))
+                }
+            };
+            let log_growth = {
                 let mut previous = self.previous.borrow_mut();
                 let rate = previous.get(key).and_then(|(at, bytes)| {
                     let secs = now.duration_since(*at).as_secs_f64();
@@ -191,6 +249,10 @@ impl Observer for KafkaObserver {
                 });
                 previous.insert(key.to_owned(), (now, leader_bytes));
                 rate
+            };
+            let (ingress, ingress_problem, source) = match from_prometheus {
+                Some((ingress, problem)) => (ingress, problem, "prometheus"),
+                None => (log_growth, None, "kafka"),
             };
             let replication_factor = health
                 .partitions
@@ -213,8 +275,32 @@ impl Observer for KafkaObserver {
                 under_replicated: health.counts.under_replicated,
                 offline: health.counts.offline,
                 ingress,
-                source: "kafka",
+                source,
+                ingress_problem,
             })
+        })
+    }
+
+    fn history<'a>(
+        &'a self,
+        _key: &'a str,
+        connection: &'a Connection,
+    ) -> LocalBoxFuture<'a, Result<Option<IngressHistory>, ObserveError>> {
+        Box::pin(async move {
+            let Some(p) = &connection.prometheus else {
+                return Ok(None);
+            };
+            if p.history.secs() <= 0.0 {
+                return Ok(None);
+            }
+            let history = prometheus_source(p)?
+                .ingress_history(p.history, p.window)
+                .await
+                .map_err(|e| ObserveError::Prometheus {
+                    url: p.settings.url.clone(),
+                    message: e.to_string(),
+                })?;
+            Ok(Some(history))
         })
     }
 

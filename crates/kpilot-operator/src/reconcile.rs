@@ -15,6 +15,7 @@ use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{Pod, Secret};
 use k8s_openapi::jiff::Timestamp as JiffTimestamp;
 use kpilot_capacity::{Catalog, Shape, Workload};
+use kpilot_metrics::IngressHistory;
 use kpilot_policy::{
     Action, ClusterState, DecisionInput, DemandHistory, FanoutSource, Mechanism, Sample, Timestamp,
     decide, holds,
@@ -599,24 +600,53 @@ async fn connection(
             ))
         }
     };
-    Connection::new(&spec.kafka.bootstrap, tls, sasl).map_err(|message| {
-        ReconcileError::Observe(ObserveError::Connect {
-            bootstrap: spec.kafka.bootstrap.clone(),
-            message,
+    Connection::new(&spec.kafka.bootstrap, tls, sasl)
+        .map(|c| c.with_prometheus(spec.prometheus.clone()))
+        .map_err(|message| {
+            ReconcileError::Observe(ObserveError::Connect {
+                bootstrap: spec.kafka.bootstrap.clone(),
+                message,
+            })
         })
-    })
 }
 
-fn history_from(status: &KafkaAutopilotStatus) -> DemandHistory {
+/// The demand history of a decision: Prometheus' when it has one, else the operator's own
+/// samples in status. Returns the history, its source and how many samples it holds.
+fn history_from(
+    status: &KafkaAutopilotStatus,
+    prometheus: Option<&IngressHistory>,
+) -> (DemandHistory, &'static str, usize) {
     let mut history = DemandHistory::with_defaults();
-    for s in &status.history {
-        let _ = history.push(Sample {
-            at: Timestamp::from_secs(s.t as f64),
-            ingress: Throughput::from_mb_per_s(s.ingress_mb_per_s),
-            egress: None,
-        });
+    let samples: Vec<Sample> = match prometheus {
+        Some(h) => h
+            .points
+            .iter()
+            .map(|(t, ingress)| Sample {
+                at: Timestamp::from_secs(*t),
+                ingress: *ingress,
+                egress: None,
+            })
+            .collect(),
+        None => status
+            .history
+            .iter()
+            .map(|s| Sample {
+                at: Timestamp::from_secs(s.t as f64),
+                ingress: Throughput::from_mb_per_s(s.ingress_mb_per_s),
+                egress: None,
+            })
+            .collect(),
+    };
+    let count = samples.len();
+    for sample in samples {
+        let _ = history.push(sample);
     }
-    history
+    let source = if prometheus.is_some() {
+        "prometheus"
+    } else {
+        "status"
+    };
+    (history, source, count)
 }
 
 async fn steps(
@@ -649,7 +679,10 @@ async fn steps(
     let key = format!("{namespace}/{}", ap.name_any());
     let facts = ctx.observer.observe(&key, &conn).await?;
     let now = now_unix();
-    if let Some(ingress) = facts.ingress {
+    // With Prometheus the forecast reads its history there; otherwise the operator keeps
+    // its own samples in status.
+    let prometheus_history = ctx.observer.history(&key, &conn).await?;
+    if let (Some(ingress), None) = (facts.ingress, &prometheus_history) {
         status.history.push(DemandSample {
             t: now,
             ingress_mb_per_s: (ingress.mb_per_s() * 1000.0).round() / 1000.0,
@@ -674,6 +707,7 @@ async fn steps(
         replication_factor: facts.replication_factor,
         under_replicated_partitions: facts.under_replicated as u32,
         source: facts.source.to_owned(),
+        ingress_problem: facts.ingress_problem.clone(),
     });
     status.limits = Some(LimitsStatus {
         holds_mb_per_s: (holds_now.mb_per_s() * 1000.0).round() / 1000.0,
@@ -682,12 +716,15 @@ async fn steps(
             .filter(|_| holds_now.mb_per_s() > 0.0)
             .map(|i| ((1.0 - i.mb_per_s() / holds_now.mb_per_s()) * 1000.0).round() / 1000.0),
     });
-    let ready_message = format!(
+    let mut ready_message = format!(
         "{} holds {:.1} MB/s; {} under-replicated partition(s)",
         shape.label(),
         holds_now.mb_per_s(),
         facts.under_replicated
     );
+    if let Some(problem) = &facts.ingress_problem {
+        ready_message.push_str(&format!("; ingress not measured: {problem}"));
+    }
     set_condition(
         status,
         "Ready",
@@ -699,13 +736,14 @@ async fn steps(
     if spec.mode == crate::crd::Mode::Observe {
         return Ok(interval);
     }
-    if status.history.is_empty() {
-        // The Kafka-only ingress needs two observations.
+    let (history, history_source, history_samples) =
+        history_from(status, prometheus_history.as_ref());
+    if history_samples == 0 {
+        // The Kafka-only ingress needs two observations; Prometheus may have no data yet.
         return Ok(interval.min(Duration::from_secs(30)));
     }
 
     // 5. Decide.
-    let history = history_from(status);
     let cluster = ClusterState {
         shape: shape.clone(),
         stored: facts.stored,
@@ -740,6 +778,8 @@ async fn steps(
         .to_owned(),
         peak_mb_per_s: (peak.mb_per_s() * 1000.0).round() / 1000.0,
         margin: (decision.forecast.margin * 1000.0).round() / 1000.0,
+        history_source: Some(history_source.to_owned()),
+        history_samples: Some(history_samples.min(u32::MAX as usize) as u32),
     });
     let reasons: Vec<String> = decision.reasons.iter().map(ToString::to_string).collect();
 

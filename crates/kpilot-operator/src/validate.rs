@@ -7,7 +7,9 @@ use kpilot_policy::{Constraints, Settings};
 use kpilot_units::{InstanceType, Span, Throughput};
 use thiserror::Error;
 
-use crate::crd::{KafkaAutopilotSpec, KafkaSpec, Mode};
+use kpilot_metrics::{PrometheusSettings, SettingNames};
+
+use crate::crd::{KafkaAutopilotSpec, KafkaSpec, MetricsSpec, Mode};
 
 /// What is wrong with a spec. Every message names the field and the value.
 #[derive(Debug, Error)]
@@ -105,6 +107,9 @@ pub enum SpecError {
         /// The value.
         value: String,
     },
+    /// The Prometheus settings are invalid.
+    #[error("spec.metrics: {0}")]
+    Metrics(#[source] kpilot_metrics::MetricsError),
     /// The bootstrap list does not parse.
     #[error("spec.kafka.bootstrap = {value:?}: {message}")]
     Bootstrap {
@@ -160,6 +165,63 @@ pub struct Window {
     pub length: Span,
 }
 
+/// The Prometheus side of a spec, checked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PrometheusSpec {
+    /// URL, metric names and selector.
+    pub settings: PrometheusSettings,
+    /// The averaging window of a measurement, and the step of the history.
+    pub window: Span,
+    /// How far back the history goes.
+    pub history: Span,
+}
+
+/// The longest history read from Prometheus: what the policy's demand history keeps.
+pub const MAX_HISTORY_DAYS: f64 = 35.0;
+
+fn prometheus(m: &MetricsSpec) -> Result<Option<PrometheusSpec>, SpecError> {
+    let Some(url) = &m.prometheus_url else {
+        return Ok(None);
+    };
+    let mut settings = PrometheusSettings::new(url.trim());
+    settings.names = SettingNames::SPEC;
+    if let Some(selector) = &m.selector {
+        settings.selector = selector.clone();
+    }
+    if let Some(label) = &m.broker_label {
+        settings.broker_label = label.clone();
+    }
+    if let Some(name) = &m.bytes_in_metric {
+        settings.bytes_in = name.clone();
+    }
+    settings.validate().map_err(SpecError::Metrics)?;
+    let window = span("spec.metrics.window", &m.window, Span::from_minutes(5.0))?;
+    if !(10.0..=3600.0).contains(&window.secs()) {
+        return Err(SpecError::OutOfRange {
+            field: "spec.metrics.window",
+            value: window.secs(),
+            expected: "between 10 s and 1 h (in seconds)",
+        });
+    }
+    let history = span(
+        "spec.metrics.history",
+        &m.history,
+        Span::from_hours(28.0 * 24.0),
+    )?;
+    if !(0.0..=MAX_HISTORY_DAYS * 86_400.0).contains(&history.secs()) {
+        return Err(SpecError::OutOfRange {
+            field: "spec.metrics.history",
+            value: history.secs(),
+            expected: "between 0 and 35 days (in seconds)",
+        });
+    }
+    Ok(Some(PrometheusSpec {
+        settings,
+        window,
+        history,
+    }))
+}
+
 /// A spec checked and turned into typed values.
 #[derive(Debug, Clone)]
 pub struct ValidSpec {
@@ -171,8 +233,8 @@ pub struct ValidSpec {
     pub paused: bool,
     /// Kafka connection (secrets are resolved later, by I/O).
     pub kafka: KafkaSpec,
-    /// Prometheus URL, if any.
-    pub prometheus_url: Option<String>,
+    /// Where the load and its history come from in Prometheus, if anywhere.
+    pub prometheus: Option<PrometheusSpec>,
     /// The policy's constraints.
     pub constraints: Constraints,
     /// The policy's settings.
@@ -430,7 +492,7 @@ pub fn validate(spec: &KafkaAutopilotSpec, catalog: &Catalog) -> Result<ValidSpe
         mode: spec.mode,
         paused: spec.paused,
         kafka: spec.kafka.clone(),
-        prometheus_url: spec.metrics.prometheus_url.clone(),
+        prometheus: prometheus(&spec.metrics)?,
         constraints: Constraints {
             families: c.families.clone(),
             sizes: c.sizes.clone(),
@@ -583,6 +645,50 @@ mod tests {
         });
         let e = validate(&s, &catalog).expect_err("two targets").to_string();
         assert!(e.contains("exactly one"), "{e}");
+    }
+
+    #[test]
+    fn prometheus_settings_are_checked_with_field_and_value() {
+        let catalog = Catalog::builtin().expect("catalog");
+        let mut s = spec();
+        assert!(validate(&s, &catalog).expect("valid").prometheus.is_none());
+        s.metrics.prometheus_url = Some("http://prometheus.monitoring:9090".into());
+        s.metrics.selector = Some("namespace=\"kafka\"".into());
+        let p = validate(&s, &catalog)
+            .expect("valid")
+            .prometheus
+            .expect("prometheus");
+        assert_eq!(p.settings.selector, "namespace=\"kafka\"");
+        assert_eq!(p.window.secs(), 300.0);
+        assert_eq!(p.history.secs(), 28.0 * 86_400.0);
+        for (change, needle) in [
+            (
+                (|m: &mut MetricsSpec| m.selector = Some("{job=\"kafka\"}".into()))
+                    as fn(&mut MetricsSpec),
+                "without braces",
+            ),
+            (
+                |m: &mut MetricsSpec| m.prometheus_url = Some("https://p:9090".into()),
+                "https://p:9090",
+            ),
+            (
+                |m: &mut MetricsSpec| m.window = Some("1s".into()),
+                "spec.metrics.window",
+            ),
+            (
+                |m: &mut MetricsSpec| m.history = Some("90d".into()),
+                "spec.metrics.history",
+            ),
+            (
+                |m: &mut MetricsSpec| m.bytes_in_metric = Some("bytes-in".into()),
+                "bytes-in",
+            ),
+        ] {
+            let mut bad = s.clone();
+            change(&mut bad.metrics);
+            let e = validate(&bad, &catalog).expect_err(needle).to_string();
+            assert!(e.contains(needle) && e.starts_with("spec.metrics"), "{e}");
+        }
     }
 
     #[test]

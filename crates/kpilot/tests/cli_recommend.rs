@@ -203,6 +203,11 @@ fn recommend_follows_the_measured_load_and_refuses_missing_metrics() {
     let load = perf(&bootstrap, "5MB/s", 48);
     sleep(Duration::from_secs(30));
     let high = run(&prom_args("16s"));
+    // With --history the policy reads Prometheus' ingress over time (8 s steps over 2 min),
+    // the measurement last.
+    let mut with_history = prom_args("8s");
+    with_history.extend(["--history".to_owned(), "2m".to_owned()]);
+    let hist = run(&with_history);
     let from_kafka = recommend_json(&[
         "recommend",
         "-b",
@@ -219,6 +224,20 @@ fn recommend_follows_the_measured_load_and_refuses_missing_metrics() {
     ]);
     finish(load);
     assert_within(ingress(&high), 5.0, "Prometheus ingress at 5 MB/s");
+    assert_eq!(high["history"]["source"], "measurement");
+    assert_eq!(high["history"]["samples"], 1);
+    eprintln!("with --history: {}", hist["history"]);
+    assert_eq!(
+        hist["history"]["source"], "prometheus",
+        "{}",
+        hist["history"]
+    );
+    let samples = hist["history"]["samples"].as_u64().expect("samples");
+    assert!(
+        (6..=17).contains(&samples),
+        "2 min at 8 s steps is at most 16 points plus the measurement: {samples}"
+    );
+    assert!(hist["history"]["hours"].as_f64() > Some(0.01));
     assert_within(ingress(&from_kafka), 5.0, "Kafka ingress at 5 MB/s");
     eprintln!("decision at 5 MB/s: {}", high["decision"]["reasons"]);
     assert_eq!(high["decision"]["action"], "change", "{}", high["decision"]);
@@ -353,6 +372,23 @@ fn recommend_follows_the_measured_load_and_refuses_missing_metrics() {
         "/nonexistent/shape.toml",
     ]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let o = kpilot(&[
+        "recommend",
+        "-b",
+        &bootstrap,
+        "-i",
+        "tb.large",
+        "--catalog",
+        catalog,
+        "--history",
+        "7d",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("--history 7d needs --prometheus"),
+        "{}",
+        stderr(&o)
+    );
     assert!(Path::new(catalog).exists());
     eprintln!("test took {:?}", t.elapsed());
 }

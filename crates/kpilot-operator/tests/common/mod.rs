@@ -37,6 +37,7 @@ pub fn facts(ingress_mb_per_s: f64, under_replicated: usize) -> KafkaFacts {
         offline: 0,
         ingress: Some(Throughput::from_mb_per_s(ingress_mb_per_s)),
         source: "test",
+        ingress_problem: None,
     }
 }
 

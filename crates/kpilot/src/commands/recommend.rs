@@ -15,7 +15,8 @@ use kpilot_capacity::{
 };
 use kpilot_kafka::{AdminClient, ClientConfig};
 use kpilot_metrics::{
-    KafkaSource, Measurement, MetricsSource, PrometheusSettings, PrometheusSource, Reading,
+    IngressHistory, KafkaSource, Measurement, MetricsSource, PrometheusSettings, PrometheusSource,
+    Reading,
 };
 use kpilot_policy::{
     ClusterState, Constraints, DecisionInput, DemandHistory, FanoutSource, Sample, Settings,
@@ -73,6 +74,13 @@ pub struct Args {
     /// back over), 30s without (kpilot watches Kafka that long).
     #[arg(long, value_name = "DURATION")]
     pub window: Option<Span>,
+
+    /// With --prometheus: also read the cluster ingress over this much of the past (range
+    /// queries, one point per --window), so the policy forecasts from the daily and weekly
+    /// curve instead of the one measurement, e.g. 7d or 28d (at most 35d). Without it the
+    /// measurement is the only history and the policy falls back to its reactive forecast.
+    #[arg(long, value_name = "DURATION")]
+    pub history: Option<Span>,
 
     /// Instance type of the brokers now, e.g. m7g.xlarge.
     #[arg(
@@ -306,6 +314,7 @@ struct Measured {
     measurement: Measurement,
     live_brokers: u32,
     stored: Option<ByteSize>,
+    history: Option<IngressHistory>,
 }
 
 async fn measure(args: &Args, config: ClientConfig, window: Span) -> anyhow::Result<Measured> {
@@ -318,13 +327,23 @@ async fn measure(args: &Args, config: ClientConfig, window: Span) -> anyhow::Res
         .context("cannot read cluster metadata")?;
     let live_brokers = u32::try_from(metadata.brokers.len()).unwrap_or(u32::MAX);
     let kafka = KafkaSource::new(admin.clone());
-    let measurement = match &args.prometheus {
+    let (measurement, history) = match &args.prometheus {
         Some(url) => {
             let settings = prometheus_settings(args, url, metadata.brokers.len());
             let source = PrometheusSource::new(settings).map_err(usage)?;
-            source.measure(window).await?
+            let measurement = source.measure(window).await?;
+            let history = match args.history {
+                Some(lookback) if lookback.secs() > 0.0 => Some(
+                    source
+                        .ingress_history(lookback, window)
+                        .await
+                        .context("reading the ingress history from Prometheus")?,
+                ),
+                _ => None,
+            };
+            (measurement, history)
         }
-        None => kafka.measure(window).await?,
+        None => (kafka.measure(window).await?, None),
     };
     // Data stored (for the policy's transition plans): the Kafka source has it; otherwise one
     // sample of the log directories.
@@ -343,6 +362,7 @@ async fn measure(args: &Args, config: ClientConfig, window: Span) -> anyhow::Res
         measurement,
         live_brokers,
         stored,
+        history,
     })
 }
 
@@ -369,6 +389,19 @@ struct Utilization {
 struct FanoutOut {
     value: f64,
     from: &'static str,
+}
+
+/// What the policy's forecast was made from.
+#[derive(Debug, Serialize)]
+struct HistoryOut {
+    /// `prometheus` (range queries plus the measurement) or `measurement` (the one).
+    source: &'static str,
+    /// Samples, the measurement included.
+    samples: usize,
+    /// Steps Prometheus had with a broker missing, left out.
+    gaps: usize,
+    /// How far back the oldest sample is.
+    hours: f64,
 }
 
 #[derive(Debug, Serialize)]
@@ -406,6 +439,7 @@ struct Report {
     fanout: FanoutOut,
     stored_gb: Option<f64>,
     utilization: Utilization,
+    history: HistoryOut,
     decision: DecisionOut,
     cheapest: Vec<ShapeOut>,
     warnings: Vec<String>,
@@ -477,6 +511,18 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             "--window {window} must be between 1s and 24h"
         )));
     }
+    if let Some(history) = args.history {
+        if args.prometheus.is_none() {
+            return Err(usage(anyhow!(
+                "--history {history} needs --prometheus: Kafka itself keeps no record of past load"
+            )));
+        }
+        if !(history.secs() >= 0.0 && history.secs() <= 35.0 * 86_400.0) {
+            return Err(usage(anyhow!(
+                "--history {history} must be between 0 and 35d (what the policy keeps)"
+            )));
+        }
+    }
     let config = client_config(&args)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -523,12 +569,36 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         resources,
     };
 
-    // The policy, with the one measurement as its history.
+    // The policy, with Prometheus' history (if asked for) and the measurement.
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs_f64())
         .unwrap_or(m.at_unix_secs);
     let mut history = DemandHistory::with_defaults();
+    let past: Vec<(f64, Throughput)> = measured
+        .history
+        .as_ref()
+        .map(|h| h.points.iter().copied().filter(|(t, _)| *t < now).collect())
+        .unwrap_or_default();
+    for (t, ingress) in &past {
+        history
+            .push(Sample {
+                at: Timestamp::from_secs(*t),
+                ingress: *ingress,
+                egress: None,
+            })
+            .context("recording Prometheus' ingress history")?;
+    }
+    let history_out = HistoryOut {
+        source: if measured.history.is_some() {
+            "prometheus"
+        } else {
+            "measurement"
+        },
+        samples: past.len() + 1,
+        gaps: measured.history.as_ref().map_or(0, |h| h.gaps),
+        hours: past.first().map_or(0.0, |(t, _)| (now - t) / 3600.0),
+    };
     history
         .push(Sample {
             at: Timestamp::from_secs(now),
@@ -637,6 +707,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         },
         stored_gb: measured.stored.map(|s| s.gb()),
         utilization,
+        history: history_out,
         decision: decision_out,
         cheapest,
         warnings,
@@ -760,11 +831,22 @@ fn render(r: &Report) -> String {
     for reason in &d.reasons {
         out.push_str(&format!("  - {reason}\n"));
     }
+    let h = &r.history;
+    if h.source == "prometheus" {
+        out.push_str(&format!(
+            "  history: {} sample(s) over {:.1} h from Prometheus ({} step(s) with a broker missing left out)\n",
+            h.samples, h.hours, h.gaps
+        ));
+    }
     if d.reactive_fallback {
-        out.push_str(
+        out.push_str(if h.source == "prometheus" {
+            "  note: under a day of history, so the policy used its reactive fallback (recent \
+             maximum plus margin), not daily seasonality\n"
+        } else {
             "  note: one measurement is all the history there is, so the policy used its reactive \
-             fallback (recent maximum plus margin), not daily seasonality\n",
-        );
+             fallback (recent maximum plus margin), not daily seasonality; with --prometheus, \
+             --history 7d forecasts from the daily curve\n"
+        });
     }
 
     if !r.cheapest.is_empty() {
