@@ -192,7 +192,7 @@ pub enum Mode {
     /// Also decide and report the decision (status and an Event); change nothing.
     #[default]
     Recommend,
-    /// Also carry vertical decisions out (horizontal ones are reported only, for now).
+    /// Also carry decisions out: vertical rolls and adding or removing brokers.
     Apply,
 }
 
@@ -446,7 +446,7 @@ pub struct DecisionStatus {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct OperationStatus {
-    /// `vertical-strimzi` or `vertical-statefulset`.
+    /// `vertical-strimzi`, `vertical-statefulset`, `horizontal-add` or `horizontal-remove`.
     pub kind: String,
     /// Instance type before.
     pub from_instance_type: String,
@@ -465,10 +465,17 @@ pub struct OperationStatus {
     /// Per-broker progress.
     #[serde(default)]
     pub brokers: Vec<BrokerProgress>,
-    /// The roll journal (JSON, `kpilot-roll`'s format) of a StatefulSet roll: the durable
-    /// record a restarted operator resumes from.
+    /// The durable record a restarted operator resumes from (JSON): the roll journal
+    /// (`kpilot-roll`'s format) of a StatefulSet roll, or the rebalance journal
+    /// (`kpilot-reassign`'s format) of a horizontal operation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub journal: Option<String>,
+    /// Broker count before a horizontal operation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_brokers: Option<u32>,
+    /// Broker count after a horizontal operation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to_brokers: Option<u32>,
 }
 
 /// One broker's progress.

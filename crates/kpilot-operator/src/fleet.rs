@@ -2,8 +2,9 @@
 //! template already asks for the new instance type: stopping broker *i* deletes pod
 //! `<sts>-<i - firstBrokerId>` and waits until it is gone, starting waits until the
 //! StatefulSet controller has recreated it on the new template and it is Ready. The roll
-//! journal lives in the autopilot's status ([`StatusJournal`]), written before every pod
-//! deletion, so a restarted operator resumes where it stopped. Performs Kubernetes API I/O.
+//! journal lives in the autopilot's status ([`StatusJournal`], shared with the rebalance of
+//! `crate::horizontal`), written before every pod deletion, so a restarted operator resumes
+//! where it stopped. Performs Kubernetes API I/O.
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -21,20 +22,41 @@ use serde_json::json;
 use crate::crd::{BrokerProgress, KafkaAutopilot};
 use crate::target::{INSTANCE_TYPE_ANNOTATION, pod_spec_instance_type};
 
-/// The roll journal kept in `status.operation.journal`: `save` (synchronous, called by the
-/// executor before and after every step) keeps it in memory, [`StatusJournal::flush`] writes
-/// it; the fleet flushes before it deletes a pod and after every other action.
-pub struct StatusJournal {
+/// A journal an operation keeps in `status.operation.journal` (the roll's, the rebalance's):
+/// its JSON and the per-broker progress shown next to it.
+pub trait StatusRecord: Clone {
+    /// The JSON written into `status.operation.journal`.
+    fn to_json(&self) -> String;
+    /// The per-broker progress written into `status.operation.brokers`.
+    fn progress(&self) -> Vec<BrokerProgress>;
+}
+
+impl StatusRecord for Journal {
+    fn to_json(&self) -> String {
+        Journal::to_json(self)
+    }
+
+    fn progress(&self) -> Vec<BrokerProgress> {
+        progress(self)
+    }
+}
+
+/// An operation's journal kept in `status.operation.journal` (the roll's by default):
+/// [`StatusJournal::record`] (synchronous, called through the executor's store before and
+/// after every step) keeps it in memory, [`StatusJournal::flush`] writes it; the adapters the
+/// executor drives flush before every action that changes something (the roll's fleet before
+/// it deletes a pod, the rebalance's port before every request).
+pub struct StatusJournal<J = Journal> {
     api: Api<KafkaAutopilot>,
     name: String,
-    saved: RefCell<Option<Journal>>,
+    saved: RefCell<Option<J>>,
     dirty: RefCell<bool>,
     message: RefCell<Option<String>>,
 }
 
-impl StatusJournal {
+impl<J: StatusRecord> StatusJournal<J> {
     /// A journal for autopilot `name`, starting from what its status holds.
-    pub fn new(api: Api<KafkaAutopilot>, name: &str, initial: Option<Journal>) -> Self {
+    pub fn new(api: Api<KafkaAutopilot>, name: &str, initial: Option<J>) -> Self {
         StatusJournal {
             api,
             name: name.to_owned(),
@@ -51,8 +73,14 @@ impl StatusJournal {
     }
 
     /// The journal saved last.
-    pub fn journal(&self) -> Option<Journal> {
+    pub fn journal(&self) -> Option<J> {
         self.saved.borrow().clone()
+    }
+
+    /// Keeps `journal` as the one saved last; the next flush writes it.
+    pub fn record(&self, journal: &J) {
+        *self.saved.borrow_mut() = Some(journal.clone());
+        *self.dirty.borrow_mut() = true;
     }
 
     /// Writes the journal, per-broker progress and message into the status if they changed.
@@ -62,9 +90,12 @@ impl StatusJournal {
         }
         let journal = self.saved.borrow().clone();
         let message = self.message.borrow().clone();
-        let brokers = journal.as_ref().map(progress).unwrap_or_default();
+        let brokers = journal
+            .as_ref()
+            .map(StatusRecord::progress)
+            .unwrap_or_default();
         let patch = json!({"status": {"operation": {
-            "journal": journal.as_ref().map(Journal::to_json),
+            "journal": journal.as_ref().map(StatusRecord::to_json),
             "brokers": brokers,
             "message": message,
         }}});
@@ -106,12 +137,11 @@ pub struct StatusStore<'a>(pub &'a StatusJournal);
 
 impl JournalStore for StatusStore<'_> {
     fn load(&self) -> Result<Option<Journal>, StoreError> {
-        Ok(self.0.saved.borrow().clone())
+        Ok(self.0.journal())
     }
 
     fn save(&mut self, journal: &Journal) -> Result<(), StoreError> {
-        *self.0.saved.borrow_mut() = Some(journal.clone());
-        *self.0.dirty.borrow_mut() = true;
+        self.0.record(journal);
         Ok(())
     }
 }

@@ -9,8 +9,10 @@
 //! - [`observe`]: the observation port and its Kafka adapter;
 //! - [`reconcile`]: validate -> dereference -> continue an operation -> observe -> decide ->
 //!   apply -> status and Events;
-//! - [`fleet`]: the roll engine's `Fleet` over a StatefulSet's pods, and the roll journal
-//!   kept in the status;
+//! - [`fleet`]: the roll engine's `Fleet` over a StatefulSet's pods, and the operation
+//!   journal kept in the status;
+//! - [`horizontal`]: adding and removing brokers (replicas patch, rebalance under a throttle
+//!   with the journal in the status, drain check), resumable across restarts;
 //! - [`controller`]: the loop over every autopilot;
 //! - [`leader`]: leader election on a Lease (one for every controller of the process);
 //! - [`metrics`]: Prometheus metrics and the `/metrics` + `/healthz` endpoint.
@@ -20,6 +22,7 @@
 pub mod controller;
 pub mod crd;
 pub mod fleet;
+pub mod horizontal;
 pub mod leader;
 pub mod metrics;
 pub mod observe;
@@ -75,6 +78,7 @@ pub fn context(
         roll: kpilot_roll::Settings::default(),
         pod_timeout: Duration::from_secs(600),
         busy_requeue: Duration::from_secs(10),
+        rebalance: horizontal::Settings::default(),
     }
 }
 

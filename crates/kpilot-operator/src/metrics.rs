@@ -29,7 +29,7 @@ const FAMILIES: [(&str, &str, &str); 7] = [
     (
         "kpilot_operations_total",
         "counter",
-        "Operations (rolls), by kind and event (started, completed, halted).",
+        "Operations (rolls, broker additions and removals), by kind and event (started, completed, halted).",
     ),
     (
         "kpilot_errors_total",

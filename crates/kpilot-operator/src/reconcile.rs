@@ -3,9 +3,10 @@
 //! (KafkaNodePool or StatefulSet) and the Secrets -> **continue** an operation in progress
 //! (it always comes first: one operation at a time) -> **observe** Kafka -> **decide** with
 //! `kpilot_policy::decide` (the same function `kpilot simulate` runs) -> **apply** (mode
-//! `apply`, vertical moves, unpaused, inside a maintenance window, cluster healthy): record the
-//! operation in the status *first*, then patch -> **status** and Events. Performs Kubernetes
-//! API and Kafka I/O through the context.
+//! `apply`, unpaused, inside a maintenance window, cluster healthy): record the operation in
+//! the status *first*, then patch (a vertical roll) or hand over to `crate::horizontal`
+//! (adding or removing brokers) -> **status** and Events. Performs Kubernetes API and Kafka
+//! I/O through the context.
 
 use std::collections::BTreeMap;
 use std::rc::Rc;
@@ -17,8 +18,8 @@ use k8s_openapi::jiff::Timestamp as JiffTimestamp;
 use kpilot_capacity::{Catalog, Shape, Workload};
 use kpilot_metrics::IngressHistory;
 use kpilot_policy::{
-    Action, ClusterState, DecisionInput, DemandHistory, FanoutSource, Mechanism, Sample, Timestamp,
-    decide, holds,
+    Action, ClusterState, DecisionInput, DemandHistory, FanoutSource, Sample, Timestamp, decide,
+    holds,
 };
 use kpilot_roll::journal::{Journal, RollStatus};
 use kpilot_roll::{RollEvent, RollOptions, Roller};
@@ -126,6 +127,9 @@ pub enum ReconcileError {
         /// Why.
         message: String,
     },
+    /// A horizontal operation (adding or removing brokers) halted.
+    #[error(transparent)]
+    Horizontal(#[from] crate::horizontal::HorizontalError),
 }
 
 impl ReconcileError {
@@ -142,6 +146,7 @@ impl ReconcileError {
             ReconcileError::Observe(_) => "KafkaUnreachable",
             ReconcileError::Policy(_) => "PolicyError",
             ReconcileError::Roll { .. } => "RollHalted",
+            ReconcileError::Horizontal(_) => "HorizontalHalted",
         }
     }
 
@@ -156,12 +161,12 @@ impl ReconcileError {
             | ReconcileError::Storage { .. } => "dereference",
             ReconcileError::Observe(_) => "observe",
             ReconcileError::Policy(_) => "decide",
-            ReconcileError::Roll { .. } => "apply",
+            ReconcileError::Roll { .. } | ReconcileError::Horizontal(_) => "apply",
         }
     }
 }
 
-fn kube_err(
+pub(crate) fn kube_err(
     action: &'static str,
     object: impl Into<String>,
 ) -> impl FnOnce(kube::Error) -> ReconcileError {
@@ -191,6 +196,8 @@ pub struct Context {
     pub pod_timeout: Duration,
     /// Requeue while an operation runs (Strimzi progress polling).
     pub busy_requeue: Duration,
+    /// Bounds of horizontal operations (batches, throttle, executor pacing).
+    pub rebalance: crate::horizontal::Settings,
 }
 
 /// The Strimzi `KafkaNodePool` resource.
@@ -217,7 +224,7 @@ pub fn karpenter_resource() -> ApiResource {
     )
 }
 
-fn now_rfc3339() -> String {
+pub(crate) fn now_rfc3339() -> String {
     JiffTimestamp::now().to_string()
 }
 
@@ -281,11 +288,23 @@ pub fn status_patch(status: &KafkaAutopilotStatus) -> Value {
         for key in ["history", "conditions"] {
             map.entry(key).or_insert(json!([]));
         }
+        // A new operation must not inherit the previous one's journal or end time.
+        if let Some(op) = map.get_mut("operation").and_then(Value::as_object_mut) {
+            for key in [
+                "finishedAt",
+                "message",
+                "journal",
+                "fromBrokers",
+                "toBrokers",
+            ] {
+                op.entry(key).or_insert(Value::Null);
+            }
+        }
     }
     json!({ "status": value })
 }
 
-async fn write_status(
+pub(crate) async fn write_status(
     api: &Api<KafkaAutopilot>,
     name: &str,
     status: &KafkaAutopilotStatus,
@@ -300,7 +319,13 @@ async fn write_status(
     .map_err(kube_err("writing the status of KafkaAutopilot", name))
 }
 
-async fn publish(ctx: &Context, ap: &KafkaAutopilot, type_: EventType, reason: &str, note: String) {
+pub(crate) async fn publish(
+    ctx: &Context,
+    ap: &KafkaAutopilot,
+    type_: EventType,
+    reason: &str,
+    note: String,
+) {
     let reference = ap.object_ref(&());
     let event = Event {
         type_,
@@ -416,13 +441,13 @@ async fn invalid(
 }
 
 /// The target as read.
-struct Observed {
+pub(crate) struct Observed {
     /// The object (KafkaNodePool or StatefulSet) as JSON.
-    object: Value,
+    pub(crate) object: Value,
     /// Broker count.
-    brokers: u32,
+    pub(crate) brokers: u32,
     /// Instance type the object asks for now.
-    instance: InstanceType,
+    pub(crate) instance: InstanceType,
 }
 
 async fn dereference(
@@ -503,7 +528,7 @@ async fn dereference(
     })
 }
 
-fn shape_of(
+pub(crate) fn shape_of(
     spec: &ValidSpec,
     catalog: &Catalog,
     instance: &InstanceType,
@@ -529,7 +554,7 @@ fn shape_of(
     })
 }
 
-fn shape_status(shape: &Shape, catalog: &Catalog) -> ShapeStatus {
+pub(crate) fn shape_status(shape: &Shape, catalog: &Catalog) -> ShapeStatus {
     ShapeStatus {
         label: shape.label(),
         instance_type: shape.instance.name.to_string(),
@@ -795,8 +820,6 @@ async fn steps(
         Action::Change(plan) => {
             let disposition = if spec.mode != crate::crd::Mode::Apply {
                 "reported (mode recommend)".to_owned()
-            } else if plan.mechanism != Mechanism::VerticalRoll {
-                "reported only: adding and removing brokers is not automated yet (needs the reassignment executor)".to_owned()
             } else if spec.paused {
                 "not applied: spec.paused".to_owned()
             } else if !spec.in_window(now) {
@@ -867,6 +890,13 @@ async fn start_operation(
     shape: &Shape,
     target: &ShapeStatus,
 ) -> Result<Duration, ReconcileError> {
+    if target.brokers != shape.brokers {
+        // Adding or removing brokers (the instance type stays).
+        return crate::horizontal::start(
+            ap, spec, ctx, api, namespace, status, observed, conn, shape, target,
+        )
+        .await;
+    }
     let kind = match spec.target {
         Target::Strimzi { .. } => OP_STRIMZI,
         Target::StatefulSet { .. } => OP_STATEFULSET,
@@ -881,37 +911,139 @@ async fn start_operation(
         message: Some("patching the target".to_owned()),
         brokers: Vec::new(),
         journal: None,
+        from_brokers: None,
+        to_brokers: None,
     });
-    set_condition(
+    operation_started(
+        ap,
+        ctx,
+        api,
         status,
-        "Progressing",
-        true,
-        "OperationStarted",
         &format!(
             "{kind}: {} -> {}",
             shape.instance.name, target.instance_type
         ),
-        ap.metadata.generation,
-    );
-    // The intent is durable before anything changes.
-    write_status(api, &ap.name_any(), status).await?;
-    ctx.metrics.inc(
-        "kpilot_operations_total",
-        &[("kind", kind), ("event", "started")],
-    );
-    ctx.metrics.set("kpilot_operation_in_progress", &[], 1.0);
-    publish(
-        ctx,
-        ap,
-        EventType::Normal,
-        "OperationStarted",
         format!(
             "{kind}: moving {} broker(s) from {} to {}",
             shape.brokers, shape.instance.name, target.instance_type
         ),
     )
-    .await;
+    .await?;
     continue_operation(ap, spec, ctx, api, namespace, status, observed, conn).await
+}
+
+/// Records that the operation now in `status.operation` started: the `Progressing`
+/// condition, the status written (the intent is durable before anything changes), the
+/// metrics and an `OperationStarted` Event.
+pub(crate) async fn operation_started(
+    ap: &KafkaAutopilot,
+    ctx: &Context,
+    api: &Api<KafkaAutopilot>,
+    status: &mut KafkaAutopilotStatus,
+    condition: &str,
+    event: String,
+) -> Result<(), ReconcileError> {
+    let kind = status
+        .operation
+        .as_ref()
+        .map(|o| o.kind.clone())
+        .unwrap_or_default();
+    set_condition(
+        status,
+        "Progressing",
+        true,
+        "OperationStarted",
+        condition,
+        ap.metadata.generation,
+    );
+    write_status(api, &ap.name_any(), status).await?;
+    ctx.metrics.inc(
+        "kpilot_operations_total",
+        &[("kind", &kind), ("event", "started")],
+    );
+    ctx.metrics.set("kpilot_operation_in_progress", &[], 1.0);
+    publish(ctx, ap, EventType::Normal, "OperationStarted", event).await;
+    Ok(())
+}
+
+/// Records that the operation in `status.operation` halted on `error` (the next reconcile
+/// retries it): phase, message, the `Progressing` condition with `reason`, the metrics.
+pub(crate) fn operation_halted(
+    ap: &KafkaAutopilot,
+    ctx: &Context,
+    status: &mut KafkaAutopilotStatus,
+    reason: &str,
+    error: &ReconcileError,
+) {
+    let kind = status
+        .operation
+        .as_ref()
+        .map(|o| o.kind.clone())
+        .unwrap_or_default();
+    if let Some(o) = status.operation.as_mut() {
+        o.phase = "Halted".to_owned();
+        o.message = Some(error.to_string());
+    }
+    set_condition(
+        status,
+        "Progressing",
+        false,
+        reason,
+        &error.to_string(),
+        ap.metadata.generation,
+    );
+    ctx.metrics.inc(
+        "kpilot_operations_total",
+        &[("kind", &kind), ("event", "halted")],
+    );
+}
+
+/// Records that the operation in `status.operation` completed with `to` as the shape now:
+/// phase, end time, `lastChangeFinished`, `currentShape`, the `Progressing` condition, the
+/// metrics and an `OperationCompleted` Event.
+pub(crate) async fn operation_completed(
+    ap: &KafkaAutopilot,
+    ctx: &Context,
+    status: &mut KafkaAutopilotStatus,
+    to: &Shape,
+    message: String,
+) {
+    let kind = status
+        .operation
+        .as_ref()
+        .map(|o| o.kind.clone())
+        .unwrap_or_default();
+    if let Some(o) = status.operation.as_mut() {
+        o.phase = "Completed".to_owned();
+        o.finished_at = Some(now_rfc3339());
+        o.message = Some(message.clone());
+        for b in &mut o.brokers {
+            b.phase = "done".to_owned();
+        }
+    }
+    status.last_change_finished = Some(now_rfc3339());
+    status.current_shape = Some(shape_status(to, &ctx.catalog));
+    set_condition(
+        status,
+        "Progressing",
+        false,
+        "OperationCompleted",
+        &message,
+        ap.metadata.generation,
+    );
+    ctx.metrics.inc(
+        "kpilot_operations_total",
+        &[("kind", &kind), ("event", "completed")],
+    );
+    ctx.metrics.set("kpilot_operation_in_progress", &[], 0.0);
+    publish(
+        ctx,
+        ap,
+        EventType::Normal,
+        "OperationCompleted",
+        format!("{kind}: {message}"),
+    )
+    .await;
 }
 
 /// Patches the target (idempotent) and the Karpenter node pool for an operation.
@@ -996,6 +1128,12 @@ async fn continue_operation(
     let Some(op) = status.operation.clone() else {
         return Ok(ctx.busy_requeue);
     };
+    if crate::horizontal::is_horizontal(&op.kind) {
+        return crate::horizontal::continue_operation(
+            ap, spec, ctx, api, namespace, status, observed, conn,
+        )
+        .await;
+    }
     let to_type: InstanceType =
         op.to_instance_type
             .parse()
@@ -1007,7 +1145,6 @@ async fn continue_operation(
     let both = vec![op.from_instance_type.clone(), op.to_instance_type.clone()];
     patch_target(spec, ctx, namespace, observed, &to, &both).await?;
     let name = ap.name_any();
-    let generation = ap.metadata.generation;
 
     let outcome: Result<(), ReconcileError> = match &spec.target {
         Target::Strimzi {
@@ -1092,22 +1229,7 @@ async fn continue_operation(
             ))
         }
         Err(e) => {
-            if let Some(o) = status.operation.as_mut() {
-                o.phase = "Halted".to_owned();
-                o.message = Some(e.to_string());
-            }
-            set_condition(
-                status,
-                "Progressing",
-                false,
-                "RollHalted",
-                &e.to_string(),
-                generation,
-            );
-            ctx.metrics.inc(
-                "kpilot_operations_total",
-                &[("kind", OP_STATEFULSET), ("event", "halted")],
-            );
+            operation_halted(ap, ctx, status, "RollHalted", &e);
             Err(e)
         }
     }
@@ -1131,37 +1253,12 @@ async fn finish_operation(
         &[to.instance.name.to_string()],
     )
     .await?;
-    let kind = status
-        .operation
-        .as_ref()
-        .map(|o| o.kind.clone())
-        .unwrap_or_default();
-    if let Some(o) = status.operation.as_mut() {
-        o.phase = "Completed".to_owned();
-        o.finished_at = Some(now_rfc3339());
-        o.message = Some(format!("every broker runs on {}", to.instance.name));
-    }
-    status.last_change_finished = Some(now_rfc3339());
-    status.current_shape = Some(shape_status(to, &ctx.catalog));
-    set_condition(
-        status,
-        "Progressing",
-        false,
-        "OperationCompleted",
-        &format!("every broker runs on {}", to.instance.name),
-        ap.metadata.generation,
-    );
-    ctx.metrics.inc(
-        "kpilot_operations_total",
-        &[("kind", &kind), ("event", "completed")],
-    );
-    ctx.metrics.set("kpilot_operation_in_progress", &[], 0.0);
-    publish(
-        ctx,
+    operation_completed(
         ap,
-        EventType::Normal,
-        "OperationCompleted",
-        format!("{kind}: every broker runs on {}", to.instance.name),
+        ctx,
+        status,
+        to,
+        format!("every broker runs on {}", to.instance.name),
     )
     .await;
     Ok(())

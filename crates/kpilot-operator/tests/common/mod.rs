@@ -280,3 +280,114 @@ impl Drop for JsonTool {
         let _ = self.child.wait();
     }
 }
+
+/// The records a Kafka VerifiableProducer had acknowledged, by (partition, offset).
+pub fn acked_records(producer: &JsonTool) -> std::collections::BTreeMap<(i64, i64), String> {
+    producer
+        .events("producer_send_success")
+        .iter()
+        .map(|e| {
+            (
+                (
+                    e["partition"].as_i64().expect("partition"),
+                    e["offset"].as_i64().expect("offset"),
+                ),
+                e["value"].as_str().expect("value").to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// Reads the topic back with `consumer` (a VerifiableConsumer command, `--verbose`) until
+/// every record of `acked` was seen with its value or 90 s passed; returns the records
+/// missing or changed (empty: nothing lost).
+pub fn missing_records(
+    consumer: std::process::Command,
+    acked: &std::collections::BTreeMap<(i64, i64), String>,
+) -> Vec<((i64, i64), String)> {
+    let mut consumer = JsonTool::spawn(consumer);
+    let began = std::time::Instant::now();
+    let seen = loop {
+        let seen: std::collections::BTreeMap<(i64, i64), String> = consumer
+            .events("record_data")
+            .iter()
+            .map(|e| {
+                (
+                    (
+                        e["partition"].as_i64().unwrap_or(-1),
+                        e["offset"].as_i64().unwrap_or(-1),
+                    ),
+                    e["value"].as_str().unwrap_or("").to_owned(),
+                )
+            })
+            .collect();
+        if acked.keys().all(|k| seen.contains_key(k)) || began.elapsed() > Duration::from_secs(90) {
+            break seen;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    consumer.terminate();
+    acked
+        .iter()
+        .filter(|(k, v)| seen.get(k) != Some(v))
+        .map(|(k, v)| (*k, v.clone()))
+        .collect()
+}
+
+/// A real 3-broker KRaft testbed with `min.insync.replicas` 2 and no automatic leader
+/// rebalancing (the tests elect leaders themselves).
+pub fn three_brokers_min_isr_2() -> kpilot_testbed::KafkaCluster {
+    kpilot_testbed::KafkaCluster::start(kpilot_testbed::ClusterConfig {
+        brokers: 3,
+        min_insync_replicas: 2,
+        auto_leader_rebalance: false,
+        ready_timeout: Duration::from_secs(120),
+        ..kpilot_testbed::ClusterConfig::default()
+    })
+    .expect("start a Kafka testbed (scripts/setup-kafka must work)")
+}
+
+/// Kafka's VerifiableProducer (acks=all, idempotent, unbounded retries within a 120 s
+/// delivery timeout, 100 records/s, at most 30,000) and VerifiableConsumer (from the
+/// earliest offset, every record printed) for `topic` on `cluster`.
+pub fn verifiable_clients(
+    cluster: &kpilot_testbed::KafkaCluster,
+    topic: &str,
+) -> (std::process::Command, std::process::Command) {
+    let bootstrap = cluster.bootstrap();
+    let producer_config = cluster.dir().join("producer.properties");
+    std::fs::write(
+        &producer_config,
+        "enable.idempotence=true\nacks=all\nretries=2147483647\ndelivery.timeout.ms=120000\nlinger.ms=5\n",
+    )
+    .expect("producer config");
+    let mut producer = cluster.java_command("org.apache.kafka.tools.VerifiableProducer");
+    producer
+        .args([
+            "--bootstrap-server",
+            &bootstrap,
+            "--topic",
+            topic,
+            "--acks",
+            "-1",
+            "--throughput",
+            "100",
+            "--max-messages",
+            "30000",
+            "--command-config",
+        ])
+        .arg(&producer_config);
+    let mut consumer = cluster.java_command("org.apache.kafka.tools.VerifiableConsumer");
+    consumer.args([
+        "--bootstrap-server",
+        &bootstrap,
+        "--topic",
+        topic,
+        "--group-id",
+        "verifier",
+        "--reset-policy",
+        "earliest",
+        "--verbose",
+    ]);
+    (producer, consumer)
+}
