@@ -105,6 +105,11 @@ impl ClusterState {
         {
             return Err(TestbedError::BrokerAlreadyRunning { id, pid });
         }
+        // A JVM of this node whose pid nobody recorded (its starter died right after the
+        // spawn) holds the node's ports: a second one would fail to bind them.
+        if let Some(pid) = crate::state::find_node_process(&b.dir) {
+            return Err(TestbedError::BrokerAlreadyRunning { id, pid });
+        }
         if launch.heap_mb < 128 {
             return Err(TestbedError::InvalidConfig {
                 reason: format!(
@@ -199,21 +204,22 @@ impl ClusterState {
         Ok(pid)
     }
 
-    /// Re-reads each node's `node-<id>/broker.pid` and records the pid of a node whose JVM
-    /// runs although the state does not know it (e.g. started by a process that died before
-    /// it saved the state). Returns the ids adopted; save the state afterwards.
+    /// Records the pid of each node whose JVM runs although the state does not know it
+    /// (started by a process that died before it saved the state): the pid in
+    /// `node-<id>/broker.pid`, or, when the process died between starting the JVM and writing
+    /// that file, the process whose command line names the node's directory. Returns the ids
+    /// adopted; save the state afterwards.
     pub fn adopt_running(&mut self) -> Vec<i32> {
         let mut adopted = Vec::new();
         for b in self.brokers.iter_mut() {
             if Self::is_alive(b) {
                 continue;
             }
-            let pid = std::fs::read_to_string(b.dir.join("broker.pid"))
+            let recorded = std::fs::read_to_string(b.dir.join("broker.pid"))
                 .ok()
-                .and_then(|s| s.trim().parse::<u32>().ok());
-            if let Some(pid) = pid
-                && crate::state::process_is_node(pid, &b.dir)
-            {
+                .and_then(|s| s.trim().parse::<u32>().ok())
+                .filter(|pid| crate::state::process_is_node(*pid, &b.dir));
+            if let Some(pid) = recorded.or_else(|| crate::state::find_node_process(&b.dir)) {
                 b.pid = Some(pid);
                 adopted.push(b.id);
             }
@@ -240,6 +246,49 @@ fn port_of(address: &str, id: i32) -> Result<u16, TestbedError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_node_process_whose_pid_was_never_recorded_is_adopted_not_started_twice() {
+        use crate::node::NODE_MARKER;
+        let dir = std::env::temp_dir().join(format!("kpilot-adopt-{}", std::process::id()));
+        let node_dir = dir.join("node-1");
+        std::fs::create_dir_all(&node_dir).expect("dir");
+        // Stands in for a broker JVM: its command line names the node directory; no
+        // broker.pid was written and the state has no pid.
+        let mut orphan = std::process::Command::new("bash")
+            .args(["-c", "sleep 30"])
+            .arg(format!("{NODE_MARKER}{}", node_dir.display()))
+            .spawn()
+            .expect("spawn");
+        let mut state = ClusterState {
+            kafka_version: "4.3.1".into(),
+            dir: dir.clone(),
+            cluster_id: "abc".into(),
+            bootstrap: "127.0.0.1:1".into(),
+            secure_bootstrap: None,
+            security: None,
+            brokers: vec![BrokerState {
+                id: 1,
+                role: crate::config::NodeRole::Combined,
+                pid: None,
+                address: "127.0.0.1:1".into(),
+                secure_address: None,
+                controller_port: Some(2),
+                dir: node_dir.clone(),
+                log: node_dir.join("broker.log"),
+            }],
+        };
+        let started = state.start_broker(1, &NodeLaunch::default(), Duration::from_secs(1));
+        assert!(
+            matches!(started, Err(TestbedError::BrokerAlreadyRunning { id: 1, pid }) if pid == orphan.id()),
+            "{started:?}"
+        );
+        assert_eq!(state.adopt_running(), vec![1]);
+        assert_eq!(state.brokers[0].pid, Some(orphan.id()));
+        let _ = orphan.kill();
+        let _ = orphan.wait();
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn ports_are_read_from_addresses() {

@@ -180,6 +180,17 @@ pub(crate) fn signal(
     }
 }
 
+/// The process whose command line carries `-Dkpilot.testbed.node=<node_dir>`, if one runs:
+/// found by scanning `/proc`, for a JVM started by a process that died before it recorded the
+/// pid anywhere.
+pub(crate) fn find_node_process(node_dir: &Path) -> Option<u32> {
+    fs::read_dir("/proc")
+        .ok()?
+        .filter_map(Result::ok)
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .find(|pid| process_is_node(*pid, node_dir))
+}
+
 /// True when `pid` runs and its command line contains `-Dkpilot.testbed.node=<node_dir>`.
 /// A zombie has an empty command line, so it does not count.
 pub(crate) fn process_is_node(pid: u32, node_dir: &Path) -> bool {
