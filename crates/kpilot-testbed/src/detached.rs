@@ -255,11 +255,20 @@ mod tests {
         std::fs::create_dir_all(&node_dir).expect("dir");
         // Stands in for a broker JVM: its command line names the node directory; no
         // broker.pid was written and the state has no pid.
+        // (Two commands, so that bash stays and keeps the marker as its `$0`.)
         let mut orphan = std::process::Command::new("bash")
-            .args(["-c", "sleep 30"])
+            .args(["-c", "sleep 30; true"])
             .arg(format!("{NODE_MARKER}{}", node_dir.display()))
             .spawn()
             .expect("spawn");
+        let began = Instant::now();
+        while !crate::state::process_is_node(orphan.id(), &node_dir) {
+            assert!(
+                began.elapsed() < Duration::from_secs(10),
+                "the stand-in never showed its command line"
+            );
+            thread::sleep(Duration::from_millis(10));
+        }
         let mut state = ClusterState {
             kafka_version: "4.3.1".into(),
             dir: dir.clone(),
