@@ -584,10 +584,24 @@ impl AdminClient {
                     })
                     .filter(|v: &Vec<BrokerAddress>| !v.is_empty())
                     .unwrap_or_else(|| self.inner.config.bootstrap.clone());
-                let i = self.inner.round_robin.fetch_add(1, Ordering::Relaxed) % live.len().max(1);
-                live.get(i)
-                    .cloned()
-                    .ok_or(AdminError::Config(ConfigError::MissingBootstrap))?
+                if live.is_empty() {
+                    return Err(AdminError::Config(ConfigError::MissingBootstrap));
+                }
+                // Any broker will do: one that cannot be reached (stopped, removed since the
+                // metadata was cached) gives way to the next, and only when none can be
+                // reached is the last error returned.
+                let start = self.inner.round_robin.fetch_add(1, Ordering::Relaxed);
+                let mut last = None;
+                for k in 0..live.len() {
+                    let address = &live[(start + k) % live.len()];
+                    match self.connection(address).await {
+                        Ok(connection) => return Ok(connection),
+                        Err(e) => last = Some(e),
+                    }
+                }
+                return Err(last
+                    .map(AdminError::from)
+                    .unwrap_or(AdminError::Config(ConfigError::MissingBootstrap)));
             }
             Route::Controller => {
                 let controller = self

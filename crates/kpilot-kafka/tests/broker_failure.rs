@@ -1,7 +1,8 @@
 //! A broker crash and recovery on a real 3-broker KRaft cluster (RF 3, min ISR 2): after
 //! SIGKILL the snapshot shows the shrunken ISR and which brokers are no longer safe to stop;
 //! after the restart the ISR recovers; a preferred leader election then restores leadership
-//! that moved away from the crashed broker. Its own cluster, because it kills a broker.
+//! that moved away from the crashed broker; while the dead broker is still listed, a client
+//! passes over it. Its own cluster, because it kills a broker.
 
 mod common;
 
@@ -41,6 +42,28 @@ fn crash_recovery_and_preferred_election() {
     // SIGKILL broker 3 (a crash, no controlled shutdown).
     cluster.kill_broker(3).unwrap();
     let killed_at = Instant::now();
+    // Until the controller fences broker 3 (6 s), the metadata still lists it. A client
+    // (new, so no connection to broker 3 is pooled) that picks brokers in turn must pass
+    // over the dead one on every single-attempt refresh, not fail one call in three.
+    rt.block_on(async {
+        let probe = AdminClient::connect(plaintext_config(&cluster))
+            .await
+            .expect("a client connects with one bootstrap broker dead");
+        let mut listed = 0;
+        for i in 0..6 {
+            let m = probe.refresh_metadata().await.unwrap_or_else(|e| {
+                panic!(
+                    "refresh {i} with broker 3 down failed instead of trying the next broker: {e}"
+                )
+            });
+            listed += usize::from(m.brokers.contains_key(&BrokerId(3)));
+        }
+        assert!(
+            listed > 0,
+            "broker 3 was already fenced: the refreshes did not meet a dead broker"
+        );
+        probe.close();
+    });
     let health = rt.block_on(eventually(
         "ISR shrinks after broker 3 is killed",
         Duration::from_secs(60),

@@ -162,7 +162,8 @@ pub async fn end_offsets(
     spec: OffsetSpec,
 ) -> BTreeMap<i32, i64> {
     let tps: Vec<TopicPartition> = (0..partitions).map(|p| tp(name, p)).collect();
-    admin.refresh_metadata().await.expect("metadata");
+    // Retrying: a broker just stopped may still be in the cached metadata.
+    admin.metadata().await.expect("metadata");
     admin
         .list_offsets(&tps, spec)
         .await
