@@ -322,21 +322,25 @@ pub enum ApiAnswer {
     Invalid(String),
 }
 
-/// Parses an instant-query answer (`resultType` `vector` or `scalar`).
-pub fn parse_vector(body: &str) -> Result<Vec<VectorSample>, ApiAnswer> {
+/// The JSON of a query API answer whose `status` is `success`; Prometheus' error type and
+/// message otherwise.
+pub(crate) fn success_data(body: &str) -> Result<serde_json::Value, ApiAnswer> {
     let v: serde_json::Value =
         serde_json::from_str(body).map_err(|e| ApiAnswer::Invalid(format!("not JSON: {e}")))?;
     match v["status"].as_str() {
-        Some("success") => {}
-        Some("error") => {
-            return Err(ApiAnswer::Error(format!(
-                "{}: {}",
-                v["errorType"].as_str().unwrap_or("error"),
-                v["error"].as_str().unwrap_or("(no message)")
-            )));
-        }
-        _ => return Err(ApiAnswer::Invalid("no `status` field".into())),
+        Some("success") => Ok(v),
+        Some("error") => Err(ApiAnswer::Error(format!(
+            "{}: {}",
+            v["errorType"].as_str().unwrap_or("error"),
+            v["error"].as_str().unwrap_or("(no message)")
+        ))),
+        _ => Err(ApiAnswer::Invalid("no `status` field".into())),
     }
+}
+
+/// Parses an instant-query answer (`resultType` `vector` or `scalar`).
+pub fn parse_vector(body: &str) -> Result<Vec<VectorSample>, ApiAnswer> {
+    let v = success_data(body)?;
     let data = &v["data"];
     let number = |pair: &serde_json::Value| -> Result<f64, ApiAnswer> {
         let text = pair

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use kpilot_units::{Span, Throughput};
 
-use crate::promql::{ApiAnswer, PrometheusSettings, parse_value, range};
+use crate::promql::{ApiAnswer, PrometheusSettings, parse_value, range, success_data};
 
 /// Prometheus refuses range queries of more than 11 000 points per series; a longer history
 /// is read in chunks of this many steps.
@@ -39,19 +39,7 @@ pub struct RangeSeries {
 
 /// Parses a range-query answer (`resultType` `matrix`).
 pub fn parse_matrix(body: &str) -> Result<Vec<RangeSeries>, ApiAnswer> {
-    let v: serde_json::Value =
-        serde_json::from_str(body).map_err(|e| ApiAnswer::Invalid(format!("not JSON: {e}")))?;
-    match v["status"].as_str() {
-        Some("success") => {}
-        Some("error") => {
-            return Err(ApiAnswer::Error(format!(
-                "{}: {}",
-                v["errorType"].as_str().unwrap_or("error"),
-                v["error"].as_str().unwrap_or("(no message)")
-            )));
-        }
-        _ => return Err(ApiAnswer::Invalid("no `status` field".into())),
-    }
+    let v = success_data(body)?;
     let data = &v["data"];
     if data["resultType"].as_str() != Some("matrix") {
         return Err(ApiAnswer::Invalid(format!(
