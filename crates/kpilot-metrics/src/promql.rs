@@ -338,6 +338,18 @@ pub(crate) fn success_data(body: &str) -> Result<serde_json::Value, ApiAnswer> {
     }
 }
 
+/// The labels (`metric`) of one element of a query answer.
+pub(crate) fn labels_of(item: &serde_json::Value) -> BTreeMap<String, String> {
+    item["metric"]
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_owned()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// Parses an instant-query answer (`resultType` `vector` or `scalar`).
 pub fn parse_vector(body: &str) -> Result<Vec<VectorSample>, ApiAnswer> {
     let v = success_data(body)?;
@@ -357,16 +369,8 @@ pub fn parse_vector(body: &str) -> Result<Vec<VectorSample>, ApiAnswer> {
             result
                 .iter()
                 .map(|item| {
-                    let labels = item["metric"]
-                        .as_object()
-                        .map(|m| {
-                            m.iter()
-                                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_owned()))
-                                .collect()
-                        })
-                        .unwrap_or_default();
                     Ok(VectorSample {
-                        labels,
+                        labels: labels_of(item),
                         value: number(&item["value"])?,
                     })
                 })

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use kpilot_units::{Span, Throughput};
 
-use crate::promql::{ApiAnswer, PrometheusSettings, parse_value, range, success_data};
+use crate::promql::{ApiAnswer, PrometheusSettings, labels_of, parse_value, range, success_data};
 
 /// Prometheus refuses range queries of more than 11 000 points per series; a longer history
 /// is read in chunks of this many steps.
@@ -53,14 +53,7 @@ pub fn parse_matrix(body: &str) -> Result<Vec<RangeSeries>, ApiAnswer> {
     result
         .iter()
         .map(|item| {
-            let labels = item["metric"]
-                .as_object()
-                .map(|m| {
-                    m.iter()
-                        .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_owned()))
-                        .collect()
-                })
-                .unwrap_or_default();
+            let labels = labels_of(item);
             let values = item["values"]
                 .as_array()
                 .ok_or_else(|| ApiAnswer::Invalid("a series has no `values` list".into()))?;
