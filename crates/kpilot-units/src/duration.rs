@@ -17,18 +17,21 @@ const UNITS: &str = "s, m (or min), h, d, w";
 pub struct Span(f64);
 
 impl Span {
+    /// No time at all.
+    pub const ZERO: Span = Span(0.0);
+
     /// A span of `seconds` seconds.
-    pub fn from_secs(seconds: f64) -> Self {
+    pub const fn from_secs(seconds: f64) -> Self {
         Self(seconds)
     }
 
     /// A span of `minutes` minutes.
-    pub fn from_minutes(minutes: f64) -> Self {
+    pub const fn from_minutes(minutes: f64) -> Self {
         Self(minutes * 60.0)
     }
 
     /// A span of `hours` hours.
-    pub fn from_hours(hours: f64) -> Self {
+    pub const fn from_hours(hours: f64) -> Self {
         Self(hours * 3600.0)
     }
 
@@ -58,6 +61,10 @@ impl FromStr for Span {
                 what: WHAT,
                 example: EXAMPLE,
             });
+        }
+        // Zero is zero in every unit: a bare "0" needs none.
+        if rest.parse::<f64>() == Ok(0.0) {
+            return Ok(Self::ZERO);
         }
         let mut total = 0.0;
         let mut owned;
@@ -157,6 +164,7 @@ mod tests {
         assert_eq!("90s".parse::<Span>().unwrap().secs(), 90.0);
         assert_eq!("1d12h".parse::<Span>().unwrap().hours(), 36.0);
         assert_eq!("30 min".parse::<Span>().unwrap().minutes(), 30.0);
+        assert_eq!("0".parse::<Span>().unwrap(), Span::ZERO);
     }
 
     #[test]
