@@ -96,6 +96,10 @@ pub struct Settings {
     /// headroom, a large data movement, a local-disk rebuild) keeps a broker down or the
     /// cluster busy for too long and blocks every other decision meanwhile.
     pub max_transition: Span,
+    /// How far ahead the data the local retention keeps is projected when deciding whether to
+    /// grow the disks (add brokers) now: such a move is a data movement of hours, which a
+    /// rising load soon makes impossible, so it must start hours before the disks would fill.
+    pub data_lookahead: Span,
     /// The forecast.
     pub forecast: ForecastSettings,
     /// The transition model.
@@ -115,6 +119,7 @@ impl Default for Settings {
             max_transition: Span::from_hours(2.0),
             escape_roll_factor: 2.0,
             reactive_down_window: Span::from_hours(3.0),
+            data_lookahead: Span::from_hours(6.0),
             forecast: ForecastSettings::default(),
             transition: TransitionSettings::default(),
         }
@@ -634,6 +639,7 @@ fn check_settings(s: &Settings) -> Result<(), PolicyError> {
         ("decision_interval", s.decision_interval),
         ("lead_margin", s.lead_margin),
         ("max_transition", s.max_transition),
+        ("data_lookahead", s.data_lookahead),
         ("restart", s.transition.restart),
     ] {
         if !(span.secs().is_finite() && span.secs() >= 0.0) {
@@ -830,21 +836,36 @@ pub fn decide(input: &DecisionInput<'_>) -> Result<Decision, PolicyError> {
     let total_disk = |s: &Shape| f64::from(s.brokers) * s.storage.size_gb;
     let longest_lead =
         now + settings.decision_interval + settings.max_transition + settings.lead_margin;
-    let data_short_soon = projected_stored(input, &fc, now, longest_lead) > disk_bytes;
+    // A move that adds disk is a data movement of hours, which the rising load may soon make
+    // impossible (the old brokers carry the load until it is over). So the disks are grown as
+    // soon as the data is forecast to pass the alarm fill within the data lookahead (6 hours,
+    // at least the longest lead) and such a move is feasible now: not later, when a quick
+    // roll would still carry the throughput but no shape it reaches holds the data. (The alarm fill, not the planning
+    // fill: the projection counts each bin's highest rate, so it runs a little high.)
+    let data_horizon = if now + settings.data_lookahead > longest_lead {
+        now + settings.data_lookahead
+    } else {
+        longest_lead
+    };
+    let disk_due = projected_stored(input, &fc, now, data_horizon) > disk_bytes;
     let is_up = |c: &Candidate| {
         c.verdict == Verdict::Feasible
-            && ((c.holds > current_holds && c.holds >= fc.peak(now, lead_of(c)))
-                || (data_short_soon && total_disk(&c.shape) > total_disk(current)))
+            && c.holds > current_holds
+            && c.holds >= fc.peak(now, lead_of(c))
     };
-    let (mut found_any, mut found_up) = (false, false);
+    let adds_disk = |c: &Candidate| {
+        c.verdict == Verdict::Feasible && total_disk(&c.shape) > total_disk(current)
+    };
+    let (mut found_any, mut found_up, mut found_disk) = (false, false, !disk_due);
     for c in &mut candidates {
-        if found_any && found_up {
+        if found_any && found_up && found_disk {
             break;
         }
         evaluate_candidate(c, input, &workload, &fc, now);
         if c.verdict == Verdict::Feasible {
             found_any = true;
             found_up |= is_up(c);
+            found_disk |= adds_disk(c);
         }
     }
     let up_secs = candidates
@@ -855,8 +876,15 @@ pub fn decide(input: &DecisionInput<'_>) -> Result<Decision, PolicyError> {
     let lead_until =
         now + settings.decision_interval + Span::from_secs(up_secs) + settings.lead_margin;
     let lead_peak = fc.peak(now, lead_until);
-    let lead_stored = projected_stored(input, &fc, now, lead_until);
-    let data_short = lead_stored > disk_bytes;
+    // Otherwise the current disks are left, by whatever move holds the data, before the data
+    // reaches `DISK_ALARM_FILL` within the lead window.
+    let (data_short, lead_stored, data_until) = if disk_due && candidates.iter().any(adds_disk) {
+        let stored = projected_stored(input, &fc, now, data_horizon);
+        (true, stored, data_horizon)
+    } else {
+        let stored = projected_stored(input, &fc, now, lead_until);
+        (stored > disk_bytes, stored, lead_until)
+    };
     let best = candidates
         .iter()
         .position(|c| c.verdict == Verdict::Feasible);
@@ -902,7 +930,7 @@ pub fn decide(input: &DecisionInput<'_>) -> Result<Decision, PolicyError> {
             reasons.push(Reason::DataAboveDisk {
                 stored: ByteSize::from_bytes(lead_stored),
                 disk: ByteSize::from_bytes(disk_bytes),
-                until: lead_until,
+                until: data_until,
             });
         }
         if lead_peak > current_holds {
@@ -1359,6 +1387,25 @@ mod tests {
         }
     }
 
+    /// 3 x m7g.2xlarge with `volume_gb` gp3 volumes, holding the test curve's data at `now`.
+    fn three_2xlarge_with_volumes(c: &Catalog, volume_gb: f64, now: f64) -> ClusterState {
+        let w = Workload::new(3, 2, 2.0, 0.8).unwrap();
+        let i = c.instance(&"m7g.2xlarge".parse().unwrap()).unwrap().clone();
+        let vol = Storage::gp3(c, volume_gb, Throughput::from_mib_per_s(500.0)).unwrap();
+        ClusterState {
+            shape: Shape::new(i, 3, vol, &w).unwrap(),
+            stored: ByteSize::from_bytes(stored_at(now)),
+            last_change_finished: None,
+            transition_in_progress: false,
+        }
+    }
+
+    fn data_above_disk(d: &Decision) -> bool {
+        d.reasons
+            .iter()
+            .any(|r| matches!(r, Reason::DataAboveDisk { .. }))
+    }
+
     #[test]
     fn projects_the_data_the_retention_keeps() {
         let c = Catalog::builtin().unwrap();
@@ -1410,16 +1457,8 @@ mod tests {
         let c = Catalog::builtin().unwrap();
         let now = 4.0 * DAY + 8.0 * 3600.0;
         let h = history_until(now);
-        let w = Workload::new(3, 2, 2.0, 0.8).unwrap();
-        let i = c.instance(&"m7g.2xlarge".parse().unwrap()).unwrap().clone();
         // 3 x 1200 GB: today's data fits, the late morning's does not.
-        let vol = Storage::gp3(&c, 1200.0, Throughput::from_mib_per_s(500.0)).unwrap();
-        let cl = ClusterState {
-            shape: Shape::new(i, 3, vol, &w).unwrap(),
-            stored: ByteSize::from_bytes(stored_at(now)),
-            last_change_finished: None,
-            transition_in_progress: false,
-        };
+        let cl = three_2xlarge_with_volumes(&c, 1200.0, now);
         assert!(stored_at(now) < 3.0 * 1200e9 * DISK_ALARM_FILL);
         assert!(stored_at(now + 3.0 * 3600.0) > 3.0 * 1200e9);
         let s = Settings::default();
@@ -1432,16 +1471,49 @@ mod tests {
         assert_eq!(d.action, Action::Keep, "{:?}", d.reasons);
         k.local_retention = Some(Span::from_hours(2.0));
         let d = decide(&data_input(now, &h, &cl, &c, &k, &s)).unwrap();
-        assert!(
-            d.reasons
-                .iter()
-                .any(|r| matches!(r, Reason::DataAboveDisk { .. })),
-            "{:?}",
-            d.reasons
-        );
+        assert!(data_above_disk(&d), "{:?}", d.reasons);
         let plan = d.plan().unwrap_or_else(|| panic!("{:?}", d.reasons));
         assert!(plan.to.brokers > 3, "{}", plan.to.label());
         assert_eq!(plan.mechanism, Mechanism::AddBrokers);
+    }
+
+    #[test]
+    fn grows_the_disks_hours_ahead_while_adding_brokers_is_still_possible() {
+        let c = Catalog::builtin().unwrap();
+        // 06:00, 105 MB/s and rising: 3 x 2xlarge carries the throughput until about 11:00,
+        // and a roll to 4xlarge would carry it later still, but 3 x 1500 GB passes the alarm
+        // fill around 11:00, when adding brokers (an hour or more of data movement while the
+        // old brokers carry the load) would no longer be safe.
+        let now = 4.0 * DAY + 6.0 * 3600.0;
+        let h = history_until(now);
+        let cl = three_2xlarge_with_volumes(&c, 1500.0, now);
+        let alarm = 3.0 * 1500e9 * DISK_ALARM_FILL;
+        assert!(stored_at(now + 2.25 * 3600.0) < alarm);
+        assert!(stored_at(now + 5.5 * 3600.0) > alarm);
+        let k = Constraints {
+            max_brokers: 12,
+            local_retention: Some(Span::from_hours(2.0)),
+            ..Constraints::default()
+        };
+        let s = Settings::default();
+        let d = decide(&data_input(now, &h, &cl, &c, &k, &s)).unwrap();
+        assert!(data_above_disk(&d), "{:?}", d.reasons);
+        let plan = d.plan().unwrap_or_else(|| panic!("{:?}", d.reasons));
+        assert_eq!(plan.mechanism, Mechanism::AddBrokers, "{}", plan.to.label());
+        // Looking only as far as the longest transition, the policy waits: by the time the
+        // data is in that window, the load is too.
+        let short = Settings {
+            data_lookahead: Span::from_secs(0.0),
+            ..Settings::default()
+        };
+        let d = decide(&data_input(now, &h, &cl, &c, &k, &short)).unwrap();
+        assert!(!data_above_disk(&d), "{:?}", d.reasons);
+        assert!(
+            d.plan()
+                .is_none_or(|p| p.mechanism != Mechanism::AddBrokers),
+            "{:?}",
+            d.reasons
+        );
     }
 
     #[test]
