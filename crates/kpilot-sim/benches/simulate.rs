@@ -6,11 +6,13 @@
 use criterion::{Criterion, criterion_group, criterion_main};
 use kpilot_capacity::Catalog;
 use kpilot_policy::{ReactiveSettings, Settings};
-use kpilot_sim::{Controller, SimConfig, builtin, compare, run, static_peak_shape};
+use kpilot_sim::{
+    Controller, DEFAULT_HISTORY, SimConfig, builtin, compare, run, static_peak_shape,
+};
 
 fn bench(c: &mut Criterion) {
     let catalog = Catalog::builtin().expect("built-in catalog");
-    let scenario = builtin("weekly", Some(30)).expect("scenario");
+    let scenario = builtin("weekly", Some(30), DEFAULT_HISTORY).expect("scenario");
     let settings = Settings::default();
     let reactive = ReactiveSettings::default();
     let config = SimConfig {

@@ -18,6 +18,8 @@ pub struct Comparison {
     pub origin: String,
     /// Minutes simulated.
     pub minutes: usize,
+    /// Minutes of history the controllers knew at the start (see [`Demand::history`]).
+    pub history_minutes: usize,
     /// Peak ingress, MB/s.
     pub peak_mb_per_s: f64,
     /// Mean ingress, MB/s.
@@ -60,12 +62,18 @@ pub struct Runs {
 }
 
 /// The data on disk at the end of each minute (the local retention's worth of writes, all
-/// replicas), bytes; before the start the rate is taken as at the start, as the engine does.
+/// replicas), bytes; before the start the rates are the history's (as at the start where it
+/// does not reach), as the engine does.
 fn stored_series(demand: &Demand, setup: &ClusterSetup) -> Vec<f64> {
     let rf = f64::from(setup.replication_factor);
     let window = (setup.retention.minutes().round() as usize).max(1);
+    let before: Vec<f64> = demand
+        .before_start(window)
+        .iter()
+        .map(|d| d * rf * 60.0)
+        .collect();
     let bytes: Vec<f64> = demand.ingress.iter().map(|d| d * rf * 60.0).collect();
-    let mut sum = bytes.first().copied().unwrap_or(0.0) * window as f64;
+    let mut sum: f64 = before.iter().sum();
     bytes
         .iter()
         .enumerate()
@@ -73,7 +81,7 @@ fn stored_series(demand: &Demand, setup: &ClusterSetup) -> Vec<f64> {
             let leaving = if i >= window {
                 bytes[i - window]
             } else {
-                bytes[0]
+                before[i]
             };
             sum += b - leaving;
             sum
@@ -84,13 +92,12 @@ fn stored_series(demand: &Demand, setup: &ClusterSetup) -> Vec<f64> {
 /// The most data the demand ever keeps on disk (the local retention's worth of writes, all
 /// replicas), bytes.
 pub fn max_stored_bytes(demand: &Demand, setup: &ClusterSetup) -> f64 {
-    let first = demand.ingress.first().copied().unwrap_or(0.0)
-        * f64::from(setup.replication_factor)
-        * 60.0
-        * setup.retention.minutes().round().max(1.0);
+    let window = (setup.retention.minutes().round() as usize).max(1);
+    let rf = f64::from(setup.replication_factor);
+    let at_start = demand.before_start(window).iter().sum::<f64>() * rf * 60.0;
     stored_series(demand, setup)
         .into_iter()
-        .fold(first, f64::max)
+        .fold(at_start, f64::max)
 }
 
 /// The cheapest allowed shape whose recommended limit (target x sustained) covers the demand's
@@ -241,6 +248,7 @@ pub fn compare(
     let comparison = Comparison {
         origin: demand.origin.clone(),
         minutes: demand.minutes(),
+        history_minutes: demand.history.len(),
         peak_mb_per_s: demand.peak().mb_per_s(),
         mean_mb_per_s: demand.mean().mb_per_s(),
         static_shape: static_shape.label(),

@@ -315,11 +315,24 @@ pub fn run(
         };
         shape.brokers as usize
     ];
+    // What the controllers know at the start: the demand's history (see `Demand::history`).
     let mut history = DemandHistory::with_defaults();
-    // Data on disk: the last `retention` minutes of writes; before the start, as at the start.
-    let first_bytes = demand.ingress[0] * rf * 60.0;
-    let mut written = std::collections::VecDeque::from(vec![first_bytes; retention_min]);
-    let mut stored: f64 = first_bytes * retention_min as f64;
+    let first_known = demand.start_secs - demand.history.len() as f64 * 60.0;
+    for (i, &d) in demand.history.iter().enumerate() {
+        history.push(Sample {
+            at: Timestamp::from_secs(first_known + i as f64 * 60.0),
+            ingress: Throughput::from_bytes_per_s(d),
+            egress: None,
+        })?;
+    }
+    // Data on disk: the last `retention` minutes of writes, from the history (or, where it
+    // does not reach, as at the start).
+    let mut written: std::collections::VecDeque<f64> = demand
+        .before_start(retention_min)
+        .into_iter()
+        .map(|d| d * rf * 60.0)
+        .collect();
+    let mut stored: f64 = written.iter().sum();
     let mut last_change: Option<Timestamp> = None;
     let mut active: Option<Active> = None;
     let mut forecast: Option<kpilot_policy::Forecast> = None;

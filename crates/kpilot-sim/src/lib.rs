@@ -22,6 +22,6 @@ pub mod trace;
 
 pub use compare::{Comparison, Runs, compare, max_stored_bytes, static_peak_shape};
 pub use engine::{ActionRecord, Controller, Minute, Run, RunSummary, SimConfig, SimError, run};
-pub use scenario::{SCENARIOS, Scenario, ScenarioError, builtin, default_setup};
+pub use scenario::{DEFAULT_HISTORY, SCENARIOS, Scenario, ScenarioError, builtin, default_setup};
 pub use setup::{ClusterSetup, StorageSetup};
 pub use trace::{Demand, TraceError, parse};

@@ -71,6 +71,10 @@ pub struct Scenario {
     pub events: Vec<(f64, String)>,
 }
 
+/// The history a built-in scenario comes with unless told otherwise: four weeks, what the
+/// operator reads from Prometheus by default (`spec.metrics.history`).
+pub const DEFAULT_HISTORY: Span = Span::from_hours(28.0 * 24.0);
+
 /// The setup every built-in scenario uses, and the default for `--trace`.
 pub fn default_setup() -> ClusterSetup {
     ClusterSetup {
@@ -93,8 +97,11 @@ pub fn default_setup() -> ClusterSetup {
     }
 }
 
-/// Builds a built-in scenario; `days` overrides its length (7 by default).
-pub fn builtin(name: &str, days: Option<u32>) -> Result<Scenario, ScenarioError> {
+/// Builds a built-in scenario; `days` overrides its length (7 by default). `history` is how
+/// much of the same pattern came before its first day (same curve and noise model, a different
+/// noise draw, never the spike or the level shift): the controllers know it when the run starts,
+/// as the operator knows its Prometheus history (see [`Demand::history`]).
+pub fn builtin(name: &str, days: Option<u32>, history: Span) -> Result<Scenario, ScenarioError> {
     let days = days.unwrap_or(7);
     if days == 0 {
         return Err(ScenarioError::ZeroDays(days));
@@ -107,22 +114,26 @@ pub fn builtin(name: &str, days: Option<u32>) -> Result<Scenario, ScenarioError>
             name: name.to_string(),
         })?;
     let minutes = days as usize * 1440;
-    let mut noise = Noise::new(0x6b70_696c_6f74 ^ name.len() as u64);
     let spike_at = 4.0 * DAY + 10.0 * 3600.0;
     let launch_at = 2.0 * DAY + 9.0 * 3600.0;
-    let mut events = Vec::new();
+    let rate = |t: f64| match name {
+        "steady" => 150.0,
+        "launch" => weekly_curve(t) * if t >= launch_at { 1.5 } else { 1.0 },
+        _ => weekly_curve(t) * spike(t, spike_at),
+    };
+    let mut noise = Noise::new(0x6b70_696c_6f74 ^ name.len() as u64);
     let ingress: Vec<f64> = (0..minutes)
+        .map(|m| rate(m as f64 * 60.0) * noise.next() * 1e6)
+        .collect();
+    let history_minutes = history.minutes().round().max(0.0) as usize;
+    let mut noise = Noise::new(0x0068_6973_746f_7279 ^ name.len() as u64);
+    let history: Vec<f64> = (0..history_minutes)
         .map(|m| {
-            let t = m as f64 * 60.0;
-            let n = noise.next();
-            let mb = match name {
-                "steady" => 150.0,
-                "launch" => weekly_curve(t) * if t >= launch_at { 1.5 } else { 1.0 },
-                _ => weekly_curve(t) * spike(t, spike_at),
-            };
-            mb * n * 1e6
+            let t = (m as f64 - history_minutes as f64) * 60.0;
+            rate(t) * noise.next() * 1e6
         })
         .collect();
+    let mut events = Vec::new();
     if name == "weekly" && spike_at < minutes as f64 * 60.0 {
         events.push((spike_at, "unforecast spike x1.5".to_string()));
     }
@@ -137,6 +148,7 @@ pub fn builtin(name: &str, days: Option<u32>) -> Result<Scenario, ScenarioError>
             start_secs: 0.0,
             ingress,
             egress: None,
+            history,
         },
         setup: default_setup(),
         events,
@@ -254,8 +266,8 @@ mod tests {
 
     #[test]
     fn scenarios_are_deterministic_and_have_the_spike() {
-        let a = builtin("weekly", None).unwrap();
-        let b = builtin("weekly", None).unwrap();
+        let a = builtin("weekly", None, Span::ZERO).unwrap();
+        let b = builtin("weekly", None, Span::ZERO).unwrap();
         assert_eq!(a, b);
         assert_eq!(a.demand.minutes(), 7 * 1440);
         let at = (4.0 * DAY + 10.0 * 3600.0) as usize / 60;
@@ -263,13 +275,19 @@ mod tests {
         let during = a.demand.ingress[at + 20];
         assert!(during > 1.3 * before, "{during} vs {before}");
         assert_eq!(
-            builtin("weekly", Some(30)).unwrap().demand.minutes(),
+            builtin("weekly", Some(30), Span::ZERO)
+                .unwrap()
+                .demand
+                .minutes(),
             30 * 1440
         );
         assert!(matches!(
-            builtin("nope", None),
+            builtin("nope", None, Span::ZERO),
             Err(ScenarioError::Unknown { .. })
         ));
-        assert!(builtin("steady", None).is_ok() && builtin("launch", Some(3)).is_ok());
+        assert!(
+            builtin("steady", None, Span::ZERO).is_ok()
+                && builtin("launch", Some(3), Span::ZERO).is_ok()
+        );
     }
 }

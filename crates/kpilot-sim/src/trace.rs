@@ -8,7 +8,7 @@
 //! last row holds for as long as the interval before it (one minute for a single row). The
 //! simulator averages the rates over each minute.
 
-use kpilot_units::Throughput;
+use kpilot_units::{Span, Throughput};
 use serde::Serialize;
 use thiserror::Error;
 
@@ -95,6 +95,18 @@ pub enum TraceError {
         /// The file.
         origin: String,
     },
+    /// The history asked for covers the whole trace.
+    #[error(
+        "{origin}: the history asked for ({history_minutes} min) covers the whole trace ({minutes} min); ask for less, so that some of the trace remains to replay"
+    )]
+    HistoryTooLong {
+        /// The file.
+        origin: String,
+        /// Minutes asked for as history.
+        history_minutes: usize,
+        /// Minutes in the trace.
+        minutes: usize,
+    },
 }
 
 /// Demand, one value per minute.
@@ -108,6 +120,11 @@ pub struct Demand {
     pub ingress: Vec<f64>,
     /// Consumer egress per minute, bytes/s, when the trace has it.
     pub egress: Option<Vec<f64>>,
+    /// Ingress per minute, bytes/s, of the minutes just before `start_secs` (the last one ends
+    /// at `start_secs`): what the controllers already know when the run starts, as the operator
+    /// reads its Prometheus history at its first reconcile. Not replayed, not scored.
+    #[serde(skip)]
+    pub history: Vec<f64>,
 }
 
 impl Demand {
@@ -125,6 +142,41 @@ impl Demand {
     pub fn mean(&self) -> Throughput {
         let n = self.ingress.len().max(1) as f64;
         Throughput::from_bytes_per_s(self.ingress.iter().sum::<f64>() / n)
+    }
+
+    /// The ingress of the `window` minutes just before the start, oldest first: from the
+    /// history where it reaches, and before that as at the start.
+    pub fn before_start(&self, window: usize) -> Vec<f64> {
+        let known = self.history.len().min(window);
+        let fill = self.ingress.first().copied().unwrap_or(0.0);
+        let mut out = vec![fill; window - known];
+        out.extend_from_slice(&self.history[self.history.len() - known..]);
+        out
+    }
+
+    /// Makes the first `span` of the demand history: the controllers know it when the run
+    /// starts, and the run (and its scoring) starts after it. Rounded to whole minutes; at
+    /// least one minute must remain to replay.
+    pub fn split_history(mut self, span: Span) -> Result<Self, TraceError> {
+        let minutes = span.minutes().round().max(0.0) as usize;
+        if minutes == 0 {
+            return Ok(self);
+        }
+        if minutes >= self.ingress.len() {
+            return Err(TraceError::HistoryTooLong {
+                origin: self.origin.clone(),
+                history_minutes: minutes,
+                minutes: self.ingress.len(),
+            });
+        }
+        let rest = self.ingress.split_off(minutes);
+        self.history.append(&mut self.ingress);
+        self.ingress = rest;
+        if let Some(e) = self.egress.as_mut() {
+            *e = e.split_off(minutes);
+        }
+        self.start_secs += minutes as f64 * 60.0;
+        Ok(self)
     }
 }
 
@@ -281,6 +333,7 @@ fn resample(rows: &[Row], origin: &str, has_egress: bool) -> Demand {
         start_secs: start,
         ingress,
         egress: has_egress.then_some(egress),
+        history: Vec::new(),
     }
 }
 
@@ -298,6 +351,35 @@ mod tests {
         assert!((d.ingress[2] / 1e6 - 10.0).abs() < 1e-9);
         assert_eq!(d.egress, None);
         assert_eq!(d.peak().mb_per_s(), 150.0);
+    }
+
+    #[test]
+    fn the_first_part_of_a_trace_can_be_history() {
+        let text = "t_seconds,ingress_mb_per_s,egress_mb_per_s\n0,1,2\n60,3,4\n120,5,6\n180,7,8\n";
+        let d = parse(text, "h.csv")
+            .unwrap()
+            .split_history(Span::from_minutes(3.0))
+            .unwrap();
+        assert_eq!(d.history, vec![1e6, 3e6, 5e6]);
+        assert_eq!(
+            (d.ingress.clone(), d.egress.clone()),
+            (vec![7e6], Some(vec![8e6]))
+        );
+        assert_eq!(d.start_secs, 180.0);
+        // Before the start: the history where it reaches, the first minute's rate before it.
+        assert_eq!(d.before_start(2), vec![3e6, 5e6]);
+        assert_eq!(d.before_start(5), vec![7e6, 7e6, 1e6, 3e6, 5e6]);
+        let err = parse(text, "h.csv")
+            .unwrap()
+            .split_history(Span::from_minutes(4.0))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("h.csv: the history asked for (4 min) covers the whole trace (4 min)"),
+            "{err}"
+        );
+        let d = parse(text, "h.csv").unwrap();
+        assert_eq!(d.clone().split_history(Span::ZERO).unwrap(), d);
     }
 
     #[test]

@@ -141,3 +141,52 @@ fn malformed_traces_exit_2_with_file_line_and_reason() {
     assert!(stderr(&o).contains("target_utilization"), "{}", stderr(&o));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `--history`: a scenario comes with four weeks of history by default (said in the summary
+/// and in the JSON), `--history 0` starts cold; for a trace it is the trace's first part, and
+/// asking for all of it is refused with the file and both lengths.
+#[test]
+fn history_before_the_first_minute() {
+    let dir = temp_dir("history");
+    let json = |args: &[&str]| -> serde_json::Value {
+        let o = kpilot(args, &dir);
+        assert!(o.status.success(), "{args:?}: {}", stderr(&o));
+        serde_json::from_slice(&o.stdout).expect("JSON on stdout")
+    };
+    let base = ["simulate", "--days", "1", "--no-report", "--json"];
+    assert_eq!(json(&base)["history_days"], 28.0);
+    let cold = json(&[&base[..], &["--history", "0"]].concat());
+    assert_eq!(cold["history_days"], 0.0);
+    let o = kpilot(&["simulate", "--days", "1", "--no-report"], &dir);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("after 28.0 days of history"), "{out}");
+
+    let mut csv = String::from("t_seconds,ingress_mb_per_s\n");
+    for m in 0..(3 * 1440) {
+        csv.push_str(&format!("{},{}\n", m * 60, 100 + (m % 1440) / 10));
+    }
+    std::fs::write(dir.join("three-days.csv"), csv).expect("trace file");
+    let trace = [
+        "simulate",
+        "--trace",
+        "three-days.csv",
+        "--no-report",
+        "--json",
+    ];
+    let v = json(&[&trace[..], &["--history", "2d"]].concat());
+    assert_eq!(
+        (v["history_days"].as_f64(), v["minutes"].as_u64()),
+        (Some(2.0), Some(1440))
+    );
+    assert_eq!(json(&trace)["minutes"], 3 * 1440);
+    let o = kpilot(&[&trace[..], &["--history", "3d"]].concat(), &dir);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains(
+            "three-days.csv: the history asked for (4320 min) covers the whole trace (4320 min)"
+        ),
+        "{}",
+        stderr(&o)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

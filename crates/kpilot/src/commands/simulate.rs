@@ -57,6 +57,14 @@ pub struct Args {
     #[arg(long, value_name = "N", conflicts_with = "trace")]
     pub days: Option<u32>,
 
+    /// How much demand history the controllers know when the run starts, as the operator
+    /// reads it from Prometheus at its first reconcile (`spec.metrics.history`). For a scenario:
+    /// that much of the same pattern before its first day (default 28d; 0 starts cold, with
+    /// the reactive forecast for the first day). For a trace: its first part (default 0); the
+    /// rest is replayed and scored. E.g. 14d.
+    #[arg(long, value_name = "DURATION")]
+    pub history: Option<Span>,
+
     /// List the built-in scenarios and exit.
     #[arg(long)]
     pub list_scenarios: bool,
@@ -180,6 +188,8 @@ struct Report<'a> {
     origin: &'a str,
     minutes: usize,
     days: f64,
+    /// Days of demand history the controllers knew at the start.
+    history_days: f64,
     peak_mb_per_s: f64,
     mean_mb_per_s: f64,
     static_shape: &'a str,
@@ -227,13 +237,16 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("cannot read trace file {}", path.display()))
                 .map_err(usage)?;
-            let demand = kpilot_sim::parse(&text, &path.display().to_string()).map_err(usage)?;
+            let demand = kpilot_sim::parse(&text, &path.display().to_string())
+                .and_then(|d| d.split_history(args.history.unwrap_or(Span::ZERO)))
+                .map_err(usage)?;
             let description = format!("Trace {}.", path.display());
             (demand, kpilot_sim::default_setup(), description, Vec::new())
         }
         None => {
             let name = args.scenario.as_deref().unwrap_or("weekly");
-            let s = kpilot_sim::builtin(name, args.days).map_err(usage)?;
+            let history = args.history.unwrap_or(kpilot_sim::DEFAULT_HISTORY);
+            let s = kpilot_sim::builtin(name, args.days, history).map_err(usage)?;
             let description = format!("Scenario {}: {}.", s.name, s.description);
             (s.demand, s.setup, description, s.events)
         }
@@ -283,6 +296,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let report_path = if args.no_report {
         None
     } else {
+        let description = match runs.comparison.history_minutes {
+            0 => format!("{description} The controllers start cold, with no history."),
+            m => format!(
+                "{description} The controllers start with {:.1} days of history, as the operator reads it from Prometheus.",
+                m as f64 / 1440.0
+            ),
+        };
         let html = render(
             &runs,
             &ReportContext {
@@ -366,6 +386,7 @@ fn json_report<'a>(
         origin: &c.origin,
         minutes: c.minutes,
         days: c.minutes as f64 / 1440.0,
+        history_days: c.history_minutes as f64 / 1440.0,
         peak_mb_per_s: c.peak_mb_per_s,
         mean_mb_per_s: c.mean_mb_per_s,
         static_shape: &c.static_shape,
@@ -394,8 +415,12 @@ fn json_report<'a>(
 }
 
 fn render_text(c: &Comparison, description: &str, report: Option<&str>, elapsed: f64) -> String {
+    let history = match c.history_minutes {
+        0 => "from a cold start (no history)".to_string(),
+        m => format!("after {:.1} days of history", m as f64 / 1440.0),
+    };
     let mut out = format!(
-        "{description}\n{} minutes ({:.1} days), peak {:.0} MB/s, mean {:.0} MB/s; static peak shape: {}\n\n",
+        "{description}\n{} minutes ({:.1} days) {history}, peak {:.0} MB/s, mean {:.0} MB/s; static peak shape: {}\n\n",
         c.minutes,
         c.minutes as f64 / 1440.0,
         c.peak_mb_per_s,
