@@ -35,7 +35,7 @@ pub use kafka::KafkaSource;
 pub use measurement::{BrokerLoad, Measurement, Reading, TopicLoad};
 pub use prometheus::PrometheusSource;
 pub use promql::{PrometheusSettings, SettingNames};
-pub use range::IngressHistory;
+pub use range::RateHistory;
 
 /// A source of the cluster's measured load (the port; adapters implement it).
 pub trait MetricsSource {

@@ -15,7 +15,7 @@ use crate::MetricsSource;
 use crate::error::MetricsError;
 use crate::measurement::Measurement;
 use crate::promql::{self, ApiAnswer, CounterResults, PrometheusSettings, Results, VectorSample};
-use crate::range::{self, IngressHistory, RangeSeries};
+use crate::range::{self, RangeSeries, RateHistory};
 
 /// Reads a cluster's load from Prometheus.
 #[derive(Debug, Clone)]
@@ -119,14 +119,33 @@ impl PrometheusSource {
         &self,
         lookback: Span,
         step: Span,
-    ) -> Result<IngressHistory, MetricsError> {
+    ) -> Result<RateHistory, MetricsError> {
+        let promql = range::ingress_query(&self.settings, step);
+        self.rate_history(&promql, lookback, step).await
+    }
+
+    /// The same for the consumer egress (bytes out).
+    pub async fn egress_history(
+        &self,
+        lookback: Span,
+        step: Span,
+    ) -> Result<RateHistory, MetricsError> {
+        let promql = range::egress_query(&self.settings, step);
+        self.rate_history(&promql, lookback, step).await
+    }
+
+    async fn rate_history(
+        &self,
+        promql: &str,
+        lookback: Span,
+        step: Span,
+    ) -> Result<RateHistory, MetricsError> {
         let step_secs = step.secs().round().max(1.0);
         let end = (now_secs() / step_secs).floor() * step_secs;
         let start = end - lookback.secs().max(0.0);
-        let promql = range::ingress_query(&self.settings, step);
         let mut series = Vec::new();
         for (from, to) in range::chunks(start, end, Span::from_secs(step_secs)) {
-            series.extend(self.query_range(&promql, from, to, step).await?);
+            series.extend(self.query_range(promql, from, to, step).await?);
         }
         Ok(range::total(&series, self.settings.expected_brokers))
     }

@@ -1,7 +1,7 @@
-//! The cluster's ingress over time from Prometheus' range queries, without I/O: the query
-//! (producer bytes in per broker, each point the average over the step before it), the
-//! `matrix` answer, and the cluster total per step where a step at which fewer brokers report
-//! than around it is a gap, not a dip in load. Pure: no I/O.
+//! The cluster's ingress and egress over time from Prometheus' range queries, without I/O: the
+//! query (producer bytes in, or consumer bytes out, per broker, each point the average over the
+//! step before it), the `matrix` answer, and the cluster total per step where a step at which
+//! fewer brokers report than around it is a gap, not a dip in load. Pure: no I/O.
 
 use std::collections::BTreeMap;
 
@@ -19,10 +19,18 @@ const NEIGHBOURS: usize = 3;
 /// The range query: producer bytes in per broker, each point averaged over the `step`
 /// ending at it (so consecutive points neither overlap nor leave gaps).
 pub fn ingress_query(s: &PrometheusSettings, step: Span) -> String {
+    rate_query(s, &s.bytes_in, step)
+}
+
+/// The same for consumer bytes out (egress).
+pub fn egress_query(s: &PrometheusSettings, step: Span) -> String {
+    rate_query(s, &s.bytes_out, step)
+}
+
+fn rate_query(s: &PrometheusSettings, counter: &str, step: Span) -> String {
     format!(
-        "sum by ({by}) (rate({name}{{{m}}}[{r}]))",
+        "sum by ({by}) (rate({counter}{{{m}}}[{r}]))",
         by = s.broker_label,
-        name = s.bytes_in,
         m = s.broker_matchers(),
         r = range(step),
     )
@@ -77,10 +85,10 @@ pub fn parse_matrix(body: &str) -> Result<Vec<RangeSeries>, ApiAnswer> {
         .collect()
 }
 
-/// The cluster's ingress over time.
+/// A cluster rate (ingress or egress) over time.
 #[derive(Debug, Clone, PartialEq, Default)]
-pub struct IngressHistory {
-    /// `(unix seconds, cluster ingress)` in time order, one per step with data.
+pub struct RateHistory {
+    /// `(unix seconds, cluster rate)` in time order, one per step with data.
     pub points: Vec<(f64, Throughput)>,
     /// Steps left out because fewer brokers reported than expected or than around them
     /// (a scrape gap or a broker restarting, not a change in load).
@@ -91,7 +99,7 @@ pub struct IngressHistory {
 /// is not a finite non-negative rate, when fewer than `expected_brokers` report (if set), or
 /// when fewer brokers report than at every one of the nearest steps around it (a broker
 /// missing for a moment; a lasting change in broker count is kept).
-pub fn total(series: &[RangeSeries], expected_brokers: Option<usize>) -> IngressHistory {
+pub fn total(series: &[RangeSeries], expected_brokers: Option<usize>) -> RateHistory {
     let mut per_step: BTreeMap<i64, (usize, f64, bool)> = BTreeMap::new();
     for s in series {
         for &(t, x) in &s.points {
@@ -110,7 +118,7 @@ pub fn total(series: &[RangeSeries], expected_brokers: Option<usize>) -> Ingress
         .into_iter()
         .map(|(t, (n, sum, ok))| (t, n, sum, ok))
         .collect();
-    let mut out = IngressHistory::default();
+    let mut out = RateHistory::default();
     for (i, &(t, n, sum, ok)) in steps.iter().enumerate() {
         let before: Vec<usize> = steps[i.saturating_sub(NEIGHBOURS)..i]
             .iter()
@@ -165,6 +173,10 @@ mod tests {
         assert_eq!(
             ingress_query(&s, Span::from_minutes(5.0)),
             "sum by (instance) (rate(kafka_server_brokertopicmetrics_bytesin_total{topic=\"\"}[300s]))"
+        );
+        assert_eq!(
+            egress_query(&s, Span::from_minutes(5.0)),
+            "sum by (instance) (rate(kafka_server_brokertopicmetrics_bytesout_total{topic=\"\"}[300s]))"
         );
     }
 

@@ -386,6 +386,16 @@ pub struct LoadStatus {
     /// Why the ingress is absent (e.g. no such series in Prometheus, stale samples).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ingress_problem: Option<String>,
+    /// Consumer egress, MB/s (measured with Prometheus only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub egress_mb_per_s: Option<f64>,
+    /// The consumer fan-out (egress / ingress) the limits and the decision use.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fanout: Option<f64>,
+    /// Where the fan-out comes from: `measured` (the highest egress / ingress over the last
+    /// day of Prometheus history) or `spec` (`policy.consumerFanout`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fanout_source: Option<String>,
 }
 
 /// Limits of the current shape.

@@ -658,10 +658,16 @@ async fn rebalance(
                     message: e.to_string(),
                 })?;
             let shape = shape_of(spec, &ctx.catalog, &observed.instance, observed.brokers)?;
+            // The fan-out the last decision planned with (measured, or the spec's).
+            let fanout = status
+                .load
+                .as_ref()
+                .and_then(|l| l.fanout)
+                .unwrap_or(spec.fanout);
             let workload = Workload::new(
                 facts.replication_factor,
                 facts.min_insync_replicas,
-                spec.fanout,
+                fanout,
                 spec.settings.target_utilization,
             )
             .map_err(|e| ReconcileError::Policy(e.to_string()))?;

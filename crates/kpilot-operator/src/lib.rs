@@ -34,7 +34,7 @@ pub use controller::LoopSettings;
 pub use crd::{KafkaAutopilot, KafkaAutopilotSpec, KafkaAutopilotStatus, crd_yaml};
 pub use leader::LeaderElection;
 pub use metrics::Metrics;
-pub use observe::{FixedObserver, KafkaFacts, KafkaObserver, Observer};
+pub use observe::{FixedObserver, KafkaFacts, KafkaObserver, LoadHistory, Observer};
 pub use reconcile::Context;
 
 use std::rc::Rc;

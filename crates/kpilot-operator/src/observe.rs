@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use futures::future::LocalBoxFuture;
 use kpilot_kafka::config::{CaSource, SaslCredentials, TlsSettings};
 use kpilot_kafka::{AdminClient, BrokerAddress, ClientConfig, Secret, SecurityProtocol};
-use kpilot_metrics::{IngressHistory, MetricsSource, PrometheusSource};
+use kpilot_metrics::{MetricsSource, PrometheusSource, RateHistory};
 use kpilot_units::{ByteSize, Throughput};
 use thiserror::Error;
 
@@ -76,6 +76,18 @@ pub struct KafkaFacts {
     pub source: &'static str,
     /// Why the ingress is absent, when the source says (e.g. a missing Prometheus series).
     pub ingress_problem: Option<String>,
+    /// The consumer egress, when measured (Prometheus' bytes-out counters).
+    pub egress: Option<Throughput>,
+}
+
+/// The demand over time the forecast can start from: the cluster's ingress, and its consumer
+/// egress when the source has it (the fan-out is measured from the two).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct LoadHistory {
+    /// Producer ingress.
+    pub ingress: RateHistory,
+    /// Consumer egress (empty when not measured).
+    pub egress: RateHistory,
 }
 
 impl KafkaFacts {
@@ -184,7 +196,7 @@ pub trait Observer {
         &'a self,
         _key: &'a str,
         _connection: &'a Connection,
-    ) -> LocalBoxFuture<'a, Result<Option<IngressHistory>, ObserveError>> {
+    ) -> LocalBoxFuture<'a, Result<Option<LoadHistory>, ObserveError>> {
         Box::pin(async { Ok(None) })
     }
 }
@@ -237,7 +249,11 @@ impl Observer for KafkaObserver {
                             message: e.to_string(),
                         }
                     })?;
-                    Some((m.ingress.value(), m.ingress.problem().map(str::to_owned)))
+                    Some((
+                        m.ingress.value(),
+                        m.ingress.problem().map(str::to_owned),
+                        m.egress.value(),
+                    ))
                 }
             };
             let log_growth = {
@@ -250,9 +266,9 @@ impl Observer for KafkaObserver {
                 previous.insert(key.to_owned(), (now, leader_bytes));
                 rate
             };
-            let (ingress, ingress_problem, source) = match from_prometheus {
-                Some((ingress, problem)) => (ingress, problem, "prometheus"),
-                None => (log_growth, None, "kafka"),
+            let (ingress, ingress_problem, egress, source) = match from_prometheus {
+                Some((ingress, problem, egress)) => (ingress, problem, egress, "prometheus"),
+                None => (log_growth, None, None, "kafka"),
             };
             let replication_factor = health
                 .partitions
@@ -277,6 +293,7 @@ impl Observer for KafkaObserver {
                 ingress,
                 source,
                 ingress_problem,
+                egress,
             })
         })
     }
@@ -285,7 +302,7 @@ impl Observer for KafkaObserver {
         &'a self,
         _key: &'a str,
         connection: &'a Connection,
-    ) -> LocalBoxFuture<'a, Result<Option<IngressHistory>, ObserveError>> {
+    ) -> LocalBoxFuture<'a, Result<Option<LoadHistory>, ObserveError>> {
         Box::pin(async move {
             let Some(p) = &connection.prometheus else {
                 return Ok(None);
@@ -293,14 +310,20 @@ impl Observer for KafkaObserver {
             if p.history.secs() <= 0.0 {
                 return Ok(None);
             }
-            let history = prometheus_source(p)?
+            let source = prometheus_source(p)?;
+            let failed = |e: kpilot_metrics::MetricsError| ObserveError::Prometheus {
+                url: p.settings.url.clone(),
+                message: e.to_string(),
+            };
+            let ingress = source
                 .ingress_history(p.history, p.window)
                 .await
-                .map_err(|e| ObserveError::Prometheus {
-                    url: p.settings.url.clone(),
-                    message: e.to_string(),
-                })?;
-            Ok(Some(history))
+                .map_err(failed)?;
+            let egress = source
+                .egress_history(p.history, p.window)
+                .await
+                .map_err(failed)?;
+            Ok(Some(LoadHistory { ingress, egress }))
         })
     }
 

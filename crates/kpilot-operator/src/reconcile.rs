@@ -16,14 +16,13 @@ use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{Pod, Secret};
 use k8s_openapi::jiff::Timestamp as JiffTimestamp;
 use kpilot_capacity::{Catalog, Shape, Workload};
-use kpilot_metrics::IngressHistory;
 use kpilot_policy::{
     Action, ClusterState, DecisionInput, DemandHistory, FanoutSource, Sample, Timestamp, decide,
     holds,
 };
 use kpilot_roll::journal::{Journal, RollStatus};
 use kpilot_roll::{RollEvent, RollOptions, Roller};
-use kpilot_units::{InstanceType, Throughput};
+use kpilot_units::{InstanceType, Span, Throughput};
 use kube::api::{
     Api, ApiResource, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams,
 };
@@ -39,7 +38,7 @@ use crate::crd::{
 };
 use crate::fleet::{StatefulSetFleet, StatusJournal, StatusStore, pod_instance_type, pod_ready};
 use crate::metrics::Metrics;
-use crate::observe::{Connection, KafkaFacts, ObserveError, Observer};
+use crate::observe::{Connection, KafkaFacts, LoadHistory, ObserveError, Observer};
 use crate::target::{
     STRIMZI_PAUSE_ANNOTATION, karpenter_instance_types, karpenter_patch, node_pool_instance_type,
     node_pool_patch, pod_spec_instance_type, stateful_set_patch,
@@ -635,23 +634,32 @@ async fn connection(
         })
 }
 
-/// The demand history of a decision: Prometheus' when it has one, else the operator's own
-/// samples in status. Returns the history, its source and how many samples it holds.
+/// The demand history of a decision: Prometheus' when it has one (with the egress where it
+/// was measured at the same step), else the operator's own samples in status. Returns the
+/// history, its source and how many samples it holds.
 fn history_from(
     status: &KafkaAutopilotStatus,
-    prometheus: Option<&IngressHistory>,
+    prometheus: Option<&LoadHistory>,
 ) -> (DemandHistory, &'static str, usize) {
     let mut history = DemandHistory::with_defaults();
     let samples: Vec<Sample> = match prometheus {
-        Some(h) => h
-            .points
-            .iter()
-            .map(|(t, ingress)| Sample {
-                at: Timestamp::from_secs(*t),
-                ingress: *ingress,
-                egress: None,
-            })
-            .collect(),
+        Some(h) => {
+            let egress: std::collections::HashMap<i64, Throughput> = h
+                .egress
+                .points
+                .iter()
+                .map(|(t, e)| ((t * 1000.0).round() as i64, *e))
+                .collect();
+            h.ingress
+                .points
+                .iter()
+                .map(|(t, ingress)| Sample {
+                    at: Timestamp::from_secs(*t),
+                    ingress: *ingress,
+                    egress: egress.get(&((t * 1000.0).round() as i64)).copied(),
+                })
+                .collect()
+        }
         None => status
             .history
             .iter()
@@ -672,6 +680,16 @@ fn history_from(
         "status"
     };
     (history, source, count)
+}
+
+/// The consumer fan-out to plan with: the highest egress / ingress measured over the last
+/// day of `history` (as the policy's `FanoutSource::Observed`), else the spec's.
+fn fanout_of(history: &DemandHistory, now: i64, spec_fanout: f64) -> (f64, &'static str) {
+    let now = Timestamp::from_secs(now as f64);
+    match history.max_fanout_between(now - Span::from_hours(24.0), now) {
+        Some(f) if f.is_finite() => (f, "measured"),
+        _ => (spec_fanout, "spec"),
+    }
 }
 
 async fn steps(
@@ -715,10 +733,13 @@ async fn steps(
         let excess = status.history.len().saturating_sub(HISTORY_KEPT);
         status.history.drain(..excess);
     }
+    let (history, history_source, history_samples) =
+        history_from(status, prometheus_history.as_ref());
+    let (fanout, fanout_source) = fanout_of(&history, now, spec.fanout);
     let workload = Workload::new(
         facts.replication_factor,
         facts.min_insync_replicas,
-        spec.fanout,
+        fanout,
         spec.settings.target_utilization,
     )
     .map_err(|e| ReconcileError::Policy(e.to_string()))?;
@@ -733,6 +754,11 @@ async fn steps(
         under_replicated_partitions: facts.under_replicated as u32,
         source: facts.source.to_owned(),
         ingress_problem: facts.ingress_problem.clone(),
+        egress_mb_per_s: facts
+            .egress
+            .map(|t| (t.mb_per_s() * 1000.0).round() / 1000.0),
+        fanout: Some((fanout * 1000.0).round() / 1000.0),
+        fanout_source: Some(fanout_source.to_owned()),
     });
     status.limits = Some(LimitsStatus {
         holds_mb_per_s: (holds_now.mb_per_s() * 1000.0).round() / 1000.0,
@@ -761,8 +787,6 @@ async fn steps(
     if spec.mode == crate::crd::Mode::Observe {
         return Ok(interval);
     }
-    let (history, history_source, history_samples) =
-        history_from(status, prometheus_history.as_ref());
     if history_samples == 0 {
         // The Kafka-only ingress needs two observations; Prometheus may have no data yet.
         return Ok(interval.min(Duration::from_secs(30)));
@@ -785,7 +809,7 @@ async fn steps(
         cluster: &cluster,
         replication_factor: facts.replication_factor,
         min_insync_replicas: facts.min_insync_replicas,
-        fanout: FanoutSource::Fixed(spec.fanout),
+        fanout: FanoutSource::Fixed(fanout),
         catalog: &ctx.catalog,
         constraints: &spec.constraints,
         settings: &spec.settings,
@@ -1381,4 +1405,49 @@ async fn strimzi_progress(
         finish_operation(ap, spec, ctx, namespace, status, &observed, to).await?;
     }
     Ok(ctx.busy_requeue)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kpilot_metrics::RateHistory;
+
+    fn rates(points: &[(f64, f64)]) -> RateHistory {
+        RateHistory {
+            points: points
+                .iter()
+                .map(|&(t, mb)| (t, Throughput::from_mb_per_s(mb)))
+                .collect(),
+            gaps: 0,
+        }
+    }
+
+    /// Prometheus' egress joins the ingress of the same step, and the fan-out planned with is
+    /// the highest egress / ingress of the last day; without egress it is the spec's.
+    #[test]
+    fn the_fanout_is_measured_from_the_prometheus_history() {
+        let now: i64 = 10 * 86_400;
+        let t = |ago: f64| now as f64 - ago;
+        let load = LoadHistory {
+            ingress: rates(&[(t(7200.0), 10.0), (t(3600.0), 20.0), (t(600.0), 20.0)]),
+            // No egress at the first step; 2.5x at the second; 2x at the last.
+            egress: rates(&[(t(3600.0), 50.0), (t(600.0), 40.0), (t(300.0), 99.0)]),
+        };
+        let status = KafkaAutopilotStatus::default();
+        let (history, source, samples) = history_from(&status, Some(&load));
+        assert_eq!((source, samples), ("prometheus", 3));
+        let (fanout, from) = fanout_of(&history, now, 1.0);
+        assert_eq!(from, "measured");
+        assert!((fanout - 2.5).abs() < 1e-9, "{fanout}");
+
+        let no_egress = LoadHistory {
+            egress: RateHistory::default(),
+            ..load.clone()
+        };
+        let (history, _, _) = history_from(&status, Some(&no_egress));
+        assert_eq!(fanout_of(&history, now, 1.5), (1.5, "spec"));
+        // A day later the measurement is too old to plan with.
+        let (history, _, _) = history_from(&status, Some(&load));
+        assert_eq!(fanout_of(&history, now + 2 * 86_400, 1.5), (1.5, "spec"));
+    }
 }

@@ -4,8 +4,10 @@
 //! Strimzi CRDs. An autopilot with `spec.metrics.prometheusUrl` decides on its very first
 //! reconcile (the history comes from Prometheus' range queries, not from samples the operator
 //! must first collect), measures the ingress from the brokers' counters, and keeps nothing in
-//! `status.history`. A selector matching nothing gives a named missing ingress and no
-//! decision, never a zero load; Prometheus down is an error naming its URL.
+//! `status.history`. One consumer (Kafka's ConsumerPerformance, bounded in records and time)
+//! reads the topic as it is written, so the egress and the fan-out (egress / ingress, 1 here;
+//! the spec says 4) are measured too. A selector matching nothing gives a named missing ingress
+//! and no decision, never a zero load; Prometheus down is an error naming its URL.
 
 mod common;
 
@@ -28,6 +30,10 @@ const RECORDS_PER_TICK: usize = 4;
 const TICK: Duration = Duration::from_millis(100);
 const PRODUCE_FOR: Duration = Duration::from_secs(40);
 const PARTITIONS: i32 = 3;
+/// Every record the producer sends (4 per tick, 400 ticks).
+const RECORDS: u64 = (RECORDS_PER_TICK as u64) * 400;
+/// The fan-out the spec claims; the measured one is 1 (one consumer).
+const SPEC_FANOUT: f64 = 4.0;
 
 /// Produces on an absolute schedule for `PRODUCE_FOR`, rotating over the partitions; bounded
 /// in ticks and time. Returns the bytes acknowledged and the time taken.
@@ -58,7 +64,31 @@ fn spec(bootstrap: &str, prometheus: &str) -> KafkaAutopilotSpec {
     spec.metrics.prometheus_url = Some(prometheus.to_owned());
     spec.metrics.window = Some("10s".into());
     spec.metrics.history = Some("2m".into());
+    spec.policy.consumer_fanout = Some(SPEC_FANOUT);
     spec
+}
+
+/// One consumer reading `topic` from the start as it is written: Kafka's ConsumerPerformance,
+/// stopping after every record the producer sends or after 20 s without one.
+fn consumer(cluster: &KafkaCluster, topic: &str) -> std::process::Child {
+    cluster
+        .java_command("org.apache.kafka.tools.ConsumerPerformance")
+        .args([
+            "--bootstrap-server",
+            &cluster.bootstrap(),
+            "--topic",
+            topic,
+            "--group",
+            "egress-reader",
+            "--messages",
+            &RECORDS.to_string(),
+            "--timeout",
+            "20000",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start ConsumerPerformance")
 }
 
 #[test]
@@ -103,6 +133,7 @@ fn prometheus_gives_the_ingress_and_a_history_to_decide_from_at_once() {
             .await
             .expect("create topic");
         admin.wait_for_topic(&topic).await.expect("topic ready");
+        let mut reader = consumer(&cluster, topic.as_str());
         let producer = tokio::task::spawn_local(produce(admin.clone(), topic));
         // 30 s into the production: the 10 s window and a few 10 s history steps lie
         // inside it.
@@ -125,6 +156,23 @@ fn prometheus_gives_the_ingress_and_a_history_to_decide_from_at_once() {
             error * 100.0
         );
         assert!(error <= 0.15, "{ingress} B/s is not within 15% of the rate");
+        let egress = load.egress_mb_per_s.expect("egress measured") * 1e6;
+        eprintln!(
+            "operator egress from Prometheus: {:.3} MB/s (one consumer); fan-out {:?} ({:?})",
+            egress / 1e6,
+            load.fanout,
+            load.fanout_source
+        );
+        assert!(
+            (egress - RATE_BYTES_PER_S).abs() / RATE_BYTES_PER_S <= 0.3,
+            "{egress} B/s is not within 30% of what one consumer reads"
+        );
+        assert_eq!(load.fanout_source.as_deref(), Some("measured"));
+        let fanout = load.fanout.expect("fan-out");
+        assert!(
+            (0.7..2.5).contains(&fanout),
+            "the highest egress / ingress step of one consumer (the spec says {SPEC_FANOUT}): {fanout}"
+        );
         let forecast = status
             .forecast
             .clone()
@@ -166,6 +214,8 @@ fn prometheus_gives_the_ingress_and_a_history_to_decide_from_at_once() {
         assert!(status.forecast.is_none());
 
         let (bytes, elapsed) = producer.await.expect("producer task");
+        let _ = reader.kill();
+        let _ = reader.wait();
         let actual = bytes as f64 / elapsed.as_secs_f64();
         assert!(
             (actual - RATE_BYTES_PER_S).abs() / RATE_BYTES_PER_S < 0.03,

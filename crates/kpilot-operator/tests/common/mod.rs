@@ -38,6 +38,7 @@ pub fn facts(ingress_mb_per_s: f64, under_replicated: usize) -> KafkaFacts {
         ingress: Some(Throughput::from_mb_per_s(ingress_mb_per_s)),
         source: "test",
         ingress_problem: None,
+        egress: None,
     }
 }
 

@@ -15,7 +15,7 @@ use kpilot_capacity::{
 };
 use kpilot_kafka::{AdminClient, ClientConfig};
 use kpilot_metrics::{
-    IngressHistory, KafkaSource, Measurement, MetricsSource, PrometheusSettings, PrometheusSource,
+    KafkaSource, Measurement, MetricsSource, PrometheusSettings, PrometheusSource, RateHistory,
     Reading,
 };
 use kpilot_policy::{
@@ -314,7 +314,7 @@ struct Measured {
     measurement: Measurement,
     live_brokers: u32,
     stored: Option<ByteSize>,
-    history: Option<IngressHistory>,
+    history: Option<RateHistory>,
 }
 
 async fn measure(args: &Args, config: ClientConfig, window: Span) -> anyhow::Result<Measured> {
