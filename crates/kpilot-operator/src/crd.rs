@@ -386,14 +386,15 @@ pub struct LoadStatus {
     /// Why the ingress is absent (e.g. no such series in Prometheus, stale samples).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ingress_problem: Option<String>,
-    /// Consumer egress, MB/s (measured with Prometheus only).
+    /// Consumer egress, MB/s (Prometheus' bytes-out counters, or the consumer groups'
+    /// committed offsets since the previous observation).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub egress_mb_per_s: Option<f64>,
     /// The consumer fan-out (egress / ingress) the limits and the decision use.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fanout: Option<f64>,
     /// Where the fan-out comes from: `measured` (the highest egress / ingress over the last
-    /// day of Prometheus history) or `spec` (`policy.consumerFanout`).
+    /// day of history) or `spec` (`policy.consumerFanout`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fanout_source: Option<String>,
 }
@@ -506,6 +507,9 @@ pub struct DemandSample {
     pub t: i64,
     /// Ingress, MB/s.
     pub ingress_mb_per_s: f64,
+    /// Consumer egress, MB/s, when measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub egress_mb_per_s: Option<f64>,
 }
 
 /// A condition (the Kubernetes convention).

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use futures::future::LocalBoxFuture;
 use kpilot_kafka::config::{CaSource, SaslCredentials, TlsSettings};
 use kpilot_kafka::{AdminClient, BrokerAddress, ClientConfig, Secret, SecurityProtocol};
-use kpilot_metrics::{MetricsSource, PrometheusSource, RateHistory};
+use kpilot_metrics::{KafkaSample, KafkaSource, MetricsSource, PrometheusSource, RateHistory};
 use kpilot_units::{ByteSize, Throughput};
 use thiserror::Error;
 
@@ -76,7 +76,8 @@ pub struct KafkaFacts {
     pub source: &'static str,
     /// Why the ingress is absent, when the source says (e.g. a missing Prometheus series).
     pub ingress_problem: Option<String>,
-    /// The consumer egress, when measured (Prometheus' bytes-out counters).
+    /// The consumer egress, when measured: Prometheus' bytes-out counters, or (Kafka only)
+    /// the consumer groups' committed offsets since the previous observation.
     pub egress: Option<Throughput>,
 }
 
@@ -211,16 +212,66 @@ fn prometheus_source(p: &PrometheusSpec) -> Result<PrometheusSource, ObserveErro
 /// The live adapter: a Kafka cluster snapshot per observation; the ingress from Prometheus
 /// (averaged over the spec's window) when the connection names one, otherwise from the growth
 /// of the leaders' log sizes since the previous observation of the same autopilot (a shrink,
-/// e.g. retention deleting segments, gives no rate for that interval).
-#[derive(Debug, Default)]
+/// e.g. retention deleting segments, gives no rate for that interval), and the egress from the
+/// consumer groups' committed offsets over the same interval (`kpilot-metrics`' Kafka source).
+#[derive(Debug)]
 pub struct KafkaObserver {
     previous: RefCell<HashMap<String, (Instant, u64)>>,
+    samples: RefCell<HashMap<String, KafkaSample>>,
+    epoch: Instant,
+    /// One Prometheus client per autopilot, shared by its measurement and its history, and
+    /// kept while its settings stay the same.
+    prometheus: RefCell<HashMap<String, PrometheusSource>>,
+}
+
+impl Default for KafkaObserver {
+    fn default() -> Self {
+        Self {
+            previous: RefCell::default(),
+            samples: RefCell::default(),
+            epoch: Instant::now(),
+            prometheus: RefCell::default(),
+        }
+    }
 }
 
 impl KafkaObserver {
     /// A new observer with no previous observations.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// The Prometheus client of `key` for `p`: the kept one while the settings are the same.
+    fn prometheus(&self, key: &str, p: &PrometheusSpec) -> Result<PrometheusSource, ObserveError> {
+        let mut sources = self.prometheus.borrow_mut();
+        if let Some(s) = sources.get(key).filter(|s| s.settings() == &p.settings) {
+            return Ok(s.clone());
+        }
+        let source = prometheus_source(p)?;
+        sources.insert(key.to_owned(), source.clone());
+        Ok(source)
+    }
+
+    /// The consumer egress since the previous Kafka sample of `key`, from the groups'
+    /// committed offsets; `None` on the first sample, or when sampling failed (logged: the
+    /// egress is optional, the observation goes on).
+    async fn kafka_egress(&self, key: &str, admin: &AdminClient) -> Option<Throughput> {
+        let mut sample = match KafkaSource::new(admin.clone()).sample().await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not sample consumer group offsets for the egress");
+                return None;
+            }
+        };
+        // One clock for every sample of this observer (each source counts from its creation).
+        sample.at_secs = self.epoch.elapsed().as_secs_f64();
+        let previous = self
+            .samples
+            .borrow_mut()
+            .insert(key.to_owned(), sample.clone())?;
+        kpilot_metrics::deltas::measure_between(&previous, &sample, "kafka".to_owned(), 0.0)
+            .egress
+            .value()
     }
 }
 
@@ -236,6 +287,10 @@ impl Observer for KafkaObserver {
                 bootstrap: connection.bootstrap(),
                 message: e.to_string(),
             });
+            let kafka_egress = match (&snapshot, &connection.prometheus) {
+                (Ok(_), None) => self.kafka_egress(key, &admin).await,
+                _ => None,
+            };
             admin.close();
             let health = snapshot?.analyze();
             let leader_bytes: u64 = health.partitions.iter().filter_map(|p| p.size_bytes).sum();
@@ -243,12 +298,14 @@ impl Observer for KafkaObserver {
             let from_prometheus = match &connection.prometheus {
                 None => None,
                 Some(p) => {
-                    let m = prometheus_source(p)?.measure(p.window).await.map_err(|e| {
-                        ObserveError::Prometheus {
+                    let m = self
+                        .prometheus(key, p)?
+                        .measure(p.window)
+                        .await
+                        .map_err(|e| ObserveError::Prometheus {
                             url: p.settings.url.clone(),
                             message: e.to_string(),
-                        }
-                    })?;
+                        })?;
                     Some((
                         m.ingress.value(),
                         m.ingress.problem().map(str::to_owned),
@@ -268,7 +325,7 @@ impl Observer for KafkaObserver {
             };
             let (ingress, ingress_problem, egress, source) = match from_prometheus {
                 Some((ingress, problem, egress)) => (ingress, problem, egress, "prometheus"),
-                None => (log_growth, None, None, "kafka"),
+                None => (log_growth, None, kafka_egress, "kafka"),
             };
             let replication_factor = health
                 .partitions
@@ -300,7 +357,7 @@ impl Observer for KafkaObserver {
 
     fn history<'a>(
         &'a self,
-        _key: &'a str,
+        key: &'a str,
         connection: &'a Connection,
     ) -> LocalBoxFuture<'a, Result<Option<LoadHistory>, ObserveError>> {
         Box::pin(async move {
@@ -310,7 +367,7 @@ impl Observer for KafkaObserver {
             if p.history.secs() <= 0.0 {
                 return Ok(None);
             }
-            let source = prometheus_source(p)?;
+            let source = self.prometheus(key, p)?;
             let failed = |e: kpilot_metrics::MetricsError| ObserveError::Prometheus {
                 url: p.settings.url.clone(),
                 message: e.to_string(),

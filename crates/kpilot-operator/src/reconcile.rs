@@ -635,8 +635,9 @@ async fn connection(
 }
 
 /// The demand history of a decision: Prometheus' when it has one (with the egress where it
-/// was measured at the same step), else the operator's own samples in status. Returns the
-/// history, its source and how many samples it holds.
+/// was measured at the same step), else the operator's own samples in status (with the egress
+/// measured from consumer groups). Returns the history, its source and how many samples it
+/// holds.
 fn history_from(
     status: &KafkaAutopilotStatus,
     prometheus: Option<&LoadHistory>,
@@ -666,7 +667,7 @@ fn history_from(
             .map(|s| Sample {
                 at: Timestamp::from_secs(s.t as f64),
                 ingress: Throughput::from_mb_per_s(s.ingress_mb_per_s),
-                egress: None,
+                egress: s.egress_mb_per_s.map(Throughput::from_mb_per_s),
             })
             .collect(),
     };
@@ -729,6 +730,9 @@ async fn steps(
         status.history.push(DemandSample {
             t: now,
             ingress_mb_per_s: (ingress.mb_per_s() * 1000.0).round() / 1000.0,
+            egress_mb_per_s: facts
+                .egress
+                .map(|e| (e.mb_per_s() * 1000.0).round() / 1000.0),
         });
         let excess = status.history.len().saturating_sub(HISTORY_KEPT);
         status.history.drain(..excess);
@@ -1449,5 +1453,27 @@ mod tests {
         // A day later the measurement is too old to plan with.
         let (history, _, _) = history_from(&status, Some(&load));
         assert_eq!(fanout_of(&history, now + 2 * 86_400, 1.5), (1.5, "spec"));
+    }
+
+    /// Without Prometheus the operator's own samples carry the egress measured from the
+    /// consumer groups' committed offsets.
+    #[test]
+    fn the_fanout_is_measured_from_the_samples_in_status() {
+        let now: i64 = 10 * 86_400;
+        let sample = |ago: i64, ingress: f64, egress: Option<f64>| DemandSample {
+            t: now - ago,
+            ingress_mb_per_s: ingress,
+            egress_mb_per_s: egress,
+        };
+        let mut status = KafkaAutopilotStatus {
+            history: vec![sample(900, 10.0, None), sample(600, 10.0, Some(30.0))],
+            ..KafkaAutopilotStatus::default()
+        };
+        let (history, source, samples) = history_from(&status, None);
+        assert_eq!((source, samples), ("status", 2));
+        assert_eq!(fanout_of(&history, now, 1.0), (3.0, "measured"));
+        status.history[1].egress_mb_per_s = None;
+        let (history, _, _) = history_from(&status, None);
+        assert_eq!(fanout_of(&history, now, 1.0), (1.0, "spec"));
     }
 }

@@ -4,9 +4,10 @@
 //! Strimzi CRDs. An autopilot with `spec.metrics.prometheusUrl` decides on its very first
 //! reconcile (the history comes from Prometheus' range queries, not from samples the operator
 //! must first collect), measures the ingress from the brokers' counters, and keeps nothing in
-//! `status.history`. One consumer (Kafka's ConsumerPerformance, bounded in records and time)
-//! reads the topic as it is written, so the egress and the fan-out (egress / ingress, 1 here;
-//! the spec says 4) are measured too. A selector matching nothing gives a named missing ingress
+//! `status.history`. Two consumer groups (Kafka's ConsumerPerformance, bounded in records and
+//! time) read the topic as it is written, so the egress and the fan-out (egress / ingress, 2
+//! here; the spec says 4) are measured too; and a second autopilot without Prometheus measures the
+//! same from Kafka alone (log growth, committed group offsets) between two reconciles. A selector matching nothing gives a named missing ingress
 //! and no decision, never a zero load; Prometheus down is an error naming its URL.
 
 mod common;
@@ -32,7 +33,9 @@ const PRODUCE_FOR: Duration = Duration::from_secs(40);
 const PARTITIONS: i32 = 3;
 /// Every record the producer sends (4 per tick, 400 ticks).
 const RECORDS: u64 = (RECORDS_PER_TICK as u64) * 400;
-/// The fan-out the spec claims; the measured one is 1 (one consumer).
+/// Consumer groups reading the topic: the measured fan-out.
+const GROUPS: usize = 2;
+/// The fan-out the spec claims.
 const SPEC_FANOUT: f64 = 4.0;
 
 /// Produces on an absolute schedule for `PRODUCE_FOR`, rotating over the partitions; bounded
@@ -68,9 +71,10 @@ fn spec(bootstrap: &str, prometheus: &str) -> KafkaAutopilotSpec {
     spec
 }
 
-/// One consumer reading `topic` from the start as it is written: Kafka's ConsumerPerformance,
-/// stopping after every record the producer sends or after 20 s without one.
-fn consumer(cluster: &KafkaCluster, topic: &str) -> std::process::Child {
+/// A consumer of `group` reading `topic` from the start as it is written: Kafka's
+/// ConsumerPerformance, stopping after every record the producer sends or after 20 s without
+/// one.
+fn consumer(cluster: &KafkaCluster, topic: &str, group: &str) -> std::process::Child {
     cluster
         .java_command("org.apache.kafka.tools.ConsumerPerformance")
         .args([
@@ -79,7 +83,7 @@ fn consumer(cluster: &KafkaCluster, topic: &str) -> std::process::Child {
             "--topic",
             topic,
             "--group",
-            "egress-reader",
+            group,
             "--messages",
             &RECORDS.to_string(),
             "--timeout",
@@ -121,6 +125,11 @@ fn prometheus_gives_the_ingress_and_a_history_to_decide_from_at_once() {
         let mut nothing = spec(&cluster.bootstrap(), &url);
         nothing.metrics.selector = Some("job=\"not-kafka\"".into());
         create_autopilot(&client, &ns, "nothing", nothing).await;
+        let mut kafka_only = spec(&cluster.bootstrap(), &url);
+        kafka_only.metrics.prometheus_url = None;
+        kafka_only.metrics.window = None;
+        kafka_only.metrics.history = None;
+        create_autopilot(&client, &ns, "kafka", kafka_only).await;
         let ctx = context(client.clone(), Rc::new(KafkaObserver::new()));
 
         let bootstrap = BrokerAddress::parse_list(&cluster.bootstrap()).expect("bootstrap");
@@ -133,11 +142,39 @@ fn prometheus_gives_the_ingress_and_a_history_to_decide_from_at_once() {
             .await
             .expect("create topic");
         admin.wait_for_topic(&topic).await.expect("topic ready");
-        let mut reader = consumer(&cluster, topic.as_str());
+        let mut readers: Vec<_> = (0..GROUPS)
+            .map(|g| consumer(&cluster, topic.as_str(), &format!("egress-reader-{g}")))
+            .collect();
+        let egress_rate = RATE_BYTES_PER_S * GROUPS as f64;
+        // Let the consumers start and join their groups before the first record, so that
+        // no step is mostly a catch-up (that would read as a higher fan-out).
+        tokio::time::sleep(Duration::from_secs(10)).await;
         let producer = tokio::task::spawn_local(produce(admin.clone(), topic));
+        // Kafka only: a first observation 10 s into the production, the second 20 s later
+        // (the consumer commits its offsets every 5 s).
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        let kafka_only = get_autopilot(&client, &ns, "kafka").await;
+        reconcile(&kafka_only, &ctx).await.expect("first Kafka-only reconcile");
         // 30 s into the production: the 10 s window and a few 10 s history steps lie
         // inside it.
-        tokio::time::sleep(Duration::from_secs(30)).await;
+        tokio::time::sleep(Duration::from_secs(20)).await;
+        let kafka_only = get_autopilot(&client, &ns, "kafka").await;
+        reconcile(&kafka_only, &ctx).await.expect("second Kafka-only reconcile");
+        let status = get_autopilot(&client, &ns, "kafka").await.status.expect("status");
+        let load = status.load.clone().expect("load");
+        eprintln!(
+            "Kafka only: ingress {:?} MB/s, egress {:?} MB/s, fan-out {:?} ({:?})",
+            load.ingress_mb_per_s, load.egress_mb_per_s, load.fanout, load.fanout_source
+        );
+        assert_eq!(load.source, "kafka");
+        let within = |measured: Option<f64>, rate: f64, tolerance: f64| {
+            measured.is_some_and(|m| (m * 1e6 - rate).abs() / rate <= tolerance)
+        };
+        assert!(within(load.ingress_mb_per_s, RATE_BYTES_PER_S, 0.25), "{load:?}");
+        assert!(within(load.egress_mb_per_s, egress_rate, 0.4), "{load:?}");
+        assert_eq!(load.fanout_source.as_deref(), Some("measured"), "{load:?}");
+        assert_eq!(status.history.len(), 1);
+        assert_eq!(status.history[0].egress_mb_per_s, load.egress_mb_per_s);
 
         let ap = get_autopilot(&client, &ns, "prom").await;
         assert!(ap.status.is_none(), "never reconciled before");
@@ -158,20 +195,20 @@ fn prometheus_gives_the_ingress_and_a_history_to_decide_from_at_once() {
         assert!(error <= 0.15, "{ingress} B/s is not within 15% of the rate");
         let egress = load.egress_mb_per_s.expect("egress measured") * 1e6;
         eprintln!(
-            "operator egress from Prometheus: {:.3} MB/s (one consumer); fan-out {:?} ({:?})",
+            "operator egress from Prometheus: {:.3} MB/s ({GROUPS} consumer groups); fan-out {:?} ({:?})",
             egress / 1e6,
             load.fanout,
             load.fanout_source
         );
         assert!(
-            (egress - RATE_BYTES_PER_S).abs() / RATE_BYTES_PER_S <= 0.3,
-            "{egress} B/s is not within 30% of what one consumer reads"
+            (egress - egress_rate).abs() / egress_rate <= 0.3,
+            "{egress} B/s is not within 30% of what {GROUPS} consumer groups read"
         );
         assert_eq!(load.fanout_source.as_deref(), Some("measured"));
         let fanout = load.fanout.expect("fan-out");
         assert!(
-            (0.7..2.5).contains(&fanout),
-            "the highest egress / ingress step of one consumer (the spec says {SPEC_FANOUT}): {fanout}"
+            (1.5..SPEC_FANOUT).contains(&fanout),
+            "the highest egress / ingress step of {GROUPS} consumer groups (the spec says {SPEC_FANOUT}): {fanout}"
         );
         let forecast = status
             .forecast
@@ -214,8 +251,10 @@ fn prometheus_gives_the_ingress_and_a_history_to_decide_from_at_once() {
         assert!(status.forecast.is_none());
 
         let (bytes, elapsed) = producer.await.expect("producer task");
-        let _ = reader.kill();
-        let _ = reader.wait();
+        for reader in &mut readers {
+            let _ = reader.kill();
+            let _ = reader.wait();
+        }
         let actual = bytes as f64 / elapsed.as_secs_f64();
         assert!(
             (actual - RATE_BYTES_PER_S).abs() / RATE_BYTES_PER_S < 0.03,
