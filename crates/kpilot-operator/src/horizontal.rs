@@ -41,10 +41,10 @@ use crate::crd::{
     BrokerProgress, KafkaAutopilot, KafkaAutopilotStatus, OperationStatus, ShapeStatus,
 };
 use crate::fleet::{StatusJournal, StatusRecord};
-use crate::observe::Connection;
 use crate::reconcile::{
-    Context, FIELD_MANAGER, Observed, ReconcileError, kube_err, node_pool_resource, now_rfc3339,
-    operation_completed, operation_halted, operation_started, publish, shape_of, write_status,
+    Context, FIELD_MANAGER, Observed, ReconcileError, Scope, kube_err, node_pool_resource,
+    now_rfc3339, operation_completed, operation_halted, operation_started, publish, shape_of,
+    write_status,
 };
 use crate::validate::{Target, ValidSpec};
 
@@ -374,19 +374,20 @@ fn describe(change: &BrokerChange) -> String {
 
 /// Records a horizontal operation in the status (durably, before anything changes) and
 /// takes its first step.
-#[allow(clippy::too_many_arguments)]
 pub(crate) async fn start(
-    ap: &KafkaAutopilot,
-    spec: &ValidSpec,
-    ctx: &Context,
-    api: &Api<KafkaAutopilot>,
-    namespace: &str,
+    scope: &Scope<'_>,
     status: &mut KafkaAutopilotStatus,
-    observed: &Observed,
-    conn: &Connection,
     shape: &Shape,
     target: &ShapeStatus,
 ) -> Result<std::time::Duration, ReconcileError> {
+    let Scope {
+        ap,
+        spec,
+        ctx,
+        api,
+        observed,
+        ..
+    } = *scope;
     let (from, to) = (shape.brokers, target.brokers);
     let kind = if to > from { OP_ADD } else { OP_REMOVE };
     let ids = changed_ids(&spec.target, &observed.object, from, to).unwrap_or_default();
@@ -429,7 +430,7 @@ pub(crate) async fn start(
         ),
     )
     .await?;
-    continue_operation(ap, spec, ctx, api, namespace, status, observed, conn).await
+    continue_operation(scope, status).await
 }
 
 /// Where one step left the operation.
@@ -443,17 +444,17 @@ enum Step {
 /// Takes the next step of the horizontal operation in the status: `Paused` while
 /// `spec.paused`; `Halted` (with the message and a condition) on a failure, which the next
 /// reconcile retries; `Completed` at the end.
-#[allow(clippy::too_many_arguments)]
 pub(crate) async fn continue_operation(
-    ap: &KafkaAutopilot,
-    spec: &ValidSpec,
-    ctx: &Context,
-    api: &Api<KafkaAutopilot>,
-    namespace: &str,
+    scope: &Scope<'_>,
     status: &mut KafkaAutopilotStatus,
-    observed: &Observed,
-    conn: &Connection,
 ) -> Result<Duration, ReconcileError> {
+    let Scope {
+        ap,
+        spec,
+        ctx,
+        observed,
+        ..
+    } = *scope;
     let Some(op) = status.operation.clone() else {
         return Ok(ctx.busy_requeue);
     };
@@ -470,10 +471,7 @@ pub(crate) async fn continue_operation(
             if let Some(o) = status.operation.as_mut() {
                 o.phase = "Running".to_owned();
             }
-            step(
-                ap, spec, ctx, api, namespace, status, observed, conn, from, to,
-            )
-            .await
+            step(scope, status, from, to).await
         }
         _ => Err(HorizontalError::Incomplete { kind: kind.clone() }.into()),
     };
@@ -498,19 +496,21 @@ pub(crate) async fn continue_operation(
     }
 }
 
-#[allow(clippy::too_many_arguments)]
 async fn step(
-    ap: &KafkaAutopilot,
-    spec: &ValidSpec,
-    ctx: &Context,
-    api: &Api<KafkaAutopilot>,
-    namespace: &str,
+    scope: &Scope<'_>,
     status: &mut KafkaAutopilotStatus,
-    observed: &Observed,
-    conn: &Connection,
     from: u32,
     to: u32,
 ) -> Result<Step, ReconcileError> {
+    let Scope {
+        ap,
+        spec,
+        ctx,
+        namespace,
+        observed,
+        conn,
+        ..
+    } = *scope;
     let recorded = match status.operation.as_ref().and_then(|o| o.journal.as_deref()) {
         None => None,
         Some(text) => Some(
@@ -568,10 +568,7 @@ async fn step(
     }
 
     let admin = conn.connect().await?;
-    let result = rebalance(
-        ap, spec, ctx, api, status, observed, conn, &admin, change, recorded, adding, &ids,
-    )
-    .await;
+    let result = rebalance(scope, status, &admin, change, recorded, adding, &ids).await;
     admin.close();
     match result? {
         Step::Done if !adding => {
@@ -595,21 +592,24 @@ async fn step(
 }
 
 /// Plans (or resumes) and runs the rebalance; for a removal, checks the drain again.
-#[allow(clippy::too_many_arguments)]
 async fn rebalance(
-    ap: &KafkaAutopilot,
-    spec: &ValidSpec,
-    ctx: &Context,
-    api: &Api<KafkaAutopilot>,
+    scope: &Scope<'_>,
     status: &mut KafkaAutopilotStatus,
-    observed: &Observed,
-    conn: &Connection,
     admin: &AdminClient,
     change: BrokerChange,
     recorded: Option<Journal>,
     adding: bool,
     ids: &BTreeSet<BrokerId>,
 ) -> Result<Step, ReconcileError> {
+    let Scope {
+        ap,
+        spec,
+        ctx,
+        api,
+        observed,
+        conn,
+        ..
+    } = *scope;
     let name = ap.name_any();
     let metadata = admin
         .metadata()

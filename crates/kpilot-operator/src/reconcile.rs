@@ -439,6 +439,20 @@ async fn invalid(
     Ok(Duration::from_secs(3600))
 }
 
+/// What every step of an operation works with: the autopilot, its validated spec, the
+/// operator's context, the autopilot API and namespace, the target as observed, and the
+/// connection to the cluster. The status travels apart: the steps change it.
+#[derive(Clone, Copy)]
+pub(crate) struct Scope<'a> {
+    pub ap: &'a KafkaAutopilot,
+    pub spec: &'a ValidSpec,
+    pub ctx: &'a Context,
+    pub api: &'a Api<KafkaAutopilot>,
+    pub namespace: &'a str,
+    pub observed: &'a Observed,
+    pub conn: &'a Connection,
+}
+
 /// The target as read.
 pub(crate) struct Observed {
     /// The object (KafkaNodePool or StatefulSet) as JSON.
@@ -709,6 +723,15 @@ async fn steps(
     let shape = shape_of(spec, &ctx.catalog, &observed.instance, observed.brokers)?;
     status.current_shape = Some(shape_status(&shape, &ctx.catalog));
     let conn = connection(spec, ctx, namespace).await?;
+    let scope = Scope {
+        ap,
+        spec,
+        ctx,
+        api,
+        namespace,
+        observed: &observed,
+        conn: &conn,
+    };
 
     // 3. An operation in progress comes first.
     if status
@@ -716,7 +739,7 @@ async fn steps(
         .as_ref()
         .is_some_and(|o| matches!(o.phase.as_str(), "Running" | "Paused" | "Halted"))
     {
-        return continue_operation(ap, spec, ctx, api, namespace, status, &observed, &conn).await;
+        return continue_operation(&scope, status).await;
     }
 
     // 4. Observe.
@@ -899,31 +922,21 @@ async fn steps(
     let Some(target) = target.filter(|_| disposition == "applied") else {
         return Ok(interval);
     };
-    start_operation(
-        ap, spec, ctx, api, namespace, status, &observed, &conn, &shape, &target,
-    )
-    .await
+    start_operation(&scope, status, &shape, &target).await
 }
 
-#[allow(clippy::too_many_arguments)]
 async fn start_operation(
-    ap: &KafkaAutopilot,
-    spec: &ValidSpec,
-    ctx: &Context,
-    api: &Api<KafkaAutopilot>,
-    namespace: &str,
+    scope: &Scope<'_>,
     status: &mut KafkaAutopilotStatus,
-    observed: &Observed,
-    conn: &Connection,
     shape: &Shape,
     target: &ShapeStatus,
 ) -> Result<Duration, ReconcileError> {
+    let Scope {
+        ap, spec, ctx, api, ..
+    } = *scope;
     if target.brokers != shape.brokers {
         // Adding or removing brokers (the instance type stays).
-        return crate::horizontal::start(
-            ap, spec, ctx, api, namespace, status, observed, conn, shape, target,
-        )
-        .await;
+        return crate::horizontal::start(scope, status, shape, target).await;
     }
     let kind = match spec.target {
         Target::Strimzi { .. } => OP_STRIMZI,
@@ -957,7 +970,7 @@ async fn start_operation(
         ),
     )
     .await?;
-    continue_operation(ap, spec, ctx, api, namespace, status, observed, conn).await
+    continue_operation(scope, status).await
 }
 
 /// Records that the operation now in `status.operation` started: the `Progressing`
@@ -1142,25 +1155,24 @@ async fn patch_target(
     Ok(())
 }
 
-#[allow(clippy::too_many_arguments)]
 async fn continue_operation(
-    ap: &KafkaAutopilot,
-    spec: &ValidSpec,
-    ctx: &Context,
-    api: &Api<KafkaAutopilot>,
-    namespace: &str,
+    scope: &Scope<'_>,
     status: &mut KafkaAutopilotStatus,
-    observed: &Observed,
-    conn: &Connection,
 ) -> Result<Duration, ReconcileError> {
+    let Scope {
+        ap,
+        spec,
+        ctx,
+        api,
+        namespace,
+        observed,
+        conn,
+    } = *scope;
     let Some(op) = status.operation.clone() else {
         return Ok(ctx.busy_requeue);
     };
     if crate::horizontal::is_horizontal(&op.kind) {
-        return crate::horizontal::continue_operation(
-            ap, spec, ctx, api, namespace, status, observed, conn,
-        )
-        .await;
+        return crate::horizontal::continue_operation(scope, status).await;
     }
     let to_type: InstanceType =
         op.to_instance_type
