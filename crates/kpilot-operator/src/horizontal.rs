@@ -206,40 +206,62 @@ impl JournalStore for RebalanceStore<'_> {
 /// The executor's port: the Kafka admin client, writing the journal saved last into the
 /// status before every request, so that nothing reaches the cluster before the journal that
 /// announces it is durable (a batch is recorded `issued` before it is submitted).
+///
+/// When the autopilot is deleted mid-rebalance there is no status left to write to. New moves
+/// and new throttles are then refused, which stops the executor, but reads and the requests
+/// that only make the cluster safer (cancelling reassignments, removing throttle configs) go
+/// through: the executor's cleanup must not be blocked by the deletion that stopped it.
 pub struct JournaledPort<'a> {
     admin: &'a AdminClient,
     journal: &'a StatusJournal<Journal>,
+    gone: std::cell::Cell<bool>,
 }
 
 impl<'a> JournaledPort<'a> {
     /// The port over `admin` recording `journal`.
     pub fn new(admin: &'a AdminClient, journal: &'a StatusJournal<Journal>) -> Self {
-        JournaledPort { admin, journal }
+        JournaledPort {
+            admin,
+            journal,
+            gone: std::cell::Cell::new(false),
+        }
     }
 
-    async fn flush(&self) -> Result<(), PortError> {
-        self.journal.flush().await.map_err(|e| PortError::Read {
-            what: "the KafkaAutopilot status while recording the rebalance journal",
-            source: Box::new(e),
-        })
+    /// Writes the journal first; `safe` requests go on when the autopilot is gone.
+    async fn flush(&self, safe: bool) -> Result<(), PortError> {
+        match self.journal.flush().await {
+            Ok(()) => Ok(()),
+            Err(kube::Error::Api(s)) if safe && s.code == 404 => {
+                if !self.gone.replace(true) {
+                    warn!(
+                        "the KafkaAutopilot is gone: only reads and cleanup reach the cluster now"
+                    );
+                }
+                Ok(())
+            }
+            Err(e) => Err(PortError::Read {
+                what: "the KafkaAutopilot status while recording the rebalance journal",
+                source: Box::new(e),
+            }),
+        }
     }
 }
 
 impl ReassignPort for JournaledPort<'_> {
     async fn live_brokers(&self) -> Result<BTreeSet<BrokerId>, PortError> {
-        self.flush().await?;
+        self.flush(true).await?;
         self.admin.live_brokers().await
     }
 
     async fn assignment(
         &self,
     ) -> Result<std::collections::BTreeMap<TopicPartition, Vec<BrokerId>>, PortError> {
-        self.flush().await?;
+        self.flush(true).await?;
         self.admin.assignment().await
     }
 
     async fn ongoing(&self) -> Result<BTreeSet<TopicPartition>, PortError> {
-        self.flush().await?;
+        self.flush(true).await?;
         self.admin.ongoing().await
     }
 
@@ -247,7 +269,8 @@ impl ReassignPort for JournaledPort<'_> {
         &self,
         changes: &[(TopicPartition, Option<Vec<BrokerId>>)],
     ) -> Result<(), PortError> {
-        self.flush().await?;
+        let cancels_only = changes.iter().all(|(_, target)| target.is_none());
+        self.flush(cancels_only).await?;
         self.admin.reassign(changes).await
     }
 
@@ -256,7 +279,8 @@ impl ReassignPort for JournaledPort<'_> {
         resource: &ConfigResource,
         ops: &[ConfigOp],
     ) -> Result<(), PortError> {
-        self.flush().await?;
+        let removes_only = ops.iter().all(|op| matches!(op, ConfigOp::Delete(_)));
+        self.flush(removes_only).await?;
         self.admin.configure(resource, ops).await
     }
 
@@ -264,7 +288,7 @@ impl ReassignPort for JournaledPort<'_> {
         &self,
         partitions: &[TopicPartition],
     ) -> Result<ElectionSummary, PortError> {
-        self.flush().await?;
+        self.flush(false).await?;
         self.admin.elect_preferred(partitions).await
     }
 }

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use common::*;
 use kpilot_cluster::{TopicName, TopicPartition};
-use kpilot_kafka::{AdminClient, BrokerAddress, ClientConfig, NewTopic};
+use kpilot_kafka::AdminClient;
 use kpilot_operator::KafkaObserver;
 use kpilot_operator::crd::{KafkaAutopilotSpec, Mode};
 use kpilot_operator::reconcile::reconcile;
@@ -132,16 +132,8 @@ fn prometheus_gives_the_ingress_and_a_history_to_decide_from_at_once() {
         create_autopilot(&client, &ns, "kafka", kafka_only).await;
         let ctx = context(client.clone(), Rc::new(KafkaObserver::new()));
 
-        let bootstrap = BrokerAddress::parse_list(&cluster.bootstrap()).expect("bootstrap");
-        let admin = AdminClient::connect(ClientConfig::new(bootstrap))
-            .await
-            .expect("connect");
-        let topic = TopicName::new("operator-load").expect("topic name");
-        admin
-            .create_topics(&[NewTopic::new(topic.clone(), PARTITIONS, 3)])
-            .await
-            .expect("create topic");
-        admin.wait_for_topic(&topic).await.expect("topic ready");
+        let (admin, topic) =
+            admin_with_topic(&cluster.bootstrap(), "operator-load", PARTITIONS, 3).await;
         let mut readers: Vec<_> = (0..GROUPS)
             .map(|g| consumer(&cluster, topic.as_str(), &format!("egress-reader-{g}")))
             .collect();

@@ -12,8 +12,8 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use common::*;
-use kpilot_cluster::{BrokerId, TopicName};
-use kpilot_kafka::{AdminClient, BrokerAddress, ClientConfig, NewTopic};
+use kpilot_cluster::BrokerId;
+use kpilot_kafka::AdminClient;
 use kpilot_operator::FixedObserver;
 use kpilot_operator::crd::{KafkaAutopilotStatus, Mode};
 use kpilot_operator::reconcile::{node_pool_resource, reconcile};
@@ -53,17 +53,7 @@ fn a_node_pool_grows_with_strimzis_node_ids_and_shrinks_only_after_the_drain() {
             .await
             .expect("ns");
         let client = cp.client().await.expect("client");
-        let admin = AdminClient::connect(ClientConfig::new(
-            BrokerAddress::parse_list(&bootstrap).expect("bootstrap"),
-        ))
-        .await
-        .expect("connect");
-        let topic = TopicName::new("events").expect("topic");
-        admin
-            .create_topics(&[NewTopic::new(topic.clone(), 8, 3)])
-            .await
-            .expect("topic");
-        admin.wait_for_topic(&topic).await.expect("topic ready");
+        let (admin, _topic) = admin_with_topic(&bootstrap, "events", 8, 3).await;
 
         create_strimzi(&client, &ns, "m7g.large").await;
         let pools: Api<DynamicObject> =

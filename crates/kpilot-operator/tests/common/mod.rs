@@ -392,3 +392,28 @@ pub fn verifiable_clients(
     ]);
     (producer, consumer)
 }
+
+/// An admin client on `bootstrap` and a new topic `name` with `partitions` partitions of
+/// `replicas` replicas, ready (every partition has a leader).
+pub async fn admin_with_topic(
+    bootstrap: &str,
+    name: &str,
+    partitions: i32,
+    replicas: i16,
+) -> (kpilot_kafka::AdminClient, kpilot_cluster::TopicName) {
+    let addresses = kpilot_kafka::BrokerAddress::parse_list(bootstrap).expect("bootstrap");
+    let admin = kpilot_kafka::AdminClient::connect(kpilot_kafka::ClientConfig::new(addresses))
+        .await
+        .expect("connect");
+    let topic = kpilot_cluster::TopicName::new(name).expect("topic name");
+    admin
+        .create_topics(&[kpilot_kafka::NewTopic::new(
+            topic.clone(),
+            partitions,
+            replicas,
+        )])
+        .await
+        .expect("create topic");
+    admin.wait_for_topic(&topic).await.expect("topic ready");
+    (admin, topic)
+}
