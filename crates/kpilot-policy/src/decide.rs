@@ -840,14 +840,16 @@ pub fn decide(input: &DecisionInput<'_>) -> Result<Decision, PolicyError> {
     // impossible (the old brokers carry the load until it is over). So the disks are grown as
     // soon as the data is forecast to pass the alarm fill within the data lookahead (6 hours,
     // at least the longest lead) and such a move is feasible now: not later, when a quick
-    // roll would still carry the throughput but no shape it reaches holds the data. (The alarm fill, not the planning
-    // fill: the projection counts each bin's highest rate, so it runs a little high.)
+    // roll would still carry the throughput but no shape it reaches holds the data. (The
+    // alarm fill, not the planning fill: the projection counts each bin's highest rate, so
+    // it runs a little high.)
     let data_horizon = if now + settings.data_lookahead > longest_lead {
         now + settings.data_lookahead
     } else {
         longest_lead
     };
-    let disk_due = projected_stored(input, &fc, now, data_horizon) > disk_bytes;
+    let stored_ahead = projected_stored(input, &fc, now, data_horizon);
+    let disk_due = stored_ahead > disk_bytes;
     let is_up = |c: &Candidate| {
         c.verdict == Verdict::Feasible
             && c.holds > current_holds
@@ -879,8 +881,7 @@ pub fn decide(input: &DecisionInput<'_>) -> Result<Decision, PolicyError> {
     // Otherwise the current disks are left, by whatever move holds the data, before the data
     // reaches `DISK_ALARM_FILL` within the lead window.
     let (data_short, lead_stored, data_until) = if disk_due && candidates.iter().any(adds_disk) {
-        let stored = projected_stored(input, &fc, now, data_horizon);
-        (true, stored, data_horizon)
+        (true, stored_ahead, data_horizon)
     } else {
         let stored = projected_stored(input, &fc, now, lead_until);
         (stored > disk_bytes, stored, lead_until)
