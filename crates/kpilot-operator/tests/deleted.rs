@@ -63,7 +63,7 @@ fn a_deleted_autopilot_still_lets_the_cleanup_through() {
             Some("throttling"),
             "journal written first"
         );
-        assert_eq!(throttle(&admin, &resource).await.as_deref(), Some("*"));
+        throttle_becomes(&admin, &resource, Some("*")).await;
 
         // The autopilot is deleted (the journal has a change to write).
         api.delete("gone", &DeleteParams::default())
@@ -81,7 +81,7 @@ fn a_deleted_autopilot_still_lets_the_cleanup_through() {
         port.configure(&resource, &[ConfigOp::set(THROTTLE, "0:1")])
             .await
             .expect_err("no new throttle without a journal");
-        assert_eq!(throttle(&admin, &resource).await.as_deref(), Some("*"));
+        throttle_becomes(&admin, &resource, Some("*")).await;
 
         // ...reads and the cleanup go through.
         let live = port.live_brokers().await.expect("reads go on");
@@ -90,9 +90,15 @@ fn a_deleted_autopilot_still_lets_the_cleanup_through() {
         port.configure(&resource, &[ConfigOp::Delete(THROTTLE.to_owned())])
             .await
             .expect("removing the throttle goes through");
-        assert_eq!(throttle(&admin, &resource).await, None, "no throttle left");
+        throttle_becomes(&admin, &resource, None).await;
         admin.close();
     });
+}
+
+/// Asserts that the topic's leader throttle override becomes `expected` (see [`settled`]).
+async fn throttle_becomes(admin: &AdminClient, resource: &ConfigResource, expected: Option<&str>) {
+    let now = settled(|| throttle(admin, resource), |v| v.as_deref() == expected).await;
+    assert_eq!(now.as_deref(), expected, "{THROTTLE} on {resource}");
 }
 
 /// The topic's leader throttle override, if any.

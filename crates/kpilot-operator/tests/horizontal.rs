@@ -24,9 +24,7 @@ use common::*;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::Pod;
 use kpilot_cluster::{BrokerId, TopicName, TopicPartition};
-use kpilot_kafka::{
-    AdminClient, BrokerAddress, ClientConfig, ConfigResource, ConfigSource, NewTopic,
-};
+use kpilot_kafka::{AdminClient, BrokerAddress, ClientConfig, ConfigResource, NewTopic};
 use kpilot_kubetest::ControlPlane;
 use kpilot_operator::crd::*;
 use kpilot_operator::reconcile::reconcile;
@@ -277,40 +275,6 @@ async fn throttle_rates(admin: &AdminClient, brokers: &[i32]) -> Vec<(i32, Strin
     out
 }
 
-/// Every dynamic throttle config left on the brokers and topics.
-async fn throttle_left(admin: &AdminClient, brokers: &[i32]) -> Vec<String> {
-    let mut resources: Vec<ConfigResource> = brokers
-        .iter()
-        .map(|b| ConfigResource::Broker(BrokerId(*b)))
-        .collect();
-    for t in [TOPIC, BULK] {
-        resources.push(ConfigResource::Topic(TopicName::new(t).expect("topic")));
-    }
-    let keys = [
-        kpilot_reassign::LEADER_RATE,
-        kpilot_reassign::FOLLOWER_RATE,
-        kpilot_reassign::LEADER_REPLICAS,
-        kpilot_reassign::FOLLOWER_REPLICAS,
-    ];
-    let configs = admin
-        .describe_configs(&resources, Some(&keys))
-        .await
-        .expect("describe configs");
-    let mut out = Vec::new();
-    for (r, entries) in configs {
-        for (k, e) in entries {
-            if matches!(
-                e.source,
-                ConfigSource::DynamicBrokerConfig | ConfigSource::DynamicTopicConfig
-            ) && e.value.as_deref().is_some_and(|v| !v.is_empty())
-            {
-                out.push(format!("{r} {k}={}", e.value.unwrap_or_default()));
-            }
-        }
-    }
-    out
-}
-
 #[test]
 fn brokers_are_added_and_removed_with_a_throttled_rebalance_resumed_after_a_kill() {
     let _ = tracing_subscriber::fmt()
@@ -513,7 +477,7 @@ fn brokers_are_added_and_removed_with_a_throttled_rebalance_resumed_after_a_kill
         assert_eq!(done.current_shape.as_ref().map(|s| s.brokers), Some(4));
         let on_4 = replicas_on(&admin, 4).await;
         assert!(on_4 >= 6, "broker 4 got its share: {on_4} replica(s)");
-        let left = throttle_left(&admin, &[1, 2, 3, 4]).await;
+        let left = settled(|| throttle_left(&admin, &[1, 2, 3, 4], &[TOPIC, BULK]), Vec::is_empty).await;
         assert!(left.is_empty(), "throttle configs left behind: {left:?}");
         let m = admin.metadata().await.expect("metadata");
         for t in m.topics.values() {
@@ -578,7 +542,7 @@ fn brokers_are_added_and_removed_with_a_throttled_rebalance_resumed_after_a_kill
             vec![(4, 0)],
             "broker 4 held no replica when the replicas went down"
         );
-        let left = throttle_left(&admin, &[1, 2, 3]).await;
+        let left = settled(|| throttle_left(&admin, &[1, 2, 3], &[TOPIC, BULK]), Vec::is_empty).await;
         assert!(left.is_empty(), "throttle configs left behind: {left:?}");
         let m = admin.metadata().await.expect("metadata");
         for t in m.topics.values() {

@@ -139,8 +139,7 @@ fn new_broker_is_balanced_in_under_load_with_the_throttle_in_force() {
     );
 
     rt.block_on(async {
-        let left = throttle_configs(&admin, &[1, 2, 3, 4], &["orders", "events"]).await;
-        assert!(left.is_empty(), "throttle configs left behind: {left:?}");
+        assert_no_throttles(&admin, &[1, 2, 3, 4], &["orders", "events"]).await;
         wait_no_reassignments(&admin).await;
         assert_nothing_lost(&admin, "orders", 6, &filled, &result).await;
         let per_broker = replicas_per_broker(&admin).await;

@@ -204,6 +204,5 @@ fn throttles_are_removed_after_failure_cancel_and_crash_then_the_run_resumes() {
 /// No throttle config on any broker or topic, and no reassignment in progress.
 async fn assert_clean(admin: &kpilot_kafka::AdminClient) {
     wait_no_reassignments(admin).await;
-    let left = throttle_configs(admin, &BROKERS, &TOPICS).await;
-    assert!(left.is_empty(), "throttle configs left behind: {left:?}");
+    assert_no_throttles(admin, &BROKERS, &TOPICS).await;
 }

@@ -417,3 +417,64 @@ pub async fn admin_with_topic(
     admin.wait_for_topic(&topic).await.expect("topic ready");
     (admin, topic)
 }
+
+/// Re-reads with `read` until `done` holds, for at most 10 s, and returns the last value read
+/// (the caller asserts on it). KRaft applies a config change through the controller and the
+/// broker that answers DescribeConfigs learns it a moment later, so a read right after a
+/// write (setting or removing a throttle) may still see the old value.
+pub async fn settled<T, Fut: std::future::Future<Output = T>>(
+    mut read: impl FnMut() -> Fut,
+    done: impl Fn(&T) -> bool,
+) -> T {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let value = read().await;
+        if done(&value) || tokio::time::Instant::now() >= deadline {
+            return value;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Every dynamic throttle config (rates on the brokers, replica lists on the topics) set now,
+/// as `"<resource> <key>=<value>"`.
+pub async fn throttle_left(
+    admin: &kpilot_kafka::AdminClient,
+    brokers: &[i32],
+    topics: &[&str],
+) -> Vec<String> {
+    use kpilot_cluster::{BrokerId, TopicName};
+    use kpilot_kafka::{ConfigResource, ConfigSource};
+    let mut resources: Vec<ConfigResource> = brokers
+        .iter()
+        .map(|b| ConfigResource::Broker(BrokerId(*b)))
+        .collect();
+    resources.extend(
+        topics
+            .iter()
+            .map(|t| ConfigResource::Topic(TopicName::new(*t).expect("topic name"))),
+    );
+    let keys = [
+        kpilot_reassign::LEADER_RATE,
+        kpilot_reassign::FOLLOWER_RATE,
+        kpilot_reassign::LEADER_REPLICAS,
+        kpilot_reassign::FOLLOWER_REPLICAS,
+    ];
+    let configs = admin
+        .describe_configs(&resources, Some(&keys))
+        .await
+        .expect("describe configs");
+    let mut out = Vec::new();
+    for (r, entries) in configs {
+        for (k, e) in entries {
+            if matches!(
+                e.source,
+                ConfigSource::DynamicBrokerConfig | ConfigSource::DynamicTopicConfig
+            ) && e.value.as_deref().is_some_and(|v| !v.is_empty())
+            {
+                out.push(format!("{r} {k}={}", e.value.unwrap_or_default()));
+            }
+        }
+    }
+    out
+}

@@ -238,6 +238,24 @@ pub async fn throttle_configs(
     out
 }
 
+/// Asserts that no throttle config is left, waiting up to 10 s for the removals to reach the
+/// broker that answers DescribeConfigs (they travel through the metadata log, so a read right
+/// after the write may still see them).
+pub async fn assert_no_throttles(admin: &AdminClient, brokers: &[i32], topics: &[&str]) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let left = throttle_configs(admin, brokers, topics).await;
+        if left.is_empty() {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "throttle configs left behind: {left:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 pub async fn wait_no_reassignments(admin: &AdminClient) {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
