@@ -3,7 +3,9 @@
 //! objects are reconciled at once (up to [`LoopSettings::max_concurrent`], on the one task),
 //! one object never twice at once, so a long roll or data move of one cluster does not hold back
 //! the decisions of the others. Between passes it sleeps until the next object is due, a
-//! reconcile ends, or a watch event arrives. Performs Kubernetes API I/O.
+//! reconcile ends, or a watch event arrives. An object being deleted that still holds the
+//! operator's finalizer gets [`crate::finalizer::clean_up`] instead of a reconcile. Performs
+//! Kubernetes API I/O.
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
@@ -82,7 +84,9 @@ pub async fn run(
                     .collect();
                 schedule.retain(|k, _| keys.contains(k) || busy.contains(k));
                 for (ap, key) in list.items.into_iter().zip(keys) {
-                    if ap.metadata.deletion_timestamp.is_some() || busy.contains(&key) {
+                    // Being deleted: only the cleanup, and only while it holds our finalizer.
+                    let deleting = ap.metadata.deletion_timestamp.is_some();
+                    if (deleting && !crate::finalizer::holds(&ap)) || busy.contains(&key) {
                         continue;
                     }
                     let due = match schedule.get(&key) {
@@ -96,7 +100,12 @@ pub async fn run(
                         running.push(
                             async move {
                                 let generation = ap.metadata.generation;
-                                let requeue = match reconcile(&ap, ctx).await {
+                                let result = if deleting {
+                                    crate::finalizer::clean_up(&ap, ctx).await
+                                } else {
+                                    reconcile(&ap, ctx).await
+                                };
+                                let requeue = match result {
                                     Ok(d) => d,
                                     Err(e) => {
                                         warn!(autopilot = %key, error = %e, "reconcile failed");

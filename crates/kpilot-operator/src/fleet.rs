@@ -6,7 +6,7 @@
 //! `crate::horizontal`), written before every pod deletion, so a restarted operator resumes
 //! where it stopped. Performs Kubernetes API I/O.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
@@ -52,7 +52,13 @@ pub struct StatusJournal<J = Journal> {
     saved: RefCell<Option<J>>,
     dirty: RefCell<bool>,
     message: RefCell<Option<String>>,
+    /// Whether the autopilot was seen being deleted (or gone), and when it was last looked at.
+    deleting: Cell<bool>,
+    looked: Cell<Option<Instant>>,
 }
+
+/// How often [`StatusJournal::deleting`] reads the autopilot when no write told it already.
+pub const DELETION_CHECK: Duration = Duration::from_secs(2);
 
 impl<J: StatusRecord> StatusJournal<J> {
     /// A journal for autopilot `name`, starting from what its status holds.
@@ -63,7 +69,31 @@ impl<J: StatusRecord> StatusJournal<J> {
             saved: RefCell::new(initial),
             dirty: RefCell::new(false),
             message: RefCell::new(None),
+            deleting: Cell::new(false),
+            looked: Cell::new(None),
         }
+    }
+
+    /// Whether the autopilot is being deleted (it has a deletion timestamp) or is gone. Known
+    /// from the last status write; otherwise read from the API server, at most every
+    /// [`DELETION_CHECK`]. Once seen, it stays true. The operation in progress uses it to stop
+    /// before its next change (see `crate::finalizer`).
+    pub async fn deleting(&self) -> Result<bool, kube::Error> {
+        if self.deleting.get() {
+            return Ok(true);
+        }
+        if self
+            .looked
+            .get()
+            .is_some_and(|at| at.elapsed() < DELETION_CHECK)
+        {
+            return Ok(false);
+        }
+        let now = self.api.get_opt(&self.name).await?;
+        self.looked.set(Some(Instant::now()));
+        let deleting = now.is_none_or(|ap| ap.metadata.deletion_timestamp.is_some());
+        self.deleting.set(deleting);
+        Ok(deleting)
     }
 
     /// Sets the progress message written with the next flush.
@@ -99,10 +129,15 @@ impl<J: StatusRecord> StatusJournal<J> {
             "brokers": brokers,
             "message": message,
         }}});
-        self.api
+        let written = self
+            .api
             .patch_status(&self.name, &PatchParams::default(), &Patch::Merge(&patch))
             .await?;
         *self.dirty.borrow_mut() = false;
+        self.looked.set(Some(Instant::now()));
+        if written.metadata.deletion_timestamp.is_some() {
+            self.deleting.set(true);
+        }
         Ok(())
     }
 }
@@ -243,6 +278,23 @@ impl Fleet for StatefulSetFleet<'_> {
         // The journal says "stop issued" before the pod goes: a restarted operator knows.
         self.flush(node).await?;
         let name = self.pod_name(node)?;
+        // A deleted autopilot restarts no more brokers: the one before was back in sync.
+        let deleting = self
+            .journal
+            .deleting()
+            .await
+            .map_err(|e| FleetError::Inspect {
+                node,
+                message: format!("reading the KafkaAutopilot: {e}"),
+            })?;
+        if deleting {
+            return Err(FleetError::Stop {
+                node,
+                message: format!(
+                    "the KafkaAutopilot is being deleted: pod {name} is not restarted and the roll stops here"
+                ),
+            });
+        }
         let Some(pod) = self.pod(node).await? else {
             return Ok(());
         };

@@ -25,8 +25,8 @@ use kpilot_capacity::{BrokerCapacity, Shape, Workload};
 use kpilot_cluster::{BrokerId, TopicPartition};
 use kpilot_kafka::{AdminClient, ConfigOp, ConfigResource};
 use kpilot_reassign::{
-    BatchState, Cancel, ElectionSummary, Event, Executor, Journal, JournalStore, PortError,
-    ReassignPort, RunStatus, StoreError, prepare, read_plan_input,
+    BatchState, Cancel, CancelHandle, ElectionSummary, Event, Executor, Journal, JournalStore,
+    PortError, ReassignPort, RunStatus, StoreError, prepare, read_plan_input,
 };
 use kpilot_rebalance::{BatchLimits, BrokerChange, choose_throttle};
 use kpilot_units::Throughput;
@@ -207,14 +207,16 @@ impl JournalStore for RebalanceStore<'_> {
 /// status before every request, so that nothing reaches the cluster before the journal that
 /// announces it is durable (a batch is recorded `issued` before it is submitted).
 ///
-/// When the autopilot is deleted mid-rebalance there is no status left to write to. New moves
-/// and new throttles are then refused, which stops the executor, but reads and the requests
-/// that only make the cluster safer (cancelling reassignments, removing throttle configs) go
-/// through: the executor's cleanup must not be blocked by the deletion that stopped it.
+/// When the autopilot is being deleted (the operator's finalizer holds it until the cleanup
+/// is done) or is gone, new moves, new throttles and elections are refused and the run is
+/// asked to cancel (see [`JournaledPort::cancelling`]); reads and the requests that only make
+/// the cluster safer (cancelling reassignments, removing throttle configs) go through, so the
+/// executor's cleanup is not blocked by the deletion that stopped it.
 pub struct JournaledPort<'a> {
     admin: &'a AdminClient,
     journal: &'a StatusJournal<Journal>,
-    gone: std::cell::Cell<bool>,
+    stopping: std::cell::Cell<bool>,
+    cancel: Option<CancelHandle>,
 }
 
 impl<'a> JournaledPort<'a> {
@@ -223,26 +225,52 @@ impl<'a> JournaledPort<'a> {
         JournaledPort {
             admin,
             journal,
-            gone: std::cell::Cell::new(false),
+            stopping: std::cell::Cell::new(false),
+            cancel: None,
         }
     }
 
-    /// Writes the journal first; `safe` requests go on when the autopilot is gone.
+    /// Raises `cancel` (the executor's) as soon as the autopilot is seen being deleted, so a
+    /// batch in flight is cancelled instead of waited for.
+    pub fn cancelling(mut self, cancel: CancelHandle) -> Self {
+        self.cancel = Some(cancel);
+        self
+    }
+
+    /// Writes the journal first; `safe` requests go on when the autopilot is being deleted
+    /// or gone, the others are refused.
     async fn flush(&self, safe: bool) -> Result<(), PortError> {
-        match self.journal.flush().await {
-            Ok(()) => Ok(()),
-            Err(kube::Error::Api(s)) if safe && s.code == 404 => {
-                if !self.gone.replace(true) {
-                    warn!(
-                        "the KafkaAutopilot is gone: only reads and cleanup reach the cluster now"
-                    );
-                }
-                Ok(())
-            }
-            Err(e) => Err(PortError::Read {
-                what: "the KafkaAutopilot status while recording the rebalance journal",
+        let stopping = match self.journal.flush().await {
+            Ok(()) => self.journal.deleting().await.map_err(|e| PortError::Read {
+                what: "the KafkaAutopilot (is it being deleted?)",
                 source: Box::new(e),
-            }),
+            })?,
+            Err(kube::Error::Api(s)) if s.code == 404 => true,
+            Err(e) => {
+                return Err(PortError::Read {
+                    what: "the KafkaAutopilot status while recording the rebalance journal",
+                    source: Box::new(e),
+                });
+            }
+        };
+        if !stopping {
+            return Ok(());
+        }
+        if !self.stopping.replace(true) {
+            warn!(
+                "the KafkaAutopilot is being deleted or gone: only reads and cleanup reach the cluster now"
+            );
+            if let Some(cancel) = &self.cancel {
+                cancel.cancel();
+            }
+        }
+        if safe {
+            Ok(())
+        } else {
+            Err(PortError::Read {
+                what: "the KafkaAutopilot status while recording the rebalance journal",
+                source: "the KafkaAutopilot is being deleted or gone: no new moves, throttles or elections".into(),
+            })
         }
     }
 }
@@ -766,7 +794,8 @@ async fn run(
     change: &BrokerChange,
 ) -> Result<Journal, ReconcileError> {
     let store = StatusJournal::new(api.clone(), name, Some(journal.clone()));
-    let port = JournaledPort::new(admin, &store);
+    let (cancel_handle, cancel) = Cancel::new();
+    let port = JournaledPort::new(admin, &store).cancelling(cancel_handle);
     let result = Executor::new(
         &port,
         ctx.rebalance.executor.clone(),
@@ -774,7 +803,7 @@ async fn run(
             info!(event = %e, "rebalance");
             store.set_message(e.to_string());
         },
-        Cancel::never(),
+        cancel,
     )
     .run(journal, &mut RebalanceStore(&store))
     .await;

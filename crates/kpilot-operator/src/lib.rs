@@ -21,6 +21,7 @@
 
 pub mod controller;
 pub mod crd;
+pub mod finalizer;
 pub mod fleet;
 pub mod horizontal;
 pub mod leader;

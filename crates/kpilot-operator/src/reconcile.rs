@@ -129,6 +129,12 @@ pub enum ReconcileError {
     /// A horizontal operation (adding or removing brokers) halted.
     #[error(transparent)]
     Horizontal(#[from] crate::horizontal::HorizontalError),
+    /// The cleanup of an autopilot being deleted could not finish.
+    #[error("{message}")]
+    Cleanup {
+        /// What stopped it.
+        message: String,
+    },
 }
 
 impl ReconcileError {
@@ -146,6 +152,7 @@ impl ReconcileError {
             ReconcileError::Policy(_) => "PolicyError",
             ReconcileError::Roll { .. } => "RollHalted",
             ReconcileError::Horizontal(_) => "HorizontalHalted",
+            ReconcileError::Cleanup { .. } => "CleanupFailed",
         }
     }
 
@@ -161,6 +168,7 @@ impl ReconcileError {
             ReconcileError::Observe(_) => "observe",
             ReconcileError::Policy(_) => "decide",
             ReconcileError::Roll { .. } | ReconcileError::Horizontal(_) => "apply",
+            ReconcileError::Cleanup { .. } => "cleanup",
         }
     }
 }
@@ -388,6 +396,9 @@ async fn reconcile_inner(ap: &KafkaAutopilot, ctx: &Context) -> Result<Duration,
         Ok(requeue) => {
             status.last_error = None;
             write_status(&api, &name, &status).await?;
+            if !crate::finalizer::in_progress(&status) && crate::finalizer::holds(ap) {
+                crate::finalizer::release(&api, &name).await?;
+            }
             Ok(requeue)
         }
         Err(e) => {
@@ -602,7 +613,7 @@ async fn secret_value(
         .ok_or_else(missing)
 }
 
-async fn connection(
+pub(crate) async fn connection(
     spec: &ValidSpec,
     ctx: &Context,
     namespace: &str,
@@ -734,11 +745,7 @@ async fn steps(
     };
 
     // 3. An operation in progress comes first.
-    if status
-        .operation
-        .as_ref()
-        .is_some_and(|o| matches!(o.phase.as_str(), "Running" | "Paused" | "Halted"))
-    {
+    if crate::finalizer::in_progress(status) {
         return continue_operation(&scope, status).await;
     }
 
@@ -997,6 +1004,8 @@ pub(crate) async fn operation_started(
         condition,
         ap.metadata.generation,
     );
+    // The finalizer first: from here on a deletion waits for the cleanup.
+    crate::finalizer::add(api, &ap.name_any()).await?;
     write_status(api, &ap.name_any(), status).await?;
     ctx.metrics.inc(
         "kpilot_operations_total",
@@ -1305,7 +1314,7 @@ async fn finish_operation(
 }
 
 /// Sets or clears Strimzi's pause annotation on the `Kafka` resource.
-async fn strimzi_pause(
+pub(crate) async fn strimzi_pause(
     ctx: &Context,
     namespace: &str,
     kafka: &str,

@@ -1,8 +1,8 @@
 //! Least privilege, checked by the real API server's RBAC: a service account granted exactly
 //! the rules of the Helm chart (`deploy/helm/kpilot/files/rules-*.yaml`, read here unchanged)
 //! runs an apply-mode Strimzi operation from decision to completion and leader election, and
-//! is refused what it was not granted (deleting the KafkaNodePool, listing Secrets, touching
-//! StatefulSets' scale).
+//! is refused what it was not granted (deleting the KafkaNodePool or the autopilot, listing
+//! Secrets, touching StatefulSets' scale).
 
 mod common;
 
@@ -140,6 +140,12 @@ async fn the_charts_rules_suffice_and_nothing_more_is_granted() {
         .operation
         .expect("op");
     assert_eq!(op.phase, "Completed", "{op:?}");
+    let ap = get_autopilot(&admin, &ns, "auto").await;
+    assert!(
+        !kpilot_operator::finalizer::holds(&ap),
+        "the account put the finalizer on and took it off: {:?}",
+        ap.metadata.finalizers
+    );
 
     // Leader election with the same account.
     let election = LeaderElection::new(
@@ -175,17 +181,15 @@ async fn the_charts_rules_suffice_and_nothing_more_is_granted() {
         other_ns.list(&ListParams::default()).await.map(|_| ()),
         "list pods elsewhere",
     );
+    // `patch` on autopilots is granted for the finalizer only (RBAC cannot narrow it to
+    // metadata.finalizers); deleting or creating them is not granted.
     let autopilots: Api<kpilot_operator::KafkaAutopilot> = Api::namespaced(sa.clone(), &ns);
     forbidden(
         autopilots
-            .patch(
-                "auto",
-                &PatchParams::default(),
-                &Patch::Merge(json!({"spec": {"paused": true}})),
-            )
+            .delete("auto", &DeleteParams::default())
             .await
             .map(|_| ()),
-        "change an autopilot's spec",
+        "delete an autopilot",
     );
 
     cluster_bindings

@@ -143,6 +143,11 @@ async fn apply_mode_patches_the_node_pool_and_karpenter_and_holds_the_gate() {
     assert_eq!(op.kind, "vertical-strimzi");
     assert_eq!(op.from_instance_type, "m7g.large");
     assert_eq!(op.phase, "Running");
+    assert!(
+        kpilot_operator::finalizer::holds(&ap),
+        "the finalizer is on while the operation runs: {:?}",
+        ap.metadata.finalizers
+    );
     let to = op.to_instance_type.clone();
     assert_eq!(
         status.last_decision.expect("decision").disposition,
@@ -270,6 +275,11 @@ async fn apply_mode_patches_the_node_pool_and_karpenter_and_holds_the_gate() {
         );
     }
     let ap = get_autopilot(&client, &ns, "auto").await;
+    assert!(
+        !kpilot_operator::finalizer::holds(&ap),
+        "the finalizer is released once the operation completed: {:?}",
+        ap.metadata.finalizers
+    );
     let status = ap.status.clone().expect("status");
     assert_eq!(status.current_shape.expect("shape").instance_type, to);
     assert!(status.last_change_finished.is_some());
