@@ -1061,33 +1061,20 @@ impl AdminClient {
         .await
     }
 
-    /// Waits until every partition of `topic` has a leader in metadata (after CreateTopics the
-    /// brokers learn about the topic a moment later).
+    /// Waits until every live broker's metadata shows every partition of `topic` with a
+    /// leader. After CreateTopics the brokers learn about the topic through the metadata log,
+    /// each a moment later; requests go to any broker in turn, so one broker knowing it is
+    /// not enough for the next request to find it (nor the topic's configs, created with it).
     pub async fn wait_for_topic(&self, topic: &TopicName) -> Result<TopicMetadata, AdminError> {
         self.retrying("waiting for topic leaders", self.api_timeout(), || async {
             let metadata = self.refresh_metadata().await?;
-            let Some(t) = metadata.topics.get(topic) else {
-                return Err(AdminError::Broker {
-                    operation: "Metadata",
-                    resource: format!("topic {topic}"),
-                    error: KafkaErrorCode::UnknownTopicOrPartition,
-                    message: None,
-                });
-            };
-            if let Some(p) = t.partitions.values().find(|p| p.leader.is_none()) {
-                return Err(AdminError::NoLeader {
-                    partition: TopicPartition::new(topic.clone(), p.partition),
-                });
+            let ready = topic_with_leaders(&metadata, topic)?.clone();
+            for id in metadata.brokers.keys() {
+                let connection = self.route(Route::Broker(*id)).await?;
+                let seen = self.fetch_metadata(&connection).await?;
+                topic_with_leaders(&seen, topic)?;
             }
-            if t.partitions.is_empty() {
-                return Err(AdminError::Broker {
-                    operation: "Metadata",
-                    resource: format!("topic {topic}"),
-                    error: KafkaErrorCode::LeaderNotAvailable,
-                    message: None,
-                });
-            }
-            Ok(t.clone())
+            Ok(ready)
         })
         .await
     }
@@ -1721,6 +1708,36 @@ pub(crate) fn topic_name(
         operation,
         message: e.to_string(),
     })
+}
+
+/// `topic` in `metadata` when it has partitions and each has a leader; else the retriable
+/// error that says what is missing.
+fn topic_with_leaders<'a>(
+    metadata: &'a ClusterMetadata,
+    topic: &TopicName,
+) -> Result<&'a TopicMetadata, AdminError> {
+    let Some(t) = metadata.topics.get(topic) else {
+        return Err(AdminError::Broker {
+            operation: "Metadata",
+            resource: format!("topic {topic}"),
+            error: KafkaErrorCode::UnknownTopicOrPartition,
+            message: None,
+        });
+    };
+    if let Some(p) = t.partitions.values().find(|p| p.leader.is_none()) {
+        return Err(AdminError::NoLeader {
+            partition: TopicPartition::new(topic.clone(), p.partition),
+        });
+    }
+    if t.partitions.is_empty() {
+        return Err(AdminError::Broker {
+            operation: "Metadata",
+            resource: format!("topic {topic}"),
+            error: KafkaErrorCode::LeaderNotAvailable,
+            message: None,
+        });
+    }
+    Ok(t)
 }
 
 fn group_by_topic(partitions: &[TopicPartition]) -> BTreeMap<TopicName, Vec<i32>> {
