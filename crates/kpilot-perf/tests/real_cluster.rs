@@ -107,8 +107,9 @@ fn step(rate: f64, warmup_ms: u64, secs: u64) -> Step {
 
 #[test]
 fn achieved_rates_match_requested_rates_below_saturation() {
-    let cluster = start_cluster();
+    // The lock first: one cluster at a time on the machine, as in the other test.
     let _serial = serial();
+    let cluster = start_cluster();
     warm_up(&cluster.bootstrap(), 1);
     let mut w = Workload::with_steps(vec![
         step(250.0, 2000, 6),

@@ -207,23 +207,36 @@ fn rebalance_plans_then_moves_data_onto_a_new_broker() {
         resources.push(ConfigResource::Topic(
             TopicName::new("clicks").expect("topic"),
         ));
-        let configs = admin
-            .describe_configs(&resources, None)
-            .await
-            .expect("configs");
-        for (r, entries) in configs {
-            for (k, e) in entries {
-                assert!(
-                    !(k.contains("replication.throttled")
-                        && matches!(
-                            e.source,
-                            ConfigSource::DynamicBrokerConfig | ConfigSource::DynamicTopicConfig
-                        )),
-                    "{r}: {k} = {:?} left after the interrupt",
-                    e.value
-                );
+        // The removals reach the broker answering DescribeConfigs a moment after kpilot wrote
+        // them: re-read for up to 10 s before asserting.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let left = loop {
+            let configs = admin
+                .describe_configs(&resources, None)
+                .await
+                .expect("configs");
+            let left: Vec<String> = configs
+                .into_iter()
+                .flat_map(|(r, entries)| {
+                    entries
+                        .into_iter()
+                        .filter(|(k, e)| {
+                            k.contains("replication.throttled")
+                                && matches!(
+                                    e.source,
+                                    ConfigSource::DynamicBrokerConfig
+                                        | ConfigSource::DynamicTopicConfig
+                                )
+                        })
+                        .map(move |(k, e)| format!("{r}: {k} = {:?}", e.value))
+                })
+                .collect();
+            if left.is_empty() || std::time::Instant::now() >= deadline {
+                break left;
             }
-        }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        assert!(left.is_empty(), "left after the interrupt: {left:?}");
         admin.close();
     });
 

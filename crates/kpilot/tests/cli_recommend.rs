@@ -5,6 +5,7 @@
 //! (a tiny test catalog makes a few MB/s matter). Then a wrong metric name, an empty result
 //! and Prometheus down must fail with a clear message instead of recommending on zeros.
 
+use std::io::{BufRead as _, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::thread::sleep;
@@ -76,8 +77,8 @@ fn stderr(o: &Output) -> String {
 }
 
 /// `kpilot perf` at `rate` for `secs` (no warm-up), one consumer group, in the background.
-fn perf(bootstrap: &str, rate: &str, secs: u32) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_kpilot"))
+fn perf(bootstrap: &str, rate: &str, secs: u32) -> Load {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kpilot"))
         .args([
             "perf",
             "-b",
@@ -104,12 +105,44 @@ fn perf(bootstrap: &str, rate: &str, secs: u32) -> Child {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("start kpilot perf")
+        .expect("start kpilot perf");
+    // Return once the measured phase has begun (its "step 1/1: ..." line): creating the topic
+    // and joining the consumer group take seconds on a loaded machine, and a fixed sleep from
+    // the spawn would put that idle time into the measurement window.
+    let stderr = child.stderr.take().expect("piped stderr");
+    let (started, started_rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let mut all = String::new();
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if line.starts_with("step 1/") {
+                let _ = started.send(());
+            }
+            all.push_str(&line);
+            all.push('\n');
+        }
+        all
+    });
+    if started_rx.recv_timeout(Duration::from_secs(90)).is_err() {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!(
+            "kpilot perf did not start sending within 90 s: {}",
+            reader.join().unwrap_or_default()
+        );
+    }
+    Load { child, reader }
 }
 
-fn finish(child: Child) {
-    let o = child.wait_with_output().expect("kpilot perf");
-    assert!(o.status.success(), "kpilot perf failed: {}", stderr(&o));
+/// A running `kpilot perf` and the thread collecting its stderr.
+struct Load {
+    child: Child,
+    reader: std::thread::JoinHandle<String>,
+}
+
+fn finish(load: Load) {
+    let status = load.child.wait_with_output().expect("kpilot perf").status;
+    let stderr = load.reader.join().unwrap_or_default();
+    assert!(status.success(), "kpilot perf failed: {stderr}");
 }
 
 fn recommend_json(args: &[&str]) -> serde_json::Value {
@@ -184,8 +217,7 @@ fn recommend_follows_the_measured_load_and_refuses_missing_metrics() {
         |args: &[String]| recommend_json(&args.iter().map(String::as_str).collect::<Vec<_>>());
 
     // The cluster runs as 3 x tb.large. At 1 MB/s that is oversized: scale down to tb.small.
-    // Measure well after the start: an open-loop producer sends its start-up backlog in a burst
-    // (topic creation takes seconds on a loaded machine), which is load, but not 1 MB/s.
+    // Measure from 14 s after the producer began sending to 32 s: well inside its 40 s.
     let load = perf(&bootstrap, "1MB/s", 40);
     sleep(Duration::from_secs(32));
     let low = run(&prom_args("18s"));

@@ -307,6 +307,30 @@ impl<'a> Watched<'a> {
     }
 }
 
+impl Watched<'_> {
+    /// Whether `configs` hold both rates on every broker and both replica lists on the topic
+    /// of every partition in `moving`.
+    fn covers(
+        &self,
+        configs: &[(String, String, String)],
+        moving: &BTreeSet<TopicPartition>,
+    ) -> bool {
+        let has =
+            |resource: &str, key: &str| configs.iter().any(|(r, k, _)| r == resource && k == key);
+        let brokers = self.brokers.iter().all(|b| {
+            [LEADER_RATE, FOLLOWER_RATE]
+                .iter()
+                .all(|key| has(&format!("broker {b}"), key))
+        });
+        let topics = moving.iter().all(|tp| {
+            [LEADER_REPLICAS, FOLLOWER_REPLICAS]
+                .iter()
+                .all(|key| has(&format!("topic {}", tp.topic), key))
+        });
+        brokers && topics
+    }
+}
+
 impl ReassignPort for Watched<'_> {
     async fn live_brokers(&self) -> Result<BTreeSet<BrokerId>, PortError> {
         self.admin.live_brokers().await
@@ -325,7 +349,17 @@ impl ReassignPort for Watched<'_> {
         }
         let ongoing = self.admin.ongoing().await?;
         if !ongoing.is_empty() {
-            let configs = throttle_configs(self.admin, &self.brokers, &self.topics).await;
+            // The throttle configs reach the broker answering DescribeConfigs a moment after
+            // they were written (just before the batch was submitted): re-read, up to 10 s,
+            // until they cover the moving partitions, and record what was read last.
+            let deadline = Instant::now() + Duration::from_secs(10);
+            let configs = loop {
+                let configs = throttle_configs(self.admin, &self.brokers, &self.topics).await;
+                if self.covers(&configs, &ongoing) || Instant::now() >= deadline {
+                    break configs;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            };
             self.seen.borrow_mut().push((ongoing.clone(), configs));
         }
         Ok(ongoing)
