@@ -746,6 +746,10 @@ async fn steps(
 
     // 3. An operation in progress comes first.
     if crate::finalizer::in_progress(status) {
+        // An operation recorded by an operator from before the finalizer gets it now.
+        if !crate::finalizer::holds(ap) {
+            crate::finalizer::add(api, &ap.name_any()).await?;
+        }
         return continue_operation(&scope, status).await;
     }
 
@@ -996,6 +1000,13 @@ pub(crate) async fn operation_started(
         .as_ref()
         .map(|o| o.kind.clone())
         .unwrap_or_default();
+    // The finalizer first: from here on a deletion waits for the cleanup. Without it the
+    // operation does not start: the status keeps the previous (finished) operation, since the
+    // error path writes it.
+    if let Err(e) = crate::finalizer::add(api, &ap.name_any()).await {
+        status.operation = ap.status.as_ref().and_then(|s| s.operation.clone());
+        return Err(e);
+    }
     set_condition(
         status,
         "Progressing",
@@ -1004,8 +1015,6 @@ pub(crate) async fn operation_started(
         condition,
         ap.metadata.generation,
     );
-    // The finalizer first: from here on a deletion waits for the cleanup.
-    crate::finalizer::add(api, &ap.name_any()).await?;
     write_status(api, &ap.name_any(), status).await?;
     ctx.metrics.inc(
         "kpilot_operations_total",

@@ -8,6 +8,7 @@
 //!   the status, and its throttles removed, by the controller's cleanup when it comes back;
 //! - a Strimzi roll whose gate had paused Strimzi leaves Strimzi unpaused;
 //! - a StatefulSet roll deletes no further pod;
+//! - no operation starts on an autopilot already being deleted;
 //!
 //! and only then is the finalizer released and the autopilot gone.
 
@@ -26,7 +27,7 @@ use kpilot_operator::crd::{KafkaAutopilot, Mode};
 use kpilot_operator::finalizer::{self, FINALIZER};
 use kpilot_operator::fleet::{StatefulSetFleet, StatusJournal};
 use kpilot_operator::horizontal::{JournaledPort, OP_ADD, RebalanceStore};
-use kpilot_operator::reconcile::kafka_resource;
+use kpilot_operator::reconcile::{kafka_resource, node_pool_resource, reconcile};
 use kpilot_operator::target::STRIMZI_PAUSE_ANNOTATION;
 use kpilot_operator::{FixedObserver, LoopSettings};
 use kpilot_reassign::{Cancel, Event, Executor, Journal, RunStatus, prepare, read_plan_input};
@@ -364,6 +365,28 @@ async fn a_strimzi_roll_paused_by_the_gate_leaves_strimzi_unpaused() {
         .await
         .expect_err("no new finalizer on an object being deleted");
     eprintln!("refused as expected: {err}");
+    // A reconcile deciding to roll (60 MB/s on 3 x m7g.large) therefore starts nothing: no
+    // operation in the status, the KafkaNodePool untouched.
+    let pools: Api<DynamicObject> =
+        Api::namespaced_with(client.clone(), &ns, &node_pool_resource());
+    let before = pools.get("brokers").await.expect("pool").resource_version();
+    let busy = context(client.clone(), Rc::new(FixedObserver::new(facts(60.0, 0))));
+    let err = reconcile(&api.get("late").await.expect("late"), &busy)
+        .await
+        .expect_err("the operation cannot start without its finalizer");
+    eprintln!("reconcile refused as expected: {err}");
+    let late = api.get("late").await.expect("late");
+    let status = late.status.expect("status");
+    assert_eq!(
+        status.last_decision.map(|d| d.action),
+        Some("change".to_owned()),
+        "it did decide to change"
+    );
+    assert!(status.operation.is_none(), "{:?}", status.operation);
+    assert_eq!(
+        pools.get("brokers").await.expect("pool").resource_version(),
+        before
+    );
     api.patch(
         "late",
         &PatchParams::default(),
