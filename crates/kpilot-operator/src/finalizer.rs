@@ -64,13 +64,9 @@ pub async fn add(api: &Api<KafkaAutopilot>, name: &str) -> Result<(), ReconcileE
     }
     let mut finalizers = ap.finalizers().to_vec();
     finalizers.push(FINALIZER.to_owned());
-    write_finalizers(
-        api,
-        &ap,
-        finalizers,
-        "adding the finalizer to KafkaAutopilot",
-    )
-    .await
+    write_finalizers(api, &ap, finalizers)
+        .await
+        .map_err(kube_err("adding the finalizer to KafkaAutopilot", name))
 }
 
 /// Takes the finalizer off autopilot `name`, if it is there (and the autopilot still exists).
@@ -91,37 +87,31 @@ pub async fn release(api: &Api<KafkaAutopilot>, name: &str) -> Result<(), Reconc
         .filter(|f| *f != FINALIZER)
         .cloned()
         .collect();
-    write_finalizers(
-        api,
-        &ap,
-        finalizers,
-        "removing the finalizer from KafkaAutopilot",
-    )
-    .await
+    match write_finalizers(api, &ap, finalizers).await {
+        // An autopilot that went away meanwhile holds nothing.
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+        result => result.map_err(kube_err("removing the finalizer from KafkaAutopilot", name)),
+    }
 }
 
+/// Writes `finalizers` as the autopilot's list, conditional on the `resourceVersion` it was
+/// read at.
 async fn write_finalizers(
     api: &Api<KafkaAutopilot>,
     ap: &KafkaAutopilot,
     finalizers: Vec<String>,
-    action: &'static str,
-) -> Result<(), ReconcileError> {
-    let name = ap.name_any();
+) -> Result<(), kube::Error> {
     let patch = json!({"metadata": {
         "finalizers": finalizers,
         "resourceVersion": ap.resource_version(),
     }});
-    match api
-        .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
-        .await
-    {
-        Ok(_) => Ok(()),
-        // Removing from an autopilot that just went away is done.
-        Err(kube::Error::Api(s)) if s.code == 404 && !finalizers.contains(&FINALIZER.into()) => {
-            Ok(())
-        }
-        Err(e) => Err(kube_err(action, name)(e)),
-    }
+    api.patch(
+        &ap.name_any(),
+        &PatchParams::default(),
+        &Patch::Merge(&patch),
+    )
+    .await
+    .map(|_| ())
 }
 
 /// Cleans up after the operation an autopilot being deleted was running, then releases the
@@ -144,41 +134,13 @@ async fn clean_up_inner(ap: &KafkaAutopilot, ctx: &Context) -> Result<Duration, 
     let namespace = ap.namespace().unwrap_or_else(|| "default".to_owned());
     let api: Api<KafkaAutopilot> = Api::namespaced(ctx.client.clone(), &namespace);
     let mut status = ap.status.clone().unwrap_or_default();
-    let op = status.operation.clone().filter(active);
-    let outcome = match &op {
-        None => Ok(None),
-        Some(op) => undo(ap, ctx, &api, &namespace, op).await.map(Some),
+    let Some(op) = status.operation.clone().filter(active) else {
+        release(&api, &name).await?;
+        info!("finalizer released (no operation in progress)");
+        return Ok(ctx.busy_requeue);
     };
-    match outcome {
-        Ok(done) => {
-            if let (Some(message), Some(o)) = (&done, status.operation.as_mut()) {
-                o.phase = "Cancelled".to_owned();
-                o.finished_at = Some(now_rfc3339());
-                o.message = Some(message.clone());
-            }
-            status.last_error = None;
-            if done.is_some() {
-                write_status(&api, &name, &status).await?;
-                ctx.metrics.inc(
-                    "kpilot_operations_total",
-                    &[
-                        (
-                            "kind",
-                            &op.as_ref().map(|o| o.kind.clone()).unwrap_or_default(),
-                        ),
-                        ("event", "cancelled"),
-                    ],
-                );
-                ctx.metrics.set("kpilot_operation_in_progress", &[], 0.0);
-            }
-            if let Some(message) = done {
-                info!(%message, "operation cancelled: the autopilot is being deleted");
-                publish(ctx, ap, EventType::Normal, "OperationCancelled", message).await;
-            }
-            release(&api, &name).await?;
-            info!("finalizer released");
-            Ok(ctx.busy_requeue)
-        }
+    let message = match undo(ap, ctx, &api, &namespace, &op).await {
+        Ok(message) => message,
         Err(e) => {
             let message = format!(
                 "cleaning up before the deletion: {e}; it is retried. To give up: `kpilot rebalance --cancel` (for a rebalance), then remove the finalizer {FINALIZER}"
@@ -196,9 +158,26 @@ async fn clean_up_inner(ap: &KafkaAutopilot, ctx: &Context) -> Result<Duration, 
             }
             status.last_error = Some(message);
             write_status(&api, &name, &status).await?;
-            Err(e)
+            return Err(e);
         }
+    };
+    if let Some(o) = status.operation.as_mut() {
+        o.phase = "Cancelled".to_owned();
+        o.finished_at = Some(now_rfc3339());
+        o.message = Some(message.clone());
     }
+    status.last_error = None;
+    write_status(&api, &name, &status).await?;
+    ctx.metrics.inc(
+        "kpilot_operations_total",
+        &[("kind", &op.kind), ("event", "cancelled")],
+    );
+    ctx.metrics.set("kpilot_operation_in_progress", &[], 0.0);
+    info!(%message, "operation cancelled: the autopilot is being deleted");
+    publish(ctx, ap, EventType::Normal, "OperationCancelled", message).await;
+    release(&api, &name).await?;
+    info!("finalizer released");
+    Ok(ctx.busy_requeue)
 }
 
 /// Undoes what makes an interrupted operation unsafe to leave; returns what was done.
