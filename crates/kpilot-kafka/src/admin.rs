@@ -823,14 +823,38 @@ impl AdminClient {
         }
         let mut out = BTreeMap::new();
         for (_, (route, group)) in by_route {
-            for chunk in group.chunks(1000) {
-                let result = self
-                    .retrying("DescribeConfigs", self.api_timeout(), || {
-                        self.describe_configs_once(route, chunk, keys)
-                    })
-                    .await?;
-                out.extend(result);
-            }
+            out.extend(self.describe_configs_routed(route, &group, keys).await?);
+        }
+        Ok(out)
+    }
+
+    /// DescribeConfigs answered by `broker` itself, for any resource. A topic's configs reach
+    /// each broker through the metadata log, a moment after the controller accepted a change;
+    /// asking every broker in turn tells when all of them apply it.
+    pub async fn describe_configs_at(
+        &self,
+        broker: BrokerId,
+        resources: &[ConfigResource],
+        keys: Option<&[&str]>,
+    ) -> Result<BTreeMap<ConfigResource, BTreeMap<String, ConfigEntry>>, AdminError> {
+        self.describe_configs_routed(Route::Broker(broker), resources, keys)
+            .await
+    }
+
+    async fn describe_configs_routed(
+        &self,
+        route: Route,
+        resources: &[ConfigResource],
+        keys: Option<&[&str]>,
+    ) -> Result<BTreeMap<ConfigResource, BTreeMap<String, ConfigEntry>>, AdminError> {
+        let mut out = BTreeMap::new();
+        for chunk in resources.chunks(1000) {
+            let result = self
+                .retrying("DescribeConfigs", self.api_timeout(), || {
+                    self.describe_configs_once(route, chunk, keys)
+                })
+                .await?;
+            out.extend(result);
         }
         Ok(out)
     }

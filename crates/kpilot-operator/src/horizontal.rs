@@ -17,7 +17,7 @@
 //! down -> `Completed`. The replicas are never patched down while a removed broker holds a
 //! replica.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::StatefulSet;
@@ -281,9 +281,7 @@ impl ReassignPort for JournaledPort<'_> {
         self.admin.live_brokers().await
     }
 
-    async fn assignment(
-        &self,
-    ) -> Result<std::collections::BTreeMap<TopicPartition, Vec<BrokerId>>, PortError> {
+    async fn assignment(&self) -> Result<BTreeMap<TopicPartition, Vec<BrokerId>>, PortError> {
         self.flush(true).await?;
         self.admin.assignment().await
     }
@@ -310,6 +308,15 @@ impl ReassignPort for JournaledPort<'_> {
         let removes_only = ops.iter().all(|op| matches!(op, ConfigOp::Delete(_)));
         self.flush(removes_only).await?;
         self.admin.configure(resource, ops).await
+    }
+
+    async fn overrides_seen(
+        &self,
+        resource: &ConfigResource,
+        keys: &[&str],
+    ) -> Result<BTreeMap<BrokerId, BTreeMap<String, String>>, PortError> {
+        self.flush(true).await?;
+        self.admin.overrides_seen(resource, keys).await
     }
 
     async fn elect_preferred(

@@ -43,6 +43,10 @@ pub struct Settings {
     /// How long cancelled reassignments may take to clear, and metadata to show a finished
     /// batch's new replicas.
     pub cancel_timeout: Duration,
+    /// How long a throttle config change may take to reach every broker (KRaft applies it
+    /// through the metadata log): no batch is submitted before its throttle holds on every
+    /// broker, and a removal is done only once no broker applies it any more.
+    pub config_timeout: Duration,
 }
 
 impl Default for Settings {
@@ -51,6 +55,7 @@ impl Default for Settings {
             poll_interval: Duration::from_millis(500),
             batch_timeout: Duration::from_secs(6 * 3600),
             cancel_timeout: Duration::from_secs(60),
+            config_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -109,6 +114,22 @@ pub enum ExecuteError {
         /// Cleanup actions that failed.
         cleanup: Vec<String>,
     },
+    /// A throttle config was accepted but a broker did not apply it in time; nothing was
+    /// submitted unthrottled.
+    #[error(
+        "the brokers did not all apply the throttle on {resource} within {after:?} ({detail}); no data was moved without it{}",
+        cleanup_note(cleanup)
+    )]
+    ThrottleNotApplied {
+        /// The broker or topic.
+        resource: String,
+        /// What differed last, per broker.
+        detail: String,
+        /// The timeout.
+        after: Duration,
+        /// Cleanup actions that failed.
+        cleanup: Vec<String>,
+    },
     /// A removed broker still holds replicas after the run.
     #[error(
         "broker {broker} still holds {replicas} replica(s) after the drain; it is NOT safe to remove"
@@ -135,9 +156,9 @@ fn cleanup_note(cleanup: &[String]) -> String {
 impl ExecuteError {
     fn with_cleanup(mut self, errors: Vec<String>) -> Self {
         match &mut self {
-            ExecuteError::Step { cleanup, .. } | ExecuteError::BatchTimeout { cleanup, .. } => {
-                cleanup.extend(errors)
-            }
+            ExecuteError::Step { cleanup, .. }
+            | ExecuteError::BatchTimeout { cleanup, .. }
+            | ExecuteError::ThrottleNotApplied { cleanup, .. } => cleanup.extend(errors),
             _ => {}
         }
         self
@@ -549,6 +570,14 @@ impl<'a, P: ReassignPort, F: FnMut(&Event)> Executor<'a, P, F> {
                     .await
                     .map_err(step("setting the replication throttle rate"))?;
             }
+            let value = rate.to_string();
+            for b in &live {
+                self.await_applied(
+                    &ConfigResource::Broker(*b),
+                    &[(LEADER_RATE, Some(&value)), (FOLLOWER_RATE, Some(&value))],
+                )
+                .await?;
+            }
             (self.progress)(&Event::ThrottleSet {
                 bytes_per_s: rate,
                 brokers: live.len(),
@@ -607,6 +636,17 @@ impl<'a, P: ReassignPort, F: FnMut(&Event)> Executor<'a, P, F> {
                         )
                         .await
                         .map_err(step("setting the throttled replicas"))?;
+                }
+                for (topic, t) in &lists {
+                    let (leader, follower) = (t.leader_value(), t.follower_value());
+                    self.await_applied(
+                        &ConfigResource::Topic(topic.clone()),
+                        &[
+                            (LEADER_REPLICAS, Some(&leader)),
+                            (FOLLOWER_REPLICAS, Some(&follower)),
+                        ],
+                    )
+                    .await?;
                 }
             }
             journal.batches[i].state = BatchState::Issued;
@@ -836,7 +876,80 @@ impl<'a, P: ReassignPort, F: FnMut(&Event)> Executor<'a, P, F> {
         Ok(errors)
     }
 
-    /// Deletes every throttle config the journal records; returns failures as text.
+    /// Waits until every broker applies `expected` on `resource` (`Some(value)`: set to it;
+    /// `None`: no override), or fails the run after `config_timeout`.
+    async fn await_applied(
+        &self,
+        resource: &ConfigResource,
+        expected: &[(&str, Option<&str>)],
+    ) -> Result<(), ExecuteError> {
+        match self.applied_within(resource, expected).await {
+            Ok(None) => Ok(()),
+            Ok(Some(detail)) => Err(ExecuteError::ThrottleNotApplied {
+                resource: resource.to_string(),
+                detail,
+                after: self.settings.config_timeout,
+                cleanup: Vec::new(),
+            }),
+            Err(source) => Err(ExecuteError::Step {
+                step: "checking that the brokers apply the throttle",
+                source,
+                cleanup: Vec::new(),
+            }),
+        }
+    }
+
+    /// Re-reads how each broker applies `keys` on `resource` until it matches `expected`, for
+    /// at most `config_timeout`; returns what still differed then, per broker. An empty value
+    /// is no override.
+    async fn applied_within(
+        &self,
+        resource: &ConfigResource,
+        expected: &[(&str, Option<&str>)],
+    ) -> Result<Option<String>, PortError> {
+        let keys: Vec<&str> = expected.iter().map(|(k, _)| *k).collect();
+        let deadline = Instant::now() + self.settings.config_timeout;
+        loop {
+            let seen = self.port.overrides_seen(resource, &keys).await?;
+            let differing: Vec<String> = seen
+                .iter()
+                .flat_map(|(broker, configs)| {
+                    expected.iter().filter_map(move |(key, want)| {
+                        let want = want.filter(|v| !v.is_empty());
+                        let has = configs.get(*key).map(String::as_str);
+                        (has != want).then(|| {
+                            format!("broker {broker} has {key}={}", has.unwrap_or("(none)"))
+                        })
+                    })
+                })
+                .collect();
+            if differing.is_empty() {
+                return Ok(None);
+            }
+            if Instant::now() >= deadline {
+                return Ok(Some(differing.join(", ")));
+            }
+            tokio::time::sleep(self.settings.poll_interval).await;
+        }
+    }
+
+    /// `None` once no broker applies `keys` on `resource`; else why not, as text.
+    async fn removal_seen(&self, resource: &ConfigResource, keys: [&str; 2]) -> Option<String> {
+        match self
+            .applied_within(resource, &[(keys[0], None), (keys[1], None)])
+            .await
+        {
+            Ok(None) => None,
+            Ok(Some(detail)) => Some(format!(
+                "removing the throttle on {resource} was accepted, but not every broker applied it within {:?} ({detail})",
+                self.settings.config_timeout
+            )),
+            Err(e) => Some(e.to_string()),
+        }
+    }
+
+    /// Deletes every throttle config the journal records and waits until no broker applies
+    /// them any more; returns failures as text.
     async fn remove_throttles(
         &mut self,
         journal: &mut Journal,
@@ -876,7 +989,24 @@ impl<'a, P: ReassignPort, F: FnMut(&Event)> Executor<'a, P, F> {
                 left_brokers.insert(b);
             }
         }
+        for b in journal
+            .throttled_brokers
+            .iter()
+            .filter(|b| live.contains(b))
+        {
+            if left_brokers.contains(b) {
+                continue;
+            }
+            if let Some(e) = self
+                .removal_seen(&ConfigResource::Broker(*b), [LEADER_RATE, FOLLOWER_RATE])
+                .await
+            {
+                errors.push(e);
+                left_brokers.insert(*b);
+            }
+        }
         let mut left_topics = BTreeSet::new();
+        let mut removed_topics = Vec::new();
         for t in journal.throttled_topics.clone() {
             if let Err(e) = self
                 .port
@@ -896,6 +1026,20 @@ impl<'a, P: ReassignPort, F: FnMut(&Event)> Executor<'a, P, F> {
                     errors.push(e.to_string());
                     left_topics.insert(t);
                 }
+                continue;
+            }
+            removed_topics.push(t);
+        }
+        for t in removed_topics {
+            if let Some(e) = self
+                .removal_seen(
+                    &ConfigResource::Topic(t.clone()),
+                    [LEADER_REPLICAS, FOLLOWER_REPLICAS],
+                )
+                .await
+            {
+                errors.push(e);
+                left_topics.insert(t);
             }
         }
         journal.throttled_brokers = left_brokers;

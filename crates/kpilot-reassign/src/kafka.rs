@@ -4,9 +4,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use kpilot_cluster::{BrokerId, TopicPartition};
-use kpilot_kafka::{AdminClient, AdminError, ConfigOp, ConfigResource, ElectionOutcome};
+use kpilot_kafka::{
+    AdminClient, AdminError, ConfigOp, ConfigResource, ConfigSource, ElectionOutcome,
+};
 use kpilot_rebalance::{BrokerChange, PlanInput};
 
+use crate::executor::{FOLLOWER_RATE, FOLLOWER_REPLICAS, LEADER_RATE, LEADER_REPLICAS};
 use crate::port::{ElectionSummary, PortError, ReassignPort};
 
 impl ReassignPort for AdminClient {
@@ -71,6 +74,41 @@ impl ReassignPort for AdminClient {
             })
     }
 
+    async fn overrides_seen(
+        &self,
+        resource: &ConfigResource,
+        keys: &[&str],
+    ) -> Result<BTreeMap<BrokerId, BTreeMap<String, String>>, PortError> {
+        let brokers = match resource {
+            ConfigResource::Broker(b) => BTreeSet::from([*b]),
+            _ => self.live_brokers().await?,
+        };
+        let mut out = BTreeMap::new();
+        for b in brokers {
+            let configs = match self
+                .describe_configs_at(b, std::slice::from_ref(resource), Some(keys))
+                .await
+            {
+                Ok(configs) => configs,
+                Err(AdminError::UnknownTopic { .. }) => BTreeMap::new(),
+                Err(e) => return Err(read("the config overrides each broker applies", e)),
+            };
+            let seen = configs
+                .into_values()
+                .flatten()
+                .filter(|(_, e)| {
+                    matches!(
+                        e.source,
+                        ConfigSource::DynamicBrokerConfig | ConfigSource::DynamicTopicConfig
+                    )
+                })
+                .filter_map(|(k, e)| e.value.filter(|v| !v.is_empty()).map(|v| (k, v)))
+                .collect();
+            out.insert(b, seen);
+        }
+        Ok(out)
+    }
+
     async fn elect_preferred(
         &self,
         partitions: &[TopicPartition],
@@ -131,4 +169,39 @@ pub async fn read_plan_input(
         change,
         &BTreeMap::new(),
     ))
+}
+
+/// A replication-throttle override set now: the broker or topic, the key, the value.
+pub type ThrottleOverride = (ConfigResource, String, String);
+
+/// The replication-throttle overrides set now on `resources` (the rates on brokers, the
+/// replica lists on topics, cluster-wide rate defaults included), as the broker that answers
+/// DescribeConfigs sees them. The executor returns only once every broker applies its
+/// removals, so right after a run this is empty unless a throttle was left behind.
+pub async fn throttle_overrides(
+    admin: &AdminClient,
+    resources: &[ConfigResource],
+) -> Result<Vec<ThrottleOverride>, AdminError> {
+    let keys = [
+        LEADER_RATE,
+        FOLLOWER_RATE,
+        LEADER_REPLICAS,
+        FOLLOWER_REPLICAS,
+    ];
+    let configs = admin.describe_configs(resources, Some(&keys)).await?;
+    Ok(configs
+        .into_iter()
+        .flat_map(|(resource, entries)| {
+            entries.into_iter().filter_map(move |(key, e)| {
+                let set = matches!(
+                    e.source,
+                    ConfigSource::DynamicBrokerConfig
+                        | ConfigSource::DynamicTopicConfig
+                        | ConfigSource::DynamicDefaultBrokerConfig
+                );
+                let value = e.value.filter(|v| set && !v.is_empty())?;
+                Some((resource.clone(), key, value))
+            })
+        })
+        .collect())
 }

@@ -16,7 +16,7 @@ pub use executor::{
     LEADER_RATE, LEADER_REPLICAS, Report, Settings, replicas_per_broker,
 };
 pub use journal::{BatchEntry, BatchState, JOURNAL_VERSION, Journal, JournalError, RunStatus};
-pub use kafka::read_plan_input;
+pub use kafka::{ThrottleOverride, read_plan_input, throttle_overrides};
 pub use port::{ElectionSummary, PortError, ReassignPort};
 pub use prepare::{Prepared, prepare};
 pub use store::{FileStore, JournalStore, MemoryStore, StoreError};

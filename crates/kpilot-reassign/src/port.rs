@@ -81,6 +81,16 @@ pub trait ReassignPort {
     /// Sets or deletes configs of a broker or topic.
     async fn configure(&self, resource: &ConfigResource, ops: &[ConfigOp])
     -> Result<(), PortError>;
+    /// The dynamic overrides of `keys` on `resource` as each broker applies them now: broker
+    /// -> key -> value. A broker's configs are answered by that broker alone; a topic's by
+    /// every live broker, since each applies a topic's throttle from its own copy of the
+    /// metadata, which follows a change a moment after the controller accepted it. A topic
+    /// that no longer exists has no overrides.
+    async fn overrides_seen(
+        &self,
+        resource: &ConfigResource,
+        keys: &[&str],
+    ) -> Result<BTreeMap<BrokerId, BTreeMap<String, String>>, PortError>;
     /// Elects the preferred leader of `partitions`.
     async fn elect_preferred(
         &self,

@@ -1,6 +1,8 @@
 //! The executor against an in-memory cluster (no Kafka): the order of its steps, the journal
 //! it leaves, cleanup after a failed submission, and refusals (someone else's reassignment, a
-//! partition changed since planning). Each reassignment finishes after a few polls.
+//! partition changed since planning). Each reassignment finishes after a few polls; config
+//! changes reach the brokers `lag` reads after they were accepted, as KRaft's metadata log
+//! makes them.
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
@@ -19,6 +21,13 @@ struct State {
     /// Moving partitions: (target, polls left).
     moving: BTreeMap<TopicPartition, (Vec<BrokerId>, u32)>,
     configs: BTreeMap<String, BTreeMap<String, String>>,
+    /// The configs as the brokers apply them: `configs` as of `lag` reads ago.
+    applied: BTreeMap<String, BTreeMap<String, String>>,
+    /// Reads of the applied configs before the last change shows (`u32::MAX`: never).
+    lag: u32,
+    reads_to_apply: u32,
+    /// Deletes are accepted but never applied by the brokers.
+    deletes_stuck: bool,
     log: Vec<String>,
     fail_submit: Option<usize>,
     submits: usize,
@@ -68,7 +77,12 @@ impl ReassignPort for Fake {
         for (tp, to) in changes {
             match to {
                 Some(to) => {
-                    s.log.push(format!("reassign {tp}"));
+                    let throttled = s
+                        .applied
+                        .get(&format!("topic {}", tp.topic))
+                        .is_some_and(|c| c.contains_key("leader.replication.throttled.replicas"));
+                    let how = if throttled { "" } else { " unthrottled" };
+                    s.log.push(format!("reassign {tp}{how}"));
                     s.moving.insert(tp.clone(), (to.clone(), 2));
                 }
                 None => {
@@ -99,7 +113,33 @@ impl ReassignPort for Fake {
             }
         }
         s.configs.retain(|_, c| !c.is_empty());
+        if s.deletes_stuck && ops.iter().any(|op| matches!(op, ConfigOp::Delete(_))) {
+            return Ok(());
+        }
+        s.reads_to_apply = s.lag;
+        if s.lag == 0 {
+            s.applied = s.configs.clone();
+        }
         Ok(())
+    }
+    async fn overrides_seen(
+        &self,
+        r: &ConfigResource,
+        keys: &[&str],
+    ) -> Result<BTreeMap<BrokerId, BTreeMap<String, String>>, PortError> {
+        let mut s = self.0.borrow_mut();
+        if s.reads_to_apply > 0 && s.lag != u32::MAX {
+            s.reads_to_apply -= 1;
+            if s.reads_to_apply == 0 {
+                s.applied = s.configs.clone();
+            }
+        }
+        let mut seen = s.applied.get(&r.to_string()).cloned().unwrap_or_default();
+        seen.retain(|k, _| keys.contains(&k.as_str()));
+        Ok(match r {
+            ConfigResource::Broker(b) => BTreeMap::from([(*b, seen)]),
+            _ => (1..=4).map(|b| (BrokerId(b), seen.clone())).collect(),
+        })
     }
     async fn elect_preferred(&self, p: &[TopicPartition]) -> Result<ElectionSummary, PortError> {
         let mut s = self.0.borrow_mut();
@@ -138,6 +178,12 @@ fn fake(input: &PlanInput) -> Fake {
             .collect(),
         ..State::default()
     }))
+}
+
+fn lagging(input: &PlanInput, lag: u32) -> Fake {
+    let port = fake(input);
+    port.0.borrow_mut().lag = lag;
+    port
 }
 
 fn settings() -> Settings {
@@ -349,4 +395,115 @@ async fn a_removed_broker_is_reported_removable_only_when_empty() {
         "{err}"
     );
     assert!(err.to_string().contains("NOT safe to remove"));
+}
+
+#[tokio::test]
+async fn submits_only_once_every_broker_applies_the_throttle_and_ends_once_none_does() {
+    let input = input();
+    let prepared = prepare(&input, BatchLimits::default()).expect("plan");
+    let port = lagging(&input, 3);
+    Executor::new(&port, settings(), |_: &_| {}, Cancel::never())
+        .run(
+            prepared.journal(None, Some(1_000_000)),
+            &mut MemoryStore::default(),
+        )
+        .await
+        .expect("completes");
+    let s = port.0.borrow();
+    assert!(
+        s.log.iter().any(|l| l.starts_with("reassign")),
+        "{:?}",
+        s.log
+    );
+    assert!(
+        !s.log.iter().any(|l| l.ends_with("unthrottled")),
+        "a batch went out before the brokers applied its throttle: {:?}",
+        s.log
+    );
+    assert!(
+        s.applied.is_empty(),
+        "the run ended with brokers still throttling: {:?}",
+        s.applied
+    );
+}
+
+#[tokio::test]
+async fn a_throttle_the_brokers_never_apply_fails_the_run_before_any_move() {
+    let input = input();
+    let prepared = prepare(&input, BatchLimits::default()).expect("plan");
+    let port = lagging(&input, u32::MAX);
+    let mut store = MemoryStore::default();
+    let err = Executor::new(
+        &port,
+        Settings {
+            config_timeout: std::time::Duration::from_millis(20),
+            ..settings()
+        },
+        |_: &_| {},
+        Cancel::never(),
+    )
+    .run(prepared.journal(None, Some(1_000_000)), &mut store)
+    .await
+    .expect_err("the rate never shows");
+    let text = err.to_string();
+    assert!(
+        matches!(err, ExecuteError::ThrottleNotApplied { .. }),
+        "{text}"
+    );
+    assert!(
+        text.contains("broker 1 has leader.replication.throttled.rate=(none)"),
+        "{text}"
+    );
+    let s = port.0.borrow();
+    assert!(
+        !s.log.iter().any(|l| l.starts_with("reassign")),
+        "{:?}",
+        s.log
+    );
+    assert!(
+        s.configs.is_empty(),
+        "the throttle was removed again: {:?}",
+        s.configs
+    );
+    assert!(!store.history.last().expect("journal").throttle_applied);
+}
+
+#[tokio::test]
+async fn a_removal_the_brokers_do_not_apply_is_reported_and_retried_by_cancel() {
+    let input = input();
+    let prepared = prepare(&input, BatchLimits::default()).expect("plan");
+    let port = fake(&input);
+    port.0.borrow_mut().deletes_stuck = true;
+    let mut store = MemoryStore::default();
+    let quick = Settings {
+        config_timeout: std::time::Duration::from_millis(20),
+        ..settings()
+    };
+    let err = Executor::new(&port, quick.clone(), |_: &_| {}, Cancel::never())
+        .run(prepared.journal(None, Some(1_000_000)), &mut store)
+        .await
+        .expect_err("the brokers keep throttling");
+    let text = err.to_string();
+    assert!(
+        text.contains("not every broker applied it within 20ms"),
+        "{text}"
+    );
+    assert!(
+        text.contains("leader.replication.throttled.rate=1000000"),
+        "{text}"
+    );
+    // The journal still lists what to remove; once the brokers catch up, `--cancel` finishes.
+    let journal = store.history.last().cloned().expect("journal");
+    assert!(journal.throttle_applied && !journal.throttled_brokers.is_empty());
+    {
+        let mut s = port.0.borrow_mut();
+        s.deletes_stuck = false;
+        s.applied = s.configs.clone();
+    }
+    Executor::new(&port, quick, |_: &_| {}, Cancel::never())
+        .cancel(journal, &mut store)
+        .await
+        .expect("the cleanup completes");
+    assert!(port.0.borrow().applied.is_empty());
+    assert!(!store.history.last().expect("journal").throttle_applied);
 }

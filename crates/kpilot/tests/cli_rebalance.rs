@@ -9,9 +9,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use kpilot_cluster::{BrokerId, TopicName, TopicPartition};
-use kpilot_kafka::{
-    AdminClient, BrokerAddress, ClientConfig, ConfigResource, ConfigSource, NewTopic,
-};
+use kpilot_kafka::{AdminClient, BrokerAddress, ClientConfig, ConfigResource, NewTopic};
 use kpilot_testbed::{ClusterConfig, KafkaCluster};
 
 fn kpilot(args: &[&str]) -> Output {
@@ -207,35 +205,10 @@ fn rebalance_plans_then_moves_data_onto_a_new_broker() {
         resources.push(ConfigResource::Topic(
             TopicName::new("clicks").expect("topic"),
         ));
-        // The removals reach the broker answering DescribeConfigs a moment after kpilot wrote
-        // them: re-read for up to 10 s before asserting.
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        let left = loop {
-            let configs = admin
-                .describe_configs(&resources, None)
-                .await
-                .expect("configs");
-            let left: Vec<String> = configs
-                .into_iter()
-                .flat_map(|(r, entries)| {
-                    entries
-                        .into_iter()
-                        .filter(|(k, e)| {
-                            k.contains("replication.throttled")
-                                && matches!(
-                                    e.source,
-                                    ConfigSource::DynamicBrokerConfig
-                                        | ConfigSource::DynamicTopicConfig
-                                )
-                        })
-                        .map(move |(k, e)| format!("{r}: {k} = {:?}", e.value))
-                })
-                .collect();
-            if left.is_empty() || std::time::Instant::now() >= deadline {
-                break left;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        };
+        // Read once: kpilot exits only after every broker applies the removals.
+        let left = kpilot_reassign::throttle_overrides(&admin, &resources)
+            .await
+            .expect("configs");
         assert!(left.is_empty(), "left after the interrupt: {left:?}");
         admin.close();
     });

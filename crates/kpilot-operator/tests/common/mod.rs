@@ -444,7 +444,7 @@ pub async fn throttle_left(
     topics: &[&str],
 ) -> Vec<String> {
     use kpilot_cluster::{BrokerId, TopicName};
-    use kpilot_kafka::{ConfigResource, ConfigSource};
+    use kpilot_kafka::ConfigResource;
     let mut resources: Vec<ConfigResource> = brokers
         .iter()
         .map(|b| ConfigResource::Broker(BrokerId(*b)))
@@ -454,27 +454,10 @@ pub async fn throttle_left(
             .iter()
             .map(|t| ConfigResource::Topic(TopicName::new(*t).expect("topic name"))),
     );
-    let keys = [
-        kpilot_reassign::LEADER_RATE,
-        kpilot_reassign::FOLLOWER_RATE,
-        kpilot_reassign::LEADER_REPLICAS,
-        kpilot_reassign::FOLLOWER_REPLICAS,
-    ];
-    let configs = admin
-        .describe_configs(&resources, Some(&keys))
+    kpilot_reassign::throttle_overrides(admin, &resources)
         .await
-        .expect("describe configs");
-    let mut out = Vec::new();
-    for (r, entries) in configs {
-        for (k, e) in entries {
-            if matches!(
-                e.source,
-                ConfigSource::DynamicBrokerConfig | ConfigSource::DynamicTopicConfig
-            ) && e.value.as_deref().is_some_and(|v| !v.is_empty())
-            {
-                out.push(format!("{r} {k}={}", e.value.unwrap_or_default()));
-            }
-        }
-    }
-    out
+        .expect("describe configs")
+        .into_iter()
+        .map(|(r, k, v)| format!("{r} {k}={v}"))
+        .collect()
 }

@@ -13,13 +13,9 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use kpilot_cluster::{BrokerId, TopicName, TopicPartition};
 use kpilot_kafka::{
-    AdminClient, BrokerAddress, ClientConfig, ConfigOp, ConfigResource, ConfigSource, NewTopic,
-    OffsetSpec,
+    AdminClient, BrokerAddress, ClientConfig, ConfigOp, ConfigResource, NewTopic, OffsetSpec,
 };
-use kpilot_reassign::{
-    ElectionSummary, FOLLOWER_RATE, FOLLOWER_REPLICAS, LEADER_RATE, LEADER_REPLICAS, PortError,
-    ReassignPort,
-};
+use kpilot_reassign::{ElectionSummary, PortError, ReassignPort, throttle_overrides};
 use kpilot_testbed::{ClusterConfig, KafkaCluster};
 
 pub fn start_cluster() -> KafkaCluster {
@@ -211,49 +207,19 @@ pub async fn throttle_configs(
         .map(|b| ConfigResource::Broker(BrokerId(*b)))
         .collect();
     resources.extend(topics.iter().map(|t| ConfigResource::Topic(topic(t))));
-    let keys = [
-        LEADER_RATE,
-        FOLLOWER_RATE,
-        LEADER_REPLICAS,
-        FOLLOWER_REPLICAS,
-    ];
-    let configs = admin
-        .describe_configs(&resources, Some(&keys))
+    throttle_overrides(admin, &resources)
         .await
-        .expect("describe configs");
-    let mut out = Vec::new();
-    for (r, entries) in configs {
-        for (k, e) in entries {
-            if matches!(
-                e.source,
-                ConfigSource::DynamicBrokerConfig
-                    | ConfigSource::DynamicTopicConfig
-                    | ConfigSource::DynamicDefaultBrokerConfig
-            ) && e.value.as_deref().is_some_and(|v| !v.is_empty())
-            {
-                out.push((r.to_string(), k, e.value.unwrap_or_default()));
-            }
-        }
-    }
-    out
+        .expect("describe configs")
+        .into_iter()
+        .map(|(r, k, v)| (r.to_string(), k, v))
+        .collect()
 }
 
-/// Asserts that no throttle config is left, waiting up to 10 s for the removals to reach the
-/// broker that answers DescribeConfigs (they travel through the metadata log, so a read right
-/// after the write may still see them).
+/// Asserts that no throttle config is left. Read once: the executor returns only after every
+/// broker applies its removals.
 pub async fn assert_no_throttles(admin: &AdminClient, brokers: &[i32], topics: &[&str]) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let left = throttle_configs(admin, brokers, topics).await;
-        if left.is_empty() {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "throttle configs left behind: {left:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let left = throttle_configs(admin, brokers, topics).await;
+    assert!(left.is_empty(), "throttle configs left behind: {left:?}");
 }
 
 pub async fn wait_no_reassignments(admin: &AdminClient) {
@@ -307,30 +273,6 @@ impl<'a> Watched<'a> {
     }
 }
 
-impl Watched<'_> {
-    /// Whether `configs` hold both rates on every broker and both replica lists on the topic
-    /// of every partition in `moving`.
-    fn covers(
-        &self,
-        configs: &[(String, String, String)],
-        moving: &BTreeSet<TopicPartition>,
-    ) -> bool {
-        let has =
-            |resource: &str, key: &str| configs.iter().any(|(r, k, _)| r == resource && k == key);
-        let brokers = self.brokers.iter().all(|b| {
-            [LEADER_RATE, FOLLOWER_RATE]
-                .iter()
-                .all(|key| has(&format!("broker {b}"), key))
-        });
-        let topics = moving.iter().all(|tp| {
-            [LEADER_REPLICAS, FOLLOWER_REPLICAS]
-                .iter()
-                .all(|key| has(&format!("topic {}", tp.topic), key))
-        });
-        brokers && topics
-    }
-}
-
 impl ReassignPort for Watched<'_> {
     async fn live_brokers(&self) -> Result<BTreeSet<BrokerId>, PortError> {
         self.admin.live_brokers().await
@@ -349,17 +291,9 @@ impl ReassignPort for Watched<'_> {
         }
         let ongoing = self.admin.ongoing().await?;
         if !ongoing.is_empty() {
-            // The throttle configs reach the broker answering DescribeConfigs a moment after
-            // they were written (just before the batch was submitted): re-read, up to 10 s,
-            // until they cover the moving partitions, and record what was read last.
-            let deadline = Instant::now() + Duration::from_secs(10);
-            let configs = loop {
-                let configs = throttle_configs(self.admin, &self.brokers, &self.topics).await;
-                if self.covers(&configs, &ongoing) || Instant::now() >= deadline {
-                    break configs;
-                }
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            };
+            // Read once: the executor submits a batch only after every broker applies its
+            // throttle, so any broker answering must show it.
+            let configs = throttle_configs(self.admin, &self.brokers, &self.topics).await;
             self.seen.borrow_mut().push((ongoing.clone(), configs));
         }
         Ok(ongoing)
@@ -376,6 +310,13 @@ impl ReassignPort for Watched<'_> {
         ops: &[ConfigOp],
     ) -> Result<(), PortError> {
         self.admin.configure(resource, ops).await
+    }
+    async fn overrides_seen(
+        &self,
+        resource: &ConfigResource,
+        keys: &[&str],
+    ) -> Result<BTreeMap<BrokerId, BTreeMap<String, String>>, PortError> {
+        self.admin.overrides_seen(resource, keys).await
     }
     async fn elect_preferred(
         &self,
