@@ -9,7 +9,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{BrokerId, NodeId, TopicName, TopicPartition};
-use crate::state::{ClusterState, PartitionState, TopicState};
+use crate::state::{ClusterState, PartitionState, ThrottleScope, TopicState};
 
 /// The result of [`analyze`]: what is healthy, what is wrong, and what may be stopped.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -419,6 +419,15 @@ pub enum Issue {
     },
     /// No live broker can be stopped safely.
     NoBrokerSafeToStop,
+    /// Replication throttles are set while no reassignment is in progress: left behind by an
+    /// interrupted reassignment tool, they slow every throttled replica that has to catch up
+    /// (after a restart, say) to the throttle's rate.
+    ThrottlesWithoutReassignment {
+        /// Where they are set, first few.
+        examples: Vec<ThrottleScope>,
+        /// How many places.
+        count: usize,
+    },
 }
 
 /// How many example partitions a finding lists.
@@ -646,6 +655,20 @@ pub fn analyze(state: &ClusterState) -> HealthSnapshot {
             count: counts.reassigning,
         }));
     }
+    if counts.reassigning == 0 && state.reassignments.is_empty() {
+        let throttled: BTreeSet<&ThrottleScope> =
+            state.throttles.iter().map(|t| &t.scope).collect();
+        if !throttled.is_empty() {
+            findings.push(finding(Issue::ThrottlesWithoutReassignment {
+                examples: throttled
+                    .iter()
+                    .take(FINDING_EXAMPLES)
+                    .map(|s| (*s).clone())
+                    .collect(),
+                count: throttled.len(),
+            }));
+        }
+    }
     findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
 
     let status = match findings.iter().map(|f| f.severity).max() {
@@ -869,7 +892,8 @@ impl Issue {
             | Issue::VoterNotReplicating { .. }
             | Issue::VoterBehind { .. }
             | Issue::NoBrokerSafeToStop
-            | Issue::LeadersNotPreferred { .. } => Severity::Warning,
+            | Issue::LeadersNotPreferred { .. }
+            | Issue::ThrottlesWithoutReassignment { .. } => Severity::Warning,
             Issue::ReassignmentsInProgress { .. } => Severity::Info,
         }
     }
@@ -963,6 +987,11 @@ impl fmt::Display for Issue {
             }
             Issue::NoBrokerSafeToStop => f.write_str(
                 "no broker can be stopped now without taking a partition below min.insync.replicas",
+            ),
+            Issue::ThrottlesWithoutReassignment { examples, count } => write!(
+                f,
+                "replication throttles are set with no reassignment in progress, where they only slow replicas catching up (left by an interrupted reassignment?): {}. `kpilot rebalance --cancel` removes what a kpilot run left; else delete them with kafka-configs --alter --delete-config",
+                sample_list(examples, *count)
             ),
         }
     }

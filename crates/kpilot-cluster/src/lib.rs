@@ -34,5 +34,5 @@ pub use health::{
 pub use ids::{BrokerId, NodeId, TopicName, TopicNameError, TopicPartition};
 pub use state::{
     BrokerInfo, ClusterState, LogDir, PartitionReassignment, PartitionState, QuorumReplica,
-    QuorumState, ReplicaLog, TopicState,
+    QuorumState, ReplicaLog, ReplicationThrottle, ThrottleScope, TopicState,
 };

@@ -27,6 +27,45 @@ pub struct ClusterState {
     pub reassignments: Vec<PartitionReassignment>,
     /// The KRaft metadata quorum, if it could be described.
     pub quorum: Option<QuorumState>,
+    /// Replication throttle overrides set now (Kafka's `*.replication.throttled.*` configs),
+    /// as far as they could be read.
+    #[serde(default)]
+    pub throttles: Vec<ReplicationThrottle>,
+}
+
+/// Where a replication throttle override is set.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(tag = "on", content = "id", rename_all = "snake_case")]
+pub enum ThrottleScope {
+    /// A rate on one broker.
+    Broker(BrokerId),
+    /// A rate set as the cluster-wide broker default.
+    ClusterDefault,
+    /// A list of throttled replicas on a topic.
+    Topic(TopicName),
+}
+
+impl std::fmt::Display for ThrottleScope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ThrottleScope::Broker(b) => write!(f, "broker {b}"),
+            ThrottleScope::ClusterDefault => f.write_str("the cluster-wide broker default"),
+            ThrottleScope::Topic(t) => write!(f, "topic {t}"),
+        }
+    }
+}
+
+/// One replication throttle override: a rate (`leader.replication.throttled.rate`,
+/// `follower.replication.throttled.rate`) or a list of throttled replicas
+/// (`leader.replication.throttled.replicas`, `follower...`).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ReplicationThrottle {
+    /// Where it is set.
+    pub scope: ThrottleScope,
+    /// The config key.
+    pub key: String,
+    /// Its value.
+    pub value: String,
 }
 
 /// A live broker as listed in cluster metadata.

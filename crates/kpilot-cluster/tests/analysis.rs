@@ -312,3 +312,69 @@ fn findings_read_like_sentences() {
         &"8 partition(s) are under-replicated: orders-0, orders-1, orders-2, orders-3, orders-4, ... (3 more)"
     ));
 }
+
+#[test]
+fn throttles_left_without_a_reassignment_are_a_warning() {
+    let mut state = uniform_cluster(3, &[("orders", 4, 3, 2)]);
+    let throttle = |scope: ThrottleScope, key: &str, value: &str| ReplicationThrottle {
+        scope,
+        key: key.to_string(),
+        value: value.to_string(),
+    };
+    state.throttles = vec![
+        throttle(
+            ThrottleScope::Broker(BrokerId(1)),
+            "leader.replication.throttled.rate",
+            "10485760",
+        ),
+        throttle(
+            ThrottleScope::Broker(BrokerId(1)),
+            "follower.replication.throttled.rate",
+            "10485760",
+        ),
+        throttle(
+            ThrottleScope::Topic(TopicName::new("orders").unwrap()),
+            "leader.replication.throttled.replicas",
+            "*",
+        ),
+    ];
+    let h = analyze(&state);
+    assert_eq!(h.status, HealthStatus::Degraded, "{:#?}", h.findings);
+    assert_eq!(
+        h.findings[0].issue,
+        Issue::ThrottlesWithoutReassignment {
+            examples: vec![
+                ThrottleScope::Broker(BrokerId(1)),
+                ThrottleScope::Topic(TopicName::new("orders").unwrap()),
+            ],
+            count: 2,
+        }
+    );
+    assert!(
+        h.findings[0]
+            .message
+            .contains("no reassignment in progress")
+            && h.findings[0].message.contains("broker 1, topic orders"),
+        "{}",
+        h.findings[0].message
+    );
+    // While a reassignment runs, throttles are what it is supposed to have.
+    state.reassignments.push(PartitionReassignment {
+        topic_partition: tp("orders", 0),
+        replicas: vec![BrokerId(1), BrokerId(2), BrokerId(3)],
+        adding: vec![],
+        removing: vec![],
+    });
+    let h = analyze(&state);
+    assert!(
+        !h.findings
+            .iter()
+            .any(|f| matches!(f.issue, Issue::ThrottlesWithoutReassignment { .. })),
+        "{:#?}",
+        h.findings
+    );
+    // And without throttles there is nothing to say.
+    state.reassignments.clear();
+    state.throttles.clear();
+    assert_eq!(analyze(&state).status, HealthStatus::Healthy);
+}

@@ -828,9 +828,10 @@ impl AdminClient {
         Ok(out)
     }
 
-    /// DescribeConfigs answered by `broker` itself, for any resource. A topic's configs reach
-    /// each broker through the metadata log, a moment after the controller accepted a change;
-    /// asking every broker in turn tells when all of them apply it.
+    /// DescribeConfigs answered by `broker` itself. A topic's configs reach each broker through
+    /// the metadata log, a moment after the controller accepted a change; asking every broker
+    /// in turn tells when all of them apply it. A broker resource can only be asked of that
+    /// broker (any other answers INVALID_REQUEST).
     pub async fn describe_configs_at(
         &self,
         broker: BrokerId,
@@ -839,6 +840,24 @@ impl AdminClient {
     ) -> Result<BTreeMap<ConfigResource, BTreeMap<String, ConfigEntry>>, AdminError> {
         self.describe_configs_routed(Route::Broker(broker), resources, keys)
             .await
+    }
+
+    /// A broker's own configs (`keys`), with at most `max_attempts` attempts: for the parts of
+    /// a snapshot that can do without one broker.
+    pub(crate) async fn describe_broker_configs_within(
+        &self,
+        broker: BrokerId,
+        keys: &[&str],
+        budget: Duration,
+        max_attempts: u32,
+    ) -> Result<BTreeMap<String, ConfigEntry>, AdminError> {
+        let resource = [ConfigResource::Broker(broker)];
+        let mut out = self
+            .retrying_at_most("DescribeConfigs", budget, max_attempts, || {
+                self.describe_configs_once(Route::Broker(broker), &resource, Some(keys))
+            })
+            .await?;
+        Ok(out.remove(&resource[0]).unwrap_or_default())
     }
 
     async fn describe_configs_routed(

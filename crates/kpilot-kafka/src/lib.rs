@@ -24,4 +24,7 @@ pub use admin::{
     ConfigResource, ConfigSource, ElectionOutcome, NewTopic, OffsetSpec, TopicMetadata,
 };
 pub use groups::{GroupListing, GroupOffsets};
-pub use snapshot::{Snapshot, SnapshotGap};
+pub use snapshot::{
+    FOLLOWER_RATE, FOLLOWER_REPLICAS, LEADER_RATE, LEADER_REPLICAS, MIN_INSYNC_REPLICAS, Snapshot,
+    SnapshotGap,
+};

@@ -1,6 +1,7 @@
 //! Reading a whole-cluster snapshot: Metadata, then concurrently DescribeConfigs
-//! (`min.insync.replicas` of every topic), DescribeLogDirs on every live broker, DescribeQuorum
-//! and ListPartitionReassignments, assembled into a `kpilot_cluster::ClusterState` for the pure
+//! (`min.insync.replicas` and the throttled replica lists of every topic, the throttle rates of
+//! every live broker), DescribeLogDirs on every live broker, DescribeQuorum and
+//! ListPartitionReassignments, assembled into a `kpilot_cluster::ClusterState` for the pure
 //! analysis. Performs network I/O.
 //!
 //! Only Metadata is required. If another part fails, the snapshot records a [`SnapshotGap`] and
@@ -10,14 +11,24 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use kpilot_cluster::{BrokerId, ClusterState, HealthSnapshot, TopicState, analyze};
+use kpilot_cluster::{
+    BrokerId, ClusterState, HealthSnapshot, ReplicationThrottle, ThrottleScope, TopicState, analyze,
+};
 use serde::Serialize;
 use tracing::{debug, instrument};
 
-use crate::admin::{AdminClient, AdminError, ConfigResource};
+use crate::admin::{AdminClient, AdminError, ConfigEntry, ConfigResource, ConfigSource};
 
 /// The config key whose effective value decides stop safety.
 pub const MIN_INSYNC_REPLICAS: &str = "min.insync.replicas";
+/// Broker config: the rate at which leaders serve throttled replicas.
+pub const LEADER_RATE: &str = "leader.replication.throttled.rate";
+/// Broker config: the rate at which followers fetch throttled replicas.
+pub const FOLLOWER_RATE: &str = "follower.replication.throttled.rate";
+/// Topic config: the replicas throttled as leaders (`partition:broker,...` or `*`).
+pub const LEADER_REPLICAS: &str = "leader.replication.throttled.replicas";
+/// Topic config: the replicas throttled as followers (`partition:broker,...` or `*`).
+pub const FOLLOWER_REPLICAS: &str = "follower.replication.throttled.replicas";
 
 /// Attempts for the parts a snapshot can do without (log dirs, quorum): a broker that just
 /// died must not hold the whole snapshot up for the full retry budget.
@@ -66,35 +77,45 @@ impl AdminClient {
             if resources.is_empty() {
                 Ok(BTreeMap::new())
             } else {
-                self.describe_configs(&resources, Some(&[MIN_INSYNC_REPLICAS]))
-                    .await
+                self.describe_configs(
+                    &resources,
+                    Some(&[MIN_INSYNC_REPLICAS, LEADER_REPLICAS, FOLLOWER_REPLICAS]),
+                )
+                .await
             }
         };
-        let log_dirs = async {
+        // Per broker, concurrently: its log dirs and its throttle rates (both answered by that
+        // broker only).
+        let per_broker = async {
             let mut tasks = tokio::task::JoinSet::new();
             for broker in metadata.brokers.keys().copied() {
                 let client = self.clone();
                 tasks.spawn(async move {
-                    (
-                        broker,
-                        client
-                            .describe_log_dirs_within(broker, budget, OPTIONAL_PART_ATTEMPTS)
-                            .await,
-                    )
+                    let keys = [LEADER_RATE, FOLLOWER_RATE];
+                    let (dirs, rates) = tokio::join!(
+                        client.describe_log_dirs_within(broker, budget, OPTIONAL_PART_ATTEMPTS),
+                        client.describe_broker_configs_within(
+                            broker,
+                            &keys,
+                            budget,
+                            OPTIONAL_PART_ATTEMPTS
+                        ),
+                    );
+                    ((broker, dirs), (broker, rates))
                 });
             }
             let mut out = Vec::new();
             while let Some(joined) = tasks.join_next().await {
                 match joined {
                     Ok(result) => out.push(result),
-                    Err(e) => debug!(error = %e, "log dir task failed"),
+                    Err(e) => debug!(error = %e, "per-broker read task failed"),
                 }
             }
             out
         };
-        let (configs, log_dirs, quorum, reassignments) = tokio::join!(
+        let (configs, per_broker, quorum, reassignments) = tokio::join!(
             configs,
-            log_dirs,
+            per_broker,
             self.describe_quorum_within(budget, OPTIONAL_PART_ATTEMPTS),
             self.list_partition_reassignments(),
         );
@@ -107,7 +128,10 @@ impl AdminClient {
             })
         };
         let configs = configs.unwrap_or_else(|e| {
-            gap("min.insync.replicas of topics".to_string(), &e);
+            gap(
+                "min.insync.replicas and throttled replicas of topics".to_string(),
+                &e,
+            );
             BTreeMap::new()
         });
         let mut state = ClusterState {
@@ -115,6 +139,8 @@ impl AdminClient {
             brokers: metadata.brokers.clone(),
             ..ClusterState::default()
         };
+        let (mut log_dirs, mut broker_configs): (Vec<(BrokerId, _)>, Vec<(BrokerId, _)>) =
+            per_broker.into_iter().unzip();
         for (name, topic) in &metadata.topics {
             let min_insync_replicas = configs
                 .get(&ConfigResource::Topic(name.clone()))
@@ -131,8 +157,37 @@ impl AdminClient {
                     partitions: topic.partitions.clone(),
                 },
             );
+            if let Some(entries) = configs.get(&ConfigResource::Topic(name.clone())) {
+                state.throttles.extend(throttles(
+                    ThrottleScope::Topic(name.clone()),
+                    entries,
+                    ConfigSource::DynamicTopicConfig,
+                ));
+            }
         }
-        let mut log_dirs: Vec<(BrokerId, Result<_, AdminError>)> = log_dirs;
+        broker_configs.sort_by_key(|(b, _)| *b);
+        for (broker, result) in broker_configs {
+            match result {
+                Ok(entries) => {
+                    state.throttles.extend(throttles(
+                        ThrottleScope::Broker(broker),
+                        &entries,
+                        ConfigSource::DynamicBrokerConfig,
+                    ));
+                    // The cluster-wide default shows on every broker: keep it once.
+                    for t in throttles(
+                        ThrottleScope::ClusterDefault,
+                        &entries,
+                        ConfigSource::DynamicDefaultBrokerConfig,
+                    ) {
+                        if !state.throttles.contains(&t) {
+                            state.throttles.push(t);
+                        }
+                    }
+                }
+                Err(e) => gap(format!("throttle rates of broker {broker}"), &e),
+            }
+        }
         log_dirs.sort_by_key(|(b, _)| *b);
         for (broker, result) in log_dirs {
             match result {
@@ -163,4 +218,25 @@ impl AdminClient {
             elapsed,
         })
     }
+}
+
+/// The throttle overrides among `entries` that come from `source` (a value Kafka reports for
+/// an unset list is empty: not an override).
+fn throttles(
+    scope: ThrottleScope,
+    entries: &BTreeMap<String, ConfigEntry>,
+    source: ConfigSource,
+) -> Vec<ReplicationThrottle> {
+    entries
+        .iter()
+        .filter(|(key, e)| key.contains(".replication.throttled.") && e.source == source)
+        .filter_map(|(key, e)| {
+            let value = e.value.as_deref().filter(|v| !v.is_empty())?;
+            Some(ReplicationThrottle {
+                scope: scope.clone(),
+                key: key.clone(),
+                value: value.to_string(),
+            })
+        })
+        .collect()
 }

@@ -468,8 +468,9 @@ async fn snapshot_of_a_healthy_cluster(admin: &AdminClient) {
     admin.delete_topics(&[topic("strict")]).await.unwrap();
 }
 
-/// KRaft applies config changes through the controller, and the broker that answers
-/// DescribeConfigs learns them a moment later: re-read until `check` passes, for at most 15 s.
+/// KRaft applies config changes through the controller, and each broker learns them from the
+/// metadata log a moment later: re-read from *every* live broker (`describe_configs_at`) until
+/// `check` passes on all of them, for at most 15 s (later steps read through any broker).
 async fn eventually_configs(
     admin: &AdminClient,
     resource: &ConfigResource,
@@ -477,20 +478,34 @@ async fn eventually_configs(
     what: &str,
     check: impl Fn(&std::collections::BTreeMap<String, kpilot_kafka::ConfigEntry>) -> bool,
 ) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(15);
-    loop {
-        let configs = admin
-            .describe_configs(std::slice::from_ref(resource), keys)
+    // A broker's own configs are answered by that broker only.
+    let brokers: Vec<BrokerId> = match resource {
+        ConfigResource::Broker(b) => vec![*b],
+        _ => admin
+            .metadata()
             .await
-            .expect("describe configs");
-        let entries = &configs[resource];
-        if check(entries) {
-            return;
+            .expect("metadata")
+            .brokers
+            .keys()
+            .copied()
+            .collect(),
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    for broker in brokers {
+        loop {
+            let configs = admin
+                .describe_configs_at(broker, std::slice::from_ref(resource), keys)
+                .await
+                .expect("describe configs");
+            let entries = &configs[resource];
+            if check(entries) {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{what}: broker {broker} never reached the expected state: {entries:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
         }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{what}: configs never reached the expected state: {entries:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }

@@ -24,14 +24,7 @@ use crate::journal::{BatchState, Journal, RunStatus};
 use crate::port::{ElectionSummary, PortError, ReassignPort};
 use crate::store::{JournalStore, StoreError};
 
-/// Broker config: the rate at which leaders serve throttled replicas.
-pub const LEADER_RATE: &str = "leader.replication.throttled.rate";
-/// Broker config: the rate at which followers fetch throttled replicas.
-pub const FOLLOWER_RATE: &str = "follower.replication.throttled.rate";
-/// Topic config: the replicas throttled as leaders (`partition:broker,...`).
-pub const LEADER_REPLICAS: &str = "leader.replication.throttled.replicas";
-/// Topic config: the replicas throttled as followers (`partition:broker,...`).
-pub const FOLLOWER_REPLICAS: &str = "follower.replication.throttled.replicas";
+pub use kpilot_kafka::{FOLLOWER_RATE, FOLLOWER_REPLICAS, LEADER_RATE, LEADER_REPLICAS};
 
 /// How the executor paces itself.
 #[derive(Debug, Clone)]

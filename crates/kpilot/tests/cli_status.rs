@@ -1,9 +1,12 @@
-//! `kpilot status` end to end: the real binary against a real 3-broker KRaft cluster, and its
-//! exit codes for an unreachable address and a bad client configuration.
+//! `kpilot status` end to end: the real binary against a real 3-broker KRaft cluster (healthy,
+//! replication throttles left behind, a crashed broker), and its exit codes for an unreachable
+//! address and a bad client configuration.
 
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
+use kpilot_cluster::{BrokerId, TopicName};
+use kpilot_kafka::{AdminClient, BrokerAddress, ClientConfig, ConfigOp, ConfigResource, NewTopic};
 use kpilot_testbed::{ClusterConfig, KafkaCluster};
 
 fn kpilot(args: &[&str]) -> Output {
@@ -42,6 +45,8 @@ fn status_reports_a_healthy_cluster_then_a_crashed_broker() {
     for id in ["1", "2", "3"] {
         assert!(out.contains(id), "broker {id} missing in:\n{out}");
     }
+
+    throttles_left_behind_are_reported_until_removed(&bootstrap);
 
     // A crashed broker: the verdict must stop being healthy.
     cluster.kill_broker(3).expect("kill broker 3");
@@ -111,4 +116,105 @@ fn bad_client_configuration_is_a_usage_error() {
         "{}",
         stderr(&o)
     );
+}
+
+/// Throttles set as an interrupted reassignment tool leaves them (a rate on broker 2, replica
+/// lists on a topic, no reassignment running): `status` turns degraded and names both; once
+/// they are deleted it is healthy again. Config changes reach the brokers through the metadata
+/// log, so each verdict is polled for, up to 15 s.
+fn throttles_left_behind_are_reported_until_removed(bootstrap: &str) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let topic = TopicName::new("clicks").expect("topic");
+    let broker = ConfigResource::Broker(BrokerId(2));
+    let lists = ConfigResource::Topic(topic.clone());
+    let admin = runtime.block_on(async {
+        let config = ClientConfig::new(BrokerAddress::parse_list(bootstrap).expect("bootstrap"));
+        let admin = AdminClient::connect(config).await.expect("connect");
+        admin
+            .create_topics(&[NewTopic::new(topic.clone(), 3, 3)])
+            .await
+            .expect("create topic");
+        admin.wait_for_topic(&topic).await.expect("topic ready");
+        admin
+            .alter_configs(
+                &broker,
+                &[ConfigOp::set(
+                    "leader.replication.throttled.rate",
+                    1_048_576,
+                )],
+            )
+            .await
+            .expect("set the rate");
+        admin
+            .alter_configs(
+                &lists,
+                &[ConfigOp::set(
+                    "follower.replication.throttled.replicas",
+                    "*",
+                )],
+            )
+            .await
+            .expect("set the replica list");
+        admin
+    });
+    let finding = poll_status(bootstrap, |v| {
+        v["health"]["findings"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|f| {
+                f["issue"]["kind"] == "throttles_without_reassignment" && f["issue"]["count"] == 2
+            })
+            .cloned()
+    });
+    let message = finding["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("broker 2, topic clicks") && message.contains("kpilot rebalance --cancel"),
+        "{finding}"
+    );
+    assert_eq!(finding["severity"], "warning", "{finding}");
+    let o = kpilot(&["status", "--bootstrap", bootstrap]);
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("replication throttles are set"),
+        "the table names the finding too"
+    );
+
+    runtime.block_on(async {
+        admin
+            .alter_configs(
+                &broker,
+                &[ConfigOp::delete("leader.replication.throttled.rate")],
+            )
+            .await
+            .expect("delete the rate");
+        admin
+            .alter_configs(
+                &lists,
+                &[ConfigOp::delete("follower.replication.throttled.replicas")],
+            )
+            .await
+            .expect("delete the replica list");
+        admin.close();
+    });
+    poll_status(bootstrap, |v| {
+        (v["health"]["status"] == "healthy").then_some(())
+    });
+}
+
+/// Runs `kpilot status --json` until `done` finds what it looks for (up to 15 s).
+fn poll_status<T>(bootstrap: &str, done: impl Fn(&serde_json::Value) -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let o = kpilot(&["status", "--bootstrap", bootstrap, "--json"]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("JSON");
+        if let Some(found) = done(&v) {
+            return found;
+        }
+        assert!(Instant::now() < deadline, "status never got there: {v}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
 }
