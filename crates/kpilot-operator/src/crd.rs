@@ -397,6 +397,12 @@ pub struct LoadStatus {
     /// day of history) or `spec` (`policy.consumerFanout`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fanout_source: Option<String>,
+    /// Where replication throttles are set although no reassignment runs, e.g. `broker 2,
+    /// topic orders`: left behind by an interrupted reassignment tool, they slow the replicas
+    /// they name whenever those catch up. Remove them (`kpilot rebalance --cancel` for a kpilot
+    /// run, else kafka-configs --alter --delete-config).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub throttles_left_behind: Option<String>,
 }
 
 /// Limits of the current shape.

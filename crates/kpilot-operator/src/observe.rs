@@ -79,6 +79,9 @@ pub struct KafkaFacts {
     /// The consumer egress, when measured: Prometheus' bytes-out counters, or (Kafka only)
     /// the consumer groups' committed offsets since the previous observation.
     pub egress: Option<Throughput>,
+    /// Where replication throttles are set while no reassignment runs, e.g. `broker 2, topic
+    /// orders` (left behind by an interrupted reassignment tool).
+    pub throttles_left: Option<String>,
 }
 
 /// The demand over time the forecast can start from: the cluster's ingress, and its consumer
@@ -351,6 +354,7 @@ impl Observer for KafkaObserver {
                 source,
                 ingress_problem,
                 egress,
+                throttles_left: throttles_left(&health),
             })
         })
     }
@@ -450,4 +454,14 @@ impl Observer for FixedObserver {
         *self.elections.borrow_mut() += 1;
         Box::pin(async move { Ok(0) })
     }
+}
+
+/// Where the health analysis found replication throttles with no reassignment running.
+fn throttles_left(health: &kpilot_cluster::HealthSnapshot) -> Option<String> {
+    health.findings.iter().find_map(|f| match &f.issue {
+        kpilot_cluster::Issue::ThrottlesWithoutReassignment { examples, count } => {
+            Some(kpilot_cluster::sample_list(examples, *count))
+        }
+        _ => None,
+    })
 }

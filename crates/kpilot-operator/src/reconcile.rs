@@ -275,40 +275,55 @@ pub fn set_condition(
 }
 
 /// The JSON merge patch writing `status` whole: absent optional fields become `null` so
-/// that stale values are removed.
+/// that stale values are removed, at the top level and inside each object the status holds
+/// (a merge patch merges nested objects key by key, so an absent key would keep its old value:
+/// a stale ingress or a warning that no longer holds).
 pub fn status_patch(status: &KafkaAutopilotStatus) -> Value {
     let mut value = serde_json::to_value(status).unwrap_or_else(|_| json!({}));
     if let Some(map) = value.as_object_mut() {
-        for key in [
-            "observedGeneration",
-            "currentShape",
-            "load",
-            "limits",
-            "forecast",
-            "lastDecision",
-            "operation",
-            "lastChangeFinished",
-            "lastError",
-        ] {
-            map.entry(key).or_insert(Value::Null);
-        }
-        for key in ["history", "conditions"] {
-            map.entry(key).or_insert(json!([]));
-        }
-        // A new operation must not inherit the previous one's journal or end time.
-        if let Some(op) = map.get_mut("operation").and_then(Value::as_object_mut) {
-            for key in [
-                "finishedAt",
-                "message",
-                "journal",
-                "fromBrokers",
-                "toBrokers",
-            ] {
-                op.entry(key).or_insert(Value::Null);
+        for (key, fields) in status_fields() {
+            let entry = map.entry(key.as_str()).or_insert(Value::Null);
+            if let Some(object) = entry.as_object_mut() {
+                for field in fields {
+                    object.entry(field.as_str()).or_insert(Value::Null);
+                }
             }
         }
     }
     json!({ "status": value })
+}
+
+/// The status' properties and, for those holding an object, that object's properties, from
+/// the CRD's own schema: a field added to the status is cleared like the others without being
+/// listed anywhere.
+fn status_fields() -> &'static Vec<(String, Vec<String>)> {
+    static FIELDS: std::sync::OnceLock<Vec<(String, Vec<String>)>> = std::sync::OnceLock::new();
+    FIELDS.get_or_init(|| {
+        use kube::CustomResourceExt as _;
+        let crd = KafkaAutopilot::crd();
+        let status = crd.spec.versions.iter().find_map(|v| {
+            v.schema
+                .as_ref()?
+                .open_api_v3_schema
+                .as_ref()?
+                .properties
+                .as_ref()?
+                .get("status")
+                .cloned()
+        });
+        status
+            .and_then(|s| s.properties)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(key, schema)| {
+                let fields = schema
+                    .properties
+                    .map(|p| p.into_keys().collect())
+                    .unwrap_or_default();
+                (key, fields)
+            })
+            .collect()
+    })
 }
 
 pub(crate) async fn write_status(
@@ -797,6 +812,7 @@ async fn steps(
             .map(|t| (t.mb_per_s() * 1000.0).round() / 1000.0),
         fanout: Some((fanout * 1000.0).round() / 1000.0),
         fanout_source: Some(fanout_source.to_owned()),
+        throttles_left_behind: facts.throttles_left.clone(),
     });
     status.limits = Some(LimitsStatus {
         holds_mb_per_s: (holds_now.mb_per_s() * 1000.0).round() / 1000.0,
@@ -813,6 +829,11 @@ async fn steps(
     );
     if let Some(problem) = &facts.ingress_problem {
         ready_message.push_str(&format!("; ingress not measured: {problem}"));
+    }
+    if let Some(on) = &facts.throttles_left {
+        ready_message.push_str(&format!(
+            "; replication throttles left behind with no reassignment running on {on} (they slow replicas catching up: remove them)"
+        ));
     }
     set_condition(
         status,
@@ -1445,6 +1466,59 @@ async fn strimzi_progress(
 mod tests {
     use super::*;
     use kpilot_metrics::RateHistory;
+
+    /// A merge patch keeps every key it does not name: each optional field of the objects in
+    /// the status must be sent as null when absent, or a warning that no longer holds (or a
+    /// stale ingress) would stay in status for good.
+    #[test]
+    fn the_status_patch_clears_absent_fields_inside_its_objects_too() {
+        let status = KafkaAutopilotStatus {
+            load: Some(LoadStatus {
+                measured_at: "2026-01-01T00:00:00Z".into(),
+                ingress_mb_per_s: None,
+                stored_gb: 1.0,
+                replication_factor: 3,
+                under_replicated_partitions: 0,
+                source: "kafka".into(),
+                ingress_problem: None,
+                egress_mb_per_s: None,
+                fanout: None,
+                fanout_source: None,
+                throttles_left_behind: None,
+            }),
+            limits: Some(LimitsStatus {
+                holds_mb_per_s: 10.0,
+                headroom: None,
+            }),
+            ..KafkaAutopilotStatus::default()
+        };
+        let patch = status_patch(&status);
+        let load = &patch["status"]["load"];
+        for key in [
+            "ingressMbPerS",
+            "ingressProblem",
+            "egressMbPerS",
+            "fanout",
+            "fanoutSource",
+            "throttlesLeftBehind",
+        ] {
+            assert!(load.get(key).is_some_and(Value::is_null), "{key}: {load}");
+        }
+        assert_eq!(load["storedGb"], 1.0);
+        assert!(patch["status"]["limits"]["headroom"].is_null());
+        for key in [
+            "forecast",
+            "lastDecision",
+            "operation",
+            "history",
+            "conditions",
+        ] {
+            assert!(
+                patch["status"].get(key).is_some_and(Value::is_null),
+                "{key}: {patch}"
+            );
+        }
+    }
 
     fn rates(points: &[(f64, f64)]) -> RateHistory {
         RateHistory {

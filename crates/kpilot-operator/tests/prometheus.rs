@@ -8,7 +8,8 @@
 //! time) read the topic as it is written, so the egress and the fan-out (egress / ingress, 2
 //! here; the spec says 4) are measured too; and a second autopilot without Prometheus measures the
 //! same from Kafka alone (log growth, committed group offsets) between two reconciles. A selector matching nothing gives a named missing ingress
-//! and no decision, never a zero load; Prometheus down is an error naming its URL.
+//! and no decision, never a zero load; Prometheus down is an error naming its URL. A throttle
+//! rate left on a broker with no reassignment running shows in status until it is deleted.
 
 mod common;
 
@@ -17,8 +18,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use common::*;
-use kpilot_cluster::{TopicName, TopicPartition};
-use kpilot_kafka::AdminClient;
+use kpilot_cluster::{BrokerId, TopicName, TopicPartition};
+use kpilot_kafka::{AdminClient, ConfigOp, ConfigResource, LEADER_RATE};
 use kpilot_operator::KafkaObserver;
 use kpilot_operator::crd::{KafkaAutopilotSpec, Mode};
 use kpilot_operator::reconcile::reconcile;
@@ -69,6 +70,30 @@ fn spec(bootstrap: &str, prometheus: &str) -> KafkaAutopilotSpec {
     spec.metrics.history = Some("2m".into());
     spec.policy.consumer_fanout = Some(SPEC_FANOUT);
     spec
+}
+
+/// Reconciles the Kafka-only autopilot until `done` holds for its
+/// `status.load.throttlesLeftBehind` (a config change reaches the broker through the metadata
+/// log a moment after it was made), for at most 15 s; returns the last value.
+async fn throttles_in_status(
+    client: &kube::Client,
+    ctx: &kpilot_operator::Context,
+    ns: &str,
+    done: impl Fn(&Option<String>) -> bool,
+) -> Option<String> {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let ap = get_autopilot(client, ns, "kafka").await;
+        reconcile(&ap, ctx).await.expect("Kafka-only reconcile");
+        let status = get_autopilot(client, ns, "kafka").await.status;
+        let left = status
+            .and_then(|s| s.load)
+            .and_then(|l| l.throttles_left_behind);
+        if done(&left) || Instant::now() >= deadline {
+            return left;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
 }
 
 /// A consumer of `group` reading `topic` from the start as it is written: Kafka's
@@ -167,6 +192,30 @@ fn prometheus_gives_the_ingress_and_a_history_to_decide_from_at_once() {
         assert_eq!(load.fanout_source.as_deref(), Some("measured"), "{load:?}");
         assert_eq!(status.history.len(), 1);
         assert_eq!(status.history[0].egress_mb_per_s, load.egress_mb_per_s);
+
+        // A throttle rate left on broker 2 with no reassignment running (as an interrupted
+        // reassignment tool leaves it) shows in status and in the Ready condition; once
+        // deleted it is gone from both.
+        let broker = ConfigResource::Broker(BrokerId(2));
+        admin
+            .alter_configs(&broker, &[ConfigOp::set(LEADER_RATE, 1_048_576)])
+            .await
+            .expect("set a throttle rate");
+        let left = throttles_in_status(&client, &ctx, &ns, Option::is_some).await;
+        assert_eq!(left.as_deref(), Some("broker 2"));
+        let kafka_only = get_autopilot(&client, &ns, "kafka").await;
+        let ready = condition(&kafka_only, "Ready");
+        assert!(
+            ready.message.contains("throttles left behind") && ready.message.contains("broker 2"),
+            "{}",
+            ready.message
+        );
+        admin
+            .alter_configs(&broker, &[ConfigOp::delete(LEADER_RATE)])
+            .await
+            .expect("delete the throttle rate");
+        let left = throttles_in_status(&client, &ctx, &ns, Option::is_none).await;
+        assert_eq!(left, None);
 
         let ap = get_autopilot(&client, &ns, "prom").await;
         assert!(ap.status.is_none(), "never reconciled before");

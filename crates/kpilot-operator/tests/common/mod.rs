@@ -39,6 +39,7 @@ pub fn facts(ingress_mb_per_s: f64, under_replicated: usize) -> KafkaFacts {
         source: "test",
         ingress_problem: None,
         egress: None,
+        throttles_left: None,
     }
 }
 
