@@ -2,7 +2,8 @@
 //! [`ReassignPort`], in this order: refuse if someone else's reassignment is running; set the
 //! replication throttle rate on every live broker; for each batch, set the throttled replica
 //! lists of its topics, submit it, and poll until every partition reached its new replicas;
-//! remove every throttle config; elect the preferred leaders of the moved partitions; for a
+//! remove every throttle config (each throttle write is waited on until every broker applies
+//! it: KRaft spreads config changes through the metadata log); elect the preferred leaders of the moved partitions; for a
 //! removal, check the removed brokers hold no replica. The journal is saved before and after
 //! each step. On an error or a cancel, the in-flight reassignments are cancelled (Kafka puts
 //! those partitions back on their old replicas) and the throttles are removed before the
