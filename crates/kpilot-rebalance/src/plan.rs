@@ -587,10 +587,26 @@ impl<'a> Work<'a> {
             .abs()
             .max((bb + s - tb.mean_bytes).abs());
         if count_forced || (after < before && excess > 0.0 && deficit > 0.0) {
-            Some(i)
-        } else {
-            None
+            return Some(i);
         }
+        // Still nothing, but one broker is out of its band: a replica that brings it back
+        // in while the other stays inside its own band is progress even when it overshoots
+        // a mean (zones can leave no replica that fits both means). The smallest such, to
+        // copy least. Each such move lowers the total distance outside the bands, so the
+        // loop still ends.
+        let need = (ab - ta.high_bytes()).max(tb.low_bytes() - bb);
+        let room = (tb.high_bytes() - bb).min(ab - ta.low_bytes());
+        if need <= 0.0 {
+            return None;
+        }
+        self.hosted[&a]
+            .iter()
+            .copied()
+            .filter(|&i| self.can_place(i, Some(a), b))
+            .map(|i| (self.parts[i].size, i))
+            .filter(|&(s, _)| (s as f64) >= need && (s as f64) <= room)
+            .min()
+            .map(|(_, i)| i)
     }
 
     /// Reorders replica lists (no data moves) so preferred leaderships are spread evenly: each
