@@ -14,7 +14,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::{self as kp, ApiKey};
 use kafka_protocol::protocol::{Request, StrBytes};
 use kpilot_cluster::{
@@ -426,6 +425,7 @@ struct Inner {
     pool: Mutex<HashMap<BrokerAddress, Slot>>,
     metadata: RwLock<Option<Arc<ClusterMetadata>>>,
     round_robin: AtomicUsize,
+    producer: crate::produce::ProducerState,
 }
 
 /// A Kafka admin client. Cheap to clone (clones share connections and metadata).
@@ -473,6 +473,7 @@ impl AdminClient {
                 pool: Mutex::new(HashMap::new()),
                 metadata: RwLock::new(None),
                 round_robin: AtomicUsize::new(0),
+                producer: Default::default(),
             }),
         };
         client.bootstrap().await?;
@@ -701,11 +702,15 @@ impl AdminClient {
         }
     }
 
+    pub(crate) fn producer_state(&self) -> &crate::produce::ProducerState {
+        &self.inner.producer
+    }
+
     pub(crate) fn api_timeout(&self) -> Duration {
         self.inner.config.api_timeout
     }
 
-    fn timeout_ms(&self) -> i32 {
+    pub(crate) fn timeout_ms(&self) -> i32 {
         i32::try_from(self.inner.config.request_timeout.as_millis()).unwrap_or(i32::MAX)
     }
 
@@ -1459,154 +1464,6 @@ impl AdminClient {
         .await
     }
 
-    // ----- Produce -----
-
-    /// Produces records to one partition with `acks=all` and returns the base offset. Minimal:
-    /// one uncompressed batch, no idempotence. Retries only errors where the broker did not
-    /// append (not leader, not enough replicas before append...), so a retry cannot duplicate.
-    pub async fn produce(
-        &self,
-        tp: &TopicPartition,
-        records: &[(Option<Bytes>, Option<Bytes>)],
-    ) -> Result<i64, AdminError> {
-        use kafka_protocol::records::{
-            Compression, NO_PARTITION_LEADER_EPOCH, NO_PRODUCER_EPOCH, NO_PRODUCER_ID, Record,
-            RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-        };
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-            .unwrap_or(0);
-        let batch: Vec<Record> = records
-            .iter()
-            .enumerate()
-            .map(|(i, (key, value))| Record {
-                transactional: false,
-                control: false,
-                delete_horizon: false,
-                partition_leader_epoch: NO_PARTITION_LEADER_EPOCH,
-                producer_id: NO_PRODUCER_ID,
-                producer_epoch: NO_PRODUCER_EPOCH,
-                timestamp_type: TimestampType::Creation,
-                offset: i64::try_from(i).unwrap_or(i64::MAX),
-                // The encoder keeps records in one batch while `offset - sequence` is constant
-                // (brokers accept exactly one batch per partition); the first record's -1 makes
-                // the batch's base sequence -1, "no sequence", as a non-idempotent producer sends.
-                sequence: i32::try_from(i).unwrap_or(i32::MAX) - 1,
-                timestamp: now,
-                key: key.clone(),
-                value: value.clone(),
-                headers: Default::default(),
-            })
-            .collect();
-        let mut buf = BytesMut::new();
-        RecordBatchEncoder::encode(
-            &mut buf,
-            &batch,
-            &RecordEncodeOptions {
-                version: 2,
-                compression: Compression::None,
-            },
-        )
-        .map_err(|e| AdminError::EncodeRecords {
-            partition: tp.clone(),
-            message: e.to_string(),
-        })?;
-        let records = buf.freeze();
-        let request = kp::ProduceRequest::default()
-            .with_acks(-1)
-            .with_timeout_ms(self.timeout_ms())
-            .with_topic_data(vec![
-                kp::produce_request::TopicProduceData::default()
-                    .with_name(kp_topic(&tp.topic))
-                    .with_partition_data(vec![
-                        kp::produce_request::PartitionProduceData::default()
-                            .with_index(tp.partition)
-                            .with_records(Some(records)),
-                    ]),
-            ]);
-        self.retrying("Produce", self.api_timeout(), || async {
-            let metadata = match self.cached_metadata() {
-                Some(m) => m,
-                None => self.refresh_metadata().await?,
-            };
-            let partition = match metadata.partition(tp) {
-                Some(p) => p.clone(),
-                None => {
-                    let fresh = self.refresh_metadata().await?;
-                    if !fresh.topics.contains_key(&tp.topic) {
-                        return Err(AdminError::UnknownTopic {
-                            topic: tp.topic.to_string(),
-                        });
-                    }
-                    fresh
-                        .partition(tp)
-                        .cloned()
-                        .ok_or_else(|| AdminError::UnknownPartition {
-                            partition: tp.clone(),
-                        })?
-                }
-            };
-            let leader = partition.leader.ok_or_else(|| AdminError::NoLeader {
-                partition: tp.clone(),
-            })?;
-            let connection = self.route(Route::Broker(leader)).await?;
-            let response = match connection.send(&request).await {
-                Ok(r) => r,
-                // Once the request may have reached the broker, a retry could duplicate it.
-                Err(
-                    e @ (ConnectionError::Closed { .. } | ConnectionError::RequestTimeout { .. }),
-                ) => {
-                    return Err(AdminError::InvalidResponse {
-                        operation: "Produce",
-                        message: format!("outcome unknown, not retried to avoid duplicates: {e}"),
-                    });
-                }
-                Err(e) => return Err(e.into()),
-            };
-            let p = response
-                .responses
-                .iter()
-                .flat_map(|t| t.partition_responses.iter())
-                .next()
-                .ok_or_else(|| AdminError::InvalidResponse {
-                    operation: "Produce",
-                    message: "no partition in the response".to_string(),
-                })?;
-            match KafkaErrorCode::from_code(p.error_code) {
-                None => Ok(p.base_offset),
-                Some(
-                    error @ (KafkaErrorCode::RequestTimedOut
-                    | KafkaErrorCode::NotEnoughReplicasAfterAppend
-                    | KafkaErrorCode::NetworkException),
-                ) => Err(AdminError::InvalidResponse {
-                    operation: "Produce",
-                    message: format!(
-                        "{tp}: outcome unknown, not retried to avoid duplicates: {error}"
-                    ),
-                }),
-                Some(error) => {
-                    let mut details: Vec<String> =
-                        p.error_message.iter().map(|m| m.to_string()).collect();
-                    details.extend(p.record_errors.iter().map(|r| {
-                        format!(
-                            "record {}: {}",
-                            r.batch_index,
-                            r.batch_index_error_message.as_deref().unwrap_or("rejected")
-                        )
-                    }));
-                    Err(AdminError::Broker {
-                        operation: "Produce",
-                        resource: tp.to_string(),
-                        error,
-                        message: (!details.is_empty()).then(|| details.join("; ")),
-                    })
-                }
-            }
-        })
-        .await
-    }
-
     /// The API versions negotiated with one broker for the APIs this client uses:
     /// `(api, chosen version, broker's max)`.
     pub async fn negotiated_versions(
@@ -1634,6 +1491,8 @@ impl AdminClient {
             row::<kp::ListOffsetsRequest>(&connection),
             row::<kp::DescribeQuorumRequest>(&connection),
             row::<kp::ProduceRequest>(&connection),
+            row::<kp::InitProducerIdRequest>(&connection),
+            row::<kp::DescribeProducersRequest>(&connection),
             row::<kp::SaslHandshakeRequest>(&connection),
             row::<kp::SaslAuthenticateRequest>(&connection),
         ]
@@ -1739,7 +1598,7 @@ fn brokers(ids: &[kp::BrokerId]) -> Vec<BrokerId> {
     brokers_of(ids)
 }
 
-fn kp_topic(topic: &TopicName) -> kp::TopicName {
+pub(crate) fn kp_topic(topic: &TopicName) -> kp::TopicName {
     kp::TopicName(StrBytes::from_string(topic.to_string()))
 }
 

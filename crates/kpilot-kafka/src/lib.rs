@@ -17,6 +17,7 @@ pub use connection::{Connection, ConnectionError};
 pub use error_code::KafkaErrorCode;
 pub mod admin;
 pub mod groups;
+pub mod produce;
 pub mod snapshot;
 
 pub use admin::{
@@ -24,6 +25,7 @@ pub use admin::{
     ConfigResource, ConfigSource, ElectionOutcome, NewTopic, OffsetSpec, TopicMetadata,
 };
 pub use groups::{GroupListing, GroupOffsets};
+pub use produce::ActiveProducer;
 pub use snapshot::{
     FOLLOWER_RATE, FOLLOWER_REPLICAS, LEADER_RATE, LEADER_REPLICAS, MIN_INSYNC_REPLICAS, Snapshot,
     SnapshotGap,

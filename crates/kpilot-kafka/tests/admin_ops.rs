@@ -151,6 +151,21 @@ async fn produced_records_show_in_offsets_and_log_dirs(admin: &AdminClient) {
         .unwrap();
     assert!(earliest.values().all(|o| *o == 0));
 
+    // The batches were idempotent: both leaders track one producer id (the client's), with the
+    // last sequence appended, so a retried batch would be recognised, not appended twice.
+    let on_0 = admin.describe_producers(&tps[0]).await.unwrap();
+    let on_1 = admin.describe_producers(&tps[1]).await.unwrap();
+    assert_eq!(on_0.len(), 1, "one producer on events-0: {on_0:?}");
+    assert_eq!(on_0[0].last_sequence, 1499);
+    assert_eq!(on_1.len(), 1, "one producer on events-1: {on_1:?}");
+    assert_eq!(on_1[0].last_sequence, 6);
+    assert_eq!(on_0[0].producer_id, on_1[0].producer_id);
+    assert!(on_0[0].producer_id >= 0);
+    assert!(
+        admin.describe_producers(&tps[2]).await.unwrap().is_empty(),
+        "nothing produced to events-2"
+    );
+
     let after = admin.describe_log_dirs(leader_of_0).await.unwrap();
     let size = size_of(&after, &tps[0]);
     assert!(
@@ -405,7 +420,7 @@ async fn versions_are_negotiated(admin: &AdminClient) {
     };
     assert!(get("Metadata").unwrap() >= 12);
     assert!(get("DescribeQuorum").unwrap() >= 1);
-    assert_eq!(versions.len(), 16, "{versions:?}");
+    assert_eq!(versions.len(), 18, "{versions:?}");
 }
 
 async fn snapshot_of_a_healthy_cluster(admin: &AdminClient) {

@@ -170,8 +170,8 @@ pub async fn end_offsets(
 }
 
 /// Asserts that every acknowledged record is still there: the log starts at 0 and ends at
-/// exactly what was written (fill + acked; the minimal producer never retries an appended
-/// batch, so no duplicates either) for every partition.
+/// exactly what was written (fill + acked; the client's producer is idempotent, so a batch it
+/// retried after leadership moved is not appended twice) for every partition.
 pub async fn assert_nothing_lost(
     admin: &AdminClient,
     name: &str,
