@@ -239,6 +239,10 @@ pub enum StopBlockReason {
     },
     /// The topic's `min.insync.replicas` is unknown, so safety cannot be shown.
     MinIsrUnknown,
+    /// The broker stores a replica of a topic that Metadata did not list (the principal lacks
+    /// DESCRIBE on it): its ISR and `min.insync.replicas` are unknown, so safety cannot be
+    /// shown.
+    TopicNotVisible,
 }
 
 impl fmt::Display for StopBlockReason {
@@ -266,6 +270,9 @@ impl fmt::Display for StopBlockReason {
                 Ok(())
             }
             StopBlockReason::MinIsrUnknown => f.write_str("min.insync.replicas is unknown"),
+            StopBlockReason::TopicNotVisible => f.write_str(
+                "the topic is stored on the broker but not visible in Metadata (no DESCRIBE on it)",
+            ),
         }
     }
 }
@@ -387,6 +394,15 @@ pub enum Issue {
         /// The topics.
         topics: Vec<TopicName>,
     },
+    /// Topics the brokers store (their log directories list them) that Metadata did not list:
+    /// the principal lacks DESCRIBE on them, so their partitions cannot be checked and no
+    /// broker hosting them is safe to stop.
+    TopicsNotVisible {
+        /// The first few of them.
+        examples: Vec<TopicName>,
+        /// How many.
+        count: usize,
+    },
     /// Partitions led by a replica other than their preferred one.
     LeadersNotPreferred {
         /// The first few of them.
@@ -439,7 +455,9 @@ pub const FINDING_EXAMPLES: usize = 5;
 /// in-sync replicas other than `b` are at least the topic's `min.insync.replicas`, the topic's
 /// replication factor is above its `min.insync.replicas`, and that value is known. A partition
 /// that is already below min ISR therefore blocks every one of its live replicas, in sync or
-/// not. Brokers that are not live are never in `safe_to_stop`.
+/// not. Brokers that are not live are never in `safe_to_stop`, and neither is a broker whose
+/// log directories hold a replica of a topic Metadata did not list (a principal without
+/// DESCRIBE on a topic does not see it, but DescribeLogDirs shows its replicas).
 pub fn analyze(state: &ClusterState) -> HealthSnapshot {
     let reassigning: BTreeSet<&TopicPartition> = state
         .reassignments
@@ -503,6 +521,21 @@ pub fn analyze(state: &ClusterState) -> HealthSnapshot {
                 }
             }
             partitions.push(health);
+        }
+    }
+
+    // Replicas of topics Metadata did not list (no DESCRIBE on them): nothing is known of
+    // their ISR, so the brokers storing them cannot be shown safe to stop.
+    let mut hidden_topics: BTreeSet<&TopicName> = BTreeSet::new();
+    for (broker, tp) in state.replicas_not_in_metadata() {
+        hidden_topics.insert(&tp.topic);
+        if let Some(list) = blockers.get_mut(&broker)
+            && !list.iter().any(|b| &b.topic_partition == tp)
+        {
+            list.push(StopBlocker {
+                topic_partition: tp.clone(),
+                reason: StopBlockReason::TopicNotVisible,
+            });
         }
     }
 
@@ -631,6 +664,16 @@ pub fn analyze(state: &ClusterState) -> HealthSnapshot {
     if !min_isr_unknown_topics.is_empty() {
         findings.push(finding(Issue::MinIsrUnknown {
             topics: min_isr_unknown_topics,
+        }));
+    }
+    if !hidden_topics.is_empty() {
+        findings.push(finding(Issue::TopicsNotVisible {
+            examples: hidden_topics
+                .iter()
+                .take(FINDING_EXAMPLES)
+                .map(|t| (*t).clone())
+                .collect(),
+            count: hidden_topics.len(),
         }));
     }
     if let Some(q) = &quorum {
@@ -889,6 +932,7 @@ impl Issue {
             | Issue::AtMinIsr { .. }
             | Issue::ReplicationFactorNotAboveMinIsr { .. }
             | Issue::MinIsrUnknown { .. }
+            | Issue::TopicsNotVisible { .. }
             | Issue::VoterNotReplicating { .. }
             | Issue::VoterBehind { .. }
             | Issue::NoBrokerSafeToStop
@@ -955,6 +999,11 @@ impl fmt::Display for Issue {
                 "min.insync.replicas could not be read for topic(s): {}",
                 sample_list(topics, topics.len())
             ),
+            Issue::TopicsNotVisible { examples, count } => write!(
+                f,
+                "{count} topic(s) are stored on the brokers but not visible in Metadata, so their partitions cannot be checked and the brokers storing them are not safe to stop; grant this principal DESCRIBE on every topic (e.g. kafka-acls --add --allow-principal User:<name> --operation Describe --topic '*'): {}",
+                sample_list(examples, *count)
+            ),
             Issue::LeadersNotPreferred { examples, count } => write!(
                 f,
                 "{count} partition(s) are not led by their preferred replica (run a preferred leader election): {}",
@@ -986,7 +1035,7 @@ impl fmt::Display for Issue {
                 write!(f, "{count} partition reassignment(s) in progress")
             }
             Issue::NoBrokerSafeToStop => f.write_str(
-                "no broker can be stopped now without taking a partition below min.insync.replicas",
+                "no broker can be shown safe to stop now (each hosts a partition that would go below min.insync.replicas or cannot be checked)",
             ),
             Issue::ThrottlesWithoutReassignment { examples, count } => write!(
                 f,

@@ -247,6 +247,20 @@ pub struct QuorumReplica {
 }
 
 impl ClusterState {
+    /// Replicas the brokers' log directories hold of topics Metadata did not list, as
+    /// `(broker, partition)`. Kafka leaves a topic out of Metadata when the principal lacks
+    /// DESCRIBE on it, while DescribeLogDirs (DESCRIBE on the cluster) still lists its replicas,
+    /// so these are the topics kpilot cannot see. Only brokers whose log dirs were read count.
+    pub fn replicas_not_in_metadata(&self) -> impl Iterator<Item = (BrokerId, &TopicPartition)> {
+        self.log_dirs.iter().flat_map(move |(broker, dirs)| {
+            dirs.iter()
+                .flat_map(|d| d.replicas.iter())
+                .map(|r| &r.topic_partition)
+                .filter(|tp| !self.topics.contains_key(&tp.topic))
+                .map(move |tp| (*broker, tp))
+        })
+    }
+
     /// Every partition of every topic, with its topic.
     pub fn partitions(&self) -> impl Iterator<Item = (&TopicState, &PartitionState)> {
         self.topics

@@ -199,6 +199,73 @@ fn unknown_min_isr_is_never_called_safe() {
 }
 
 #[test]
+fn a_topic_stored_on_a_broker_but_hidden_from_metadata_blocks_that_broker() {
+    // A principal without DESCRIBE on `secret` gets no Metadata for it, but DescribeLogDirs
+    // (cluster DESCRIBE) lists its replicas: on brokers 1 and 2.
+    let mut state = uniform_cluster(3, &[("orders", 3, 3, 2)]);
+    let replica = |topic: &str, partition| ReplicaLog {
+        topic_partition: tp(topic, partition),
+        size_bytes: 100,
+        offset_lag: 0,
+        is_future: false,
+    };
+    let dir = |replicas| LogDir {
+        path: "/data".into(),
+        error: None,
+        total_bytes: None,
+        usable_bytes: None,
+        replicas,
+    };
+    for broker in 1..=3 {
+        let mut replicas: Vec<ReplicaLog> = (0..3).map(|p| replica("orders", p)).collect();
+        if broker != 3 {
+            replicas.push(replica("secret", 0));
+            replicas.push(replica("secret", 1));
+        }
+        state.log_dirs.insert(BrokerId(broker), vec![dir(replicas)]);
+    }
+    let h = analyze(&state);
+    assert_eq!(h.safe_to_stop, [BrokerId(3)].into_iter().collect());
+    let blockers = h.blockers_of(BrokerId(1));
+    assert_eq!(blockers.len(), 2, "{blockers:?}");
+    assert!(
+        blockers
+            .iter()
+            .all(|b| b.reason == StopBlockReason::TopicNotVisible
+                && b.topic_partition.topic.as_str() == "secret")
+    );
+    assert_eq!(h.status, HealthStatus::Degraded, "{:#?}", h.findings);
+    let finding = h
+        .findings
+        .iter()
+        .find(|f| matches!(f.issue, Issue::TopicsNotVisible { .. }))
+        .expect("a finding names the hidden topic");
+    assert_eq!(
+        finding.issue,
+        Issue::TopicsNotVisible {
+            examples: vec![TopicName::new("secret").unwrap()],
+            count: 1,
+        }
+    );
+    assert!(
+        finding.message.contains("DESCRIBE") && finding.message.ends_with(": secret"),
+        "{}",
+        finding.message
+    );
+
+    // Once Metadata lists it, its replicas are checked like any other.
+    let visible = uniform_cluster(3, &[("orders", 3, 3, 2), ("secret", 2, 3, 2)]);
+    state.topics = visible.topics;
+    let h = analyze(&state);
+    assert_eq!(h.safe_to_stop.len(), 3, "{:#?}", h.stop_blockers);
+    assert!(
+        !h.findings
+            .iter()
+            .any(|f| matches!(f.issue, Issue::TopicsNotVisible { .. }))
+    );
+}
+
+#[test]
 fn leader_off_preferred_and_reassignment_are_reported() {
     let mut state = uniform_cluster(3, &[("orders", 3, 3, 2)]);
     let topic = state

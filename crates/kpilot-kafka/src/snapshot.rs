@@ -4,15 +4,20 @@
 //! ListPartitionReassignments, assembled into a `kpilot_cluster::ClusterState` for the pure
 //! analysis. Performs network I/O.
 //!
+//! Topics that the log dirs hold but Metadata does not list are read again once (after
+//! half a second) to tell a topic this principal cannot see from one created or
+//! deleted during the snapshot.
+//!
 //! Only Metadata is required. If another part fails, the snapshot records a [`SnapshotGap`] and
 //! leaves that part empty; the analysis then treats what is missing conservatively (an unknown
 //! `min.insync.replicas` makes no broker safe to stop).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use kpilot_cluster::{
-    BrokerId, ClusterState, HealthSnapshot, ReplicationThrottle, ThrottleScope, TopicState, analyze,
+    BrokerId, ClusterState, HealthSnapshot, ReplicationThrottle, ThrottleScope, TopicName,
+    TopicState, analyze,
 };
 use serde::Serialize;
 use tracing::{debug, instrument};
@@ -205,6 +210,7 @@ impl AdminClient {
             Ok(r) => state.reassignments = r,
             Err(e) => gap("partition reassignments".to_string(), &e),
         }
+        self.settle_hidden_topics(&mut state, budget).await;
         let elapsed = started.elapsed();
         debug!(
             ?elapsed,
@@ -219,6 +225,65 @@ impl AdminClient {
         })
     }
 }
+
+impl AdminClient {
+    /// Replicas of topics Metadata did not list mean the principal cannot see those topics
+    /// (see `ClusterState::replicas_not_in_metadata`), unless the topic was created or deleted
+    /// while the snapshot was read: Metadata came from one broker first, the log dirs from
+    /// every broker after, and each broker applies topic changes from the metadata log a moment
+    /// apart. So the topics look hidden only if, read again, Metadata still lacks them and the
+    /// log dirs still hold them; the replicas of the others are dropped from this snapshot (a
+    /// topic that appears or disappears during it is not part of it).
+    async fn settle_hidden_topics(&self, state: &mut ClusterState, budget: Duration) {
+        let suspects: BTreeMap<TopicName, BTreeSet<BrokerId>> = state
+            .replicas_not_in_metadata()
+            .fold(BTreeMap::new(), |mut acc, (broker, tp)| {
+                acc.entry(tp.topic.clone()).or_default().insert(broker);
+                acc
+            });
+        if suspects.is_empty() {
+            return;
+        }
+        tokio::time::sleep(HIDDEN_RECHECK_DELAY).await;
+        let metadata = self.refresh_metadata().await.ok();
+        let holders: BTreeSet<BrokerId> = suspects.values().flatten().copied().collect();
+        let mut stored: BTreeMap<BrokerId, BTreeSet<TopicName>> = BTreeMap::new();
+        for broker in holders {
+            if let Ok(dirs) = self
+                .describe_log_dirs_within(broker, budget, OPTIONAL_PART_ATTEMPTS)
+                .await
+            {
+                let topics = dirs
+                    .iter()
+                    .flat_map(|d| d.replicas.iter())
+                    .map(|r| r.topic_partition.topic.clone())
+                    .collect();
+                stored.insert(broker, topics);
+            }
+        }
+        for (topic, brokers) in &suspects {
+            let listed_now = metadata
+                .as_ref()
+                .is_some_and(|m| m.topics.contains_key(topic));
+            // A broker that could not be read again counts as still holding it (hidden).
+            let held_now = brokers
+                .iter()
+                .any(|b| stored.get(b).is_none_or(|topics| topics.contains(topic)));
+            if listed_now || !held_now {
+                debug!(%topic, listed_now, held_now, "topic changed during the snapshot");
+                for dirs in state.log_dirs.values_mut() {
+                    for dir in dirs.iter_mut() {
+                        dir.replicas.retain(|r| &r.topic_partition.topic != topic);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// How long to wait before reading again a topic that looks hidden: long enough for every
+/// broker to apply a topic creation or deletion from the metadata log.
+const HIDDEN_RECHECK_DELAY: Duration = Duration::from_millis(500);
 
 /// The throttle overrides among `entries` that come from `source` (a value Kafka reports for
 /// an unset list is empty: not an override).

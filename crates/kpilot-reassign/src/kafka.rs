@@ -164,11 +164,12 @@ pub async fn read_plan_input(
             source: format!("{}: {}", gap.what, gap.error).into(),
         });
     }
-    Ok(PlanInput::from_cluster(
-        &snapshot.state,
-        change,
-        &BTreeMap::new(),
-    ))
+    PlanInput::from_cluster(&snapshot.state, change, &BTreeMap::new()).map_err(|e| {
+        PortError::Read {
+            what: "every topic's placement",
+            source: Box::new(e),
+        }
+    })
 }
 
 /// A replication-throttle override set now: the broker or topic, the key, the value.

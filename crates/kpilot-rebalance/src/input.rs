@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use kpilot_cluster::{BrokerId, ClusterState, TopicPartition};
+use kpilot_cluster::{BrokerId, ClusterState, TopicName, TopicPartition, sample_list};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
@@ -42,6 +42,19 @@ pub enum PlanError {
         partition: TopicPartition,
         /// The broker id.
         broker: BrokerId,
+    },
+    /// The brokers store topics the snapshot's Metadata did not list (the principal lacks
+    /// DESCRIBE on them): a plan would not move their replicas, so a drained broker could still
+    /// hold them and a balance would be wrong.
+    #[error(
+        "{count} topic(s) are stored on the brokers but not visible to this principal (no Describe ACL on them): {}; a plan would leave their replicas where they are. Grant Describe on every topic (kafka-acls --add --allow-principal User:<name> --operation Describe --topic '*') and plan again",
+        sample_list(examples, *count)
+    )]
+    TopicsNotVisible {
+        /// The first few of them.
+        examples: Vec<TopicName>,
+        /// How many.
+        count: usize,
     },
     /// A partition lists the same broker twice.
     #[error("{partition} lists broker {broker} twice")]
@@ -90,12 +103,23 @@ pub struct PlanInput {
 impl PlanInput {
     /// Builds the input from a cluster snapshot: replicas from metadata, sizes from the log
     /// dirs (largest replica), zones from broker racks. `added` brokers may not be registered
-    /// yet; give their zones in `added_racks` (missing = unknown).
+    /// yet; give their zones in `added_racks` (missing = unknown). Fails when the log dirs hold
+    /// replicas of topics Metadata did not list ([`PlanError::TopicsNotVisible`]).
     pub fn from_cluster(
         state: &ClusterState,
         change: BrokerChange,
         added_racks: &BTreeMap<BrokerId, Option<String>>,
-    ) -> Self {
+    ) -> Result<Self, PlanError> {
+        let hidden: BTreeSet<&TopicName> = state
+            .replicas_not_in_metadata()
+            .map(|(_, tp)| &tp.topic)
+            .collect();
+        if !hidden.is_empty() {
+            return Err(PlanError::TopicsNotVisible {
+                examples: hidden.iter().take(5).map(|t| (*t).clone()).collect(),
+                count: hidden.len(),
+            });
+        }
         let mut sizes: BTreeMap<&TopicPartition, u64> = BTreeMap::new();
         for dirs in state.log_dirs.values() {
             for dir in dirs {
@@ -132,11 +156,11 @@ impl PlanInput {
                     .or_insert_with(|| added_racks.get(id).cloned().flatten());
             }
         }
-        Self {
+        Ok(Self {
             partitions,
             brokers,
             change,
-        }
+        })
     }
 
     /// Checks the input and returns the target broker set.
@@ -191,5 +215,72 @@ impl PlanInput {
             });
         }
         Ok(target)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use kpilot_cluster::fixtures::uniform_cluster;
+    use kpilot_cluster::{LogDir, ReplicaLog};
+
+    use super::*;
+
+    fn dir(replicas: &[(&str, i32, u64)]) -> Vec<LogDir> {
+        vec![LogDir {
+            path: "/data".into(),
+            error: None,
+            total_bytes: None,
+            usable_bytes: None,
+            replicas: replicas
+                .iter()
+                .map(|(t, p, size)| ReplicaLog {
+                    topic_partition: TopicPartition::new(TopicName::new(*t).unwrap(), *p),
+                    size_bytes: *size,
+                    offset_lag: 0,
+                    is_future: false,
+                })
+                .collect(),
+        }]
+    }
+
+    #[test]
+    fn sizes_come_from_the_largest_replica() {
+        let mut state = uniform_cluster(3, &[("orders", 1, 2, 1)]);
+        state
+            .log_dirs
+            .insert(BrokerId(1), dir(&[("orders", 0, 700)]));
+        state
+            .log_dirs
+            .insert(BrokerId(2), dir(&[("orders", 0, 900)]));
+        let input =
+            PlanInput::from_cluster(&state, BrokerChange::Rebalance, &BTreeMap::new()).unwrap();
+        assert_eq!(input.partitions.len(), 1);
+        assert_eq!(input.partitions[0].size_bytes, 900);
+    }
+
+    #[test]
+    fn a_topic_stored_but_not_in_metadata_refuses_the_plan() {
+        // Without DESCRIBE on `secret`, Metadata leaves it out; a drain of broker 3 would
+        // leave its replica there.
+        let mut state = uniform_cluster(3, &[("orders", 1, 2, 1)]);
+        state
+            .log_dirs
+            .insert(BrokerId(3), dir(&[("secret", 0, 100), ("secret", 1, 100)]));
+        let change = BrokerChange::Remove([BrokerId(3)].into());
+        let err = PlanInput::from_cluster(&state, change, &BTreeMap::new()).unwrap_err();
+        assert_eq!(
+            err,
+            PlanError::TopicsNotVisible {
+                examples: vec![TopicName::new("secret").unwrap()],
+                count: 1
+            }
+        );
+        let text = err.to_string();
+        assert!(
+            text.starts_with("1 topic(s) are stored on the brokers but not visible")
+                && text.contains(": secret;")
+                && text.contains("--operation Describe --topic '*'"),
+            "{text}"
+        );
     }
 }
