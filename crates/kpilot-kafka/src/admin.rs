@@ -49,8 +49,9 @@ pub enum AdminError {
     /// Talking to a broker failed.
     #[error(transparent)]
     Connection(#[from] ConnectionError),
-    /// A broker answered with an error code.
-    #[error("{operation} for {resource} failed: {error}{}", message.as_ref().map(|m| format!(" ({m})")).unwrap_or_default())]
+    /// A broker answered with an error code. An authorization failure also names the ACL
+    /// the principal lacks.
+    #[error("{operation} for {resource} failed: {error}{}{}", message.as_ref().map(|m| format!(" ({m})")).unwrap_or_default(), acl_hint(operation, *error))]
     Broker {
         /// The operation (API) that failed.
         operation: &'static str,
@@ -161,6 +162,42 @@ impl AdminError {
             _ => false,
         }
     }
+}
+
+/// For an authorization failure: which ACL the principal lacks for `operation` (the API name),
+/// as `kafka-acls` names operations and resources. Empty for other errors.
+fn acl_hint(operation: &str, error: KafkaErrorCode) -> String {
+    let (resource, acl) = match error {
+        KafkaErrorCode::ClusterAuthorizationFailed => (
+            "the cluster",
+            match operation {
+                "DescribeConfigs" => "DescribeConfigs",
+                "IncrementalAlterConfigs" => "AlterConfigs",
+                "AlterPartitionReassignments" | "ElectLeaders" => "Alter",
+                "CreateTopics" => "Create",
+                "InitProducerId" => "IdempotentWrite",
+                _ => "Describe",
+            },
+        ),
+        KafkaErrorCode::TopicAuthorizationFailed => (
+            "the topic",
+            match operation {
+                "DescribeConfigs" => "DescribeConfigs",
+                "IncrementalAlterConfigs" => "AlterConfigs",
+                "Produce" => "Write",
+                "CreateTopics" => "Create",
+                "DeleteTopics" => "Delete",
+                "DescribeProducers" => "Read",
+                _ => "Describe",
+            },
+        ),
+        KafkaErrorCode::GroupAuthorizationFailed => ("the group", "Describe"),
+        _ => return String::new(),
+    };
+    format!(
+        "; this principal needs the {acl} ACL on {resource} (kafka-acls --add --operation {acl}; \
+         see \"Permissions\" in docs/kafka-admin.md)"
+    )
 }
 
 pub(crate) fn broker_error(
@@ -1648,4 +1685,50 @@ fn group_by_topic(partitions: &[TopicPartition]) -> BTreeMap<TopicName, Vec<i32>
         out.entry(tp.topic.clone()).or_default().push(tp.partition);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn broker(operation: &'static str, error: KafkaErrorCode) -> String {
+        AdminError::Broker {
+            operation,
+            resource: "broker 2".to_string(),
+            error,
+            message: None,
+        }
+        .to_string()
+    }
+
+    #[test]
+    fn an_authorization_failure_names_the_missing_acl() {
+        let text = broker(
+            "DescribeConfigs",
+            KafkaErrorCode::ClusterAuthorizationFailed,
+        );
+        assert!(
+            text.starts_with("DescribeConfigs for broker 2 failed: CLUSTER_AUTHORIZATION_FAILED")
+                && text.contains("needs the DescribeConfigs ACL on the cluster"),
+            "{text}"
+        );
+        let text = broker(
+            "IncrementalAlterConfigs",
+            KafkaErrorCode::TopicAuthorizationFailed,
+        );
+        assert!(
+            text.contains("needs the AlterConfigs ACL on the topic"),
+            "{text}"
+        );
+        let text = broker(
+            "DescribeLogDirs",
+            KafkaErrorCode::ClusterAuthorizationFailed,
+        );
+        assert!(
+            text.contains("needs the Describe ACL on the cluster"),
+            "{text}"
+        );
+        let text = broker("DescribeConfigs", KafkaErrorCode::NotController);
+        assert!(!text.contains("ACL"), "{text}");
+    }
 }

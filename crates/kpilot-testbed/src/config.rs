@@ -32,6 +32,11 @@ pub struct ClusterConfig {
     /// Also open a `SASL_SSL` listener (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 over TLS with a CA
     /// generated for this cluster). Default false.
     pub secure: bool,
+    /// Enforce ACLs with KRaft's `StandardAuthorizer`. The PLAINTEXT and controller listeners
+    /// (principal `User:ANONYMOUS`) are super users, so the brokers, the controllers and tests
+    /// on the PLAINTEXT bootstrap may do anything; the `SASL_SSL` users may do only what ACLs
+    /// grant them. Needs `secure`. Default false.
+    pub authorizer: bool,
     /// Extra `server.properties` entries for every broker; they override the testbed's defaults.
     pub extra_broker_properties: Vec<(String, String)>,
     /// Extra JVM arguments for every broker (e.g. `-javaagent:...`), placed before the main class.
@@ -60,6 +65,7 @@ impl Default for ClusterConfig {
             auto_leader_rebalance: false,
             heap_mb: 384,
             secure: false,
+            authorizer: false,
             extra_broker_properties: Vec::new(),
             jvm_args: Vec::new(),
             jit_c1_only: true,
@@ -105,6 +111,13 @@ impl ClusterConfig {
         }
         if self.default_replication_factor == 0 {
             return invalid("default_replication_factor = 0 but Kafka needs at least 1".to_owned());
+        }
+        if self.authorizer && !self.secure {
+            return invalid(
+                "authorizer = true needs secure = true: without the SASL_SSL listener every \
+                 client is the super user User:ANONYMOUS and no ACL is ever checked"
+                    .to_owned(),
+            );
         }
         if self.heap_mb < 128 {
             return invalid(format!(
@@ -357,6 +370,15 @@ pub(crate) fn server_properties(
         }
     }
 
+    if config.authorizer {
+        p.set(
+            "authorizer.class.name",
+            "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+        );
+        p.set("super.users", "User:ANONYMOUS");
+        p.set("allow.everyone.if.no.acl.found", "false");
+    }
+
     for (key, value) in &config.extra_broker_properties {
         p.set(key.clone(), value.clone());
     }
@@ -446,6 +468,38 @@ mod tests {
         assert_eq!(p.get("min.insync.replicas"), Some("1"));
         assert_eq!(p.get("offsets.topic.replication.factor"), Some("1"));
         assert_eq!(p.get("transaction.state.log.min.isr"), Some("1"));
+    }
+
+    #[test]
+    fn the_authorizer_makes_the_plaintext_principal_the_only_super_user() {
+        let insecure = ClusterConfig {
+            authorizer: true,
+            ..ClusterConfig::default()
+        };
+        let err = insecure.validate().unwrap_err().to_string();
+        assert!(
+            err.contains("authorizer = true needs secure = true"),
+            "{err}"
+        );
+        let c = ClusterConfig {
+            authorizer: true,
+            secure: true,
+            ..ClusterConfig::default()
+        };
+        c.validate().unwrap();
+        let p = server_properties(&c, &layout(NodeRole::Combined, true), "2@127.0.0.1:1", None);
+        assert_eq!(
+            p.get("authorizer.class.name"),
+            Some("org.apache.kafka.metadata.authorizer.StandardAuthorizer")
+        );
+        assert_eq!(p.get("super.users"), Some("User:ANONYMOUS"));
+        let plain = server_properties(
+            &ClusterConfig::default(),
+            &layout(NodeRole::Combined, false),
+            "2@127.0.0.1:1",
+            None,
+        );
+        assert_eq!(plain.get("authorizer.class.name"), None);
     }
 
     #[test]

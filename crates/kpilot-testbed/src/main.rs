@@ -50,6 +50,11 @@ enum Cmd {
         /// generated for the cluster).
         #[arg(long)]
         secure: bool,
+        /// Enforce ACLs (needs --secure): the SASL_SSL users may do only what ACLs grant them;
+        /// the PLAINTEXT bootstrap stays a super user, so grant with e.g.
+        /// `kafka-acls --bootstrap-server <plaintext bootstrap> --add --allow-principal User:<user> --operation Describe --topic '*'`.
+        #[arg(long, requires = "secure")]
+        acls: bool,
         /// Heap of each broker in MiB. Example: `--heap-mb 512`.
         #[arg(long, default_value_t = 384, value_name = "MIB")]
         heap_mb: u32,
@@ -89,6 +94,7 @@ fn main() -> ExitCode {
         Cmd::Up {
             brokers,
             secure,
+            acls,
             heap_mb,
             full_jit,
             json,
@@ -96,6 +102,7 @@ fn main() -> ExitCode {
             let config = ClusterConfig {
                 brokers,
                 secure,
+                authorizer: acls,
                 heap_mb,
                 jit_c1_only: !full_jit,
                 ..ClusterConfig::default()

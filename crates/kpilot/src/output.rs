@@ -47,16 +47,27 @@ pub fn exit_code_for(err: &anyhow::Error) -> u8 {
 
 /// Prints an error and its chain of causes to stderr, one cause per line.
 pub fn print_error(err: &anyhow::Error) {
+    eprintln!("{}", error_text(err));
+}
+
+/// An error and its chain of causes, one per line. A cause whose text the line above already
+/// includes (errors that show their source in their own message) is not repeated.
+fn error_text(err: &anyhow::Error) -> String {
     let mut text = format!("error: {err}");
+    let mut above = err.to_string();
     let mut source = match err.downcast_ref::<UsageError>() {
         Some(usage) => usage.0.source(),
         None => err.source(),
     };
     while let Some(cause) = source {
-        let _ = write!(text, "\n  caused by: {cause}");
+        let line = cause.to_string();
+        if !above.contains(&line) {
+            let _ = write!(text, "\n  caused by: {line}");
+        }
+        above = line;
         source = cause.source();
     }
-    eprintln!("{text}");
+    text
 }
 
 /// Prints a value as pretty JSON on stdout.
@@ -180,5 +191,44 @@ mod tests {
         let err = usage(anyhow::anyhow!("bad unit"));
         assert_eq!(exit_code_for(&err), EXIT_USAGE);
         assert_eq!(exit_code_for(&anyhow::anyhow!("broker down")), EXIT_FAILURE);
+    }
+
+    #[test]
+    fn a_cause_already_shown_in_the_line_above_is_not_repeated() {
+        /// "reading the placement failed", with or without its cause in the message.
+        #[derive(Debug)]
+        struct Read {
+            shows_cause: bool,
+            cause: std::io::Error,
+        }
+        impl std::fmt::Display for Read {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("reading the placement failed")?;
+                if self.shows_cause {
+                    write!(f, ": {}", self.cause)?;
+                }
+                Ok(())
+            }
+        }
+        impl std::error::Error for Read {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                Some(&self.cause)
+            }
+        }
+        let err = |shows_cause| {
+            anyhow::Error::new(Read {
+                shows_cause,
+                cause: std::io::Error::other("topic secret is not visible"),
+            })
+            .context("cannot plan")
+        };
+        assert_eq!(
+            error_text(&err(true)),
+            "error: cannot plan\n  caused by: reading the placement failed: topic secret is not visible"
+        );
+        assert_eq!(
+            error_text(&err(false)),
+            "error: cannot plan\n  caused by: reading the placement failed\n  caused by: topic secret is not visible"
+        );
     }
 }
