@@ -376,6 +376,18 @@ impl KafkaCluster {
     /// is ready, and returns its id. It joins with no partitions; moving some to it is a
     /// reassignment.
     pub fn add_broker(&mut self) -> Result<i32, TestbedError> {
+        match self.try_add_broker() {
+            Err(e) if is_port_clash(&e) => {
+                tracing::warn!("a port of the new broker was taken meanwhile; retrying: {e}");
+                self.try_add_broker()
+            }
+            outcome => outcome,
+        }
+    }
+
+    /// One attempt of [`KafkaCluster::add_broker`]: a broker that fails to start is removed
+    /// again (process and files), so a retry starts clean.
+    fn try_add_broker(&mut self) -> Result<i32, TestbedError> {
         let id = self.nodes.iter().map(Node::id).max().unwrap_or(0) + 1;
         let secure = self.security.is_some();
         let metrics = self.launch.jmx_exporter.is_some();
@@ -395,7 +407,15 @@ impl KafkaCluster {
         finish_formats(std::slice::from_ref(&node), vec![tool])?;
         let watch = node.spawn(&self.launch)?;
         self.nodes.push(node);
-        self.wait_ready(vec![watch])?;
+        if let Err(e) = self.wait_ready(vec![watch]) {
+            if let Some(node) = self.nodes.pop() {
+                let _ = node.kill();
+            }
+            if is_port_clash(&e) {
+                let _ = fs::remove_dir_all(self.node_dir(id));
+            }
+            return Err(e);
+        }
         Ok(id)
     }
 
@@ -642,10 +662,16 @@ fn new_temp_dir() -> Result<PathBuf, TestbedError> {
     Ok(dir)
 }
 
+/// Whether a broker failed because a port picked for it was taken in the meantime. The bind
+/// error comes early in the log and the broker logs its whole shutdown after it, so the tail
+/// in the error rarely shows it: the log file is searched too.
 fn is_port_clash(e: &TestbedError) -> bool {
+    const BIND_FAILED: &str = "Address already in use";
     match e {
-        TestbedError::BrokerExited { tail, .. } | TestbedError::BrokerNotReady { tail, .. } => {
-            tail.contains("Address already in use")
+        TestbedError::BrokerExited { tail, log, .. }
+        | TestbedError::BrokerNotReady { tail, log, .. } => {
+            tail.contains(BIND_FAILED)
+                || fs::read_to_string(log).is_ok_and(|text| text.contains(BIND_FAILED))
         }
         _ => false,
     }
@@ -677,6 +703,32 @@ mod tests {
             tail: "OutOfMemoryError".into(),
         };
         assert!(!is_port_clash(&other));
+    }
+
+    #[test]
+    fn port_clash_is_found_in_the_log_when_the_shutdown_pushed_it_out_of_the_tail() {
+        let dir = new_temp_dir().expect("temp dir");
+        let log = dir.join("broker.log");
+        let mut text = String::from(
+            "ERROR Unable to start acceptor for PLAINTEXT\n\
+             org.apache.kafka.common.KafkaException: Socket server failed to bind to \
+             127.0.0.1:37301: Address already in use.\n",
+        );
+        for i in 0..200 {
+            text.push_str(&format!("INFO shutting down component {i}\n"));
+        }
+        fs::write(&log, text).expect("write log");
+        let exited = |log: PathBuf| TestbedError::BrokerExited {
+            id: 3,
+            status: "exit status: 1".into(),
+            log,
+            tail: "INFO App info kafka.server for 3 unregistered".into(),
+        };
+        assert!(is_port_clash(&exited(log.clone())));
+        fs::write(&log, "ERROR OutOfMemoryError\n").expect("write log");
+        assert!(!is_port_clash(&exited(log)));
+        assert!(!is_port_clash(&exited(dir.join("missing.log"))));
+        fs::remove_dir_all(&dir).expect("remove temp dir");
     }
 
     #[test]
