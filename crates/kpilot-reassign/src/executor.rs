@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::time::{Duration, Instant};
 
-use kpilot_cluster::{BrokerId, TopicPartition};
+use kpilot_cluster::{BrokerId, TopicName, TopicPartition};
 use kpilot_kafka::{ConfigOp, ConfigResource};
 use kpilot_rebalance::{BrokerChange, throttled_replicas};
 use serde::Serialize;
@@ -549,11 +549,17 @@ impl<'a, P: ReassignPort, F: FnMut(&Event)> Executor<'a, P, F> {
                 .live_brokers()
                 .await
                 .map_err(step("reading the live brokers"))?;
+            let newly: BTreeSet<BrokerId> = live
+                .iter()
+                .filter(|b| !journal.throttled_brokers.contains(b))
+                .copied()
+                .collect();
             journal.throttle_applied = true;
             journal.throttled_brokers.extend(live.iter().copied());
             store.save(journal)?;
-            for b in &live {
-                self.port
+            for (i, b) in live.iter().enumerate() {
+                let written = self
+                    .port
                     .configure(
                         &ConfigResource::Broker(*b),
                         &[
@@ -561,8 +567,17 @@ impl<'a, P: ReassignPort, F: FnMut(&Event)> Executor<'a, P, F> {
                             ConfigOp::set(FOLLOWER_RATE, rate),
                         ],
                     )
-                    .await
-                    .map_err(step("setting the replication throttle rate"))?;
+                    .await;
+                if let Err(e) = written {
+                    if e.refused() {
+                        // Refused: this broker and the ones not yet written have no throttle
+                        // of this run to remove.
+                        let untouched = live.iter().skip(i).filter(|b| newly.contains(b));
+                        journal.unmark_throttles(&untouched.copied().collect(), &BTreeSet::new());
+                        store.save(journal)?;
+                    }
+                    return Err(step("setting the replication throttle rate")(e));
+                }
             }
             let value = rate.to_string();
             for b in &live {
@@ -617,10 +632,16 @@ impl<'a, P: ReassignPort, F: FnMut(&Event)> Executor<'a, P, F> {
             }
             if journal.throttle_bytes_per_s.is_some() {
                 let lists = throttled_replicas(&batch);
+                let newly: BTreeSet<TopicName> = lists
+                    .keys()
+                    .filter(|t| !journal.throttled_topics.contains(*t))
+                    .cloned()
+                    .collect();
                 journal.throttled_topics.extend(lists.keys().cloned());
                 store.save(journal)?;
-                for (topic, t) in &lists {
-                    self.port
+                for (i, (topic, t)) in lists.iter().enumerate() {
+                    let written = self
+                        .port
                         .configure(
                             &ConfigResource::Topic(topic.clone()),
                             &[
@@ -628,8 +649,18 @@ impl<'a, P: ReassignPort, F: FnMut(&Event)> Executor<'a, P, F> {
                                 ConfigOp::set(FOLLOWER_REPLICAS, t.follower_value()),
                             ],
                         )
-                        .await
-                        .map_err(step("setting the throttled replicas"))?;
+                        .await;
+                    if let Err(e) = written {
+                        if e.refused() {
+                            // Refused: this topic and the ones not yet written have no lists
+                            // of this batch, and none of an earlier one if they are new.
+                            let untouched = lists.keys().skip(i).filter(|t| newly.contains(*t));
+                            journal
+                                .unmark_throttles(&BTreeSet::new(), &untouched.cloned().collect());
+                            store.save(journal)?;
+                        }
+                        return Err(step("setting the throttled replicas")(e));
+                    }
                 }
                 for (topic, t) in &lists {
                     let (leader, follower) = (t.leader_value(), t.follower_value());

@@ -112,6 +112,15 @@ impl Journal {
         self.status == RunStatus::Completed
     }
 
+    /// Unmarks throttles that were marked before writing but never set, because the broker
+    /// refused the write: there is nothing of this run to remove there.
+    pub fn unmark_throttles(&mut self, brokers: &BTreeSet<BrokerId>, topics: &BTreeSet<TopicName>) {
+        self.throttled_brokers.retain(|b| !brokers.contains(b));
+        self.throttled_topics.retain(|t| !topics.contains(t));
+        self.throttle_applied =
+            !self.throttled_brokers.is_empty() || !self.throttled_topics.is_empty();
+    }
+
     /// The index of the first batch not done.
     pub fn next_batch(&self) -> Option<usize> {
         self.batches

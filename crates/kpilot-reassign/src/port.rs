@@ -54,6 +54,23 @@ pub enum PortError {
     },
 }
 
+impl PortError {
+    /// Whether the broker answered and refused the request (a non-retriable Kafka error such
+    /// as an authorization failure), so it changed nothing. False when the outcome is unknown
+    /// (a timeout, a lost connection) or the request never reached a broker.
+    pub fn refused(&self) -> bool {
+        let source = match self {
+            PortError::Read { source, .. }
+            | PortError::Reassign { source, .. }
+            | PortError::Configure { source, .. }
+            | PortError::Elect { source } => source,
+        };
+        source
+            .downcast_ref::<kpilot_kafka::AdminError>()
+            .is_some_and(|e| matches!(e, kpilot_kafka::AdminError::Broker { error, .. } if !error.is_retriable()))
+    }
+}
+
 /// The outcome of a preferred leader election.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ElectionSummary {

@@ -31,6 +31,8 @@ struct State {
     log: Vec<String>,
     fail_submit: Option<usize>,
     submits: usize,
+    /// Resources whose config writes the brokers refuse (as without the AlterConfigs ACL).
+    refused: BTreeSet<String>,
     /// A partition someone creates during the run (appears at the election).
     created_during_run: Option<(TopicPartition, Vec<BrokerId>)>,
 }
@@ -95,6 +97,18 @@ impl ReassignPort for Fake {
     }
     async fn configure(&self, r: &ConfigResource, ops: &[ConfigOp]) -> Result<(), PortError> {
         let mut s = self.0.borrow_mut();
+        if s.refused.contains(&r.to_string()) {
+            s.log.push(format!("refused {r}"));
+            return Err(PortError::Configure {
+                resource: r.to_string(),
+                source: Box::new(kpilot_kafka::AdminError::Broker {
+                    operation: "IncrementalAlterConfigs",
+                    resource: r.to_string(),
+                    error: kpilot_kafka::KafkaErrorCode::ClusterAuthorizationFailed,
+                    message: None,
+                }),
+            });
+        }
         for op in ops {
             match op {
                 ConfigOp::Set(k, v) => {
@@ -300,6 +314,54 @@ async fn a_failed_submission_cleans_up_and_the_rerun_resumes() {
         .expect("resumes");
     assert_eq!(report.status, RunStatus::Completed);
     assert!(port.0.borrow().configs.is_empty());
+}
+
+#[tokio::test]
+async fn a_refused_throttle_write_leaves_only_what_was_written_to_clean_up() {
+    let input = input();
+    let prepared = prepare(&input, BatchLimits::default()).expect("plan");
+    // Broker 3 refuses (an authorization failure): 1 and 2 were throttled, 3 and 4 never were.
+    let port = fake(&input);
+    port.0.borrow_mut().refused.insert("broker 3".to_string());
+    let mut store = MemoryStore::default();
+    let err = Executor::new(&port, settings(), |_: &_| {}, Cancel::never())
+        .run(prepared.journal(None, Some(1_000_000)), &mut store)
+        .await
+        .expect_err("broker 3 refuses the throttle");
+    match &err {
+        ExecuteError::Step { cleanup, .. } => assert!(cleanup.is_empty(), "{err}"),
+        other => panic!("{other}"),
+    }
+    let log = port.0.borrow().log.clone();
+    assert!(!log.iter().any(|l| l.starts_with("reassign")), "{log:?}");
+    let deleted: Vec<&String> = log.iter().filter(|l| l.starts_with("delete")).collect();
+    assert!(
+        deleted
+            .iter()
+            .all(|l| l.contains("broker 1") || l.contains("broker 2")),
+        "only what was written is removed: {log:?}"
+    );
+    assert!(port.0.borrow().configs.is_empty(), "{log:?}");
+    let journal = store.history.last().cloned().expect("journal");
+    assert!(journal.throttled_brokers.is_empty() && !journal.throttle_applied);
+
+    // Broker 1 refuses: nothing was written, so nothing is deleted either (a principal
+    // without the ACL would be refused the deletes too, burying the cause under them).
+    let port = fake(&input);
+    port.0.borrow_mut().refused.insert("broker 1".to_string());
+    let err = Executor::new(&port, settings(), |_: &_| {}, Cancel::never())
+        .run(
+            prepared.journal(None, Some(1_000_000)),
+            &mut MemoryStore::default(),
+        )
+        .await
+        .expect_err("broker 1 refuses the throttle");
+    assert!(
+        err.to_string().contains("CLUSTER_AUTHORIZATION_FAILED"),
+        "{err}"
+    );
+    assert!(!err.to_string().contains("cleanup"), "{err}");
+    assert_eq!(port.0.borrow().log, vec!["refused broker 1".to_string()]);
 }
 
 #[tokio::test]
