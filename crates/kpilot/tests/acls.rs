@@ -5,7 +5,9 @@
 //! unsafe to stop (its replicas show in DescribeLogDirs) and makes `kpilot rebalance` refuse to
 //! plan, that the read-only ACL set documented in docs/kafka-admin.md ("Permissions") is
 //! enough for a complete snapshot and a healthy `kpilot status`, and that the idempotent
-//! producer works with Write on a topic. One cluster for the file.
+//! producer works with Write on a topic. Then the `rebalance` row: adding a broker is refused
+//! at the first write, leaving nothing, and completes with that row's ACLs. One cluster for
+//! the file.
 
 use std::collections::BTreeSet;
 use std::future::Future;
@@ -72,7 +74,7 @@ fn grant(cluster: &KafkaCluster, principal: &str, operations: &[&str], resource:
 
 #[test]
 fn snapshots_under_acls_say_what_is_missing_and_never_call_a_hidden_topic_safe() {
-    let cluster = KafkaCluster::start(ClusterConfig {
+    let mut cluster = KafkaCluster::start(ClusterConfig {
         secure: true,
         authorizer: true,
         ..ClusterConfig::default()
@@ -318,4 +320,124 @@ fn snapshots_under_acls_say_what_is_missing_and_never_call_a_hidden_topic_safe()
         text(&o.stdout),
         text(&o.stderr)
     );
+
+    rebalance_needs_the_write_acls_of_its_row(&mut cluster, &principal, props, &secure);
+}
+
+/// The `rebalance` row of docs/kafka-admin.md's table: with the read-only set, adding a broker
+/// is refused at the first write and leaves nothing behind; with Alter and AlterConfigs on the
+/// cluster and AlterConfigs on the topics it moves data onto the new broker.
+fn rebalance_needs_the_write_acls_of_its_row(
+    cluster: &mut KafkaCluster,
+    principal: &str,
+    props: &str,
+    secure: &str,
+) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let root_config = ClientConfig::new(BrokerAddress::parse_list(&cluster.bootstrap()).unwrap());
+    let root = rt.block_on(AdminClient::connect(root_config)).unwrap();
+    // Some data to move: 200 KB in every partition.
+    rt.block_on(async {
+        let batch = vec![(None, Some(bytes::Bytes::from(vec![b'x'; 10_000]))); 20];
+        for (name, partitions) in [("orders", 3), ("secret", 2)] {
+            for p in 0..partitions {
+                let tp = TopicPartition::new(topic(name), p);
+                root.produce(&tp, &batch).await.expect("fill");
+            }
+        }
+    });
+    assert_eq!(cluster.add_broker().expect("add broker 4"), 4);
+    let dir = std::env::temp_dir().join(format!("kpilot-acls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("journal dir");
+    let journal = |n: u32| dir.join(format!("rebalance-{n}.json"));
+    let rebalance = |journal: &std::path::Path| {
+        kpilot(&[
+            "rebalance",
+            "--add-brokers",
+            "4",
+            "--throttle",
+            "10MB/s",
+            "--json",
+            "--journal",
+            journal.to_str().unwrap(),
+            "--bootstrap",
+            secure,
+            "--command-config",
+            props,
+        ])
+    };
+    let resources: Vec<ConfigResource> = (1..=4)
+        .map(|b| ConfigResource::Broker(BrokerId(b)))
+        .chain(["orders", "secret"].map(|t| ConfigResource::Topic(topic(t))))
+        .collect();
+    let leftovers = || {
+        rt.block_on(async {
+            // Broker 4 is new to this client: read the metadata again before asking it.
+            root.refresh_metadata().await.unwrap();
+            let moving = root.list_partition_reassignments().await.unwrap().len();
+            let throttles = kpilot_reassign::throttle_overrides(&root, &resources)
+                .await
+                .unwrap();
+            (moving, throttles.len())
+        })
+    };
+
+    // The read-only set: refused at the first write, nothing left behind.
+    let o = rebalance(&journal(0));
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("AUTHORIZATION_FAILED") && err.contains("needs the AlterConfigs ACL"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("cleanup also failed"),
+        "nothing was written, so nothing is cleaned up: {err}"
+    );
+    assert_eq!(leftovers(), (0, 0), "a refused rebalance leaves nothing");
+    eprintln!("rebalance as {principal} with the read-only ACLs:\n{err}");
+
+    grant(
+        cluster,
+        principal,
+        &["Alter", "AlterConfigs"],
+        &["--cluster"],
+    );
+    grant(cluster, principal, &["AlterConfigs"], &["--topic", "*"]);
+    // ACLs reach each broker through the metadata log: a run refused by a broker that has not
+    // applied them yet is retried (it left nothing, as shown above), for at most 30 s.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut attempt = 1;
+    let v: serde_json::Value = loop {
+        let o = rebalance(&journal(attempt));
+        if o.status.success() {
+            break serde_json::from_slice(&o.stdout).expect("JSON");
+        }
+        let err = text(&o.stderr);
+        assert!(
+            err.contains("AUTHORIZATION_FAILED") && Instant::now() < deadline,
+            "rebalance with the rebalance ACLs (attempt {attempt}): {err}"
+        );
+        attempt += 1;
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    assert_eq!(v["report"]["status"]["status"], "completed", "{v}");
+    let on_4 = rt.block_on(async {
+        let metadata = root.refresh_metadata().await.unwrap();
+        metadata
+            .topics
+            .values()
+            .flat_map(|t| t.partitions.values())
+            .filter(|p| p.replicas.contains(&BrokerId(4)))
+            .count()
+    });
+    assert!(on_4 >= 1, "broker 4 got no replica: {v}");
+    assert_eq!(leftovers(), (0, 0), "a completed rebalance leaves nothing");
+    eprintln!(
+        "rebalance as {principal} with the rebalance ACLs: {on_4} replica(s) moved to broker 4 (attempt {attempt})"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }
