@@ -42,6 +42,10 @@ use crate::output::{Table, print_json, usage};
 /// cancelled run at its first unfinished batch; --cancel rolls back and cleans up a run whose
 /// process died.
 ///
+/// With ACLs enforced, the principal needs what `kpilot status` needs, plus Alter and
+/// AlterConfigs on the cluster and AlterConfigs on every topic. A topic it may not describe
+/// makes it refuse to plan (docs/kafka-admin.md, "Permissions").
+///
 /// Examples:
 ///   kpilot rebalance -b 127.0.0.1:9092 --add-brokers 4 --dry-run
 ///   kpilot rebalance -b 127.0.0.1:9092 --add-brokers 4,5,6 --throttle 50MB/s

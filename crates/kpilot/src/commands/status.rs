@@ -27,6 +27,11 @@ use crate::output::{Table, print_json};
 /// take as --command-config: security.protocol, sasl.mechanism, sasl.jaas.config,
 /// ssl.truststore.location (PEM)... Passwords are never printed.
 ///
+/// With ACLs enforced, the principal needs Describe and DescribeConfigs on the cluster and on
+/// every topic. A part it may not read is reported as "not read", naming the ACL. A topic it may
+/// not describe is reported as not visible, and no broker storing it is called safe to stop
+/// (docs/kafka-admin.md, "Permissions").
+///
 /// Examples:
 ///   kpilot status --bootstrap 127.0.0.1:9092
 ///   kpilot status --bootstrap kafka-0:9093 --command-config client.properties
