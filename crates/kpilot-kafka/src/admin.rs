@@ -656,6 +656,34 @@ impl AdminClient {
         Ok(self.connection(&address).await?)
     }
 
+    /// The partition's leader, from cached metadata or, if the partition is not in it, fresh.
+    pub(crate) async fn leader_of(&self, tp: &TopicPartition) -> Result<BrokerId, AdminError> {
+        let metadata = match self.cached_metadata() {
+            Some(m) => m,
+            None => self.refresh_metadata().await?,
+        };
+        let partition = match metadata.partition(tp) {
+            Some(p) => p.clone(),
+            None => {
+                let fresh = self.refresh_metadata().await?;
+                if !fresh.topics.contains_key(&tp.topic) {
+                    return Err(AdminError::UnknownTopic {
+                        topic: tp.topic.to_string(),
+                    });
+                }
+                fresh
+                    .partition(tp)
+                    .cloned()
+                    .ok_or_else(|| AdminError::UnknownPartition {
+                        partition: tp.clone(),
+                    })?
+            }
+        };
+        partition.leader.ok_or_else(|| AdminError::NoLeader {
+            partition: tp.clone(),
+        })
+    }
+
     /// Sends one request along a route (one attempt).
     pub(crate) async fn call<R: Request>(
         &self,
@@ -1363,32 +1391,9 @@ impl AdminClient {
         spec: OffsetSpec,
     ) -> Result<BTreeMap<TopicPartition, i64>, AdminError> {
         self.retrying("ListOffsets", self.api_timeout(), || async {
-            let metadata = match self.cached_metadata() {
-                Some(m) => m,
-                None => self.refresh_metadata().await?,
-            };
             let mut by_leader: BTreeMap<BrokerId, Vec<&TopicPartition>> = BTreeMap::new();
             for tp in partitions {
-                let Some(topic) = metadata.topics.get(&tp.topic) else {
-                    // Maybe the topic is new: refresh once before calling it unknown.
-                    let fresh = self.refresh_metadata().await?;
-                    if !fresh.topics.contains_key(&tp.topic) {
-                        return Err(AdminError::UnknownTopic {
-                            topic: tp.topic.to_string(),
-                        });
-                    }
-                    return Err(AdminError::NoLeader {
-                        partition: tp.clone(),
-                    });
-                };
-                let p = topic.partitions.get(&tp.partition).ok_or_else(|| {
-                    AdminError::UnknownPartition {
-                        partition: tp.clone(),
-                    }
-                })?;
-                let leader = p.leader.ok_or_else(|| AdminError::NoLeader {
-                    partition: tp.clone(),
-                })?;
+                let leader = self.leader_of(tp).await?;
                 by_leader.entry(leader).or_default().push(tp);
             }
             let mut tasks = tokio::task::JoinSet::new();

@@ -179,34 +179,6 @@ impl AdminClient {
         .await
     }
 
-    /// The partition's leader, from cached metadata or, if the partition is not in it, fresh.
-    async fn leader_of(&self, tp: &TopicPartition) -> Result<kpilot_cluster::BrokerId, AdminError> {
-        let metadata = match self.cached_metadata() {
-            Some(m) => m,
-            None => self.refresh_metadata().await?,
-        };
-        let partition = match metadata.partition(tp) {
-            Some(p) => p.clone(),
-            None => {
-                let fresh = self.refresh_metadata().await?;
-                if !fresh.topics.contains_key(&tp.topic) {
-                    return Err(AdminError::UnknownTopic {
-                        topic: tp.topic.to_string(),
-                    });
-                }
-                fresh
-                    .partition(tp)
-                    .cloned()
-                    .ok_or_else(|| AdminError::UnknownPartition {
-                        partition: tp.clone(),
-                    })?
-            }
-        };
-        partition.leader.ok_or_else(|| AdminError::NoLeader {
-            partition: tp.clone(),
-        })
-    }
-
     /// One attempt: the batch to the leader.
     async fn send_batch(
         &self,
