@@ -186,8 +186,7 @@ impl AdminClient {
         request: &kp::ProduceRequest,
     ) -> Result<i64, AdminError> {
         let leader = self.leader_of(tp).await?;
-        let connection = self.route(Route::Broker(leader)).await?;
-        let response = connection.send(request).await?;
+        let response = self.call(Route::Broker(leader), request).await?;
         let p = response
             .responses
             .iter()
