@@ -25,8 +25,8 @@ use kpilot_capacity::{BrokerCapacity, Shape, Workload};
 use kpilot_cluster::{BrokerId, TopicPartition};
 use kpilot_kafka::{AdminClient, ConfigOp, ConfigResource};
 use kpilot_reassign::{
-    BatchState, Cancel, CancelHandle, ElectionSummary, Event, Executor, Journal, JournalStore,
-    PortError, ReassignPort, RunStatus, StoreError, prepare, read_plan_input,
+    BatchState, Cancel, CancelHandle, ElectionSummary, Event, ExecuteError, Executor, Journal,
+    JournalStore, PortError, ReassignPort, RunStatus, StoreError, prepare, read_plan_input,
 };
 use kpilot_rebalance::{BatchLimits, BrokerChange, choose_throttle};
 use kpilot_units::Throughput;
@@ -317,6 +317,11 @@ impl ReassignPort for JournaledPort<'_> {
     ) -> Result<BTreeMap<BrokerId, BTreeMap<String, String>>, PortError> {
         self.flush(true).await?;
         self.admin.overrides_seen(resource, keys).await
+    }
+
+    async fn stored(&self, broker: BrokerId) -> Result<BTreeSet<TopicPartition>, PortError> {
+        self.flush(true).await?;
+        self.admin.stored(broker).await
     }
 
     async fn elect_preferred(
@@ -757,21 +762,32 @@ async fn rebalance(
         return Ok(Step::Done);
     }
     // The drain check, again right before the replicas go down: a topic created since the
-    // executor's own check may have placed a replica on a removed broker.
-    let assignment =
-        ReassignPort::assignment(admin)
+    // executor's own check may have placed a replica on a removed broker. The log dirs too,
+    // since Metadata leaves out topics the principal may not Describe.
+    let check_failed = |e: PortError| HorizontalError::DrainCheck {
+        brokers: list(ids),
+        message: e.to_string(),
+    };
+    let assignment = ReassignPort::assignment(admin)
+        .await
+        .map_err(check_failed)?;
+    let mut holding = Vec::new();
+    for id in ids {
+        let n = assignment.values().filter(|r| r.contains(id)).count();
+        if n > 0 {
+            holding.push(format!("broker {id} holds {n} replica(s)"));
+            continue;
+        }
+        let stored = ReassignPort::stored(admin, *id)
             .await
-            .map_err(|e| HorizontalError::DrainCheck {
-                brokers: list(ids),
-                message: e.to_string(),
-            })?;
-    let holding: Vec<String> = ids
-        .iter()
-        .filter_map(|id| {
-            let n = assignment.values().filter(|r| r.contains(id)).count();
-            (n > 0).then(|| format!("broker {id} holds {n} replica(s)"))
-        })
-        .collect();
+            .map_err(check_failed)?;
+        if let Some(example) = stored.first() {
+            holding.push(format!(
+                "broker {id} stores {} partition(s) the metadata does not show (e.g. {example})",
+                stored.len()
+            ));
+        }
+    }
     if !holding.is_empty() {
         warn!(
             ?holding,
@@ -853,7 +869,18 @@ async fn run(
             "the rebalance ended as {:?}",
             report.status
         ))),
-        Err(e) => Err(failed(e.to_string())),
+        Err(e) => {
+            if matches!(e, ExecuteError::StillStores { .. })
+                && let Some(o) = status.operation.as_mut()
+            {
+                // Every move of this plan is made; what is left is data the plan did not see.
+                // The next reconcile plans again, which moves it once the metadata shows it
+                // or names the missing ACL.
+                o.journal = None;
+                write_status(api, name, status).await?;
+            }
+            Err(failed(e.to_string()))
+        }
     }
 }
 

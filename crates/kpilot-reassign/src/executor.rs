@@ -39,7 +39,8 @@ pub struct Settings {
     pub cancel_timeout: Duration,
     /// How long a throttle config change may take to reach every broker (KRaft applies it
     /// through the metadata log): no batch is submitted before its throttle holds on every
-    /// broker, and a removal is done only once no broker applies it any more.
+    /// broker, and a removal is done only once no broker applies it any more. Also how long
+    /// a drained broker may take to delete the logs moved off it.
     pub config_timeout: Duration,
 }
 
@@ -124,6 +125,22 @@ pub enum ExecuteError {
         /// Cleanup actions that failed.
         cleanup: Vec<String>,
     },
+    /// A removed broker's log dirs still list partitions after the run, though the metadata
+    /// places none on it.
+    #[error(
+        "broker {broker} still stores {} partition(s) after the drain (e.g. {}){}; it is NOT safe to remove",
+        partitions.len(),
+        partitions.iter().take(3).cloned().collect::<Vec<_>>().join(", "),
+        still_stores_hint(*hidden)
+    )]
+    StillStores {
+        /// The broker.
+        broker: BrokerId,
+        /// The partitions its log dirs list.
+        partitions: Vec<String>,
+        /// How many of them belong to topics absent from the metadata.
+        hidden: usize,
+    },
     /// A removed broker still holds replicas after the run.
     #[error(
         "broker {broker} still holds {replicas} replica(s) after the drain; it is NOT safe to remove"
@@ -134,6 +151,21 @@ pub enum ExecuteError {
         /// Replicas it still holds.
         replicas: usize,
     },
+}
+
+fn still_stores_hint(hidden: usize) -> String {
+    if hidden > 0 {
+        format!(
+            "; {hidden} of them belong to topics missing from the metadata, which is what a topic \
+             this principal lacks the Describe ACL on looks like: grant Describe on every topic \
+             (or run as a principal that has it), then move the journal away and plan the \
+             rebalance again, so that the plan moves them too"
+        )
+    } else {
+        "; the metadata places none of them on it, but the broker has not deleted their logs \
+         within the config timeout: check the broker's log, then rerun the same command to check again"
+            .to_string()
+    }
 }
 
 fn cleanup_note(cleanup: &[String]) -> String {
@@ -817,6 +849,9 @@ impl<'a, P: ReassignPort, F: FnMut(&Event)> Executor<'a, P, F> {
                         replicas,
                     });
                 }
+                self.stores_nothing(*id, &assignment)
+                    .await
+                    .map_err(step("reading the drained brokers' log dirs"))??;
                 removable.push(*id);
             }
             (self.progress)(&Event::Drained {
@@ -921,6 +956,37 @@ impl<'a, P: ReassignPort, F: FnMut(&Event)> Executor<'a, P, F> {
                 source,
                 cleanup: Vec::new(),
             }),
+        }
+    }
+
+    /// Whether `broker`'s log dirs are empty, as they are once the broker deletes the logs of
+    /// the replicas moved off it: re-read for at most `config_timeout` while they are not.
+    /// Metadata alone cannot say so, since it leaves out topics the principal may not
+    /// Describe; `assignment` (the metadata's) tells those from logs not yet deleted.
+    async fn stores_nothing(
+        &self,
+        broker: BrokerId,
+        assignment: &BTreeMap<TopicPartition, Vec<BrokerId>>,
+    ) -> Result<Result<(), ExecuteError>, PortError> {
+        let deadline = Instant::now() + self.settings.config_timeout;
+        loop {
+            let stored = self.port.stored(broker).await?;
+            if stored.is_empty() {
+                return Ok(Ok(()));
+            }
+            if Instant::now() >= deadline {
+                let visible: BTreeSet<&TopicName> = assignment.keys().map(|tp| &tp.topic).collect();
+                let hidden = stored
+                    .iter()
+                    .filter(|tp| !visible.contains(&tp.topic))
+                    .count();
+                return Ok(Err(ExecuteError::StillStores {
+                    broker,
+                    partitions: stored.iter().map(ToString::to_string).collect(),
+                    hidden,
+                }));
+            }
+            tokio::time::sleep(self.settings.poll_interval).await;
         }
     }
 

@@ -109,6 +109,18 @@ impl ReassignPort for AdminClient {
         Ok(out)
     }
 
+    async fn stored(&self, broker: BrokerId) -> Result<BTreeSet<TopicPartition>, PortError> {
+        let dirs = self
+            .describe_log_dirs(broker)
+            .await
+            .map_err(|e| read("the drained broker's log dirs", e))?;
+        Ok(dirs
+            .into_iter()
+            .flat_map(|d| d.replicas)
+            .map(|r| r.topic_partition)
+            .collect())
+    }
+
     async fn elect_preferred(
         &self,
         partitions: &[TopicPartition],

@@ -108,6 +108,10 @@ pub trait ReassignPort {
         resource: &ConfigResource,
         keys: &[&str],
     ) -> Result<BTreeMap<BrokerId, BTreeMap<String, String>>, PortError>;
+    /// The partitions whose logs `broker` stores now, from its log dirs (DescribeLogDirs),
+    /// whether or not the metadata shows them: a topic the principal may not Describe is
+    /// left out of Metadata without an error, but its logs are listed here.
+    async fn stored(&self, broker: BrokerId) -> Result<BTreeSet<TopicPartition>, PortError>;
     /// Elects the preferred leader of `partitions`.
     async fn elect_preferred(
         &self,

@@ -10,8 +10,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use kpilot_cluster::{BrokerId, TopicName, TopicPartition};
 use kpilot_kafka::{ConfigOp, ConfigResource};
 use kpilot_reassign::{
-    BatchState, Cancel, ElectionSummary, ExecuteError, Executor, MemoryStore, PortError,
-    ReassignPort, RunStatus, Settings, prepare,
+    BatchState, Cancel, ElectionSummary, ExecuteError, Executor, JournalStore, MemoryStore,
+    PortError, ReassignPort, RunStatus, Settings, prepare,
 };
 use kpilot_rebalance::{BatchLimits, BrokerChange, PartitionPlacement, PlanInput};
 
@@ -35,6 +35,13 @@ struct State {
     refused: BTreeSet<String>,
     /// A partition someone creates during the run (appears at the election).
     created_during_run: Option<(TopicPartition, Vec<BrokerId>)>,
+    /// Logs a broker stores of topics the metadata leaves out (as without Describe on them).
+    hidden: BTreeMap<BrokerId, BTreeSet<TopicPartition>>,
+    /// Logs of replicas moved off a broker, still listed for `linger` more reads of its log
+    /// dirs (a broker deletes them a moment after the metadata change).
+    moved_off: BTreeMap<BrokerId, BTreeSet<TopicPartition>>,
+    linger: u32,
+    stored_reads: u32,
 }
 
 struct Fake(RefCell<State>);
@@ -57,7 +64,11 @@ impl ReassignPort for Fake {
         }
         for (tp, to) in done {
             s.moving.remove(&tp);
-            s.assignment.insert(tp, to);
+            if let Some(from) = s.assignment.insert(tp.clone(), to.clone()) {
+                for b in from.into_iter().filter(|b| !to.contains(b)) {
+                    s.moved_off.entry(b).or_default().insert(tp.clone());
+                }
+            }
         }
         Ok(s.moving.keys().cloned().collect())
     }
@@ -154,6 +165,22 @@ impl ReassignPort for Fake {
             ConfigResource::Broker(b) => BTreeMap::from([(*b, seen)]),
             _ => (1..=4).map(|b| (BrokerId(b), seen.clone())).collect(),
         })
+    }
+    async fn stored(&self, broker: BrokerId) -> Result<BTreeSet<TopicPartition>, PortError> {
+        let mut s = self.0.borrow_mut();
+        s.stored_reads += 1;
+        let mut stored: BTreeSet<TopicPartition> = s
+            .assignment
+            .iter()
+            .filter(|(_, r)| r.contains(&broker))
+            .map(|(tp, _)| tp.clone())
+            .collect();
+        stored.extend(s.hidden.get(&broker).into_iter().flatten().cloned());
+        if s.linger > 0 {
+            s.linger -= 1;
+            stored.extend(s.moved_off.get(&broker).into_iter().flatten().cloned());
+        }
+        Ok(stored)
     }
     async fn elect_preferred(&self, p: &[TopicPartition]) -> Result<ElectionSummary, PortError> {
         let mut s = self.0.borrow_mut();
@@ -407,10 +434,10 @@ async fn refuses_foreign_reassignments_and_changed_partitions() {
     assert!(port.0.borrow().configs.is_empty(), "throttle removed");
 }
 
-#[tokio::test]
-async fn a_removed_broker_is_reported_removable_only_when_empty() {
+/// Broker 4 of 4, holding replicas of 6 of 8 partitions, is removed.
+fn drain_input() -> PlanInput {
     let topic = TopicName::new("t").expect("topic");
-    let input = PlanInput {
+    PlanInput {
         partitions: (0..8)
             .map(|p| PartitionPlacement {
                 partition: TopicPartition::new(topic.clone(), p),
@@ -420,7 +447,12 @@ async fn a_removed_broker_is_reported_removable_only_when_empty() {
             .collect(),
         brokers: (1..=4).map(|b| (BrokerId(b), None)).collect(),
         change: BrokerChange::Remove([BrokerId(4)].into()),
-    };
+    }
+}
+
+#[tokio::test]
+async fn a_removed_broker_is_reported_removable_only_when_empty() {
+    let input = drain_input();
     let prepared = prepare(&input, BatchLimits::default()).expect("plan");
     let port = fake(&input);
     let report = Executor::new(&port, settings(), |_: &_| {}, Cancel::never())
@@ -457,6 +489,64 @@ async fn a_removed_broker_is_reported_removable_only_when_empty() {
         "{err}"
     );
     assert!(err.to_string().contains("NOT safe to remove"));
+
+    // The drained broker deletes the logs moved off it a few reads later: removable then.
+    let port = fake(&input);
+    port.0.borrow_mut().linger = 3;
+    let report = Executor::new(&port, settings(), |_: &_| {}, Cancel::never())
+        .run(prepared.journal(None, None), &mut MemoryStore::default())
+        .await
+        .expect("drained once the logs are deleted");
+    assert_eq!(report.removable, vec![BrokerId(4)]);
+    assert_eq!(port.0.borrow().stored_reads, 4);
+}
+
+#[tokio::test]
+async fn a_broker_storing_a_topic_the_metadata_leaves_out_is_not_removable() {
+    let input = drain_input();
+    let prepared = prepare(&input, BatchLimits::default()).expect("plan");
+    let port = fake(&input);
+    let secret = TopicPartition::new(TopicName::new("secret").expect("topic"), 0);
+    port.0.borrow_mut().hidden = BTreeMap::from([(BrokerId(4), BTreeSet::from([secret]))]);
+    let settings = Settings {
+        config_timeout: std::time::Duration::from_millis(50),
+        ..settings()
+    };
+    let mut store = MemoryStore::default();
+    let err = Executor::new(&port, settings, |_: &_| {}, Cancel::never())
+        .run(prepared.journal(None, None), &mut store)
+        .await
+        .expect_err("broker 4 still stores secret-0");
+    assert!(
+        matches!(
+            &err,
+            ExecuteError::StillStores { broker: BrokerId(4), partitions, hidden: 1 }
+                if partitions == &["secret-0".to_string()]
+        ),
+        "{err}"
+    );
+    let text = err.to_string();
+    for needed in [
+        "NOT safe to remove",
+        "Describe ACL",
+        "move the journal away",
+    ] {
+        assert!(text.contains(needed), "{needed:?} not in {text}");
+    }
+    // Every move was made; only the removal is refused, and the journal says why.
+    assert!(
+        port.0
+            .borrow()
+            .assignment
+            .values()
+            .all(|r| !r.contains(&BrokerId(4)))
+    );
+    let journal = store.load().expect("load").expect("journal");
+    assert!(
+        matches!(&journal.status, RunStatus::Failed(why) if why.contains("secret-0")),
+        "{:?}",
+        journal.status
+    );
 }
 
 #[tokio::test]

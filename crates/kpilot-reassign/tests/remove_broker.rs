@@ -10,7 +10,8 @@ use std::time::Duration;
 use common::*;
 use kpilot_cluster::BrokerId;
 use kpilot_reassign::{
-    Cancel, Event, Executor, MemoryStore, RunStatus, Settings, prepare, read_plan_input,
+    Cancel, Event, ExecuteError, Executor, JournalStore, MemoryStore, RunStatus, Settings, prepare,
+    read_plan_input,
 };
 use kpilot_rebalance::{BatchLimits, BrokerChange};
 
@@ -81,6 +82,53 @@ fn broker_is_drained_under_load_then_removed_without_loss() {
             "{per_broker:?}"
         );
         assert_no_throttles(&admin, &[1, 2, 3, 4], &["payments"]).await;
+    });
+
+    // A topic the plan did not see (Metadata leaves out a topic the principal may not
+    // Describe; here the port hides it) keeps broker 4 from being reported removable: its
+    // log dirs still list the topic's replica.
+    rt.block_on(async {
+        create_topic(&admin, "secret", 1, Some(vec![vec![4, 1, 2]])).await;
+        let mut input = read_plan_input(&admin, BrokerChange::Remove([BrokerId(4)].into()))
+            .await
+            .expect("plan input");
+        input
+            .partitions
+            .retain(|p| p.partition.topic != topic("secret"));
+        let prepared = prepare(&input, BatchLimits::default()).expect("plan");
+        assert_eq!(prepared.summary.partitions_to_move, 0);
+        let mut port = Watched::new(&admin, vec![1, 2, 3, 4], vec!["payments"]);
+        port.hidden = Some("secret");
+        let settings = Settings {
+            poll_interval: Duration::from_millis(300),
+            config_timeout: Duration::from_secs(3),
+            ..Settings::default()
+        };
+        let mut store = MemoryStore::default();
+        let err = Executor::new(&port, settings.clone(), |_: &Event| {}, Cancel::never())
+            .run(prepared.journal(None, None), &mut store)
+            .await
+            .expect_err("broker 4 still stores secret-0");
+        assert!(
+            matches!(
+                &err,
+                ExecuteError::StillStores { broker: BrokerId(4), partitions, hidden: 1 }
+                    if partitions == &["secret-0".to_string()]
+            ),
+            "{err}"
+        );
+        // Once nothing of it is left on broker 4 (here: the topic is deleted), the same
+        // journal resumes and reports the broker removable.
+        admin
+            .delete_topics(&[topic("secret")])
+            .await
+            .expect("delete secret");
+        let journal = store.load().expect("load").expect("journal");
+        let report = Executor::new(&port, settings, |_: &Event| {}, Cancel::never())
+            .run(journal, &mut store)
+            .await
+            .expect("drained once secret-0 is gone");
+        assert_eq!(report.removable, vec![BrokerId(4)]);
     });
 
     // Remove it for real: producing goes on, and nothing was lost.

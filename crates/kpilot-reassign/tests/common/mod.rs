@@ -258,6 +258,9 @@ pub struct Watched<'a> {
     pub seen: RefCell<Vec<Sighting>>,
     pub ongoing_calls: Cell<usize>,
     pub fail_on_ongoing_call: Option<usize>,
+    /// A topic left out of the assignment, as Metadata leaves out a topic the principal may
+    /// not Describe.
+    pub hidden: Option<&'static str>,
 }
 
 impl<'a> Watched<'a> {
@@ -269,6 +272,7 @@ impl<'a> Watched<'a> {
             seen: RefCell::new(Vec::new()),
             ongoing_calls: Cell::new(0),
             fail_on_ongoing_call: None,
+            hidden: None,
         }
     }
 }
@@ -278,7 +282,11 @@ impl ReassignPort for Watched<'_> {
         self.admin.live_brokers().await
     }
     async fn assignment(&self) -> Result<BTreeMap<TopicPartition, Vec<BrokerId>>, PortError> {
-        ReassignPort::assignment(self.admin).await
+        let mut assignment = ReassignPort::assignment(self.admin).await?;
+        if let Some(hidden) = self.hidden {
+            assignment.retain(|tp, _| tp.topic.as_str() != hidden);
+        }
+        Ok(assignment)
     }
     async fn ongoing(&self) -> Result<BTreeSet<TopicPartition>, PortError> {
         let n = self.ongoing_calls.get() + 1;
@@ -317,6 +325,9 @@ impl ReassignPort for Watched<'_> {
         keys: &[&str],
     ) -> Result<BTreeMap<BrokerId, BTreeMap<String, String>>, PortError> {
         self.admin.overrides_seen(resource, keys).await
+    }
+    async fn stored(&self, broker: BrokerId) -> Result<BTreeSet<TopicPartition>, PortError> {
+        self.admin.stored(broker).await
     }
     async fn elect_preferred(
         &self,
