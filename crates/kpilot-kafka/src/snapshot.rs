@@ -261,24 +261,40 @@ impl AdminClient {
                 stored.insert(broker, topics);
             }
         }
-        for (topic, brokers) in &suspects {
-            let listed_now = metadata
-                .as_ref()
-                .is_some_and(|m| m.topics.contains_key(topic));
-            // A broker that could not be read again counts as still holding it (hidden).
-            let held_now = brokers
-                .iter()
-                .any(|b| stored.get(b).is_none_or(|topics| topics.contains(topic)));
-            if listed_now || !held_now {
-                debug!(%topic, listed_now, held_now, "topic changed during the snapshot");
-                for dirs in state.log_dirs.values_mut() {
-                    for dir in dirs.iter_mut() {
-                        dir.replicas.retain(|r| &r.topic_partition.topic != topic);
-                    }
+        let listed: Option<BTreeSet<&TopicName>> =
+            metadata.as_ref().map(|m| m.topics.keys().collect());
+        for topic in changed_during_snapshot(&suspects, listed.as_ref(), &stored) {
+            debug!(%topic, "topic created or deleted during the snapshot");
+            for dirs in state.log_dirs.values_mut() {
+                for dir in dirs.iter_mut() {
+                    dir.replicas.retain(|r| r.topic_partition.topic != topic);
                 }
             }
         }
     }
+}
+
+/// Of the topics that looked hidden in a snapshot (`suspects`: topic -> brokers whose log dirs
+/// held it while Metadata lacked it), those read again to be no hidden topic after all: listed
+/// by Metadata now (`listed`; `None` when Metadata could not be read again), or no longer
+/// stored by any of those brokers (`stored`: topics per broker, read again; a broker missing
+/// there could not be read and counts as still storing them). Pure.
+fn changed_during_snapshot(
+    suspects: &BTreeMap<TopicName, BTreeSet<BrokerId>>,
+    listed: Option<&BTreeSet<&TopicName>>,
+    stored: &BTreeMap<BrokerId, BTreeSet<TopicName>>,
+) -> Vec<TopicName> {
+    suspects
+        .iter()
+        .filter(|(topic, brokers)| {
+            let listed_now = listed.is_some_and(|l| l.contains(topic));
+            let held_now = brokers
+                .iter()
+                .any(|b| stored.get(b).is_none_or(|topics| topics.contains(*topic)));
+            listed_now || !held_now
+        })
+        .map(|(topic, _)| topic.clone())
+        .collect()
 }
 
 /// How long to wait before reading again a topic that looks hidden: long enough for every
@@ -304,4 +320,50 @@ fn throttles(
             })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn topic(name: &str) -> TopicName {
+        TopicName::new(name).expect("topic name")
+    }
+
+    #[test]
+    fn a_topic_read_again_as_listed_or_gone_was_created_or_deleted_during_the_snapshot() {
+        let suspects: BTreeMap<TopicName, BTreeSet<BrokerId>> = [
+            // Still stored by broker 1, still not listed: hidden.
+            ("secret", vec![1]),
+            // Listed now: created while the snapshot was read.
+            ("created", vec![1, 2]),
+            // Stored by neither broker any more: deleted while the snapshot was read.
+            ("deleted", vec![1, 2]),
+            // Gone from broker 2 but still on broker 1: hidden.
+            ("moving", vec![1, 2]),
+            // Broker 3 could not be read again: counts as still storing it.
+            ("unread", vec![3]),
+        ]
+        .into_iter()
+        .map(|(t, b)| (topic(t), b.into_iter().map(BrokerId).collect()))
+        .collect();
+        let stored: BTreeMap<BrokerId, BTreeSet<TopicName>> = BTreeMap::from([
+            (
+                BrokerId(1),
+                ["secret", "created", "moving"].map(topic).into(),
+            ),
+            (BrokerId(2), ["created"].map(topic).into()),
+        ]);
+        let created = topic("created");
+        let listed = BTreeSet::from([&created]);
+        assert_eq!(
+            changed_during_snapshot(&suspects, Some(&listed), &stored),
+            vec![topic("created"), topic("deleted")]
+        );
+        // Metadata not read again: only what the log dirs say counts.
+        assert_eq!(
+            changed_during_snapshot(&suspects, None, &stored),
+            vec![topic("deleted")]
+        );
+    }
 }
