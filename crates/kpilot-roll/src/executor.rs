@@ -64,6 +64,12 @@ pub enum RollError {
     /// The preferred leader election failed.
     #[error(transparent)]
     Elect(KafkaPortError),
+    /// The principal may not elect leaders; found before any broker was stopped.
+    #[error(
+        "refusing to roll (this run stopped no broker): every broker's restart ends with a preferred leader election, and {}",
+        may_not_elect(.0)
+    )]
+    MayNotElect(#[source] KafkaPortError),
     /// No plan can be made.
     #[error(transparent)]
     Plan(#[from] PlanError),
@@ -125,6 +131,15 @@ pub enum RollError {
         /// A few of them.
         examples: String,
     },
+}
+
+fn may_not_elect(e: &KafkaPortError) -> String {
+    match e {
+        KafkaPortError::Elect { source } => {
+            format!("this principal may not elect leaders: {source}")
+        }
+        other => format!("checking that this principal may elect leaders failed: {other}"),
+    }
 }
 
 impl RollError {
@@ -341,6 +356,13 @@ impl<'a, K: KafkaPort, F: Fleet> Roller<'a, K, F> {
         Ok(obs)
     }
 
+    async fn check_may_elect(&self) -> Result<(), RollError> {
+        self.kafka
+            .check_may_elect()
+            .await
+            .map_err(RollError::MayNotElect)
+    }
+
     async fn sizes(
         &self,
         obs: &Observation,
@@ -359,6 +381,7 @@ impl<'a, K: KafkaPort, F: Fleet> Roller<'a, K, F> {
         store: &impl JournalStore,
     ) -> Result<DryRun, RollError> {
         self.fleet.check_size(&options.target).await?;
+        self.check_may_elect().await?;
         let obs = self.observe().await?;
         let sizes = self.sizes(&obs).await?;
         let plan = plan::plan(&obs, options, &sizes)?;
@@ -410,6 +433,7 @@ impl<'a, K: KafkaPort, F: Fleet> Roller<'a, K, F> {
         store: &impl JournalStore,
     ) -> Result<Journal, RollError> {
         self.fleet.check_size(&options.target).await?;
+        self.check_may_elect().await?;
         if let Some(mut j) = store.load()?
             && !matches!(j.status, RollStatus::Completed)
         {

@@ -50,6 +50,7 @@ struct Sim {
     ops: Vec<FakeOp>,
     max_down: usize,
     observations: u64,
+    elect_refused: bool,
 }
 
 /// The in-memory cluster.
@@ -85,12 +86,22 @@ impl FakeCluster {
                 ops: Vec::new(),
                 max_down: 0,
                 observations: 0,
+                elect_refused: false,
             }),
         }
     }
 
     fn sim(&self) -> MutexGuard<'_, Sim> {
         self.sim.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn refused(&self) -> Result<(), KafkaPortError> {
+        if self.sim().elect_refused {
+            return Err(KafkaPortError::Elect {
+                source: "CLUSTER_AUTHORIZATION_FAILED: this principal needs the Alter ACL on the cluster".into(),
+            });
+        }
+        Ok(())
     }
 
     /// Crashes `node` from outside the roll; it comes back by itself after `heal_after`
@@ -107,6 +118,11 @@ impl FakeCluster {
     /// Makes `node` never register again after its next start.
     pub fn never_return(&self, node: BrokerId) {
         self.sim().never_return.insert(node);
+    }
+
+    /// Refuses every election request from now on, as without the Alter ACL on the cluster.
+    pub fn refuse_elections(&self) {
+        self.sim().elect_refused = true;
     }
 
     /// Every fleet operation so far.
@@ -256,10 +272,15 @@ impl KafkaPort for FakeCluster {
         Ok(Observation::new(sim.render(), now))
     }
 
+    async fn check_may_elect(&self) -> Result<(), KafkaPortError> {
+        self.refused()
+    }
+
     async fn elect_preferred(
         &self,
         partitions: Option<&[TopicPartition]>,
     ) -> Result<ElectionSummary, KafkaPortError> {
+        self.refused()?;
         let mut sim = self.sim();
         let all: Vec<(TopicPartition, Option<BrokerId>)> = sim
             .base

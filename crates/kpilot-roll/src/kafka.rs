@@ -34,6 +34,17 @@ impl KafkaPort for AdminClient {
         })
     }
 
+    /// An ElectLeaders request that names no partition: the controller authorizes it (Alter
+    /// on the cluster) and then has nothing to elect.
+    async fn check_may_elect(&self) -> Result<(), KafkaPortError> {
+        self.elect_preferred_leaders(Some(&[]))
+            .await
+            .map(|_| ())
+            .map_err(|e| KafkaPortError::Elect {
+                source: Box::new(e),
+            })
+    }
+
     async fn elect_preferred(
         &self,
         partitions: Option<&[TopicPartition]>,

@@ -49,6 +49,11 @@ pub trait KafkaPort {
     /// which brokers are registered but fenced.
     async fn observe(&self) -> Result<Observation, KafkaPortError>;
 
+    /// Checks, changing nothing, that the principal may elect leaders (Alter on the
+    /// cluster): a roll that stops a broker and then cannot elect leaves leadership piled on
+    /// the brokers that stayed up.
+    async fn check_may_elect(&self) -> Result<(), KafkaPortError>;
+
     /// Elects the preferred leader of `partitions` (`None`: every partition).
     async fn elect_preferred(
         &self,

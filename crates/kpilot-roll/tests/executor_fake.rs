@@ -219,3 +219,34 @@ async fn fragile_topics_are_refused_before_anything_stops() {
     );
     assert!(fake.ops().is_empty());
 }
+
+#[tokio::test]
+async fn a_principal_that_may_not_elect_is_refused_before_anything_stops() {
+    let fake = FakeCluster::new(
+        uniform_cluster(3, &[("orders", 6, 3, 2)]),
+        Some(size("m7g.large")),
+    );
+    fake.refuse_elections();
+    let options = RollOptions::new(size("m7g.xlarge"));
+    let mut store = MemoryStore::default();
+    let err = Roller::new(&fake, &fake, fast(), |_: &RollEvent| {})
+        .run(&options, &mut store)
+        .await
+        .expect_err("refused");
+    assert!(matches!(err, RollError::MayNotElect(_)), "{err}");
+    let text = err.to_string();
+    for needed in ["this run stopped no broker", "Alter ACL on the cluster"] {
+        assert!(text.contains(needed), "{needed:?} not in {text}");
+    }
+    assert!(fake.ops().is_empty());
+    assert!(
+        store.history.is_empty(),
+        "no journal for a roll that never started"
+    );
+    // The dry run says so too.
+    let err = Roller::new(&fake, &fake, fast(), |_: &RollEvent| {})
+        .dry_run(&options, &store)
+        .await
+        .expect_err("refused");
+    assert!(matches!(err, RollError::MayNotElect(_)), "{err}");
+}

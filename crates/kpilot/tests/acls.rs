@@ -20,6 +20,9 @@ use kpilot_kafka::{
 };
 use kpilot_testbed::{ClusterConfig, KafkaCluster, SaslMechanism};
 
+mod common;
+use common::{grant, text};
+
 fn topic(name: &str) -> TopicName {
     TopicName::new(name).unwrap()
 }
@@ -29,10 +32,6 @@ fn kpilot(args: &[&str]) -> Output {
         .args(args)
         .output()
         .expect("run kpilot")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
 }
 
 /// Polls `check` every 500 ms until it returns `Ok`, or panics after `timeout` with `what` and
@@ -52,24 +51,6 @@ where
             Err(_) => tokio::time::sleep(Duration::from_millis(500)).await,
         }
     }
-}
-
-/// Grants `principal` the `operations` on `resource` (`["--cluster"]`, `["--topic", "x"]`)
-/// with Kafka's `AclCommand`, over the PLAINTEXT (super user) bootstrap.
-fn grant(cluster: &KafkaCluster, principal: &str, operations: &[&str], resource: &[&str]) {
-    let bootstrap = cluster.bootstrap();
-    let mut command = cluster.java_command("org.apache.kafka.tools.AclCommand");
-    command.args(["--bootstrap-server", &bootstrap, "--add", "--force"]);
-    command.args(["--allow-principal", principal]);
-    for operation in operations {
-        command.args(["--operation", operation]);
-    }
-    let output = command.args(resource).output().expect("AclCommand runs");
-    assert!(
-        output.status.success(),
-        "AclCommand {operations:?} {resource:?} failed: {}",
-        text(&output.stderr)
-    );
 }
 
 #[test]
@@ -108,9 +89,14 @@ fn snapshots_under_acls_say_what_is_missing_and_never_call_a_hidden_topic_safe()
     });
 
     // Describe on the cluster, Describe and DescribeConfigs on `orders` only.
-    grant(&cluster, &principal, &["Describe"], &["--cluster"]);
     grant(
-        &cluster,
+        &cluster.bootstrap(),
+        &principal,
+        &["Describe"],
+        &["--cluster"],
+    );
+    grant(
+        &cluster.bootstrap(),
         &principal,
         &["Describe", "DescribeConfigs"],
         &["--topic", "orders"],
@@ -267,14 +253,24 @@ fn snapshots_under_acls_say_what_is_missing_and_never_call_a_hidden_topic_safe()
 
     // 2. The read-only set of docs/kafka-admin.md: Describe and DescribeConfigs on the cluster
     //    and on every topic. Plus Write on `orders` for the producer.
-    grant(&cluster, &principal, &["DescribeConfigs"], &["--cluster"]);
     grant(
-        &cluster,
+        &cluster.bootstrap(),
+        &principal,
+        &["DescribeConfigs"],
+        &["--cluster"],
+    );
+    grant(
+        &cluster.bootstrap(),
         &principal,
         &["Describe", "DescribeConfigs"],
         &["--topic", "*"],
     );
-    grant(&cluster, &principal, &["Write"], &["--topic", "orders"]);
+    grant(
+        &cluster.bootstrap(),
+        &principal,
+        &["Write"],
+        &["--topic", "orders"],
+    );
 
     rt.block_on(async {
         let user_admin = AdminClient::connect(config).await.unwrap();
@@ -401,12 +397,17 @@ fn rebalance_needs_the_write_acls_of_its_row(
     eprintln!("rebalance as {principal} with the read-only ACLs:\n{err}");
 
     grant(
-        cluster,
+        &cluster.bootstrap(),
         principal,
         &["Alter", "AlterConfigs"],
         &["--cluster"],
     );
-    grant(cluster, principal, &["AlterConfigs"], &["--topic", "*"]);
+    grant(
+        &cluster.bootstrap(),
+        principal,
+        &["AlterConfigs"],
+        &["--topic", "*"],
+    );
     // ACLs reach each broker through the metadata log: a run refused by a broker that has not
     // applied them yet is retried (it left nothing, as shown above), for at most 30 s.
     let deadline = Instant::now() + Duration::from_secs(30);

@@ -38,6 +38,10 @@ use crate::output::{print_json, usage};
 /// a second broker while one is down. A roll that halted (a broker that did not come back)
 /// continues from the same step once you rerun it.
 ///
+/// With ACLs enforced, the principal needs what `kpilot status` needs plus Alter on the
+/// cluster (the elections). That is checked before anything stops: without it the roll (and
+/// --dry-run) is refused, naming the ACL.
+///
 /// The fleet (what stops, resizes and starts a broker) is the local testbed
 /// (`scripts/testbed up`): a size maps to the JVM heap, the processor count and, where the
 /// machine allows it, a CPU quota: an emulation, see docs/roll.md. Kubernetes fleets come with
