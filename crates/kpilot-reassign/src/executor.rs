@@ -158,12 +158,12 @@ fn still_stores_hint(hidden: usize) -> String {
         format!(
             "; {hidden} of them belong to topics missing from the metadata, which is what a topic \
              this principal lacks the Describe ACL on looks like: grant Describe on every topic \
-             (or run as a principal that has it), then move the journal away and plan the \
-             rebalance again, so that the plan moves them too"
+             (or run as a principal that has it), then plan again so that the plan moves \
+             them too"
         )
     } else {
         "; the metadata places none of them on it, but the broker has not deleted their logs \
-         within the config timeout: check the broker's log, then rerun the same command to check again"
+         within the config timeout: check the broker's log, then check again"
             .to_string()
     }
 }

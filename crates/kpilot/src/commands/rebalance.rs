@@ -14,8 +14,8 @@ use kpilot_cluster::BrokerId;
 use kpilot_kafka::{AdminClient, ClientConfig};
 use kpilot_reassign::prepare::Summary;
 use kpilot_reassign::{
-    Cancel, Event, Executor, FileStore, Journal, JournalStore, Report, RunStatus, Settings,
-    prepare, read_plan_input,
+    Cancel, Event, ExecuteError, Executor, FileStore, Journal, JournalStore, Report, RunStatus,
+    Settings, prepare, read_plan_input,
 };
 use kpilot_rebalance::{BatchLimits, BrokerChange, ThrottleChoice, choose_throttle};
 use kpilot_units::{ByteSize, InstanceType, Span, Throughput};
@@ -395,7 +395,13 @@ async fn rebalance(args: &Args, admin: &AdminClient, limits: BatchLimits) -> any
         .await;
     match result {
         Ok(report) => {
-            print_report(args, &journal_path, summary.as_ref(), Some(&throttle), &report)?;
+            print_report(
+                args,
+                &journal_path,
+                summary.as_ref(),
+                Some(&throttle),
+                &report,
+            )?;
             if report.status == RunStatus::Cancelled {
                 anyhow::bail!(
                     "the rebalance was cancelled; in-flight moves were rolled back and the throttle removed; rerun the same command to resume (journal {})",
@@ -404,10 +410,31 @@ async fn rebalance(args: &Args, admin: &AdminClient, limits: BatchLimits) -> any
             }
             Ok(())
         }
-        Err(e) => Err(anyhow::Error::from(e).context(format!(
-            "the rebalance stopped; fix the cause and rerun the same command to resume (journal {})",
-            journal_path.display()
-        ))),
+        Err(e) => {
+            let note = stopped_note(&e, &journal_path);
+            Err(anyhow::Error::from(e).context(note))
+        }
+    }
+}
+
+/// What to do after a run stopped with `e`. Resuming the journal repeats its plan, which
+/// cannot move data it did not plan for: a replica someone placed on a removed broker during
+/// the run, or a topic hidden from the metadata. Those need a new plan.
+fn stopped_note(e: &ExecuteError, journal: &std::path::Path) -> String {
+    let journal = journal.display();
+    match e {
+        ExecuteError::NotDrained { .. } => format!(
+            "every move of this plan was made, but a removed broker holds a replica it did not plan for; move the journal ({journal}) away and run the same command to plan the moves left"
+        ),
+        ExecuteError::StillStores { hidden, .. } if *hidden > 0 => format!(
+            "every move of this plan was made, but a removed broker stores partitions the metadata does not show; after granting the ACL, move the journal ({journal}) away and run the same command to plan their moves"
+        ),
+        ExecuteError::StillStores { .. } => format!(
+            "every move of this plan was made, but a removed broker has not deleted the logs moved off it yet; rerun the same command to check again (journal {journal})"
+        ),
+        _ => format!(
+            "the rebalance stopped; fix the cause and rerun the same command to resume (journal {journal})"
+        ),
     }
 }
 
@@ -503,4 +530,40 @@ fn render_plan(s: &Summary, throttle: &ThrottleInfo) -> String {
     }
     out.push_str(&table.render());
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_broker_left_with_data_the_plan_did_not_see_asks_for_a_new_plan_not_a_resume() {
+        let journal = std::path::Path::new("/tmp/j.json");
+        let hidden = ExecuteError::StillStores {
+            broker: BrokerId(4),
+            partitions: vec!["secret-0".into()],
+            hidden: 1,
+        };
+        let lingering = ExecuteError::StillStores {
+            broker: BrokerId(4),
+            partitions: vec!["orders-0".into()],
+            hidden: 0,
+        };
+        let placed = ExecuteError::NotDrained {
+            broker: BrokerId(4),
+            replicas: 1,
+        };
+        for e in [&hidden, &placed] {
+            let note = stopped_note(e, journal);
+            assert!(
+                note.contains("move the journal (/tmp/j.json) away"),
+                "{note}"
+            );
+            assert!(!note.contains("resume"), "{note}");
+        }
+        assert!(stopped_note(&hidden, journal).contains("after granting the ACL"));
+        assert!(
+            stopped_note(&lingering, journal).contains("rerun the same command to check again")
+        );
+    }
 }
