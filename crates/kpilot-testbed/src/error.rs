@@ -94,6 +94,23 @@ pub enum TestbedError {
         output: String,
     },
 
+    /// Kafka's `AclCommand` failed to add an ACL.
+    #[error(
+        "granting {operations} on {resource} to {principal} with AclCommand failed ({status}):\n{output}"
+    )]
+    GrantAcl {
+        /// The principal, e.g. `User:alice`.
+        principal: String,
+        /// The operations, comma separated.
+        operations: String,
+        /// The resource arguments, e.g. `--topic orders`.
+        resource: String,
+        /// The tool's exit status.
+        status: String,
+        /// The tool's output.
+        output: String,
+    },
+
     /// A broker process exited while the testbed waited for it to become ready.
     #[error("broker {id} exited during startup ({status}); last lines of {}:\n{tail}", log.display())]
     BrokerExited {

@@ -18,6 +18,7 @@
 //! # Ok::<(), kpilot_testbed::TestbedError>(())
 //! ```
 
+mod acl;
 mod cluster;
 mod config;
 mod detached;
@@ -31,6 +32,7 @@ mod state;
 mod tls;
 mod watchdog;
 
+pub use acl::grant_acl;
 pub use cluster::{KEEP_ENV, KafkaCluster};
 pub use config::{ClusterConfig, MAX_BROKERS, NodeRole};
 pub use detached::NodeLaunch;
