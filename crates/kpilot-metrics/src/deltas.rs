@@ -225,7 +225,26 @@ pub fn measure_between(
         })
         .collect();
 
-    let ingress = if topics.is_empty() {
+    // Topics the brokers store but Metadata left out (the principal lacks Describe on them):
+    // their growth is not counted, so the sum would understate the ingress.
+    let visible: BTreeSet<&str> = after
+        .partitions
+        .keys()
+        .map(|tp| tp.topic.as_str())
+        .collect();
+    let hidden: BTreeSet<&str> = after
+        .replica_sizes
+        .keys()
+        .map(|(_, tp)| tp.topic.as_str())
+        .filter(|t| !t.starts_with("__") && !visible.contains(t))
+        .collect();
+    let ingress = if let Some(example) = hidden.first() {
+        Reading::missing(format!(
+            "{} topic(s) stored on the brokers are not in Metadata (e.g. {example}), so their \
+             ingress cannot be measured; grant this principal Describe on every topic",
+            hidden.len()
+        ))
+    } else if topics.is_empty() {
         warnings.push("the cluster has no topics: ingress is zero".to_owned());
         Reading::measured(Throughput::ZERO)
     } else {
@@ -425,6 +444,32 @@ mod tests {
         assert_eq!(m.stored, None);
         assert!(
             m.warnings.iter().any(|w| w.contains("broker 1")),
+            "{:?}",
+            m.warnings
+        );
+    }
+
+    #[test]
+    fn a_topic_metadata_leaves_out_makes_ingress_missing_not_understated() {
+        let a = sample(0.0, 1000, [10_000_000; 3], None);
+        let mut b = sample(10.0, 2000, [20_000_000; 3], None);
+        let secret = TopicPartition::new(TopicName::new("secret").expect("topic"), 0);
+        let offsets = TopicPartition::new(TopicName::new("__consumer_offsets").expect("topic"), 0);
+        // An internal topic's log is no hidden topic.
+        b.replica_sizes.insert((1, offsets), 5_000);
+        assert!(
+            measure_between(&a, &b, "kafka".into(), 0.0)
+                .ingress
+                .value()
+                .is_some()
+        );
+        b.replica_sizes.insert((1, secret), 5_000_000);
+        let m = measure_between(&a, &b, "kafka".into(), 0.0);
+        assert_eq!(m.ingress.value(), None, "{:?}", m.ingress);
+        assert!(
+            m.warnings
+                .iter()
+                .any(|w| w.contains("not in Metadata (e.g. secret)") && w.contains("Describe")),
             "{:?}",
             m.warnings
         );
