@@ -12,8 +12,11 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use futures::future::LocalBoxFuture;
+use kpilot_cluster::{Finding, Issue};
 use kpilot_kafka::config::{CaSource, SaslCredentials, TlsSettings};
-use kpilot_kafka::{AdminClient, BrokerAddress, ClientConfig, Secret, SecurityProtocol};
+use kpilot_kafka::{
+    AdminClient, BrokerAddress, ClientConfig, Secret, SecurityProtocol, SnapshotGap,
+};
 use kpilot_metrics::{KafkaSample, KafkaSource, MetricsSource, PrometheusSource, RateHistory};
 use kpilot_units::{ByteSize, Throughput};
 use thiserror::Error;
@@ -54,6 +57,18 @@ pub enum ObserveError {
         bootstrap: String,
         /// The client's message.
         message: String,
+    },
+    /// The cluster state was read, but without parts a decision needs: partition sizes (the
+    /// ingress from log growth, the data to fit), `min.insync.replicas`, or topics Metadata
+    /// left out. A decision on such a view could shrink a cluster whose load it cannot see.
+    #[error(
+        "the Kafka cluster at {bootstrap} is only partly visible, so no decision is made: {missing}"
+    )]
+    Incomplete {
+        /// The bootstrap list.
+        bootstrap: String,
+        /// What is missing and why, naming the ACL where one is missing.
+        missing: String,
     },
 }
 
@@ -295,7 +310,17 @@ impl Observer for KafkaObserver {
                 _ => None,
             };
             admin.close();
-            let health = snapshot?.analyze();
+            let snapshot = snapshot?;
+            let health = snapshot.analyze();
+            if let Some(missing) = blind_spots(&snapshot.gaps, &health.findings) {
+                // The next rate must not span a view with parts missing.
+                self.previous.borrow_mut().remove(key);
+                self.samples.borrow_mut().remove(key);
+                return Err(ObserveError::Incomplete {
+                    bootstrap: connection.bootstrap(),
+                    missing,
+                });
+            }
             let leader_bytes: u64 = health.partitions.iter().filter_map(|p| p.size_bytes).sum();
             let now = Instant::now();
             let from_prometheus = match &connection.prometheus {
@@ -409,6 +434,45 @@ impl Observer for KafkaObserver {
     }
 }
 
+/// What a snapshot lacks that a decision needs, as one line, or `None` when it lacks
+/// nothing of that: the log dirs of any broker (partition sizes), `min.insync.replicas` of
+/// any topic, and topics the brokers store but Metadata left out. Throttle rates, the quorum
+/// and the reassignments in progress do not feed a decision. Pure.
+pub fn blind_spots(gaps: &[SnapshotGap], findings: &[Finding]) -> Option<String> {
+    let log_dirs: Vec<&SnapshotGap> = gaps
+        .iter()
+        .filter(|g| g.what.starts_with("log dirs"))
+        .collect();
+    let mut missing = Vec::new();
+    match log_dirs.as_slice() {
+        [] => {}
+        [one] => missing.push(format!("{}: {}", one.what, one.error)),
+        [first, ..] => missing.push(format!(
+            "log dirs of {} brokers ({}), e.g. {}: {}",
+            log_dirs.len(),
+            log_dirs
+                .iter()
+                .map(|g| g.what.trim_start_matches("log dirs of "))
+                .collect::<Vec<_>>()
+                .join(", "),
+            first.what,
+            first.error
+        )),
+    }
+    missing.extend(
+        findings
+            .iter()
+            .filter(|f| {
+                matches!(
+                    f.issue,
+                    Issue::MinIsrUnknown { .. } | Issue::TopicsNotVisible { .. }
+                )
+            })
+            .map(|f| f.message.clone()),
+    );
+    (!missing.is_empty()).then(|| missing.join("; "))
+}
+
 /// An in-memory observer for tests: returns the facts it holds (changeable at any time).
 #[derive(Debug, Clone)]
 pub struct FixedObserver {
@@ -464,4 +528,83 @@ fn throttles_left(health: &kpilot_cluster::HealthSnapshot) -> Option<String> {
         }
         _ => None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kpilot_cluster::{Severity, TopicName};
+
+    fn gap(what: &str) -> SnapshotGap {
+        SnapshotGap {
+            what: what.to_owned(),
+            error: "CLUSTER_AUTHORIZATION_FAILED; this principal needs the Describe ACL".to_owned(),
+        }
+    }
+
+    fn finding(issue: Issue) -> Finding {
+        Finding {
+            severity: Severity::Warning,
+            message: issue.to_string(),
+            issue,
+        }
+    }
+
+    #[test]
+    fn a_view_without_sizes_min_isr_or_some_topics_is_no_ground_for_a_decision() {
+        let orders = TopicName::new("orders").expect("topic");
+        // Parts a decision does not use are no blind spot.
+        let harmless = [
+            gap("throttle rates of broker 1"),
+            gap("metadata quorum"),
+            gap("partition reassignments"),
+        ];
+        let not_preferred = finding(Issue::LeadersNotPreferred {
+            examples: vec![],
+            count: 1,
+        });
+        assert_eq!(
+            blind_spots(&harmless, std::slice::from_ref(&not_preferred)),
+            None
+        );
+
+        let two = blind_spots(
+            &[gap("log dirs of broker 1"), gap("log dirs of broker 3")],
+            &[],
+        )
+        .expect("blind spots");
+        assert!(
+            two.starts_with("log dirs of 2 brokers (broker 1, broker 3), e.g. log dirs of broker 1: CLUSTER_AUTHORIZATION_FAILED"),
+            "{two}"
+        );
+        assert_eq!(
+            two.matches("CLUSTER_AUTHORIZATION_FAILED").count(),
+            1,
+            "{two}"
+        );
+        let missing = blind_spots(
+            &[
+                gap("throttle rates of broker 1"),
+                gap("log dirs of broker 2"),
+            ],
+            &[
+                not_preferred,
+                finding(Issue::MinIsrUnknown {
+                    topics: vec![orders.clone()],
+                }),
+                finding(Issue::TopicsNotVisible {
+                    examples: vec![orders],
+                    count: 1,
+                }),
+            ],
+        )
+        .expect("blind spots");
+        assert!(
+            missing.starts_with("log dirs of broker 2: CLUSTER_AUTHORIZATION_FAILED"),
+            "{missing}"
+        );
+        assert!(missing.contains("min.insync.replicas could not be read for topic(s): orders"));
+        assert!(missing.contains("grant this principal DESCRIBE on every topic"));
+        assert!(!missing.contains("throttle rates"), "{missing}");
+    }
 }

@@ -148,6 +148,7 @@ impl ReconcileError {
                 "UnknownInstanceType"
             }
             ReconcileError::Storage { .. } => "InvalidStorage",
+            ReconcileError::Observe(ObserveError::Incomplete { .. }) => "KafkaPartlyVisible",
             ReconcileError::Observe(_) => "KafkaUnreachable",
             ReconcileError::Policy(_) => "PolicyError",
             ReconcileError::Roll { .. } => "RollHalted",

@@ -1,0 +1,232 @@
+//! The operator reaching a real Kafka over SASL_SSL, under ACLs: 3 testbed brokers with TLS,
+//! SCRAM users and KRaft's StandardAuthorizer, and the real kube-apiserver. The CA and the
+//! password come from Secrets named in `spec.kafka`. A wrong password is an error naming the
+//! authentication failure; with too few ACLs the view of the cluster is partial (no partition
+//! sizes, topics Metadata leaves out), and the operator refuses to decide on it (a decision
+//! could shrink a cluster whose load it cannot see), naming the ACL; with the ACLs of the
+//! operator's row in docs/kafka-admin.md it observes and decides.
+
+mod common;
+
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use common::*;
+use k8s_openapi::api::core::v1::Secret;
+use kpilot_cluster::TopicName;
+use kpilot_kafka::{AdminClient, BrokerAddress, ClientConfig, NewTopic};
+use kpilot_operator::KafkaObserver;
+use kpilot_operator::crd::{KafkaAutopilot, Mode, SaslSpec, SecretKeyRef, TlsSpec};
+use kpilot_operator::reconcile::reconcile;
+use kpilot_testbed::{ClusterConfig, KafkaCluster, SaslMechanism, grant_acl};
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use serde_json::json;
+
+fn secret(name: &str, key: &str, value: &str) -> Secret {
+    serde_json::from_value(json!({
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": name},
+        "stringData": {key: value},
+    }))
+    .expect("secret")
+}
+
+/// Reconciles `secure` until its status satisfies `done` (ACLs reach each broker through the
+/// metadata log a moment after they were granted), for at most 30 s; returns the autopilot.
+async fn reconcile_until(
+    client: &kube::Client,
+    ctx: &kpilot_operator::Context,
+    ns: &str,
+    what: &str,
+    done: impl Fn(&KafkaAutopilot) -> bool,
+) -> KafkaAutopilot {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let ap = get_autopilot(client, ns, "secure").await;
+        let _ = reconcile(&ap, ctx).await;
+        let ap = get_autopilot(client, ns, "secure").await;
+        if done(&ap) {
+            return ap;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: not reached within 30 s; status: {:#?}",
+            ap.status
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+fn last_error(ap: &KafkaAutopilot) -> String {
+    ap.status
+        .as_ref()
+        .and_then(|s| s.last_error.clone())
+        .unwrap_or_default()
+}
+
+#[test]
+fn the_operator_reads_kafka_over_sasl_ssl_from_secrets_and_never_decides_on_a_partial_view() {
+    let cluster = KafkaCluster::start(ClusterConfig {
+        secure: true,
+        authorizer: true,
+        ..ClusterConfig::default()
+    })
+    .expect("start 3 brokers with TLS, SASL and the StandardAuthorizer");
+    let security = cluster.security().expect("secure listener").clone();
+    let user = security
+        .user(SaslMechanism::ScramSha512)
+        .expect("a SCRAM-SHA-512 user")
+        .clone();
+    let principal = format!("User:{}", user.username);
+    let root_bootstrap = cluster.bootstrap();
+    let grant = |operations: &[&str], resource: &[&str]| {
+        grant_acl(&root_bootstrap, &principal, operations, resource)
+            .unwrap_or_else(|e| panic!("{e}"));
+    };
+    let ca = std::fs::read_to_string(&security.ca_cert_pem).expect("CA certificate");
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let local = tokio::task::LocalSet::new();
+    local.block_on(&rt, async {
+        // The super user (PLAINTEXT) creates a topic with data in it.
+        let root = AdminClient::connect(ClientConfig::new(
+            BrokerAddress::parse_list(&root_bootstrap).expect("bootstrap"),
+        ))
+        .await
+        .expect("connect as the super user");
+        let orders = TopicName::new("orders").expect("topic");
+        root.create_topics(&[NewTopic::new(orders.clone(), 3, 3)])
+            .await
+            .expect("create orders");
+        root.wait_for_topic(&orders).await.expect("orders ready");
+        root.close();
+
+        let cp = control_plane().await;
+        let ns = cp.create_unique_namespace("secure").await.expect("ns");
+        let client = cp.client().await.expect("client");
+        create_strimzi(&client, &ns, "m7g.large").await;
+        let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns);
+        secrets
+            .create(&PostParams::default(), &secret("kafka-ca", "ca.crt", &ca))
+            .await
+            .expect("CA Secret");
+        secrets
+            .create(
+                &PostParams::default(),
+                &secret("kpilot", "password", "not-the-password"),
+            )
+            .await
+            .expect("password Secret");
+        let mut spec = spec_strimzi(Mode::Recommend, None);
+        spec.kafka.bootstrap = cluster.secure_bootstrap().expect("secure bootstrap");
+        spec.kafka.tls = Some(TlsSpec {
+            ca_secret: Some(SecretKeyRef {
+                name: "kafka-ca".into(),
+                key: "ca.crt".into(),
+            }),
+            verify_hostname: true,
+        });
+        spec.kafka.sasl = Some(SaslSpec {
+            mechanism: "SCRAM-SHA-512".into(),
+            username: user.username.clone(),
+            password_secret: SecretKeyRef {
+                name: "kpilot".into(),
+                key: "password".into(),
+            },
+        });
+        create_autopilot(&client, &ns, "secure", spec).await;
+        let ctx = context(client.clone(), Rc::new(KafkaObserver::new()));
+
+        // 1. A wrong password: the authentication failure, and the password is never shown.
+        let ap = get_autopilot(&client, &ns, "secure").await;
+        reconcile(&ap, &ctx).await.expect_err("wrong password");
+        let ap = get_autopilot(&client, &ns, "secure").await;
+        let error = last_error(&ap);
+        eprintln!("wrong password: {error}");
+        assert_eq!(condition(&ap, "Ready").reason, "KafkaUnreachable");
+        assert!(
+            error.contains(&format!(
+                "SCRAM-SHA-512 authentication as `{}`",
+                user.username
+            )) && error.contains("invalid credentials"),
+            "{error}"
+        );
+        assert!(!error.contains("not-the-password"), "{error}");
+
+        // 2. The right password, no ACL at all: no partition sizes, no topic.
+        secrets
+            .patch(
+                "kpilot",
+                &PatchParams::default(),
+                &Patch::Merge(json!({"stringData": {"password": user.password}})),
+            )
+            .await
+            .expect("fix the password");
+        let ap = reconcile_until(&client, &ctx, &ns, "authenticated", |ap| {
+            !last_error(ap).contains("invalid credentials")
+        })
+        .await;
+        let error = last_error(&ap);
+        eprintln!("no ACLs: {error}");
+        assert_eq!(condition(&ap, "Ready").reason, "KafkaPartlyVisible");
+        for needed in [
+            "only partly visible, so no decision is made",
+            "log dirs of 3 brokers (broker 1, broker 2, broker 3)",
+            "needs the Describe ACL on the cluster",
+        ] {
+            assert!(error.contains(needed), "{needed:?} not in {error}");
+        }
+        assert!(
+            ap.status
+                .as_ref()
+                .and_then(|s| s.last_decision.as_ref())
+                .is_none()
+        );
+
+        // 3. Describe on the cluster: the log dirs show `orders`, which Metadata leaves out.
+        grant(&["Describe"], &["--cluster"]);
+        let ap = reconcile_until(&client, &ctx, &ns, "log dirs readable", |ap| {
+            !last_error(ap).contains("log dirs of broker")
+        })
+        .await;
+        let error = last_error(&ap);
+        eprintln!("Describe on the cluster only: {error}");
+        assert_eq!(condition(&ap, "Ready").reason, "KafkaPartlyVisible");
+        assert!(
+            error.contains("not visible in Metadata")
+                && error.contains("orders")
+                && error.contains("DESCRIBE on every topic"),
+            "{error}"
+        );
+
+        // 4. The operator's row: observed, and decided on.
+        grant(&["DescribeConfigs"], &["--cluster"]);
+        grant(&["Describe", "DescribeConfigs"], &["--topic", "*"]);
+        grant(&["Describe"], &["--group", "*"]);
+        let ap = reconcile_until(&client, &ctx, &ns, "observed", |ap| {
+            last_error(ap).is_empty()
+        })
+        .await;
+        let status = ap.status.clone().expect("status");
+        assert!(condition(&ap, "Ready").status == "True", "{status:#?}");
+        let load = status.load.expect("load");
+        assert_eq!(load.source, "kafka");
+        assert_eq!(load.replication_factor, 3);
+        eprintln!(
+            "with the operator's ACLs: {}",
+            condition(&ap, "Ready").message
+        );
+        // The Kafka-only ingress needs a second observation; then a decision is made.
+        let ap = reconcile_until(&client, &ctx, &ns, "a decision", |ap| {
+            ap.status
+                .as_ref()
+                .is_some_and(|s| s.last_decision.is_some())
+        })
+        .await;
+        assert!(last_error(&ap).is_empty(), "{}", last_error(&ap));
+    });
+}
