@@ -706,6 +706,30 @@ impl<O: KubeOps, G: SafetyGate> Controller<O, G> {
         if uid_changed {
             return UnitOutcome::Done; // the claim was replaced: its pod is not ours to touch
         }
+        if !released_any && !unit.pods.is_empty() {
+            // Nothing released in this pass: the claims were already being deleted when they
+            // were listed, and the pods were listed after them. A claim gone in between left
+            // its pod to be recreated for the new claim; that pod is not stuck. Delete pods
+            // again only while a claim of this unit is still there.
+            let (c, m) = (&self.config, &self.metrics);
+            match with_retry(c, m, || self.ops.list_claims(Some(&unit.namespace))).await {
+                Ok(claims) => {
+                    let present: BTreeSet<&str> = claims
+                        .iter()
+                        .filter_map(|c| c.metadata.uid.as_deref())
+                        .collect();
+                    if !unit.claims.iter().any(|c| present.contains(c.uid.as_str())) {
+                        debug!(host, broker = %unit.broker, "its claims are gone: the pods are the recreated ones");
+                        return UnitOutcome::Done;
+                    }
+                }
+                Err(e) => {
+                    warn!(host, error = %e, "re-reading the claims failed; will retry");
+                    self.metrics.record_failed(e.action.label());
+                    return UnitOutcome::Failed(self.failure_backoff(host));
+                }
+            }
+        }
         for pod in &unit.pods {
             if self.pods_deleted.contains(&pod.uid) {
                 continue;

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use kpilot_cluster::BrokerId;
 use kpilot_kubetest::k8s_openapi::api::core::v1::{
-    ConfigMap, Node, ObjectReference, PersistentVolumeClaim,
+    ConfigMap, Node, ObjectReference, PersistentVolumeClaim, Pod,
 };
 use kpilot_kubetest::kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kpilot_releaser::{ApiOps, GateDecision, GateError, GateRequest, NoKafkaCheck, SafetyGate};
@@ -877,5 +877,99 @@ async fn a_node_gone_before_the_releaser_started_is_found_by_the_initial_resync(
     tokio::time::sleep(Duration::from_millis(1200)).await;
     assert_intact(&env, "data-kafka-1", &b1.pvc_uid).await;
     assert_eq!(releaser.metrics.snapshot().released, 1);
+    releaser.stop().await;
+}
+
+/// The race a CI run of the 100-node test hit once: a pass lists the claims while the released
+/// PVC is still terminating, then the PVC goes and the StatefulSet recreates the pod, then the
+/// pass lists the pods. The recreated pod is not stuck (it will get a new claim) and must not
+/// be deleted again. The hook makes that interleaving happen on every run.
+#[tokio::test]
+async fn a_pod_recreated_after_its_claim_went_is_not_deleted_again() {
+    init_tracing();
+    let env = Env::new("rel-recreated").await;
+    let lost = env.node(0);
+    env.create_node(&lost, &lost).await;
+    let broker = env
+        .create_broker(BrokerSpec::new("data-kafka-0", "kafka-0", &lost))
+        .await;
+
+    // No players: the released PVC stays terminating (its pvc-protection finalizer is never
+    // dropped) until the hook, run before a pod list, finds it terminating with the old pod
+    // gone. It then plays both controllers at once: the PVC goes, the pod comes back.
+    let recreated: Arc<Mutex<Option<String>>> = Arc::default();
+    let fired = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let hook = {
+        let (admin, ns, sts_uid) = (env.admin.clone(), env.ns.clone(), env.sts_uid.clone());
+        let recreated = recreated.clone();
+        move || -> support::HookFuture {
+            let (admin, ns, sts_uid) = (admin.clone(), ns.clone(), sts_uid.clone());
+            let (recreated, fired) = (recreated.clone(), fired.clone());
+            Box::pin(async move {
+                if fired.load(std::sync::atomic::Ordering::SeqCst) {
+                    return;
+                }
+                let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(admin.clone(), &ns);
+                let pods: Api<Pod> = Api::namespaced(admin.clone(), &ns);
+                let terminating = pvcs
+                    .get_opt("data-kafka-0")
+                    .await
+                    .expect("get PVC")
+                    .is_some_and(|p| p.metadata.deletion_timestamp.is_some());
+                let pod_gone = pods.get_opt("kafka-0").await.expect("get pod").is_none();
+                if !(terminating && pod_gone) {
+                    return;
+                }
+                fired.store(true, std::sync::atomic::Ordering::SeqCst);
+                let clear = Patch::Merge(json!({ "metadata": { "finalizers": null } }));
+                pvcs.patch("data-kafka-0", &PatchParams::default(), &clear)
+                    .await
+                    .expect("drop the PVC's finalizers");
+                let uid = support::create_pod(
+                    &admin,
+                    &ns,
+                    &sts_uid,
+                    "kafka-0",
+                    "data-kafka-0",
+                    None,
+                    &[],
+                )
+                .await;
+                *recreated.lock().expect("lock") = Some(uid);
+            })
+        }
+    };
+    let mut ops = FaultyOps::new(ApiOps::new(env.admin.clone(), "kpilot-pvc-releaser", None));
+    ops.before_list_pods = Some(Arc::new(hook));
+    let releaser = Running::start(
+        env.admin.clone(),
+        ops,
+        NoKafkaCheck,
+        env.config(Duration::from_secs(1)),
+    );
+    tokio::time::sleep(SETTLE).await;
+    env.delete_node(&lost).await;
+    wait_released(
+        &env,
+        "data-kafka-0",
+        &broker.pvc_uid,
+        Duration::from_secs(15),
+    )
+    .await;
+    let new_uid = wait_for(Duration::from_secs(15), "the pod recreated", || {
+        let recreated = recreated.clone();
+        async move { recreated.lock().expect("lock").clone() }
+    })
+    .await;
+    // Two more resync passes (1 s each) in which the releaser could delete it again.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(
+        pod_uid(&env, "kafka-0").await,
+        Some(new_uid),
+        "the recreated pod was deleted again"
+    );
+    let m = releaser.metrics.snapshot();
+    assert_eq!(m.released, 1, "{m:?}");
+    assert_eq!(m.pods_deleted, 1, "only the stuck pod: {m:?}");
     releaser.stop().await;
 }

@@ -586,6 +586,9 @@ pub struct FaultyOps<O> {
     pub before_claim_delete: Option<(String, Arc<tokio::sync::Mutex<Option<HookFuture>>>)>,
     /// Delete calls per PVC UID (all of them, failed or not).
     pub claim_deletes: Arc<Mutex<BTreeMap<String, u32>>>,
+    /// Run before every pod list (e.g. to change the cluster between the releaser's claim
+    /// and pod lists).
+    pub before_list_pods: Option<Arc<dyn Fn() -> HookFuture + Send + Sync>>,
 }
 
 /// A one-shot async hook.
@@ -599,6 +602,7 @@ impl<O> FaultyOps<O> {
             pod_conflicts: Arc::default(),
             before_claim_delete: None,
             claim_deletes: Arc::default(),
+            before_list_pods: None,
         }
     }
 }
@@ -649,7 +653,14 @@ impl<O: KubeOps> KubeOps for FaultyOps<O> {
         &self,
         namespace: &str,
     ) -> impl Future<Output = Result<Vec<Pod>, kpilot_releaser::OpsError>> + Send {
-        self.inner.list_pods(namespace)
+        let hook = self.before_list_pods.as_ref().map(|h| h());
+        let list = self.inner.list_pods(namespace);
+        async move {
+            if let Some(hook) = hook {
+                hook.await;
+            }
+            list.await
+        }
     }
     fn list_statefulsets(
         &self,
