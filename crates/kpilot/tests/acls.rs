@@ -250,6 +250,19 @@ fn snapshots_under_acls_say_what_is_missing_and_never_call_a_hidden_topic_safe()
         err.contains("not visible to this principal") && err.contains("secret"),
         "{err}"
     );
+    // `recommend` measuring from Kafka alone: the hidden topic's load cannot be measured, so
+    // there is no ingress to recommend from (not a smaller one).
+    let recommend = ["recommend", "-i", "m7g.large", "--window", "2s", "-c", "1"];
+    let o = as_user(&recommend);
+    let err = text(&o.stderr);
+    eprintln!("kpilot recommend as {user} with too few ACLs:\n{err}");
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("cannot recommend")
+            && err.contains("not in Metadata (e.g. secret)")
+            && err.contains("or measure with --prometheus"),
+        "{err}"
+    );
 
     // 2. The read-only set of docs/kafka-admin.md: Describe and DescribeConfigs on the cluster
     //    and on every topic. Plus Write on `orders` for the producer.
@@ -313,6 +326,13 @@ fn snapshots_under_acls_say_what_is_missing_and_never_call_a_hidden_topic_safe()
     assert!(
         o.status.success(),
         "status with the read-only ACL set: {}{}",
+        text(&o.stdout),
+        text(&o.stderr)
+    );
+    let o = as_user(&recommend);
+    assert!(
+        o.status.success(),
+        "recommend with the read-only ACL set: {}{}",
         text(&o.stdout),
         text(&o.stderr)
     );

@@ -455,10 +455,14 @@ fn ingress_of(m: &Measurement) -> anyhow::Result<Throughput> {
             } else {
                 "missing"
             };
+            let fix = if m.source.starts_with("kafka") {
+                "Fix what the reason names, or measure with --prometheus, whose broker counters see every topic"
+            } else {
+                "Fix the metric (see docs/metrics.md), or measure from Kafka itself by leaving out --prometheus"
+            };
             Err(anyhow!(
                 "cannot recommend: the cluster ingress from {} is {kind}: {reason}\n\
-                 Nothing was recommended: a missing or stale metric is never read as zero load. \
-                 Fix the metric (see docs/metrics.md), or measure from Kafka itself by leaving out --prometheus",
+                 Nothing was recommended: a missing or stale metric is never read as zero load. {fix}",
                 m.source
             ))
         }
