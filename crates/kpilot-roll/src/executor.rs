@@ -300,6 +300,10 @@ pub struct DryRun {
     pub verdicts: Vec<GateVerdict>,
     /// An unfinished roll found in the journal, if any.
     pub unfinished: Option<Journal>,
+    /// Why a run would be refused before it stops anything (today: the principal may not
+    /// elect leaders), or `None`. The plan above is still what such a run would do once the
+    /// cause is fixed.
+    pub refused: Option<String>,
 }
 
 /// Milliseconds since the Unix epoch.
@@ -375,13 +379,15 @@ impl<'a, K: KafkaPort, F: Fleet> Roller<'a, K, F> {
     }
 
     /// Plans the roll and asks the gate about every planned node, without changing anything.
+    /// A principal that may not elect leaders still gets the plan, with the refusal a run
+    /// would meet in [`DryRun::refused`].
     pub async fn dry_run(
         &mut self,
         options: &RollOptions,
         store: &impl JournalStore,
     ) -> Result<DryRun, RollError> {
         self.fleet.check_size(&options.target).await?;
-        self.check_may_elect().await?;
+        let refused = self.check_may_elect().await.err().map(|e| e.to_string());
         let obs = self.observe().await?;
         let sizes = self.sizes(&obs).await?;
         let plan = plan::plan(&obs, options, &sizes)?;
@@ -397,6 +403,7 @@ impl<'a, K: KafkaPort, F: Fleet> Roller<'a, K, F> {
             plan,
             verdicts,
             unfinished,
+            refused,
         })
     }
 

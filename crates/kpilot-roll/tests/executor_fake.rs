@@ -243,10 +243,22 @@ async fn a_principal_that_may_not_elect_is_refused_before_anything_stops() {
         store.history.is_empty(),
         "no journal for a roll that never started"
     );
-    // The dry run says so too.
-    let err = Roller::new(&fake, &fake, fast(), |_: &RollEvent| {})
+    // The dry run still shows the plan, and the refusal a run would meet.
+    let dry = Roller::new(&fake, &fake, fast(), |_: &RollEvent| {})
         .dry_run(&options, &store)
         .await
-        .expect_err("refused");
-    assert!(matches!(err, RollError::MayNotElect(_)), "{err}");
+        .expect("a dry run plans even when a run would be refused");
+    assert_eq!(dry.plan.steps.len(), 3);
+    assert_eq!(dry.refused.as_deref(), Some(text.as_str()));
+    assert!(fake.ops().is_empty());
+    // With the permission, nothing is refused.
+    let fake = FakeCluster::new(
+        uniform_cluster(3, &[("orders", 6, 3, 2)]),
+        Some(size("m7g.large")),
+    );
+    let dry = Roller::new(&fake, &fake, fast(), |_: &RollEvent| {})
+        .dry_run(&options, &store)
+        .await
+        .expect("dry run");
+    assert_eq!(dry.refused, None);
 }

@@ -139,6 +139,13 @@ fn roll_is_refused_before_stopping_anything_without_alter_and_completes_with_it(
         ] {
             assert!(stderr.contains(needed), "{needed:?} not in:\n{stderr}");
         }
+        if extra == ["--dry-run"] {
+            // The dry run still shows what a run would do once the ACL is there.
+            let stdout = text(&out.stdout);
+            for needed in ["Plan: roll 1 node(s) to m7g.xlarge", "node 3", "REFUSED"] {
+                assert!(stdout.contains(needed), "{needed:?} not in:\n{stdout}");
+            }
+        }
     }
     assert_eq!(pid_of(&state_path, 3), Some(pid_before));
     assert!(!journal.exists(), "a refused roll records nothing");

@@ -39,8 +39,8 @@ use crate::output::{print_json, usage};
 /// continues from the same step once you rerun it.
 ///
 /// With ACLs enforced, the principal needs what `kpilot status` needs plus Alter on the
-/// cluster (the elections). That is checked before anything stops: without it the roll (and
-/// --dry-run) is refused, naming the ACL.
+/// cluster (the elections). That is checked before anything stops: without it the roll is
+/// refused, naming the ACL (--dry-run prints the plan, then the same refusal, and exits 1).
 ///
 /// The fleet (what stops, resizes and starts a broker) is the local testbed
 /// (`scripts/testbed up`): a size maps to the JVM heap, the processor count and, where the
@@ -94,7 +94,8 @@ pub struct Args {
     #[arg(long, value_name = "CORES")]
     pub cpu_per_vcpu: Option<f64>,
 
-    /// Print the plan and the gate's verdict for every node, change nothing.
+    /// Print the plan and the gate's verdict for every node, change nothing. Exits 1 when a run
+    /// would be refused before it stops anything (a missing ACL).
     #[arg(long)]
     pub dry_run: bool,
 
@@ -234,14 +235,19 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         if args.dry_run {
             let dry = roller.dry_run(&options, &store).await?;
             if args.json {
-                return print_json(&DryRunOutput {
+                print_json(&DryRunOutput {
                     dry_run: &dry,
                     journal: journal_path.display().to_string(),
-                });
+                })?;
+            } else {
+                print!("{}", render_dry_run(&dry));
+                println!("journal: {}", journal_path.display());
             }
-            print!("{}", render_dry_run(&dry));
-            println!("journal: {}", journal_path.display());
-            return Ok(());
+            // The plan is shown, but a dry run of a roll that would be refused does not pass.
+            return match &dry.refused {
+                None => Ok(()),
+                Some(reason) => Err(anyhow::anyhow!("a run would be refused: {reason}")),
+            };
         }
         eprintln!("journal: {}", journal_path.display());
         let result = roller.run(&options, &mut store).await;
@@ -306,6 +312,9 @@ fn render_dry_run(dry: &DryRun) -> String {
                 format!("gate CLOSED: {verdict}")
             }
         ));
+    }
+    if dry.refused.is_some() {
+        out.push_str("a run would be REFUSED before it stops anything (the reason follows)\n");
     }
     if let Some(j) = &dry.unfinished {
         let at = j
