@@ -301,19 +301,21 @@ impl Observer for KafkaObserver {
     ) -> LocalBoxFuture<'a, Result<KafkaFacts, ObserveError>> {
         Box::pin(async move {
             let admin = connection.connect().await?;
-            let snapshot = admin.snapshot().await.map_err(|e| ObserveError::Snapshot {
-                bootstrap: connection.bootstrap(),
-                message: e.to_string(),
-            });
-            let kafka_egress = match (&snapshot, &connection.prometheus) {
-                (Ok(_), None) => self.kafka_egress(key, &admin).await,
-                _ => None,
+            let snapshot = match admin.snapshot().await {
+                Ok(snapshot) => snapshot,
+                Err(e) => {
+                    admin.close();
+                    return Err(ObserveError::Snapshot {
+                        bootstrap: connection.bootstrap(),
+                        message: e.to_string(),
+                    });
+                }
             };
-            admin.close();
-            let snapshot = snapshot?;
             let health = snapshot.analyze();
             if let Some(missing) = blind_spots(&snapshot.gaps, &health.findings) {
-                // The next rate must not span a view with parts missing.
+                admin.close();
+                // The next rate must not span a view with parts missing. The consumer groups
+                // are not sampled for such a view either.
                 self.previous.borrow_mut().remove(key);
                 self.samples.borrow_mut().remove(key);
                 return Err(ObserveError::Incomplete {
@@ -321,6 +323,11 @@ impl Observer for KafkaObserver {
                     missing,
                 });
             }
+            let kafka_egress = match &connection.prometheus {
+                None => self.kafka_egress(key, &admin).await,
+                Some(_) => None,
+            };
+            admin.close();
             let leader_bytes: u64 = health.partitions.iter().filter_map(|p| p.size_bytes).sum();
             let now = Instant::now();
             let from_prometheus = match &connection.prometheus {
