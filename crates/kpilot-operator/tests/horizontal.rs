@@ -42,29 +42,6 @@ const FINALIZER: &str = "kpilot.test/kubelet";
 /// MB takes seconds and the throttle is seen in force.
 const THROTTLE: i64 = 1_000_000;
 
-fn statefulset() -> StatefulSet {
-    serde_json::from_value(json!({
-        "metadata": {"name": "kafka"},
-        "spec": {
-            "replicas": 3,
-            "serviceName": "kafka",
-            "updateStrategy": {"type": "OnDelete"},
-            "selector": {"matchLabels": {"app": "kafka"}},
-            "template": {
-                "metadata": {"labels": {"app": "kafka"}, "annotations": {"kpilot.io/instance-type": "m7g.large"}},
-                "spec": {
-                    "containers": [{"name": "kafka", "image": "apache/kafka:test"}],
-                    "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
-                        "nodeSelectorTerms": [{"matchExpressions": [
-                            {"key": "node.kubernetes.io/instance-type", "operator": "In", "values": ["m7g.large"]}
-                        ]}]}}}
-                }
-            }
-        }
-    }))
-    .expect("statefulset")
-}
-
 /// What the fake kubelet saw.
 #[derive(Default)]
 struct KubeletLog {
@@ -320,7 +297,7 @@ fn brokers_are_added_and_removed_with_a_throttled_rebalance_resumed_after_a_kill
         }
         admin.close();
         let sets: Api<StatefulSet> = Api::namespaced(client.clone(), &ns);
-        sets.create(&PostParams::default(), &statefulset())
+        sets.create(&PostParams::default(), &statefulset("m7g.large"))
             .await
             .expect("sts");
         (cp, ns, client)

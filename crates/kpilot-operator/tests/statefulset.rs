@@ -32,29 +32,6 @@ use serde_json::json;
 const TOPIC: &str = "orders";
 const FINALIZER: &str = "kpilot.test/kubelet";
 
-fn statefulset(instance: &str) -> StatefulSet {
-    serde_json::from_value(json!({
-        "metadata": {"name": "kafka"},
-        "spec": {
-            "replicas": 3,
-            "serviceName": "kafka",
-            "updateStrategy": {"type": "OnDelete"},
-            "selector": {"matchLabels": {"app": "kafka"}},
-            "template": {
-                "metadata": {"labels": {"app": "kafka"}, "annotations": {"kpilot.io/instance-type": instance}},
-                "spec": {
-                    "containers": [{"name": "kafka", "image": "apache/kafka:test"}],
-                    "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
-                        "nodeSelectorTerms": [{"matchExpressions": [
-                            {"key": "node.kubernetes.io/instance-type", "operator": "In", "values": [instance]}
-                        ]}]}}}
-                }
-            }
-        }
-    }))
-    .expect("statefulset")
-}
-
 /// What the fake kubelet saw.
 #[derive(Default)]
 struct KubeletLog {

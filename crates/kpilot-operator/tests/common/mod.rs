@@ -7,6 +7,7 @@
 use std::rc::Rc;
 use std::time::Duration;
 
+use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::events::v1::Event;
 use kpilot_kubetest::ControlPlane;
 use kpilot_operator::crd::*;
@@ -112,6 +113,31 @@ pub async fn get_autopilot(client: &kube::Client, ns: &str, name: &str) -> Kafka
         .get(name)
         .await
         .expect("autopilot")
+}
+
+/// A 3-replica StatefulSet `kafka` (`OnDelete`) whose pods ask for `instance` (annotation and
+/// node affinity).
+pub fn statefulset(instance: &str) -> StatefulSet {
+    serde_json::from_value(json!({
+        "metadata": {"name": "kafka"},
+        "spec": {
+            "replicas": 3,
+            "serviceName": "kafka",
+            "updateStrategy": {"type": "OnDelete"},
+            "selector": {"matchLabels": {"app": "kafka"}},
+            "template": {
+                "metadata": {"labels": {"app": "kafka"}, "annotations": {"kpilot.io/instance-type": instance}},
+                "spec": {
+                    "containers": [{"name": "kafka", "image": "apache/kafka:test"}],
+                    "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+                        "nodeSelectorTerms": [{"matchExpressions": [
+                            {"key": "node.kubernetes.io/instance-type", "operator": "In", "values": [instance]}
+                        ]}]}}}
+                }
+            }
+        }
+    }))
+    .expect("statefulset")
 }
 
 /// A Strimzi `Kafka` and a broker `KafkaNodePool` on `instance` (node affinity), both valid
