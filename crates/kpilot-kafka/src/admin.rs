@@ -1024,26 +1024,47 @@ impl AdminClient {
         resource: &ConfigResource,
         ops: &[ConfigOp],
     ) -> Result<(), AdminError> {
+        self.incremental_alter_configs(resource, ops, false).await
+    }
+
+    /// IncrementalAlterConfigs with `validateOnly`: the broker authorizes and validates `ops`
+    /// and applies nothing. Probes the AlterConfigs ACL before a change that needs it.
+    pub async fn validate_configs(
+        &self,
+        resource: &ConfigResource,
+        ops: &[ConfigOp],
+    ) -> Result<(), AdminError> {
+        self.incremental_alter_configs(resource, ops, true).await
+    }
+
+    async fn incremental_alter_configs(
+        &self,
+        resource: &ConfigResource,
+        ops: &[ConfigOp],
+        validate_only: bool,
+    ) -> Result<(), AdminError> {
         let (kind, name) = resource.wire();
-        let request = kp::IncrementalAlterConfigsRequest::default().with_resources(vec![
-            kp::incremental_alter_configs_request::AlterConfigsResource::default()
-                .with_resource_type(kind)
-                .with_resource_name(StrBytes::from_string(name))
-                .with_configs(
-                    ops.iter()
-                        .map(|op| {
-                            let (name, operation, value) = match op {
-                                ConfigOp::Set(n, v) => (n, 0, Some(v)),
-                                ConfigOp::Delete(n) => (n, 1, None),
-                            };
-                            kp::incremental_alter_configs_request::AlterableConfig::default()
-                                .with_name(StrBytes::from_string(name.clone()))
-                                .with_config_operation(operation)
-                                .with_value(value.map(|v| StrBytes::from_string(v.clone())))
-                        })
-                        .collect(),
-                ),
-        ]);
+        let request = kp::IncrementalAlterConfigsRequest::default()
+            .with_validate_only(validate_only)
+            .with_resources(vec![
+                kp::incremental_alter_configs_request::AlterConfigsResource::default()
+                    .with_resource_type(kind)
+                    .with_resource_name(StrBytes::from_string(name))
+                    .with_configs(
+                        ops.iter()
+                            .map(|op| {
+                                let (name, operation, value) = match op {
+                                    ConfigOp::Set(n, v) => (n, 0, Some(v)),
+                                    ConfigOp::Delete(n) => (n, 1, None),
+                                };
+                                kp::incremental_alter_configs_request::AlterableConfig::default()
+                                    .with_name(StrBytes::from_string(name.clone()))
+                                    .with_config_operation(operation)
+                                    .with_value(value.map(|v| StrBytes::from_string(v.clone())))
+                            })
+                            .collect(),
+                    ),
+            ]);
         self.retrying("IncrementalAlterConfigs", self.api_timeout(), || async {
             let response = self.call(resource.route(), &request).await?;
             for r in &response.responses {

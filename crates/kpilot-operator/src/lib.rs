@@ -7,6 +7,7 @@
 //! - [`target`]: instance types and patches of `KafkaNodePool`, StatefulSet and Karpenter
 //!   `NodePool` objects (pure);
 //! - [`observe`]: the observation port and its Kafka adapter;
+//! - [`preflight`]: the Kafka writes an operation will make, probed before it starts;
 //! - [`reconcile`]: validate -> dereference -> continue an operation -> observe -> decide ->
 //!   apply -> status and Events;
 //! - [`fleet`]: the roll engine's `Fleet` over a StatefulSet's pods, and the operation
@@ -27,6 +28,7 @@ pub mod horizontal;
 pub mod leader;
 pub mod metrics;
 pub mod observe;
+pub mod preflight;
 pub mod reconcile;
 pub mod target;
 pub mod validate;

@@ -4,7 +4,9 @@
 //! authentication failure; with too few ACLs the view of the cluster is partial (no partition
 //! sizes, topics Metadata leaves out), and the operator refuses to decide on it (a decision
 //! could shrink a cluster whose load it cannot see), naming the ACL; with the ACLs of the
-//! operator's row in docs/kafka-admin.md it observes and decides.
+//! operator's row in docs/kafka-admin.md it observes and decides. Acting (a horizontal add on
+//! a StatefulSet) needs the `rebalance` row too: each missing write ACL keeps the decision
+//! "not applied", naming it, with nothing touched; with all of them the add starts.
 
 mod common;
 
@@ -12,12 +14,15 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use common::*;
+use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::Secret;
 use kpilot_cluster::TopicName;
 use kpilot_kafka::{AdminClient, BrokerAddress, ClientConfig, NewTopic};
-use kpilot_operator::KafkaObserver;
-use kpilot_operator::crd::{KafkaAutopilot, Mode, SaslSpec, SecretKeyRef, TlsSpec};
+use kpilot_operator::crd::{
+    KafkaAutopilot, Mode, SaslSpec, SecretKeyRef, StatefulSetTarget, TargetSpec, TlsSpec,
+};
 use kpilot_operator::reconcile::reconcile;
+use kpilot_operator::{FixedObserver, KafkaObserver};
 use kpilot_testbed::{ClusterConfig, KafkaCluster, SaslMechanism, grant_acl};
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::json;
@@ -32,20 +37,21 @@ fn secret(name: &str, key: &str, value: &str) -> Secret {
     .expect("secret")
 }
 
-/// Reconciles `secure` until its status satisfies `done` (ACLs reach each broker through the
-/// metadata log a moment after they were granted), for at most 30 s; returns the autopilot.
+/// Reconciles the autopilot `name` until its status satisfies `done` (ACLs reach each broker
+/// through the metadata log a moment after they were granted), for at most 30 s; returns the
+/// autopilot.
 async fn reconcile_until(
     client: &kube::Client,
     ctx: &kpilot_operator::Context,
-    ns: &str,
+    (ns, name): (&str, &str),
     what: &str,
     done: impl Fn(&KafkaAutopilot) -> bool,
 ) -> KafkaAutopilot {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let ap = get_autopilot(client, ns, "secure").await;
+        let ap = get_autopilot(client, ns, name).await;
         let _ = reconcile(&ap, ctx).await;
-        let ap = get_autopilot(client, ns, "secure").await;
+        let ap = get_autopilot(client, ns, name).await;
         if done(&ap) {
             return ap;
         }
@@ -58,6 +64,14 @@ async fn reconcile_until(
     }
 }
 
+fn disposition(ap: &KafkaAutopilot) -> String {
+    ap.status
+        .as_ref()
+        .and_then(|s| s.last_decision.as_ref())
+        .map(|d| d.disposition.clone())
+        .unwrap_or_default()
+}
+
 fn last_error(ap: &KafkaAutopilot) -> String {
     ap.status
         .as_ref()
@@ -66,7 +80,7 @@ fn last_error(ap: &KafkaAutopilot) -> String {
 }
 
 #[test]
-fn the_operator_reads_kafka_over_sasl_ssl_from_secrets_and_never_decides_on_a_partial_view() {
+fn the_operator_reads_kafka_over_sasl_ssl_from_secrets_and_never_decides_on_a_partial_view_or_acts_without_its_acls() {
     let cluster = KafkaCluster::start(ClusterConfig {
         secure: true,
         authorizer: true,
@@ -166,7 +180,7 @@ fn the_operator_reads_kafka_over_sasl_ssl_from_secrets_and_never_decides_on_a_pa
             )
             .await
             .expect("fix the password");
-        let ap = reconcile_until(&client, &ctx, &ns, "authenticated", |ap| {
+        let ap = reconcile_until(&client, &ctx, (&ns, "secure"), "authenticated", |ap| {
             !last_error(ap).contains("invalid credentials")
         })
         .await;
@@ -189,7 +203,7 @@ fn the_operator_reads_kafka_over_sasl_ssl_from_secrets_and_never_decides_on_a_pa
 
         // 3. Describe on the cluster: the log dirs show `orders`, which Metadata leaves out.
         grant(&["Describe"], &["--cluster"]);
-        let ap = reconcile_until(&client, &ctx, &ns, "log dirs readable", |ap| {
+        let ap = reconcile_until(&client, &ctx, (&ns, "secure"), "log dirs readable", |ap| {
             !last_error(ap).contains("log dirs of broker")
         })
         .await;
@@ -207,7 +221,7 @@ fn the_operator_reads_kafka_over_sasl_ssl_from_secrets_and_never_decides_on_a_pa
         grant(&["DescribeConfigs"], &["--cluster"]);
         grant(&["Describe", "DescribeConfigs"], &["--topic", "*"]);
         grant(&["Describe"], &["--group", "*"]);
-        let ap = reconcile_until(&client, &ctx, &ns, "observed", |ap| {
+        let ap = reconcile_until(&client, &ctx, (&ns, "secure"), "observed", |ap| {
             last_error(ap).is_empty()
         })
         .await;
@@ -221,12 +235,89 @@ fn the_operator_reads_kafka_over_sasl_ssl_from_secrets_and_never_decides_on_a_pa
             condition(&ap, "Ready").message
         );
         // The Kafka-only ingress needs a second observation; then a decision is made.
-        let ap = reconcile_until(&client, &ctx, &ns, "a decision", |ap| {
+        let ap = reconcile_until(&client, &ctx, (&ns, "secure"), "a decision", |ap| {
             ap.status
                 .as_ref()
                 .is_some_and(|s| s.last_decision.is_some())
         })
         .await;
         assert!(last_error(&ap).is_empty(), "{}", last_error(&ap));
+
+        // 5. Acting: a StatefulSet autopilot in apply mode whose decision (injected: 70 MB/s
+        // on 3 x m7g.large, one size allowed) adds a 4th broker. Each write the rebalance
+        // will make is probed before anything is touched: with only the operator's read row,
+        // and then with each missing ACL granted in turn, the decision is not applied and
+        // names the ACL; the StatefulSet keeps 3 replicas and no operation starts.
+        let sets: Api<StatefulSet> = Api::namespaced(client.clone(), &ns);
+        sets.create(&PostParams::default(), &statefulset("m7g.large"))
+            .await
+            .expect("StatefulSet");
+        let mut acting = ap.spec.clone();
+        acting.mode = Mode::Apply;
+        acting.target = TargetSpec {
+            strimzi: None,
+            stateful_set: Some(StatefulSetTarget {
+                name: "kafka".into(),
+                first_broker_id: 1,
+                karpenter_node_pool: None,
+            }),
+        };
+        acting.constraints.sizes = vec!["large".into()];
+        acting.constraints.zones = 1;
+        acting.constraints.max_brokers = 4;
+        acting.constraints.allow_vertical = false;
+        acting.constraints.allow_horizontal = true;
+        create_autopilot(&client, &ns, "acting", acting).await;
+        let ctx = context(client.clone(), Rc::new(FixedObserver::new(facts(70.0, 0))));
+        let replicas = || async {
+            sets.get("kafka")
+                .await
+                .expect("StatefulSet")
+                .spec
+                .and_then(|s| s.replicas)
+        };
+        for (write, acl, then_grant) in [
+            (
+                "may not reassign partitions",
+                "needs the Alter ACL on the cluster",
+                (&["Alter"][..], &["--cluster"][..]),
+            ),
+            (
+                "may not set the brokers' throttle rates",
+                "needs the AlterConfigs ACL on the cluster",
+                (&["AlterConfigs"][..], &["--cluster"][..]),
+            ),
+            (
+                "may not set the topics' throttled replicas",
+                "needs the AlterConfigs ACL on the topic",
+                (&["AlterConfigs"][..], &["--topic", "*"][..]),
+            ),
+        ] {
+            let ap = reconcile_until(&client, &ctx, (&ns, "acting"), write, |ap| {
+                disposition(ap).contains(write)
+            })
+            .await;
+            let said = disposition(&ap);
+            eprintln!("acting: {said}");
+            assert!(
+                said.starts_with("not applied: ") && said.contains(acl),
+                "{said}"
+            );
+            let status = ap.status.clone().expect("status");
+            assert!(status.operation.is_none(), "{status:#?}");
+            assert_eq!(replicas().await, Some(3), "nothing is touched");
+            grant(then_grant.0, then_grant.1);
+        }
+        // With every write allowed the add starts: the replicas go to 4.
+        let ap = reconcile_until(&client, &ctx, (&ns, "acting"), "applied", |ap| {
+            disposition(ap) == "applied"
+        })
+        .await;
+        let operation = ap
+            .status
+            .and_then(|s| s.operation)
+            .expect("the add started");
+        assert_eq!(operation.kind, "horizontal-add");
+        assert_eq!(replicas().await, Some(4));
     });
 }
