@@ -21,6 +21,7 @@ use kpilot_metrics::{KafkaSample, KafkaSource, MetricsSource, PrometheusSource, 
 use kpilot_units::{ByteSize, Throughput};
 use thiserror::Error;
 
+use crate::preflight::Write;
 use crate::validate::PrometheusSpec;
 
 /// Observing a cluster failed.
@@ -207,6 +208,14 @@ pub trait Observer {
         key: &'a str,
         connection: &'a Connection,
     ) -> LocalBoxFuture<'a, Result<usize, ObserveError>>;
+
+    /// Probes the Kafka writes an operation will make before it starts, changing nothing
+    /// (see [`crate::preflight`]); `Err` names the first refused write and the missing ACL.
+    fn may_write<'a>(
+        &'a self,
+        connection: &'a Connection,
+        writes: &'static [Write],
+    ) -> LocalBoxFuture<'a, Result<(), String>>;
 
     /// The ingress over time the forecast can start from, when the source keeps one
     /// (Prometheus); `None` when it does not (Kafka only: the reconcile keeps its own samples
@@ -420,6 +429,14 @@ impl Observer for KafkaObserver {
         })
     }
 
+    fn may_write<'a>(
+        &'a self,
+        connection: &'a Connection,
+        writes: &'static [Write],
+    ) -> LocalBoxFuture<'a, Result<(), String>> {
+        Box::pin(crate::preflight::may_apply(connection, writes))
+    }
+
     fn elect_preferred<'a>(
         &'a self,
         _key: &'a str,
@@ -480,11 +497,13 @@ pub fn blind_spots(gaps: &[SnapshotGap], findings: &[Finding]) -> Option<String>
     (!missing.is_empty()).then(|| missing.join("; "))
 }
 
-/// An in-memory observer for tests: returns the facts it holds (changeable at any time).
+/// An in-memory observer for tests: returns the facts it holds (changeable at any time);
+/// elections are counted, and permission probes pass unless [`FixedObserver::probing_kafka`].
 #[derive(Debug, Clone)]
 pub struct FixedObserver {
     facts: Rc<RefCell<KafkaFacts>>,
     elections: Rc<RefCell<usize>>,
+    probe_kafka: bool,
 }
 
 impl FixedObserver {
@@ -493,7 +512,15 @@ impl FixedObserver {
         FixedObserver {
             facts: Rc::new(RefCell::new(facts)),
             elections: Rc::new(RefCell::new(0)),
+            probe_kafka: false,
         }
+    }
+
+    /// The same, but the permission probe goes to the real Kafka of the connection (the
+    /// facts stay injected): a test of the probe against a real authorizer.
+    pub fn probing_kafka(mut self) -> Self {
+        self.probe_kafka = true;
+        self
     }
 
     /// Replaces the facts.
@@ -524,6 +551,18 @@ impl Observer for FixedObserver {
     ) -> LocalBoxFuture<'a, Result<usize, ObserveError>> {
         *self.elections.borrow_mut() += 1;
         Box::pin(async move { Ok(0) })
+    }
+
+    fn may_write<'a>(
+        &'a self,
+        connection: &'a Connection,
+        writes: &'static [Write],
+    ) -> LocalBoxFuture<'a, Result<(), String>> {
+        if self.probe_kafka {
+            Box::pin(crate::preflight::may_apply(connection, writes))
+        } else {
+            Box::pin(async { Ok(()) })
+        }
     }
 }
 

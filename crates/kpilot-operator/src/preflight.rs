@@ -36,19 +36,19 @@ impl std::fmt::Display for Write {
 }
 
 /// The Kafka writes of an operation: a horizontal one (either target) runs the throttled
-/// rebalance and elects leaders at the end; a StatefulSet roll elects leaders after every
-/// broker; a Strimzi roll makes none (Strimzi restarts the brokers with its own credentials).
-/// Pure.
-pub fn needed(horizontal: bool, strimzi: bool) -> &'static [Write] {
-    match (horizontal, strimzi) {
-        (true, _) => &[
+/// rebalance and elects leaders at the end; a vertical one elects leaders (after every broker
+/// in a StatefulSet roll; once at the end of a Strimzi roll, whose restarts Strimzi makes with
+/// its own credentials). Pure.
+pub fn needed(horizontal: bool) -> &'static [Write] {
+    if horizontal {
+        &[
             Write::Reassign,
             Write::BrokerConfigs,
             Write::TopicConfigs,
             Write::Elect,
-        ],
-        (false, false) => &[Write::Elect],
-        (false, true) => &[],
+        ]
+    } else {
+        &[Write::Elect]
     }
 }
 
@@ -116,18 +116,15 @@ mod tests {
 
     #[test]
     fn each_mechanism_probes_the_writes_it_makes() {
-        assert_eq!(needed(false, true), &[] as &[Write], "Strimzi rolls itself");
-        assert_eq!(needed(false, false), &[Write::Elect]);
-        for strimzi in [false, true] {
-            let writes = needed(true, strimzi);
-            for w in [
-                Write::Reassign,
-                Write::BrokerConfigs,
-                Write::TopicConfigs,
-                Write::Elect,
-            ] {
-                assert!(writes.contains(&w), "{w} missing for strimzi={strimzi}");
-            }
+        assert_eq!(needed(false), &[Write::Elect], "a roll elects leaders");
+        let writes = needed(true);
+        for w in [
+            Write::Reassign,
+            Write::BrokerConfigs,
+            Write::TopicConfigs,
+            Write::Elect,
+        ] {
+            assert!(writes.contains(&w), "{w} missing");
         }
     }
 }

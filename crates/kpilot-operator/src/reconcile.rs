@@ -913,14 +913,13 @@ async fn steps(
                     "not applied: the cluster is not healthy ({} under-replicated, {} offline partition(s))",
                     facts.under_replicated, facts.offline
                 )
-            } else if let Err(refused) = crate::preflight::may_apply(
-                &conn,
-                crate::preflight::needed(
-                    plan.to.brokers != shape.brokers,
-                    matches!(spec.target, Target::Strimzi { .. }),
-                ),
-            )
-            .await
+            } else if let Err(refused) = ctx
+                .observer
+                .may_write(
+                    &conn,
+                    crate::preflight::needed(plan.to.brokers != shape.brokers),
+                )
+                .await
             {
                 // Nothing is touched: the operation would halt midway on the refused write.
                 format!("not applied: {refused}")

@@ -77,6 +77,14 @@ impl Observer for GatedObserver {
     ) -> LocalBoxFuture<'a, Result<usize, ObserveError>> {
         Box::pin(async { Ok(0) })
     }
+
+    fn may_write<'a>(
+        &'a self,
+        _connection: &'a Connection,
+        _writes: &'static [kpilot_operator::preflight::Write],
+    ) -> LocalBoxFuture<'a, Result<(), String>> {
+        Box::pin(async { Ok(()) })
+    }
 }
 
 async fn wait_for_load(client: &kube::Client, ns: &str, name: &str, within: Duration) -> bool {

@@ -80,7 +80,7 @@ fn last_error(ap: &KafkaAutopilot) -> String {
 }
 
 #[test]
-fn the_operator_reads_kafka_over_sasl_ssl_from_secrets_and_never_decides_on_a_partial_view_or_acts_without_its_acls() {
+fn the_operator_over_sasl_ssl_never_decides_on_a_partial_view_nor_acts_without_its_acls() {
     let cluster = KafkaCluster::start(ClusterConfig {
         secure: true,
         authorizer: true,
@@ -268,7 +268,11 @@ fn the_operator_reads_kafka_over_sasl_ssl_from_secrets_and_never_decides_on_a_pa
         acting.constraints.allow_vertical = false;
         acting.constraints.allow_horizontal = true;
         create_autopilot(&client, &ns, "acting", acting).await;
-        let ctx = context(client.clone(), Rc::new(FixedObserver::new(facts(70.0, 0))));
+        // The decision is injected; the permission probe goes to the real, secured Kafka.
+        let ctx = context(
+            client.clone(),
+            Rc::new(FixedObserver::new(facts(70.0, 0)).probing_kafka()),
+        );
         let replicas = || async {
             sets.get("kafka")
                 .await
