@@ -2,8 +2,12 @@
 //! log sizes, committed group offsets) taken a window apart, turned into a [`Measurement`]:
 //! ingress per topic from the growth of each partition's largest replica log, replication from
 //! the followers' growth, egress from the groups' committed-offset advance times the topic's
-//! bytes per message. A log that shrank (retention or compaction ran) or a broker whose log
-//! directories could not be read makes the affected rates missing, never zero. Pure: no I/O.
+//! bytes per message. A log from which retention (or compaction) removed data during the window
+//! understates what was appended, or shrinks: its growth is then estimated as the records
+//! appended (log-end offsets) times the average record size of what it retains (size over the
+//! offsets between log start and log end), and a warning says so. A log whose size or offsets
+//! are unknown, or a broker whose log directories could not be read, makes the affected rates
+//! missing, never zero. Pure: no I/O.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -23,6 +27,8 @@ pub struct KafkaSample {
     pub partitions: BTreeMap<TopicPartition, (Option<i32>, Vec<i32>)>,
     /// Log-end offset of each partition.
     pub end_offsets: BTreeMap<TopicPartition, i64>,
+    /// Log start offset of each partition (it moves up when retention deletes a segment).
+    pub start_offsets: BTreeMap<TopicPartition, i64>,
     /// Log size of each replica: `(broker, partition) -> bytes`.
     pub replica_sizes: BTreeMap<(i32, TopicPartition), u64>,
     /// Brokers whose log directories could not be read, with why.
@@ -48,13 +54,53 @@ impl KafkaSample {
         }
         Some(max)
     }
+
+    /// The average record size of `tp`'s log: the leader's log size over the offsets from log
+    /// start to log end (both the leader's: a follower may not have deleted a segment yet);
+    /// `None` when unknown or empty. An underestimate for a compacted log, whose offsets
+    /// include the records compaction removed.
+    fn record_bytes(&self, tp: &TopicPartition) -> Option<f64> {
+        let leader = self.partitions.get(tp)?.0?;
+        let size = self.replica_sizes.get(&(leader, tp.clone()))?;
+        let records = self.end_offsets.get(tp)? - self.start_offsets.get(tp)?;
+        (records > 0).then(|| *size as f64 / records as f64)
+    }
+
+    /// Whether retention deleted records of `tp` since `before` (its log start moved up).
+    fn deleted_since(&self, before: &KafkaSample, tp: &TopicPartition) -> bool {
+        matches!(
+            (before.start_offsets.get(tp), self.start_offsets.get(tp)),
+            (Some(b), Some(a)) if a > b
+        )
+    }
 }
 
-/// Per partition: bytes appended (largest replica) and messages appended over the window.
+/// What a log of `size_before` and then `size_after` bytes gained while `records` records were
+/// appended: the growth when nothing was removed, else the records times the average record
+/// size of what the partition retains now (or, for a log emptied meanwhile, retained before).
+/// `None` when data was removed and the estimate has nothing to go on.
+fn appended(
+    before: &KafkaSample,
+    after: &KafkaSample,
+    tp: &TopicPartition,
+    (size_before, size_after): (u64, u64),
+    records: Option<i64>,
+) -> Option<(u64, bool)> {
+    if size_after >= size_before && !after.deleted_since(before, tp) {
+        return Some((size_after - size_before, false));
+    }
+    let records = records.filter(|r| *r >= 0)?;
+    let per_record = after.record_bytes(tp).or_else(|| before.record_bytes(tp))?;
+    Some(((records as f64 * per_record).round() as u64, true))
+}
+
+/// Per partition: bytes appended (largest replica) and messages appended over the window, and
+/// whether the bytes are estimated (data was removed during the window).
 #[derive(Debug, Clone, PartialEq)]
 struct PartitionGrowth {
     bytes: Result<u64, String>,
     messages: Option<i64>,
+    estimated: bool,
 }
 
 fn growth(before: &KafkaSample, after: &KafkaSample, tp: &TopicPartition) -> PartitionGrowth {
@@ -64,19 +110,37 @@ fn growth(before: &KafkaSample, after: &KafkaSample, tp: &TopicPartition) -> Par
         .map(|end| end - before.end_offsets.get(tp).copied().unwrap_or(0));
     let existed = before.partitions.contains_key(tp);
     let unreadable = || format!("the log directories of a replica of {tp} could not be read");
+    let mut estimated = false;
     let bytes = match (before.max_size(tp), after.max_size(tp)) {
         (_, None) => Err(unreadable()),
         // Created during the window: everything in it is new.
         (None, Some(a)) if !existed => Ok(a),
         (None, Some(_)) => Err(unreadable()),
-        (Some(b), Some(a)) if a >= b => Ok(a - b),
-        (Some(b), Some(a)) => Err(format!(
-            "the log of {tp} shrank by {} bytes during the window (retention or compaction \
-             deleted data): its ingress is unknown; measure again or use Prometheus",
-            b - a
-        )),
+        (Some(b), Some(a)) => {
+            let records = before
+                .end_offsets
+                .contains_key(tp)
+                .then_some(messages)
+                .flatten();
+            match appended(before, after, tp, (b, a), records) {
+                Some((bytes, guessed)) => {
+                    estimated = guessed;
+                    Ok(bytes)
+                }
+                None => Err(format!(
+                    "the log of {tp} shrank by {} bytes during the window (retention or \
+                     compaction deleted data) and its offsets are unknown: its ingress is \
+                     unknown; measure again or use Prometheus",
+                    b.saturating_sub(a)
+                )),
+            }
+        }
     };
-    PartitionGrowth { bytes, messages }
+    PartitionGrowth {
+        bytes,
+        messages,
+        estimated,
+    }
 }
 
 /// The load between two samples.
@@ -128,6 +192,19 @@ pub fn measure_between(
         .map(|tp| tp.topic.to_string())
         .collect();
     topic_names.dedup();
+    let estimated: Vec<&&TopicPartition> = growths
+        .iter()
+        .filter(|(_, g)| g.estimated && g.bytes.is_ok())
+        .map(|(tp, _)| tp)
+        .collect();
+    if let Some(example) = estimated.first() {
+        warnings.push(format!(
+            "retention or compaction removed data from {} partition(s) during the window \
+             (e.g. {example}): their ingress is estimated as the records appended times the \
+             average record size they retain",
+            estimated.len()
+        ));
+    }
 
     // Egress per topic from committed offsets.
     let bytes_per_message = |topic: &str| -> Option<f64> {
@@ -143,15 +220,16 @@ pub fn measure_between(
         if msgs > 0.0 {
             return Some(bytes / msgs);
         }
-        // Nothing produced in the window: the average over what is stored.
-        let (mut size, mut end) = (0.0, 0.0);
+        // Nothing produced in the window: the average over what is stored (the records from
+        // log start to log end; from offset 0 when the log start is unknown).
+        let (mut size, mut records) = (0.0, 0.0);
         for (tp, e) in &after.end_offsets {
             if tp.topic.as_str() == topic {
                 size += after.max_size(tp).unwrap_or(0) as f64;
-                end += *e as f64;
+                records += (*e - after.start_offsets.get(tp).copied().unwrap_or(0)) as f64;
             }
         }
-        (end > 0.0).then_some(size / end)
+        (records > 0.0).then_some(size / records)
     };
     let mut egress_by_topic: BTreeMap<String, f64> = BTreeMap::new();
     let mut groups_by_topic: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
@@ -272,18 +350,27 @@ pub fn measure_between(
         let mut problem: Option<String> = unreadable.map(|w| format!("broker {b}: {w}"));
         for (tp, (leader, replicas)) in &after.partitions {
             let key = (b, tp.clone());
+            let records = growths.get(tp).and_then(|g| {
+                before
+                    .end_offsets
+                    .contains_key(tp)
+                    .then_some(g.messages)
+                    .flatten()
+            });
             let delta = match (
                 before.replica_sizes.get(&key),
                 after.replica_sizes.get(&key),
             ) {
-                (Some(x), Some(y)) if y >= x => Some(y - x),
+                (Some(x), Some(y)) => match appended(before, after, tp, (*x, *y), records) {
+                    Some((d, _)) => Some(d),
+                    None => {
+                        problem.get_or_insert_with(|| {
+                            format!("the log of {tp} on broker {b} shrank during the window")
+                        });
+                        None
+                    }
+                },
                 (None, Some(y)) if !before.partitions.contains_key(tp) => Some(*y),
-                (Some(_), Some(_)) => {
-                    problem.get_or_insert_with(|| {
-                        format!("the log of {tp} on broker {b} shrank during the window")
-                    });
-                    None
-                }
                 _ => None,
             };
             let Some(delta) = delta else { continue };
@@ -294,7 +381,8 @@ pub fn measure_between(
                     if let (Some(x), Some(y)) =
                         (before.replica_sizes.get(&fk), after.replica_sizes.get(&fk))
                     {
-                        serve_out += y.saturating_sub(*x);
+                        serve_out +=
+                            appended(before, after, tp, (*x, *y), records).map_or(0, |(d, _)| d);
                     }
                 }
             } else if replicas.contains(&b) {
@@ -417,7 +505,44 @@ mod tests {
     }
 
     #[test]
-    fn a_shrinking_log_makes_ingress_missing_not_zero() {
+    fn data_removed_by_retention_is_estimated_from_the_records_appended() {
+        // 10 kB records. Retention deletes the first 300 records (3 MB) while 1000 more
+        // (10 MB) are appended: the log grew by 7 MB, but 1 MB/s was written.
+        let mut a = sample(0.0, 1000, [10_000_000; 3], None);
+        let mut b = sample(10.0, 2000, [17_000_000; 3], None);
+        let p = tp("t", 0);
+        a.start_offsets.insert(p.clone(), 0);
+        b.start_offsets.insert(p.clone(), 300);
+        let m = measure_between(&a, &b, "kafka".into(), 0.0);
+        assert_eq!(m.ingress.value(), Some(Throughput::from_mb_per_s(1.0)));
+        assert_eq!(
+            m.brokers[0].bytes_in.value(),
+            Some(Throughput::from_mb_per_s(1.0))
+        );
+        assert_eq!(m.replication.value(), Some(Throughput::from_mb_per_s(2.0)));
+        assert!(
+            m.warnings
+                .iter()
+                .any(|w| w.contains("1 partition(s)") && w.contains("estimated")),
+            "{:?}",
+            m.warnings
+        );
+        // A deletion larger than the appends: the log shrank from 10 to 7 MB while 200
+        // records (2 MB) were appended.
+        let mut c = sample(10.0, 1200, [7_000_000; 3], None);
+        c.start_offsets.insert(p.clone(), 500);
+        let m = measure_between(&a, &c, "kafka".into(), 0.0);
+        assert_eq!(m.ingress.value(), Some(Throughput::from_mb_per_s(0.2)));
+        // Nothing removed: the growth itself, no estimate.
+        let mut d = sample(10.0, 1500, [15_000_000; 3], None);
+        d.start_offsets.insert(p, 0);
+        let m = measure_between(&a, &d, "kafka".into(), 0.0);
+        assert_eq!(m.ingress.value(), Some(Throughput::from_mb_per_s(0.5)));
+        assert!(m.warnings.iter().all(|w| !w.contains("estimated")));
+    }
+
+    #[test]
+    fn a_shrinking_log_with_unknown_offsets_makes_ingress_missing_not_zero() {
         let a = sample(0.0, 1000, [10_000_000; 3], None);
         let b = sample(10.0, 1200, [4_000_000; 3], None);
         let m = measure_between(&a, &b, "kafka".into(), 0.0);

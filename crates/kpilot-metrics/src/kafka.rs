@@ -65,6 +65,11 @@ impl KafkaSource {
             }
         }
         if !partitions.is_empty() {
+            sample.start_offsets = self
+                .admin
+                .list_offsets(&partitions, OffsetSpec::Earliest)
+                .await
+                .map_err(Self::kafka("log start offsets"))?;
             sample.end_offsets = self
                 .admin
                 .list_offsets(&partitions, OffsetSpec::Latest)

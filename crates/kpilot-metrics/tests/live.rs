@@ -4,70 +4,30 @@
 //! Then the failure modes: a wrong metric name, a selector that matches nothing, and
 //! Prometheus down must give clear missing readings or errors, never a zero load.
 
+mod common;
+
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use kpilot_cluster::{TopicName, TopicPartition};
-use kpilot_kafka::{AdminClient, BrokerAddress, ClientConfig, NewTopic};
+use common::{Load, connect, within};
+use kpilot_cluster::TopicName;
+use kpilot_kafka::NewTopic;
 use kpilot_metrics::{
     KafkaSource, MetricsError, MetricsSource, PrometheusSettings, PrometheusSource, Reading,
 };
 use kpilot_testbed::{ClusterConfig, KafkaCluster, Prometheus, PrometheusConfig, ScrapeTarget};
 use kpilot_units::Span;
 
-/// The rate produced: 5 MB/s as 100 kB records, 5 per 100 ms tick.
-const RATE_BYTES_PER_S: f64 = 5_000_000.0;
-const RECORD: usize = 100_000;
-const RECORDS_PER_TICK: usize = 5;
-const TICK: Duration = Duration::from_millis(100);
-const PRODUCE_FOR: Duration = Duration::from_secs(30);
-const PARTITIONS: i32 = 3;
-
-/// Produces on an absolute schedule (tick i at start + i x TICK) for `PRODUCE_FOR`, rotating
-/// over the partitions. Bounded in ticks and time. Returns (bytes acknowledged, elapsed).
-async fn produce(admin: AdminClient, topic: TopicName) -> (u64, Duration) {
-    let payload = Bytes::from(vec![0x5a_u8; RECORD]);
-    let records: Vec<(Option<Bytes>, Option<Bytes>)> = (0..RECORDS_PER_TICK)
-        .map(|_| (None, Some(payload.clone())))
-        .collect();
-    let ticks = (PRODUCE_FOR.as_millis() / TICK.as_millis()) as u32;
-    let start = tokio::time::Instant::now();
-    let mut sent = 0u64;
-    for i in 0..ticks {
-        tokio::time::sleep_until(start + TICK * i).await;
-        let tp = TopicPartition::new(topic.clone(), (i as i32) % PARTITIONS);
-        admin.produce(&tp, &records).await.expect("produce");
-        sent += (RECORD * RECORDS_PER_TICK) as u64;
-        assert!(
-            start.elapsed() < PRODUCE_FOR + Duration::from_secs(15),
-            "the producer fell far behind its schedule"
-        );
-    }
-    (sent, start.elapsed())
-}
-
-fn within(measured: &Reading, expected: f64, what: &str) -> f64 {
-    let value = measured
-        .value()
-        .unwrap_or_else(|| panic!("{what}: no value: {measured:?}"))
-        .bytes_per_s();
-    let error = (value - expected).abs() / expected;
-    eprintln!(
-        "{what}: measured {:.3} MB/s, produced {:.3} MB/s, error {:.1}%",
-        value / 1e6,
-        expected / 1e6,
-        error * 100.0
-    );
-    assert!(
-        error <= 0.10,
-        "{what}: {value} B/s is not within 10% of {expected} B/s"
-    );
-    value
-}
+/// The load: 5 MB/s as 100 kB records, 5 per 100 ms tick, for 30 s.
+const LOAD: Load = Load {
+    partitions: 3,
+    records_per_tick: 5,
+    seconds: 30,
+};
 
 #[test]
 fn both_sources_measure_a_known_rate_and_report_missing_metrics() {
     let t = Instant::now();
+    let rate = LOAD.rate();
     let cluster =
         KafkaCluster::start(ClusterConfig::default().with_metrics()).expect("start 3 brokers");
     let mut prometheus = Prometheus::start(
@@ -83,17 +43,9 @@ fn both_sources_measure_a_known_rate_and_report_missing_metrics() {
         t.elapsed()
     );
 
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let bootstrap = BrokerAddress::parse_list(&cluster.bootstrap()).expect("bootstrap");
-    let admin = rt
-        .block_on(AdminClient::connect(ClientConfig::new(bootstrap)))
-        .expect("connect");
+    let (rt, admin) = connect(&cluster);
     let topic = TopicName::new("metrics-load").expect("topic name");
-    rt.block_on(admin.create_topics(&[NewTopic::new(topic.clone(), PARTITIONS, 3)]))
+    rt.block_on(admin.create_topics(&[NewTopic::new(topic.clone(), LOAD.partitions, 3)]))
         .expect("create topic");
     rt.block_on(admin.wait_for_topic(&topic))
         .expect("topic ready");
@@ -111,7 +63,7 @@ fn both_sources_measure_a_known_rate_and_report_missing_metrics() {
     };
     let produce_start = wall();
     let (produced, kafka_m, prom_m) = rt.block_on(async {
-        let producer = tokio::spawn(produce(admin.clone(), topic.clone()));
+        let producer = tokio::spawn(LOAD.produce(admin.clone(), topic.clone()));
         // Kafka watches 20 s inside the 30 s of production; Prometheus then looks back 20 s.
         tokio::time::sleep(Duration::from_secs(4)).await;
         let kafka_m = kafka
@@ -131,27 +83,19 @@ fn both_sources_measure_a_known_rate_and_report_missing_metrics() {
     eprintln!(
         "producer: {bytes} bytes in {elapsed:?} = {:.3} MB/s (target {:.1} MB/s)",
         actual / 1e6,
-        RATE_BYTES_PER_S / 1e6
+        rate / 1e6
     );
     assert!(
-        (actual - RATE_BYTES_PER_S).abs() / RATE_BYTES_PER_S < 0.03,
+        (actual - rate).abs() / rate < 0.03,
         "the producer did not hold its rate"
     );
 
-    within(&prom_m.ingress, RATE_BYTES_PER_S, "Prometheus ingress");
-    within(&kafka_m.ingress, RATE_BYTES_PER_S, "Kafka ingress");
+    within(&prom_m.ingress, rate, "Prometheus ingress");
+    within(&kafka_m.ingress, rate, "Kafka ingress");
     assert_eq!(prom_m.brokers.len(), 3, "{prom_m:#?}");
     // Replication factor 3: followers fetch twice the ingress.
-    within(
-        &prom_m.replication,
-        2.0 * RATE_BYTES_PER_S,
-        "Prometheus replication",
-    );
-    within(
-        &kafka_m.replication,
-        2.0 * RATE_BYTES_PER_S,
-        "Kafka replication",
-    );
+    within(&prom_m.replication, 2.0 * rate, "Prometheus replication");
+    within(&kafka_m.replication, 2.0 * rate, "Kafka replication");
     assert!(
         prom_m.brokers.iter().all(|b| b.cpu_cores.is_some()),
         "CPU per broker: {prom_m:#?}"
@@ -161,11 +105,7 @@ fn both_sources_measure_a_known_rate_and_report_missing_metrics() {
         .iter()
         .find(|t| t.topic == "metrics-load")
         .expect("per-topic series");
-    within(
-        &topic_load.ingress,
-        RATE_BYTES_PER_S,
-        "Prometheus topic ingress",
-    );
+    within(&topic_load.ingress, rate, "Prometheus topic ingress");
 
     // The ingress over time (range queries, 5 s steps): every step wholly inside the
     // production holds the rate; none is summed short.
@@ -191,13 +131,13 @@ fn both_sources_measure_a_known_rate_and_report_missing_metrics() {
     assert!(inside.len() >= 3, "{history:?}");
     for x in &inside {
         assert!(
-            (x - RATE_BYTES_PER_S).abs() / RATE_BYTES_PER_S <= 0.15,
-            "a history point {x} B/s is not within 15% of {RATE_BYTES_PER_S} B/s: {history:?}"
+            (x - rate).abs() / rate <= 0.15,
+            "a history point {x} B/s is not within 15% of {rate} B/s: {history:?}"
         );
     }
 
     let stored = kafka_m.stored.expect("stored bytes").bytes();
-    assert!(stored > 3.0 * 20.0 * RATE_BYTES_PER_S, "stored {stored}");
+    assert!(stored > 3.0 * 20.0 * rate, "stored {stored}");
 
     // A wrong metric name: missing, named, with the real name suggested; never zero.
     let mut wrong = settings.clone();
