@@ -17,7 +17,9 @@ use kpilot_kafka::config::{CaSource, SaslCredentials, TlsSettings};
 use kpilot_kafka::{
     AdminClient, BrokerAddress, ClientConfig, Secret, SecurityProtocol, SnapshotGap,
 };
-use kpilot_metrics::{KafkaSample, KafkaSource, MetricsSource, PrometheusSource, RateHistory};
+use kpilot_metrics::{
+    KafkaSample, KafkaSource, Measurement, MetricsSource, PrometheusSource, RateHistory,
+};
 use kpilot_units::{ByteSize, Throughput};
 use thiserror::Error;
 
@@ -237,13 +239,13 @@ fn prometheus_source(p: &PrometheusSpec) -> Result<PrometheusSource, ObserveErro
 }
 
 /// The live adapter: a Kafka cluster snapshot per observation; the ingress from Prometheus
-/// (averaged over the spec's window) when the connection names one, otherwise from the growth
-/// of the leaders' log sizes since the previous observation of the same autopilot (a shrink,
-/// e.g. retention deleting segments, gives no rate for that interval), and the egress from the
-/// consumer groups' committed offsets over the same interval (`kpilot-metrics`' Kafka source).
+/// (averaged over the spec's window) when the connection names one, otherwise from
+/// `kpilot-metrics`' Kafka source between this observation and the previous one of the same
+/// autopilot: the growth of each partition's log (records appended times the average record
+/// size where retention removed data meanwhile), and the egress from the consumer groups'
+/// committed offsets over the same interval.
 #[derive(Debug)]
 pub struct KafkaObserver {
-    previous: RefCell<HashMap<String, (Instant, u64)>>,
     samples: RefCell<HashMap<String, KafkaSample>>,
     epoch: Instant,
     /// One Prometheus client per autopilot, shared by its measurement and its history, and
@@ -254,7 +256,6 @@ pub struct KafkaObserver {
 impl Default for KafkaObserver {
     fn default() -> Self {
         Self {
-            previous: RefCell::default(),
             samples: RefCell::default(),
             epoch: Instant::now(),
             prometheus: RefCell::default(),
@@ -279,14 +280,14 @@ impl KafkaObserver {
         Ok(source)
     }
 
-    /// The consumer egress since the previous Kafka sample of `key`, from the groups'
-    /// committed offsets; `None` on the first sample, or when sampling failed (logged: the
-    /// egress is optional, the observation goes on).
-    async fn kafka_egress(&self, key: &str, admin: &AdminClient) -> Option<Throughput> {
+    /// The load since the previous Kafka sample of `key` (see [`KafkaObserver`]); `None` on
+    /// the first sample, or when sampling failed (logged: the observation goes on, without
+    /// rates).
+    async fn kafka_load(&self, key: &str, admin: &AdminClient) -> Option<Measurement> {
         let mut sample = match KafkaSource::new(admin.clone()).sample().await {
             Ok(s) => s,
             Err(e) => {
-                tracing::warn!(error = %e, "could not sample consumer group offsets for the egress");
+                tracing::warn!(error = %e, "could not sample the partitions and groups for the load");
                 return None;
             }
         };
@@ -296,9 +297,12 @@ impl KafkaObserver {
             .samples
             .borrow_mut()
             .insert(key.to_owned(), sample.clone())?;
-        kpilot_metrics::deltas::measure_between(&previous, &sample, "kafka".to_owned(), 0.0)
-            .egress
-            .value()
+        Some(kpilot_metrics::deltas::measure_between(
+            &previous,
+            &sample,
+            "kafka".to_owned(),
+            0.0,
+        ))
     }
 }
 
@@ -325,20 +329,17 @@ impl Observer for KafkaObserver {
                 admin.close();
                 // The next rate must not span a view with parts missing. The consumer groups
                 // are not sampled for such a view either.
-                self.previous.borrow_mut().remove(key);
                 self.samples.borrow_mut().remove(key);
                 return Err(ObserveError::Incomplete {
                     bootstrap: connection.bootstrap(),
                     missing,
                 });
             }
-            let kafka_egress = match &connection.prometheus {
-                None => self.kafka_egress(key, &admin).await,
+            let kafka_load = match &connection.prometheus {
+                None => self.kafka_load(key, &admin).await,
                 Some(_) => None,
             };
             admin.close();
-            let leader_bytes: u64 = health.partitions.iter().filter_map(|p| p.size_bytes).sum();
-            let now = Instant::now();
             let from_prometheus = match &connection.prometheus {
                 None => None,
                 Some(p) => {
@@ -357,19 +358,17 @@ impl Observer for KafkaObserver {
                     ))
                 }
             };
-            let log_growth = {
-                let mut previous = self.previous.borrow_mut();
-                let rate = previous.get(key).and_then(|(at, bytes)| {
-                    let secs = now.duration_since(*at).as_secs_f64();
-                    (secs > 0.5 && leader_bytes >= *bytes)
-                        .then(|| Throughput::from_bytes_per_s((leader_bytes - bytes) as f64 / secs))
-                });
-                previous.insert(key.to_owned(), (now, leader_bytes));
-                rate
-            };
             let (ingress, ingress_problem, egress, source) = match from_prometheus {
                 Some((ingress, problem, egress)) => (ingress, problem, egress, "prometheus"),
-                None => (log_growth, None, kafka_egress, "kafka"),
+                None => match &kafka_load {
+                    Some(m) => (
+                        m.ingress.value(),
+                        m.ingress.problem().map(str::to_owned),
+                        m.egress.value(),
+                        "kafka",
+                    ),
+                    None => (None, None, None, "kafka"),
+                },
             };
             let replication_factor = health
                 .partitions
