@@ -1,13 +1,17 @@
 //! The reconcile reading the load from a real Prometheus: 3 testbed brokers with the JMX
 //! exporter agent, a Prometheus server scraping them every second, a bounded producer sending
-//! a known rate (2 MB/s for 40 s, loopback only), and the real kube-apiserver with the
+//! a known rate (2 MB/s for 60 s, loopback only), and the real kube-apiserver with the
 //! Strimzi CRDs. An autopilot with `spec.metrics.prometheusUrl` decides on its very first
 //! reconcile (the history comes from Prometheus' range queries, not from samples the operator
 //! must first collect), measures the ingress from the brokers' counters, and keeps nothing in
 //! `status.history`. Two consumer groups (Kafka's ConsumerPerformance, bounded in records and
 //! time) read the topic as it is written, so the egress and the fan-out (egress / ingress, 2
 //! here; the spec says 4) are measured too; and a second autopilot without Prometheus measures the
-//! same from Kafka alone (log growth, committed group offsets) between two reconciles. A selector matching nothing gives a named missing ingress
+//! same from Kafka alone (log growth, committed group offsets) between two reconciles. The
+//! topic keeps 4 MiB per partition in 1 MiB segments and the brokers check retention every
+//! second, so retention deletes segments throughout that interval, as on any cluster older
+//! than its retention: the log sizes hardly grow, and the Kafka-only ingress must still be the
+//! rate produced (records appended x average record size). A selector matching nothing gives a named missing ingress
 //! and no decision, never a zero load; Prometheus down is an error naming its URL. A throttle
 //! rate left on a broker with no reassignment running shows in status until it is deleted.
 
@@ -19,21 +23,21 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use common::*;
 use kpilot_cluster::{BrokerId, TopicName, TopicPartition};
-use kpilot_kafka::{AdminClient, ConfigOp, ConfigResource, LEADER_RATE};
+use kpilot_kafka::{AdminClient, ConfigOp, ConfigResource, LEADER_RATE, OffsetSpec};
 use kpilot_operator::KafkaObserver;
 use kpilot_operator::crd::{KafkaAutopilotSpec, Mode};
 use kpilot_operator::reconcile::reconcile;
 use kpilot_testbed::{ClusterConfig, KafkaCluster, Prometheus, PrometheusConfig, ScrapeTarget};
 
-/// 2 MB/s as 50 kB records, 4 per 100 ms tick, for 40 s.
+/// 2 MB/s as 50 kB records, 4 per 100 ms tick, for 60 s.
 const RATE_BYTES_PER_S: f64 = 2_000_000.0;
 const RECORD: usize = 50_000;
 const RECORDS_PER_TICK: usize = 4;
 const TICK: Duration = Duration::from_millis(100);
-const PRODUCE_FOR: Duration = Duration::from_secs(40);
+const PRODUCE_FOR: Duration = Duration::from_secs(60);
 const PARTITIONS: i32 = 3;
-/// Every record the producer sends (4 per tick, 400 ticks).
-const RECORDS: u64 = (RECORDS_PER_TICK as u64) * 400;
+/// Every record the producer sends (4 per tick, 600 ticks).
+const RECORDS: u64 = (RECORDS_PER_TICK as u64) * 600;
 /// Consumer groups reading the topic: the measured fan-out.
 const GROUPS: usize = 2;
 /// The fan-out the spec claims.
@@ -123,8 +127,11 @@ fn consumer(cluster: &KafkaCluster, topic: &str, group: &str) -> std::process::C
 #[test]
 fn prometheus_gives_the_ingress_and_a_history_to_decide_from_at_once() {
     let t = Instant::now();
-    let cluster = KafkaCluster::start(ClusterConfig::default().with_metrics())
-        .expect("start 3 brokers with the JMX exporter (scripts/setup-kafka must work)");
+    let cluster = KafkaCluster::start(ClusterConfig {
+        extra_broker_properties: vec![("log.retention.check.interval.ms".into(), "1000".into())],
+        ..ClusterConfig::default().with_metrics()
+    })
+    .expect("start 3 brokers with the JMX exporter (scripts/setup-kafka must work)");
     let mut prometheus = Prometheus::start(
         &ScrapeTarget::of_cluster(&cluster),
         &PrometheusConfig::default(),
@@ -159,6 +166,25 @@ fn prometheus_gives_the_ingress_and_a_history_to_decide_from_at_once() {
 
         let (admin, topic) =
             admin_with_topic(&cluster.bootstrap(), "operator-load", PARTITIONS, 3).await;
+        admin
+            .alter_configs(
+                &ConfigResource::Topic(topic.clone()),
+                &[
+                    ConfigOp::set("segment.bytes", 1 << 20),
+                    ConfigOp::set("retention.bytes", 4 << 20),
+                ],
+            )
+            .await
+            .expect("a topic retention trims");
+        let partitions: Vec<TopicPartition> = (0..PARTITIONS)
+            .map(|p| TopicPartition::new(topic.clone(), p))
+            .collect();
+        let log_starts = || async {
+            admin
+                .list_offsets(&partitions, OffsetSpec::Earliest)
+                .await
+                .expect("log start offsets")
+        };
         let mut readers: Vec<_> = (0..GROUPS)
             .map(|g| consumer(&cluster, topic.as_str(), &format!("egress-reader-{g}")))
             .collect();
@@ -167,16 +193,34 @@ fn prometheus_gives_the_ingress_and_a_history_to_decide_from_at_once() {
         // no step is mostly a catch-up (that would read as a higher fan-out).
         tokio::time::sleep(Duration::from_secs(10)).await;
         let producer = tokio::task::spawn_local(produce(admin.clone(), topic));
-        // Kafka only: a first observation 10 s into the production, the second 20 s later
-        // (the consumer commits its offsets every 5 s).
+        // Kafka only: a first observation at least 10 s into the production, once retention
+        // has deleted a segment of every partition (a broker's first retention check comes
+        // 30 s after it starts), the second 20 s later (the consumer commits its offsets
+        // every 5 s).
+        let began = Instant::now();
         tokio::time::sleep(Duration::from_secs(10)).await;
+        let mut starts = log_starts().await;
+        while !starts.values().all(|s| *s > 0) {
+            assert!(
+                began.elapsed() < Duration::from_secs(30),
+                "retention deleted nothing in 30 s: {starts:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            starts = log_starts().await;
+        }
+        eprintln!("retention running {:?} into the production", began.elapsed());
         let kafka_only = get_autopilot(&client, &ns, "kafka").await;
         reconcile(&kafka_only, &ctx).await.expect("first Kafka-only reconcile");
-        // 30 s into the production: the 10 s window and a few 10 s history steps lie
+        // At most 50 s into the production: the 10 s window and a few 10 s history steps lie
         // inside it.
         tokio::time::sleep(Duration::from_secs(20)).await;
         let kafka_only = get_autopilot(&client, &ns, "kafka").await;
         reconcile(&kafka_only, &ctx).await.expect("second Kafka-only reconcile");
+        let later = log_starts().await;
+        assert!(
+            starts.iter().all(|(tp, s)| later[tp] > *s),
+            "retention deleted segments of every partition between the observations: {starts:?} -> {later:?}"
+        );
         let status = get_autopilot(&client, &ns, "kafka").await.status.expect("status");
         let load = status.load.clone().expect("load");
         eprintln!(
