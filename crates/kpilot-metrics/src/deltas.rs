@@ -104,11 +104,13 @@ struct PartitionGrowth {
 }
 
 fn growth(before: &KafkaSample, after: &KafkaSample, tp: &TopicPartition) -> PartitionGrowth {
-    let messages = after
-        .end_offsets
-        .get(tp)
-        .map(|end| end - before.end_offsets.get(tp).copied().unwrap_or(0));
     let existed = before.partitions.contains_key(tp);
+    let messages = match (before.end_offsets.get(tp), after.end_offsets.get(tp)) {
+        (Some(b), Some(a)) => Some(a - b),
+        // Created during the window: every record in it is new.
+        (None, Some(a)) if !existed => Some(*a),
+        _ => None,
+    };
     let unreadable = || format!("the log directories of a replica of {tp} could not be read");
     let mut estimated = false;
     let bytes = match (before.max_size(tp), after.max_size(tp)) {
@@ -116,25 +118,18 @@ fn growth(before: &KafkaSample, after: &KafkaSample, tp: &TopicPartition) -> Par
         // Created during the window: everything in it is new.
         (None, Some(a)) if !existed => Ok(a),
         (None, Some(_)) => Err(unreadable()),
-        (Some(b), Some(a)) => {
-            let records = before
-                .end_offsets
-                .contains_key(tp)
-                .then_some(messages)
-                .flatten();
-            match appended(before, after, tp, (b, a), records) {
-                Some((bytes, guessed)) => {
-                    estimated = guessed;
-                    Ok(bytes)
-                }
-                None => Err(format!(
-                    "the log of {tp} shrank by {} bytes during the window (retention or \
+        (Some(b), Some(a)) => match appended(before, after, tp, (b, a), messages) {
+            Some((bytes, guessed)) => {
+                estimated = guessed;
+                Ok(bytes)
+            }
+            None => Err(format!(
+                "the log of {tp} shrank by {} bytes during the window (retention or \
                      compaction deleted data) and its offsets are unknown: its ingress is \
                      unknown; measure again or use Prometheus",
-                    b.saturating_sub(a)
-                )),
-            }
-        }
+                b.saturating_sub(a)
+            )),
+        },
     };
     PartitionGrowth {
         bytes,
@@ -350,13 +345,7 @@ pub fn measure_between(
         let mut problem: Option<String> = unreadable.map(|w| format!("broker {b}: {w}"));
         for (tp, (leader, replicas)) in &after.partitions {
             let key = (b, tp.clone());
-            let records = growths.get(tp).and_then(|g| {
-                before
-                    .end_offsets
-                    .contains_key(tp)
-                    .then_some(g.messages)
-                    .flatten()
-            });
+            let records = growths.get(tp).and_then(|g| g.messages);
             let delta = match (
                 before.replica_sizes.get(&key),
                 after.replica_sizes.get(&key),

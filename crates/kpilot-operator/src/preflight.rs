@@ -57,9 +57,6 @@ pub fn needed(horizontal: bool) -> &'static [Write] {
 /// one topic: the ACLs kpilot needs are granted on the cluster and on `*`). Returns, for the
 /// first refused write, what it is and the broker's error (which names the missing ACL).
 pub async fn check(admin: &AdminClient, writes: &[Write]) -> Result<(), String> {
-    if writes.is_empty() {
-        return Ok(());
-    }
     let metadata = admin
         .metadata()
         .await
@@ -98,9 +95,6 @@ pub async fn check(admin: &AdminClient, writes: &[Write]) -> Result<(), String> 
 
 /// [`check`] over a connection of its own; a cluster it cannot reach fails the check too.
 pub async fn may_apply(conn: &Connection, writes: &[Write]) -> Result<(), String> {
-    if writes.is_empty() {
-        return Ok(());
-    }
     let admin = conn
         .connect()
         .await
