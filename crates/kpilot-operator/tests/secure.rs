@@ -4,9 +4,10 @@
 //! authentication failure; with too few ACLs the view of the cluster is partial (no partition
 //! sizes, topics Metadata leaves out), and the operator refuses to decide on it (a decision
 //! could shrink a cluster whose load it cannot see), naming the ACL; with the ACLs of the
-//! operator's row in docs/kafka-admin.md it observes and decides. Acting (a horizontal add on
-//! a StatefulSet) needs the `rebalance` row too: each missing write ACL keeps the decision
-//! "not applied", naming it, with nothing touched; with all of them the add starts.
+//! operator's row in docs/kafka-admin.md it observes and decides. Acting needs more: a
+//! StatefulSet roll without Alter on the cluster, and a horizontal add on a StatefulSet
+//! without each ACL of the `rebalance` row, stay "not applied", naming the missing ACL, with
+//! nothing touched; with all of them the add starts.
 
 mod common;
 
@@ -280,6 +281,52 @@ fn the_operator_over_sasl_ssl_never_decides_on_a_partial_view_nor_acts_without_i
                 .spec
                 .and_then(|s| s.replicas)
         };
+        // A vertical roll (a second StatefulSet, xlarge allowed too, so 70 MB/s moves
+        // 3 x m7g.large to xlarge) elects leaders: with the read row only it is not applied,
+        // naming Alter, and the template keeps its type.
+        let mut other = statefulset("m7g.large");
+        other.metadata.name = Some("kafka-b".into());
+        sets.create(&PostParams::default(), &other)
+            .await
+            .expect("second StatefulSet");
+        let mut rolling = ap.spec.clone();
+        rolling.mode = Mode::Apply;
+        rolling.target = TargetSpec {
+            strimzi: None,
+            stateful_set: Some(StatefulSetTarget {
+                name: "kafka-b".into(),
+                first_broker_id: 1,
+                karpenter_node_pool: None,
+            }),
+        };
+        rolling.constraints.sizes = vec!["large".into(), "xlarge".into()];
+        rolling.constraints.zones = 1;
+        create_autopilot(&client, &ns, "rolling", rolling).await;
+        let ap = reconcile_until(&client, &ctx, (&ns, "rolling"), "a refused roll", |ap| {
+            disposition(ap).contains("may not elect preferred leaders")
+        })
+        .await;
+        let said = disposition(&ap);
+        eprintln!("rolling: {said}");
+        assert!(
+            said.starts_with("not applied: ")
+                && said.contains("needs the Alter ACL on the cluster"),
+            "{said}"
+        );
+        assert!(ap.status.and_then(|s| s.operation).is_none());
+        let template = sets.get("kafka-b").await.expect("StatefulSet").spec;
+        let annotations = template
+            .and_then(|s| s.template.metadata)
+            .and_then(|m| m.annotations)
+            .unwrap_or_default();
+        assert_eq!(
+            annotations
+                .get("kpilot.io/instance-type")
+                .map(String::as_str),
+            Some("m7g.large"),
+            "the template is not patched"
+        );
+
         for (write, acl, then_grant) in [
             (
                 "may not reassign partitions",
