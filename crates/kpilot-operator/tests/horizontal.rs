@@ -322,14 +322,7 @@ fn brokers_are_added_and_removed_with_a_throttled_rebalance_resumed_after_a_kill
 
         // One size allowed, 3 or 4 brokers in one zone: only the broker count can change.
         let mut spec = KafkaAutopilotSpec {
-            target: TargetSpec {
-                strimzi: None,
-                stateful_set: Some(StatefulSetTarget {
-                    name: "kafka".into(),
-                    first_broker_id: 1,
-                    karpenter_node_pool: None,
-                }),
-            },
+            target: statefulset_target("kafka"),
             kafka: KafkaSpec {
                 bootstrap: bootstrap.clone(),
                 tls: None,

@@ -19,9 +19,7 @@ use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::Secret;
 use kpilot_cluster::TopicName;
 use kpilot_kafka::{AdminClient, BrokerAddress, ClientConfig, NewTopic};
-use kpilot_operator::crd::{
-    KafkaAutopilot, Mode, SaslSpec, SecretKeyRef, StatefulSetTarget, TargetSpec, TlsSpec,
-};
+use kpilot_operator::crd::{KafkaAutopilot, Mode, SaslSpec, SecretKeyRef, TlsSpec};
 use kpilot_operator::reconcile::reconcile;
 use kpilot_operator::{FixedObserver, KafkaObserver};
 use kpilot_testbed::{ClusterConfig, KafkaCluster, SaslMechanism, grant_acl};
@@ -255,14 +253,7 @@ fn the_operator_over_sasl_ssl_never_decides_on_a_partial_view_nor_acts_without_i
             .expect("StatefulSet");
         let mut acting = ap.spec.clone();
         acting.mode = Mode::Apply;
-        acting.target = TargetSpec {
-            strimzi: None,
-            stateful_set: Some(StatefulSetTarget {
-                name: "kafka".into(),
-                first_broker_id: 1,
-                karpenter_node_pool: None,
-            }),
-        };
+        acting.target = statefulset_target("kafka");
         acting.constraints.sizes = vec!["large".into()];
         acting.constraints.zones = 1;
         acting.constraints.max_brokers = 4;
@@ -291,14 +282,7 @@ fn the_operator_over_sasl_ssl_never_decides_on_a_partial_view_nor_acts_without_i
             .expect("second StatefulSet");
         let mut rolling = ap.spec.clone();
         rolling.mode = Mode::Apply;
-        rolling.target = TargetSpec {
-            strimzi: None,
-            stateful_set: Some(StatefulSetTarget {
-                name: "kafka-b".into(),
-                first_broker_id: 1,
-                karpenter_node_pool: None,
-            }),
-        };
+        rolling.target = statefulset_target("kafka-b");
         rolling.constraints.sizes = vec!["large".into(), "xlarge".into()];
         rolling.constraints.zones = 1;
         create_autopilot(&client, &ns, "rolling", rolling).await;

@@ -244,14 +244,7 @@ fn statefulset_roll_survives_an_operator_kill_one_broker_at_a_time_losing_nothin
         log.max_brokers_down.store(0, Ordering::Relaxed);
 
         let spec = KafkaAutopilotSpec {
-            target: TargetSpec {
-                strimzi: None,
-                stateful_set: Some(StatefulSetTarget {
-                    name: "kafka".into(),
-                    first_broker_id: 1,
-                    karpenter_node_pool: None,
-                }),
-            },
+            target: statefulset_target("kafka"),
             kafka: KafkaSpec {
                 bootstrap: bootstrap.clone(),
                 tls: None,

@@ -140,6 +140,18 @@ pub fn statefulset(instance: &str) -> StatefulSet {
     .expect("statefulset")
 }
 
+/// The target of an autopilot on the StatefulSet `name` (broker ids from 1, no Karpenter).
+pub fn statefulset_target(name: &str) -> TargetSpec {
+    TargetSpec {
+        strimzi: None,
+        stateful_set: Some(StatefulSetTarget {
+            name: name.into(),
+            first_broker_id: 1,
+            karpenter_node_pool: None,
+        }),
+    }
+}
+
 /// A Strimzi `Kafka` and a broker `KafkaNodePool` on `instance` (node affinity), both valid
 /// under the real Strimzi schemas.
 pub async fn create_strimzi(client: &kube::Client, ns: &str, instance: &str) {
