@@ -1024,50 +1024,85 @@ impl AdminClient {
         resource: &ConfigResource,
         ops: &[ConfigOp],
     ) -> Result<(), AdminError> {
-        self.incremental_alter_configs(resource, ops, false).await
+        self.incremental_alter_configs(std::slice::from_ref(resource), ops, false)
+            .await
     }
 
-    /// IncrementalAlterConfigs with `validateOnly`: the broker authorizes and validates `ops`
-    /// and applies nothing. Probes the AlterConfigs ACL before a change that needs it.
+    /// IncrementalAlterConfigs with `validateOnly`: the brokers authorize and validate `ops` on
+    /// every resource and apply nothing. Probes the AlterConfigs ACL before a change that needs
+    /// it; topics are authorized one by one (an ACL may cover some by prefix and not others),
+    /// so all of them go in one request. Fails with the first resource refused.
     pub async fn validate_configs(
         &self,
-        resource: &ConfigResource,
+        resources: &[ConfigResource],
         ops: &[ConfigOp],
     ) -> Result<(), AdminError> {
-        self.incremental_alter_configs(resource, ops, true).await
+        // A broker's own configs go to that broker; everything else to any broker.
+        let (brokers, elsewhere): (Vec<_>, Vec<_>) = resources
+            .iter()
+            .cloned()
+            .partition(|r| matches!(r, ConfigResource::Broker(_)));
+        for broker in &brokers {
+            self.incremental_alter_configs(std::slice::from_ref(broker), ops, true)
+                .await?;
+        }
+        if !elsewhere.is_empty() {
+            self.incremental_alter_configs(&elsewhere, ops, true)
+                .await?;
+        }
+        Ok(())
     }
 
+    /// One request for `resources`, which share a route (one broker's own configs, or any
+    /// number of other resources).
     async fn incremental_alter_configs(
         &self,
-        resource: &ConfigResource,
+        resources: &[ConfigResource],
         ops: &[ConfigOp],
         validate_only: bool,
     ) -> Result<(), AdminError> {
-        let (kind, name) = resource.wire();
+        use kp::incremental_alter_configs_request::{AlterConfigsResource, AlterableConfig};
+        let Some(route) = resources.first().map(ConfigResource::route) else {
+            return Ok(());
+        };
+        let configs: Vec<AlterableConfig> = ops
+            .iter()
+            .map(|op| {
+                let (name, operation, value) = match op {
+                    ConfigOp::Set(n, v) => (n, 0, Some(v)),
+                    ConfigOp::Delete(n) => (n, 1, None),
+                };
+                AlterableConfig::default()
+                    .with_name(StrBytes::from_string(name.clone()))
+                    .with_config_operation(operation)
+                    .with_value(value.map(|v| StrBytes::from_string(v.clone())))
+            })
+            .collect();
         let request = kp::IncrementalAlterConfigsRequest::default()
             .with_validate_only(validate_only)
-            .with_resources(vec![
-                kp::incremental_alter_configs_request::AlterConfigsResource::default()
-                    .with_resource_type(kind)
-                    .with_resource_name(StrBytes::from_string(name))
-                    .with_configs(
-                        ops.iter()
-                            .map(|op| {
-                                let (name, operation, value) = match op {
-                                    ConfigOp::Set(n, v) => (n, 0, Some(v)),
-                                    ConfigOp::Delete(n) => (n, 1, None),
-                                };
-                                kp::incremental_alter_configs_request::AlterableConfig::default()
-                                    .with_name(StrBytes::from_string(name.clone()))
-                                    .with_config_operation(operation)
-                                    .with_value(value.map(|v| StrBytes::from_string(v.clone())))
-                            })
-                            .collect(),
-                    ),
-            ]);
+            .with_resources(
+                resources
+                    .iter()
+                    .map(|resource| {
+                        let (kind, name) = resource.wire();
+                        AlterConfigsResource::default()
+                            .with_resource_type(kind)
+                            .with_resource_name(StrBytes::from_string(name))
+                            .with_configs(configs.clone())
+                    })
+                    .collect(),
+            );
         self.retrying("IncrementalAlterConfigs", self.api_timeout(), || async {
-            let response = self.call(resource.route(), &request).await?;
+            let response = self.call(route, &request).await?;
             for r in &response.responses {
+                // The response names each resource; errors are reported on ours.
+                let resource = resources
+                    .iter()
+                    .find(|res| {
+                        let (kind, name) = res.wire();
+                        kind == r.resource_type && name == r.resource_name.as_str()
+                    })
+                    .unwrap_or(&resources[0]);
                 if r.error_code == KafkaErrorCode::UnknownTopicOrPartition.code()
                     && let ConfigResource::Topic(t) = resource
                 {

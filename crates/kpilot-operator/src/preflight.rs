@@ -53,8 +53,9 @@ pub fn needed(horizontal: bool) -> &'static [Write] {
 }
 
 /// Probes every write in `writes` with a request that changes nothing: an election and a
-/// reassignment naming no partition, config changes with `validateOnly` (on one broker and
-/// one topic: the ACLs kpilot needs are granted on the cluster and on `*`). Returns, for the
+/// reassignment naming no partition, config changes with `validateOnly` (on one broker, as
+/// broker configs are authorized on the cluster; on every topic, as topic ACLs may cover some
+/// topics and not others). Returns, for the
 /// first refused write, what it is and the broker's error (which names the missing ACL).
 pub async fn check(admin: &AdminClient, writes: &[Write]) -> Result<(), String> {
     let metadata = admin
@@ -65,28 +66,31 @@ pub async fn check(admin: &AdminClient, writes: &[Write]) -> Result<(), String> 
         let result = match write {
             Write::Elect => admin.elect_preferred_leaders(Some(&[])).await.map(|_| ()),
             Write::Reassign => admin.alter_partition_reassignments(&[]).await,
+            // AlterConfigs on the cluster covers every broker: one is asked.
             Write::BrokerConfigs => match metadata.brokers.keys().next() {
                 None => continue,
                 Some(id) => {
                     admin
                         .validate_configs(
-                            &ConfigResource::Broker(*id),
+                            &[ConfigResource::Broker(*id)],
                             &[ConfigOp::set(FOLLOWER_RATE, "1")],
                         )
                         .await
                 }
             },
-            Write::TopicConfigs => match metadata.topics.keys().find(|t| !t.is_internal_name()) {
-                None => continue,
-                Some(topic) => {
-                    admin
-                        .validate_configs(
-                            &ConfigResource::Topic(topic.clone()),
-                            &[ConfigOp::set(LEADER_REPLICAS, "*")],
-                        )
-                        .await
-                }
-            },
+            // AlterConfigs on topics may be granted per topic or prefix, and a rebalance may
+            // move any topic: every one is asked, in one request.
+            Write::TopicConfigs => {
+                let topics: Vec<ConfigResource> = metadata
+                    .topics
+                    .keys()
+                    .filter(|t| !t.is_internal_name())
+                    .map(|t| ConfigResource::Topic(t.clone()))
+                    .collect();
+                admin
+                    .validate_configs(&topics, &[ConfigOp::set(LEADER_REPLICAS, "*")])
+                    .await
+            }
         };
         result.map_err(|e| format!("this principal may not {write}: {e}"))?;
     }
