@@ -142,12 +142,7 @@ fn prometheus_gives_the_ingress_and_a_history_to_decide_from_at_once() {
         .expect("every broker is scraped");
     eprintln!("testbed and Prometheus up in {:?}", t.elapsed());
 
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let local = tokio::task::LocalSet::new();
-    local.block_on(&rt, async {
+    on_local(async {
         let cp = control_plane().await;
         let ns = cp.create_unique_namespace("prometheus").await.expect("ns");
         let client = cp.client().await.expect("client");
@@ -208,20 +203,30 @@ fn prometheus_gives_the_ingress_and_a_history_to_decide_from_at_once() {
             tokio::time::sleep(Duration::from_millis(500)).await;
             starts = log_starts().await;
         }
-        eprintln!("retention running {:?} into the production", began.elapsed());
+        eprintln!(
+            "retention running {:?} into the production",
+            began.elapsed()
+        );
         let kafka_only = get_autopilot(&client, &ns, "kafka").await;
-        reconcile(&kafka_only, &ctx).await.expect("first Kafka-only reconcile");
+        reconcile(&kafka_only, &ctx)
+            .await
+            .expect("first Kafka-only reconcile");
         // At most 50 s into the production: the 10 s window and a few 10 s history steps lie
         // inside it.
         tokio::time::sleep(Duration::from_secs(20)).await;
         let kafka_only = get_autopilot(&client, &ns, "kafka").await;
-        reconcile(&kafka_only, &ctx).await.expect("second Kafka-only reconcile");
+        reconcile(&kafka_only, &ctx)
+            .await
+            .expect("second Kafka-only reconcile");
         let later = log_starts().await;
         assert!(
             starts.iter().all(|(tp, s)| later[tp] > *s),
             "retention deleted segments of every partition between the observations: {starts:?} -> {later:?}"
         );
-        let status = get_autopilot(&client, &ns, "kafka").await.status.expect("status");
+        let status = get_autopilot(&client, &ns, "kafka")
+            .await
+            .status
+            .expect("status");
         let load = status.load.clone().expect("load");
         eprintln!(
             "Kafka only: ingress {:?} MB/s, egress {:?} MB/s, fan-out {:?} ({:?})",
@@ -231,7 +236,10 @@ fn prometheus_gives_the_ingress_and_a_history_to_decide_from_at_once() {
         let within = |measured: Option<f64>, rate: f64, tolerance: f64| {
             measured.is_some_and(|m| (m * 1e6 - rate).abs() / rate <= tolerance)
         };
-        assert!(within(load.ingress_mb_per_s, RATE_BYTES_PER_S, 0.25), "{load:?}");
+        assert!(
+            within(load.ingress_mb_per_s, RATE_BYTES_PER_S, 0.25),
+            "{load:?}"
+        );
         assert!(within(load.egress_mb_per_s, egress_rate, 0.4), "{load:?}");
         assert_eq!(load.fanout_source.as_deref(), Some("measured"), "{load:?}");
         assert_eq!(status.history.len(), 1);

@@ -64,21 +64,6 @@ async fn reconcile_until(
     }
 }
 
-fn disposition(ap: &KafkaAutopilot) -> String {
-    ap.status
-        .as_ref()
-        .and_then(|s| s.last_decision.as_ref())
-        .map(|d| d.disposition.clone())
-        .unwrap_or_default()
-}
-
-fn last_error(ap: &KafkaAutopilot) -> String {
-    ap.status
-        .as_ref()
-        .and_then(|s| s.last_error.clone())
-        .unwrap_or_default()
-}
-
 #[test]
 fn the_operator_over_sasl_ssl_never_decides_on_a_partial_view_nor_acts_without_its_acls() {
     let cluster = KafkaCluster::start(ClusterConfig {
@@ -100,12 +85,7 @@ fn the_operator_over_sasl_ssl_never_decides_on_a_partial_view_nor_acts_without_i
     };
     let ca = std::fs::read_to_string(&security.ca_cert_pem).expect("CA certificate");
 
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let local = tokio::task::LocalSet::new();
-    local.block_on(&rt, async {
+    on_local(async {
         // The super user (PLAINTEXT) creates a topic with data in it.
         let root = AdminClient::connect(ClientConfig::new(
             BrokerAddress::parse_list(&root_bootstrap).expect("bootstrap"),
@@ -306,15 +286,8 @@ fn the_operator_over_sasl_ssl_never_decides_on_a_partial_view_nor_acts_without_i
             "{said}"
         );
         assert!(ap.status.and_then(|s| s.operation).is_none());
-        let template = sets.get("kafka-b").await.expect("StatefulSet").spec;
-        let annotations = template
-            .and_then(|s| s.template.metadata)
-            .and_then(|m| m.annotations)
-            .unwrap_or_default();
         assert_eq!(
-            annotations
-                .get("kpilot.io/instance-type")
-                .map(String::as_str),
+            template_type(&sets, "kafka-b").await.as_deref(),
             Some("m7g.large"),
             "the template is not patched"
         );

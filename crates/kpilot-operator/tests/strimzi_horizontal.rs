@@ -41,12 +41,7 @@ fn phase(s: &KafkaAutopilotStatus) -> (String, String) {
 fn a_node_pool_grows_with_strimzis_node_ids_and_shrinks_only_after_the_drain() {
     let mut cluster = three_brokers_min_isr_2();
     let bootstrap = cluster.bootstrap();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let local = tokio::task::LocalSet::new();
-    local.block_on(&rt, async {
+    on_local(async {
         let cp = control_plane().await;
         let ns = cp
             .create_unique_namespace("strimzi-horiz")

@@ -17,6 +17,16 @@ use kpilot_units::{ByteSize, Throughput};
 use kube::api::{Api, DynamicObject, ListParams, PostParams};
 use serde_json::json;
 
+/// Runs `test` to completion on a current-thread runtime inside a `LocalSet` (the operator's
+/// context is `!Send`).
+pub fn on_local<F: std::future::Future>(test: F) -> F::Output {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    tokio::task::LocalSet::new().block_on(&rt, test)
+}
+
 pub async fn control_plane() -> &'static ControlPlane {
     let cp = ControlPlane::shared().await.expect("control plane starts");
     cp.install_upstream_crds().await.expect("upstream CRDs");
@@ -138,6 +148,35 @@ pub fn statefulset(instance: &str) -> StatefulSet {
         }
     }))
     .expect("statefulset")
+}
+
+/// The instance type the pod template of the StatefulSet `name` asks for (its
+/// `kpilot.io/instance-type` annotation).
+pub async fn template_type(sets: &Api<StatefulSet>, name: &str) -> Option<String> {
+    sets.get(name)
+        .await
+        .expect("StatefulSet")
+        .spec
+        .and_then(|s| s.template.metadata)
+        .and_then(|m| m.annotations)
+        .and_then(|a| a.get("kpilot.io/instance-type").cloned())
+}
+
+/// The last decision's disposition (`applied`, `not applied: ...`), empty before any.
+pub fn disposition(ap: &KafkaAutopilot) -> String {
+    ap.status
+        .as_ref()
+        .and_then(|s| s.last_decision.as_ref())
+        .map(|d| d.disposition.clone())
+        .unwrap_or_default()
+}
+
+/// `status.lastError`, empty when there is none.
+pub fn last_error(ap: &KafkaAutopilot) -> String {
+    ap.status
+        .as_ref()
+        .and_then(|s| s.last_error.clone())
+        .unwrap_or_default()
 }
 
 /// The target of an autopilot on the StatefulSet `name` (broker ids from 1, no Karpenter).
