@@ -310,6 +310,15 @@ impl ReassignPort for JournaledPort<'_> {
         self.admin.configure(resource, ops).await
     }
 
+    async fn validate(
+        &self,
+        resources: &[ConfigResource],
+        ops: &[ConfigOp],
+    ) -> Result<(), PortError> {
+        // Changes nothing: no journal to write first.
+        self.admin.validate(resources, ops).await
+    }
+
     async fn overrides_seen(
         &self,
         resource: &ConfigResource,

@@ -573,6 +573,32 @@ impl<'a, P: ReassignPort, F: FnMut(&Event)> Executor<'a, P, F> {
             });
         }
 
+        if let Some(next) = journal.next_batch()
+            && journal.throttle_bytes_per_s.is_some()
+        {
+            // Each batch sets its topics' throttled replicas before it moves data. A topic
+            // refused in a later batch (AlterConfigs granted per topic or prefix) would stop
+            // the run midway, with the earlier batches moved: ask for every topic first.
+            let topics: BTreeSet<TopicName> = journal.batches[next..]
+                .iter()
+                .flat_map(|b| throttled_replicas(&b.batch).into_keys())
+                .collect();
+            let topics: Vec<ConfigResource> =
+                topics.into_iter().map(ConfigResource::Topic).collect();
+            if !topics.is_empty() {
+                self.port
+                    .validate(
+                        &topics,
+                        &[
+                            ConfigOp::set(LEADER_REPLICAS, "*"),
+                            ConfigOp::set(FOLLOWER_REPLICAS, "*"),
+                        ],
+                    )
+                    .await
+                    .map_err(step("the check that every topic may be throttled"))?;
+            }
+        }
+
         if let Some(rate) = journal.throttle_bytes_per_s
             && journal.next_batch().is_some()
         {

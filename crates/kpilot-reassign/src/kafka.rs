@@ -74,6 +74,23 @@ impl ReassignPort for AdminClient {
             })
     }
 
+    async fn validate(
+        &self,
+        resources: &[ConfigResource],
+        ops: &[ConfigOp],
+    ) -> Result<(), PortError> {
+        self.validate_configs(resources, ops)
+            .await
+            .map_err(|e| PortError::Validate {
+                resource: match (&e, resources) {
+                    (kpilot_kafka::AdminError::Broker { resource, .. }, _) => resource.clone(),
+                    (_, [one]) => one.to_string(),
+                    _ => format!("{} resources", resources.len()),
+                },
+                source: Box::new(e),
+            })
+    }
+
     async fn overrides_seen(
         &self,
         resource: &ConfigResource,

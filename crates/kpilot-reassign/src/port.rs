@@ -45,6 +45,15 @@ pub enum PortError {
         #[source]
         source: Cause,
     },
+    /// Asking whether a config change may be made (`validateOnly`) failed or was refused.
+    #[error("checking a config change of {resource} failed: {source}")]
+    Validate {
+        /// The broker or topic refused, or how many were asked.
+        resource: String,
+        /// The cause.
+        #[source]
+        source: Cause,
+    },
     /// The preferred leader election failed.
     #[error("the preferred leader election failed: {source}")]
     Elect {
@@ -63,6 +72,7 @@ impl PortError {
             PortError::Read { source, .. }
             | PortError::Reassign { source, .. }
             | PortError::Configure { source, .. }
+            | PortError::Validate { source, .. }
             | PortError::Elect { source } => source,
         };
         source
@@ -98,6 +108,14 @@ pub trait ReassignPort {
     /// Sets or deletes configs of a broker or topic.
     async fn configure(&self, resource: &ConfigResource, ops: &[ConfigOp])
     -> Result<(), PortError>;
+    /// Asks whether `ops` may be applied to every one of `resources` (the brokers authorize
+    /// and validate, and change nothing): a write refused later would otherwise stop a run
+    /// midway.
+    async fn validate(
+        &self,
+        resources: &[ConfigResource],
+        ops: &[ConfigOp],
+    ) -> Result<(), PortError>;
     /// The dynamic overrides of `keys` on `resource` as each broker applies them now: broker
     /// -> key -> value. A broker's configs are answered by that broker alone; a topic's by
     /// every live broker, since each applies a topic's throttle from its own copy of the

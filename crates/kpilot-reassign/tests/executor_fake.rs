@@ -106,6 +106,27 @@ impl ReassignPort for Fake {
         }
         Ok(())
     }
+    async fn validate(&self, rs: &[ConfigResource], _: &[ConfigOp]) -> Result<(), PortError> {
+        let mut s = self.0.borrow_mut();
+        match rs.iter().find(|r| s.refused.contains(&r.to_string())) {
+            Some(r) => {
+                s.log.push(format!("validate refused {r}"));
+                Err(PortError::Validate {
+                    resource: r.to_string(),
+                    source: Box::new(kpilot_kafka::AdminError::Broker {
+                        operation: "IncrementalAlterConfigs",
+                        resource: r.to_string(),
+                        error: kpilot_kafka::KafkaErrorCode::TopicAuthorizationFailed,
+                        message: None,
+                    }),
+                })
+            }
+            None => {
+                s.log.push(format!("validate {} resource(s)", rs.len()));
+                Ok(())
+            }
+        }
+    }
     async fn configure(&self, r: &ConfigResource, ops: &[ConfigOp]) -> Result<(), PortError> {
         let mut s = self.0.borrow_mut();
         if s.refused.contains(&r.to_string()) {
@@ -388,7 +409,14 @@ async fn a_refused_throttle_write_leaves_only_what_was_written_to_clean_up() {
         "{err}"
     );
     assert!(!err.to_string().contains("cleanup"), "{err}");
-    assert_eq!(port.0.borrow().log, vec!["refused broker 1".to_string()]);
+    assert_eq!(
+        port.0.borrow().log,
+        vec![
+            "validate 1 resource(s)".to_string(),
+            "refused broker 1".to_string()
+        ],
+        "the topics are asked first, then broker 1 refuses its write"
+    );
 }
 
 #[tokio::test]
@@ -654,4 +682,50 @@ async fn a_removal_the_brokers_do_not_apply_is_reported_and_retried_by_cancel() 
         .expect("the cleanup completes");
     assert!(port.0.borrow().applied.is_empty());
     assert!(!store.history.last().expect("journal").throttle_applied);
+}
+
+#[tokio::test]
+async fn a_topic_refused_in_a_later_batch_stops_the_run_before_any_data_moves() {
+    // Two topics; `u` may not have its throttled replicas set (AlterConfigs granted on `t`
+    // only). One partition per batch, so batches of `t` come before the first of `u`.
+    let mut input = input();
+    let u = TopicName::new("u").expect("topic");
+    input.partitions.extend((0..12).map(|p| PartitionPlacement {
+        partition: TopicPartition::new(u.clone(), p),
+        replicas: (0..3).map(|k| BrokerId((p + k) % 3 + 1)).collect(),
+        size_bytes: 100 + p as u64,
+    }));
+    let prepared = prepare(
+        &input,
+        BatchLimits {
+            max_per_broker: 1,
+            max_per_batch: 1,
+        },
+    )
+    .expect("plan");
+    let journal = prepared.journal(None, Some(1_000_000));
+    let first_u = journal
+        .batches
+        .iter()
+        .position(|b| b.batch.moves.iter().any(|m| m.partition.topic == u))
+        .expect("a batch moves u");
+    assert!(first_u > 0, "the test needs a batch of t before u's");
+
+    let port = fake(&input);
+    port.0.borrow_mut().refused.insert("topic u".to_string());
+    let err = Executor::new(&port, settings(), |_: &_| {}, Cancel::never())
+        .run(journal, &mut MemoryStore::default())
+        .await
+        .expect_err("u is refused");
+    let log = port.0.borrow().log.clone();
+    assert_eq!(
+        log,
+        vec!["validate refused topic u".to_string()],
+        "nothing written"
+    );
+    let text = err.to_string();
+    assert!(
+        text.contains("topic u") && text.contains("TOPIC_AUTHORIZATION_FAILED"),
+        "{text}"
+    );
 }

@@ -341,8 +341,9 @@ fn snapshots_under_acls_say_what_is_missing_and_never_call_a_hidden_topic_safe()
 }
 
 /// The `rebalance` row of docs/kafka-admin.md's table: with the read-only set, adding a broker
-/// is refused at the first write and leaves nothing behind; with Alter and AlterConfigs on the
-/// cluster and AlterConfigs on the topics it moves data onto the new broker.
+/// is refused before the first write and leaves nothing behind; with AlterConfigs on the topic
+/// of its first batches only it is refused naming the other, with no batch moved; with Alter and AlterConfigs on
+/// the cluster and AlterConfigs on every topic it moves data onto the new broker.
 fn rebalance_needs_the_write_acls_of_its_row(
     cluster: &mut KafkaCluster,
     principal: &str,
@@ -355,10 +356,11 @@ fn rebalance_needs_the_write_acls_of_its_row(
         .expect("runtime");
     let root_config = ClientConfig::new(BrokerAddress::parse_list(&cluster.bootstrap()).unwrap());
     let root = rt.block_on(AdminClient::connect(root_config)).unwrap();
-    // Some data to move: 200 KB in every partition.
+    // Some data to move: 200 KB in every partition of `orders`, 300 KB in those of `secret`
+    // (moves go largest first: `secret`'s before `orders`').
     rt.block_on(async {
-        let batch = vec![(None, Some(bytes::Bytes::from(vec![b'x'; 10_000]))); 20];
-        for (name, partitions) in [("orders", 3), ("secret", 2)] {
+        for (name, partitions, records) in [("orders", 3, 20), ("secret", 2, 30)] {
+            let batch = vec![(None, Some(bytes::Bytes::from(vec![b'x'; 10_000]))); records];
             for p in 0..partitions {
                 let tp = TopicPartition::new(topic(name), p);
                 root.produce(&tp, &batch).await.expect("fill");
@@ -369,8 +371,8 @@ fn rebalance_needs_the_write_acls_of_its_row(
     let dir = std::env::temp_dir().join(format!("kpilot-acls-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("journal dir");
     let journal = |n: u32| dir.join(format!("rebalance-{n}.json"));
-    let rebalance = |journal: &std::path::Path| {
-        kpilot(&[
+    let rebalance = |journal: &std::path::Path, extra: &[&str]| {
+        let mut args = vec![
             "rebalance",
             "--add-brokers",
             "4",
@@ -383,7 +385,20 @@ fn rebalance_needs_the_write_acls_of_its_row(
             secure,
             "--command-config",
             props,
-        ])
+        ];
+        args.extend_from_slice(extra);
+        kpilot(&args)
+    };
+    let replicas_on_4 = || {
+        rt.block_on(async {
+            let metadata = root.refresh_metadata().await.unwrap();
+            metadata
+                .topics
+                .values()
+                .flat_map(|t| t.partitions.values())
+                .filter(|p| p.replicas.contains(&BrokerId(4)))
+                .count()
+        })
     };
     let resources: Vec<ConfigResource> = (1..=4)
         .map(|b| ConfigResource::Broker(BrokerId(b)))
@@ -402,7 +417,7 @@ fn rebalance_needs_the_write_acls_of_its_row(
     };
 
     // The read-only set: refused at the first write, nothing left behind.
-    let o = rebalance(&journal(0));
+    let o = rebalance(&journal(0), &[]);
     let err = text(&o.stderr);
     assert_eq!(o.status.code(), Some(1), "{err}");
     assert!(
@@ -416,6 +431,26 @@ fn rebalance_needs_the_write_acls_of_its_row(
     assert_eq!(leftovers(), (0, 0), "a refused rebalance leaves nothing");
     eprintln!("rebalance as {principal} with the read-only ACLs:\n{err}");
 
+    // One partition per batch, `secret`'s first (the plan says so), then `orders`'. With the
+    // cluster's ACLs and AlterConfigs on `secret` only, the topics of every batch are asked
+    // before the first: the run is refused naming `orders`, with no batch moved (it used to
+    // move `secret`'s batches, then stop at the first of `orders`). ACLs reach each broker
+    // through the metadata log: a run refused by a broker that has not applied them yet is
+    // retried (it left nothing, as shown above), for at most 30 s.
+    let o = rebalance(&journal(100), &["--max-per-batch", "1", "--dry-run"]);
+    assert!(o.status.success(), "dry run: {}", text(&o.stderr));
+    let plan: serde_json::Value = serde_json::from_slice(&o.stdout).expect("dry-run JSON");
+    let moved: Vec<String> = plan["plan"]["moves"]
+        .as_array()
+        .expect("moves")
+        .iter()
+        .map(|m| m["partition"].as_str().expect("partition").to_owned())
+        .collect();
+    assert!(
+        moved.first().is_some_and(|m| m.starts_with("secret-"))
+            && moved.iter().any(|m| m.starts_with("orders-")),
+        "the plan moves `secret` first, then `orders`: {moved:?}"
+    );
     grant(
         &cluster.bootstrap(),
         principal,
@@ -426,14 +461,38 @@ fn rebalance_needs_the_write_acls_of_its_row(
         &cluster.bootstrap(),
         principal,
         &["AlterConfigs"],
-        &["--topic", "*"],
+        &["--topic", "secret"],
     );
-    // ACLs reach each broker through the metadata log: a run refused by a broker that has not
-    // applied them yet is retried (it left nothing, as shown above), for at most 30 s.
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut attempt = 1;
+    let err = loop {
+        let o = rebalance(&journal(attempt), &["--max-per-batch", "1"]);
+        let err = text(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{err}");
+        if err.contains("topic orders") || Instant::now() >= deadline {
+            break err;
+        }
+        attempt += 1;
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    assert!(
+        err.contains("topic orders") && err.contains("needs the AlterConfigs ACL on the topic"),
+        "{err}"
+    );
+    assert_eq!(leftovers(), (0, 0), "a refused rebalance leaves nothing");
+    assert_eq!(replicas_on_4(), 0, "no batch moved: {err}");
+    eprintln!("rebalance as {principal} with AlterConfigs on `secret` only:\n{err}");
+
+    grant(
+        &cluster.bootstrap(),
+        principal,
+        &["AlterConfigs"],
+        &["--topic", "*"],
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    attempt += 1;
     let v: serde_json::Value = loop {
-        let o = rebalance(&journal(attempt));
+        let o = rebalance(&journal(attempt), &[]);
         if o.status.success() {
             break serde_json::from_slice(&o.stdout).expect("JSON");
         }
@@ -446,15 +505,7 @@ fn rebalance_needs_the_write_acls_of_its_row(
         std::thread::sleep(Duration::from_millis(500));
     };
     assert_eq!(v["report"]["status"]["status"], "completed", "{v}");
-    let on_4 = rt.block_on(async {
-        let metadata = root.refresh_metadata().await.unwrap();
-        metadata
-            .topics
-            .values()
-            .flat_map(|t| t.partitions.values())
-            .filter(|p| p.replicas.contains(&BrokerId(4)))
-            .count()
-    });
+    let on_4 = replicas_on_4();
     assert!(on_4 >= 1, "broker 4 got no replica: {v}");
     assert_eq!(leftovers(), (0, 0), "a completed rebalance leaves nothing");
     eprintln!(

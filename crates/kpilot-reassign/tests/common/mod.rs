@@ -319,6 +319,13 @@ impl ReassignPort for Watched<'_> {
     ) -> Result<(), PortError> {
         self.admin.configure(resource, ops).await
     }
+    async fn validate(
+        &self,
+        resources: &[ConfigResource],
+        ops: &[ConfigOp],
+    ) -> Result<(), PortError> {
+        self.admin.validate(resources, ops).await
+    }
     async fn overrides_seen(
         &self,
         resource: &ConfigResource,
