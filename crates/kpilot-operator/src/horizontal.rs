@@ -333,6 +333,14 @@ impl ReassignPort for JournaledPort<'_> {
         self.admin.stored(broker).await
     }
 
+    async fn replica_sizes(
+        &self,
+        broker: BrokerId,
+    ) -> Result<BTreeMap<TopicPartition, u64>, PortError> {
+        // A read for progress only: no journal to write first.
+        self.admin.replica_sizes(broker).await
+    }
+
     async fn elect_preferred(
         &self,
         partitions: &[TopicPartition],

@@ -42,6 +42,9 @@ pub struct Settings {
     /// broker, and a removal is done only once no broker applies it any more. Also how long
     /// a drained broker may take to delete the logs moved off it.
     pub config_timeout: Duration,
+    /// How often progress is reported while a batch copies, even when no partition finished:
+    /// the new replicas' log sizes (DescribeLogDirs on their brokers) say how far they got.
+    pub progress_interval: Duration,
 }
 
 impl Default for Settings {
@@ -51,6 +54,7 @@ impl Default for Settings {
             batch_timeout: Duration::from_secs(6 * 3600),
             cancel_timeout: Duration::from_secs(60),
             config_timeout: Duration::from_secs(30),
+            progress_interval: Duration::from_secs(10),
         }
     }
 }
@@ -220,16 +224,22 @@ pub enum Event {
         /// Bytes it copies.
         bytes: u64,
     },
-    /// Progress within a batch.
+    /// Progress within a batch: when a partition finishes, and every
+    /// `Settings::progress_interval` while one copies.
     Progress {
         /// The batch (1-based).
         batch: usize,
         /// Partitions of the batch still moving.
         moving: usize,
-        /// Bytes of finished partitions (all batches).
+        /// Bytes copied: those of finished partitions (all batches) plus `copying_bytes`.
         done_bytes: u64,
+        /// Bytes the new replicas of the partitions still moving hold so far (their log
+        /// sizes; 0 when they could not be read).
+        copying_bytes: u64,
         /// Bytes of the whole plan.
         total_bytes: u64,
+        /// Time left at the rate this run has copied so far, once it has copied something.
+        eta_secs: Option<f64>,
     },
     /// A batch finished.
     BatchDone {
@@ -281,17 +291,27 @@ impl fmt::Display for Event {
                 moving,
                 done_bytes,
                 total_bytes,
-            } => write!(
-                f,
-                "batch {batch}: {moving} partition(s) moving; {:.1}/{:.1} MB done ({:.0}%)",
-                *done_bytes as f64 / 1e6,
-                *total_bytes as f64 / 1e6,
-                if *total_bytes == 0 {
-                    100.0
-                } else {
-                    *done_bytes as f64 * 100.0 / *total_bytes as f64
+                eta_secs,
+                ..
+            } => {
+                write!(
+                    f,
+                    "batch {batch}: {moving} partition(s) moving; {:.1}/{:.1} MB done ({:.0}%)",
+                    *done_bytes as f64 / 1e6,
+                    *total_bytes as f64 / 1e6,
+                    if *total_bytes == 0 {
+                        100.0
+                    } else {
+                        *done_bytes as f64 * 100.0 / *total_bytes as f64
+                    }
+                )?;
+                match eta_secs {
+                    Some(secs) if *done_bytes < *total_bytes => {
+                        write!(f, ", about {} left", human_secs(*secs))
+                    }
+                    _ => Ok(()),
                 }
-            ),
+            }
             Event::BatchDone { batch, secs } => write!(f, "batch {batch} done in {secs:.1}s"),
             Event::ThrottleRemoved => f.write_str("throttle configs removed"),
             Event::Cancelling { partitions } => {
@@ -313,6 +333,16 @@ impl fmt::Display for Event {
                 )
             }
         }
+    }
+}
+
+/// `42s`, `7m 05s`, `3h 12m`.
+fn human_secs(secs: f64) -> String {
+    let s = secs.max(0.0).round() as u64;
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m {:02}s", s / 60, s % 60),
+        _ => format!("{}h {:02}m", s / 3600, s % 3600 / 60),
     }
 }
 
@@ -652,6 +682,9 @@ impl<'a, P: ReassignPort, F: FnMut(&Event)> Executor<'a, P, F> {
         }
 
         let total = journal.batches.len();
+        // Where this run's copying rate is measured from: now, and the bytes already done (by
+        // earlier runs of the same journal).
+        let rate_from = (Instant::now(), journal.done_bytes());
         while let Some(i) = journal.next_batch() {
             if self.cancel.requested() {
                 return Ok(Outcome::Cancelled);
@@ -751,6 +784,7 @@ impl<'a, P: ReassignPort, F: FnMut(&Event)> Executor<'a, P, F> {
             let names: BTreeSet<&TopicPartition> =
                 batch.moves.iter().map(|m| &m.partition).collect();
             let mut last_moving = usize::MAX;
+            let mut last_report = Instant::now();
             loop {
                 let ongoing = self
                     .port
@@ -762,19 +796,35 @@ impl<'a, P: ReassignPort, F: FnMut(&Event)> Executor<'a, P, F> {
                     .copied()
                     .filter(|tp| ongoing.contains(*tp))
                     .collect();
-                if moving.len() != last_moving {
+                let due =
+                    !moving.is_empty() && last_report.elapsed() >= self.settings.progress_interval;
+                if moving.len() != last_moving || due {
                     last_moving = moving.len();
+                    last_report = Instant::now();
                     let finished: u64 = batch
                         .moves
                         .iter()
                         .filter(|m| !ongoing.contains(&m.partition))
                         .map(|m| m.bytes)
                         .sum();
+                    let copying = if moving.is_empty() {
+                        0
+                    } else {
+                        self.copied(&batch, &ongoing).await
+                    };
+                    let done = journal.done_bytes() + finished + copying;
+                    let copied_here = done.saturating_sub(rate_from.1);
+                    let elapsed = rate_from.0.elapsed().as_secs_f64();
+                    let total = journal.total_bytes();
                     (self.progress)(&Event::Progress {
                         batch: i + 1,
                         moving: moving.len(),
-                        done_bytes: journal.done_bytes() + finished,
-                        total_bytes: journal.total_bytes(),
+                        done_bytes: done,
+                        copying_bytes: copying,
+                        total_bytes: total,
+                        eta_secs: (copied_here > 0 && elapsed > 0.0).then(|| {
+                            total.saturating_sub(done) as f64 * elapsed / copied_here as f64
+                        }),
                     });
                 }
                 if moving.is_empty() {
@@ -985,6 +1035,42 @@ impl<'a, P: ReassignPort, F: FnMut(&Event)> Executor<'a, P, F> {
         }
     }
 
+    /// What the new replicas of `batch`'s partitions still moving (`ongoing`) hold so far:
+    /// their log sizes, each move capped at the bytes it copies. Progress only: a broker whose
+    /// log dirs cannot be read counts 0, and the run goes on.
+    async fn copied(
+        &self,
+        batch: &kpilot_rebalance::Batch,
+        ongoing: &BTreeSet<TopicPartition>,
+    ) -> u64 {
+        let moving: Vec<_> = batch
+            .moves
+            .iter()
+            .filter(|m| ongoing.contains(&m.partition))
+            .collect();
+        let brokers: BTreeSet<BrokerId> = moving.iter().flat_map(|m| m.adding()).collect();
+        let mut sizes: BTreeMap<BrokerId, BTreeMap<TopicPartition, u64>> = BTreeMap::new();
+        for b in brokers {
+            match self.port.replica_sizes(b).await {
+                Ok(s) => {
+                    sizes.insert(b, s);
+                }
+                Err(e) => warn!(broker = %b, error = %e, "cannot read the copy's progress"),
+            }
+        }
+        moving
+            .iter()
+            .map(|m| {
+                let held: u64 = m
+                    .adding()
+                    .iter()
+                    .filter_map(|b| sizes.get(b)?.get(&m.partition))
+                    .sum();
+                held.min(m.bytes)
+            })
+            .sum()
+    }
+
     /// Whether `broker`'s log dirs are empty, as they are once the broker deletes the logs of
     /// the replicas moved off it: re-read for at most `config_timeout` while they are not.
     /// Metadata alone cannot say so, since it leaves out topics the principal may not
@@ -1182,4 +1268,17 @@ pub fn replicas_per_broker(
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::human_secs;
+
+    #[test]
+    fn time_left_reads_as_seconds_minutes_or_hours() {
+        assert_eq!(human_secs(-3.0), "0s");
+        assert_eq!(human_secs(42.4), "42s");
+        assert_eq!(human_secs(425.0), "7m 05s");
+        assert_eq!(human_secs(11_520.0), "3h 12m");
+    }
 }

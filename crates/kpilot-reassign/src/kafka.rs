@@ -138,6 +138,22 @@ impl ReassignPort for AdminClient {
             .collect())
     }
 
+    async fn replica_sizes(
+        &self,
+        broker: BrokerId,
+    ) -> Result<BTreeMap<TopicPartition, u64>, PortError> {
+        let dirs = self
+            .describe_log_dirs(broker)
+            .await
+            .map_err(|e| read("the new replicas' log dirs", e))?;
+        let mut sizes: BTreeMap<TopicPartition, u64> = BTreeMap::new();
+        for r in dirs.into_iter().flat_map(|d| d.replicas) {
+            let size = sizes.entry(r.topic_partition).or_default();
+            *size = (*size).max(r.size_bytes);
+        }
+        Ok(sizes)
+    }
+
     async fn elect_preferred(
         &self,
         partitions: &[TopicPartition],

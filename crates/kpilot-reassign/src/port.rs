@@ -130,6 +130,13 @@ pub trait ReassignPort {
     /// whether or not the metadata shows them: a topic the principal may not Describe is
     /// left out of Metadata without an error, but its logs are listed here.
     async fn stored(&self, broker: BrokerId) -> Result<BTreeSet<TopicPartition>, PortError>;
+    /// The size of every replica log `broker` stores now (DescribeLogDirs; the largest when a
+    /// partition is in two of its dirs). Read while a batch copies, to show how far each
+    /// new replica has got.
+    async fn replica_sizes(
+        &self,
+        broker: BrokerId,
+    ) -> Result<BTreeMap<TopicPartition, u64>, PortError>;
     /// Elects the preferred leader of `partitions`.
     async fn elect_preferred(
         &self,

@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use kpilot_cluster::{BrokerId, TopicName, TopicPartition};
 use kpilot_kafka::{ConfigOp, ConfigResource};
 use kpilot_reassign::{
-    BatchState, Cancel, ElectionSummary, ExecuteError, Executor, JournalStore, MemoryStore,
+    BatchState, Cancel, ElectionSummary, Event, ExecuteError, Executor, JournalStore, MemoryStore,
     PortError, ReassignPort, RunStatus, Settings, prepare,
 };
 use kpilot_rebalance::{BatchLimits, BrokerChange, PartitionPlacement, PlanInput};
@@ -202,6 +202,22 @@ impl ReassignPort for Fake {
             stored.extend(s.moved_off.get(&broker).into_iter().flatten().cloned());
         }
         Ok(stored)
+    }
+    /// Replicas the broker has: 1,000 bytes; new ones still copying: 400 so far.
+    async fn replica_sizes(&self, b: BrokerId) -> Result<BTreeMap<TopicPartition, u64>, PortError> {
+        let s = self.0.borrow();
+        let mut sizes: BTreeMap<TopicPartition, u64> = s
+            .assignment
+            .iter()
+            .filter(|(_, r)| r.contains(&b))
+            .map(|(tp, _)| (tp.clone(), 1_000))
+            .collect();
+        for (tp, (to, _)) in &s.moving {
+            if to.contains(&b) && !sizes.contains_key(tp) {
+                sizes.insert(tp.clone(), 400);
+            }
+        }
+        Ok(sizes)
     }
     async fn elect_preferred(&self, p: &[TopicPartition]) -> Result<ElectionSummary, PortError> {
         let mut s = self.0.borrow_mut();
@@ -728,4 +744,65 @@ async fn a_topic_refused_in_a_later_batch_stops_the_run_before_any_data_moves() 
         text.contains("topic u") && text.contains("TOPIC_AUTHORIZATION_FAILED"),
         "{text}"
     );
+}
+
+#[tokio::test]
+async fn progress_counts_what_the_new_replicas_hold_while_they_copy() {
+    let input = input();
+    let prepared = prepare(&input, BatchLimits::default()).expect("plan");
+    let port = fake(&input);
+    let events = RefCell::new(Vec::new());
+    Executor::new(
+        &port,
+        settings(),
+        |e: &Event| events.borrow_mut().push(e.clone()),
+        Cancel::never(),
+    )
+    .run(
+        prepared.journal(None, Some(1_000_000)),
+        &mut MemoryStore::default(),
+    )
+    .await
+    .expect("completes");
+    let events = events.into_inner();
+    // Right after the submission every partition of the batch is moving, each new replica
+    // holding 400 bytes: counted, and a rate to tell the time left from.
+    let first = events
+        .iter()
+        .find_map(|e| match e {
+            Event::Progress {
+                moving,
+                copying_bytes,
+                done_bytes,
+                eta_secs,
+                ..
+            } if *moving > 0 => Some((*moving, *copying_bytes, *done_bytes, *eta_secs)),
+            _ => None,
+        })
+        .expect("a progress event while moving");
+    let (moving, copying, done, eta) = first;
+    assert_eq!(copying, 400 * moving as u64, "{events:?}");
+    assert_eq!(done, copying, "nothing finished yet: {events:?}");
+    assert!(eta.is_some_and(|s| s >= 0.0), "{events:?}");
+    let shown = events
+        .iter()
+        .find(|e| matches!(e, Event::Progress { moving, .. } if *moving > 0))
+        .expect("progress")
+        .to_string();
+    assert!(shown.contains(" left"), "{shown}");
+    // Done is done: the last progress has every byte and nothing copying.
+    let last = events
+        .iter()
+        .rev()
+        .find_map(|e| match e {
+            Event::Progress {
+                done_bytes,
+                total_bytes,
+                copying_bytes,
+                ..
+            } => Some((*done_bytes, *total_bytes, *copying_bytes)),
+            _ => None,
+        })
+        .expect("progress");
+    assert_eq!((last.0, last.2), (last.1, 0), "{events:?}");
 }

@@ -1,8 +1,8 @@
 //! The throttle never outlives a run, on a real cluster: a run that fails mid-batch (an
 //! injected error from the port), a run cancelled while data moves, and a run whose process
-//! "dies" mid-batch (the future is dropped) followed by `--cancel` from the journal, each
-//! leave no throttle config and no reassignment in progress. Finally the same journal resumes
-//! and completes.
+//! "dies" mid-batch (the future is dropped, once progress has shown bytes copied into the new
+//! replicas) followed by `--cancel` from the journal, each leave no throttle config and no
+//! reassignment in progress. Finally the same journal resumes and completes.
 
 mod common;
 
@@ -23,6 +23,7 @@ const BROKERS: [i32; 4] = [1, 2, 3, 4];
 fn settings() -> Settings {
     Settings {
         poll_interval: Duration::from_millis(300),
+        progress_interval: Duration::from_secs(1),
         ..Settings::default()
     }
 }
@@ -128,7 +129,10 @@ fn throttles_are_removed_after_failure_cancel_and_crash_then_the_run_resumes() {
                 settings(),
                 |e: &Event| {
                     eprintln!("run 3: {e}");
-                    if matches!(e, Event::Progress { moving, .. } if *moving > 0) {
+                    // Mid-copy: the new replicas' logs have grown, and the time left is told.
+                    if matches!(e, Event::Progress { moving, copying_bytes, eta_secs: Some(_), .. }
+                        if *moving > 0 && *copying_bytes > 0)
+                    {
                         moving.set(true);
                     }
                 },
@@ -147,7 +151,10 @@ fn throttles_are_removed_after_failure_cancel_and_crash_then_the_run_resumes() {
                 }
             }
         }
-        assert!(moving.get(), "data never started moving");
+        assert!(
+            moving.get(),
+            "no progress ever showed bytes copied into a new replica"
+        );
         let left = throttle_configs(&admin, &BROKERS, &TOPICS).await;
         assert!(
             !left.is_empty(),

@@ -336,6 +336,12 @@ impl ReassignPort for Watched<'_> {
     async fn stored(&self, broker: BrokerId) -> Result<BTreeSet<TopicPartition>, PortError> {
         self.admin.stored(broker).await
     }
+    async fn replica_sizes(
+        &self,
+        broker: BrokerId,
+    ) -> Result<BTreeMap<TopicPartition, u64>, PortError> {
+        self.admin.replica_sizes(broker).await
+    }
     async fn elect_preferred(
         &self,
         partitions: &[TopicPartition],
