@@ -55,8 +55,8 @@ pub fn needed(horizontal: bool) -> &'static [Write] {
 /// Probes every write in `writes` with a request that changes nothing: an election and a
 /// reassignment naming no partition, config changes with `validateOnly` (on one broker, as
 /// broker configs are authorized on the cluster; on every topic, as topic ACLs may cover some
-/// topics and not others). Returns, for the
-/// first refused write, what it is and the broker's error (which names the missing ACL).
+/// topics and not others). Returns, for the first refused write, what it is and the broker's
+/// error (which names the missing ACL).
 pub async fn check(admin: &AdminClient, writes: &[Write]) -> Result<(), String> {
     let metadata = admin
         .metadata()

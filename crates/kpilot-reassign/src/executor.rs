@@ -682,9 +682,13 @@ impl<'a, P: ReassignPort, F: FnMut(&Event)> Executor<'a, P, F> {
         }
 
         let total = journal.batches.len();
-        // Where this run's copying rate is measured from: now, and the bytes already done (by
-        // earlier runs of the same journal).
-        let rate_from = (Instant::now(), journal.done_bytes());
+        // Where this run's copying rate is measured from: now and the bytes earlier runs of the
+        // journal finished; when resuming a batch in flight (whose new replicas hold what the
+        // earlier run copied), from the first progress reading instead.
+        let mut rate_from = journal
+            .in_flight()
+            .is_empty()
+            .then(|| (Instant::now(), journal.done_bytes()));
         while let Some(i) = journal.next_batch() {
             if self.cancel.requested() {
                 return Ok(Outcome::Cancelled);
@@ -813,8 +817,9 @@ impl<'a, P: ReassignPort, F: FnMut(&Event)> Executor<'a, P, F> {
                         self.copied(&batch, &ongoing).await
                     };
                     let done = journal.done_bytes() + finished + copying;
-                    let copied_here = done.saturating_sub(rate_from.1);
-                    let elapsed = rate_from.0.elapsed().as_secs_f64();
+                    let (since, from_bytes) = *rate_from.get_or_insert((Instant::now(), done));
+                    let copied_here = done.saturating_sub(from_bytes);
+                    let elapsed = since.elapsed().as_secs_f64();
                     let total = journal.total_bytes();
                     (self.progress)(&Event::Progress {
                         batch: i + 1,

@@ -806,3 +806,35 @@ async fn progress_counts_what_the_new_replicas_hold_while_they_copy() {
         .expect("progress");
     assert_eq!((last.0, last.2), (last.1, 0), "{events:?}");
 }
+
+#[tokio::test]
+async fn a_resumed_batch_in_flight_times_this_run_from_its_first_reading() {
+    // A journal whose first batch was in flight when its run died: what its new replicas hold
+    // was copied by that run, so this one has no rate (and no time left) until it has copied
+    // something itself.
+    let input = input();
+    let prepared = prepare(&input, BatchLimits::default()).expect("plan");
+    let mut journal = prepared.journal(None, Some(1_000_000));
+    journal.batches[0].state = BatchState::Issued;
+    let port = fake(&input);
+    let events = RefCell::new(Vec::new());
+    Executor::new(
+        &port,
+        settings(),
+        |e: &Event| events.borrow_mut().push(e.clone()),
+        Cancel::never(),
+    )
+    .run(journal, &mut MemoryStore::default())
+    .await
+    .expect("completes");
+    let etas: Vec<Option<f64>> = events
+        .into_inner()
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::Progress { eta_secs, .. } => Some(eta_secs),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(etas.first(), Some(&None), "{etas:?}");
+    assert!(etas.iter().skip(1).any(Option::is_some), "{etas:?}");
+}
