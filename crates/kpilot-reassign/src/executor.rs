@@ -346,6 +346,48 @@ fn human_secs(secs: f64) -> String {
     }
 }
 
+/// Asks the brokers whether the writes the rest of `journal` makes would be allowed, with
+/// requests that change nothing: the throttled-replica configs of every topic its remaining
+/// batches move and one broker's throttle rate (`validateOnly`; AlterConfigs on the topics
+/// and on the cluster), and a reassignment naming no partition (Alter on the cluster, which
+/// the elections need too). A write refused midway would stop a run with throttles set or
+/// batches moved; the executor runs this before its first write, and `--dry-run` reports it.
+/// Nothing to check when no batch is left.
+pub async fn check_writes(port: &impl ReassignPort, journal: &Journal) -> Result<(), PortError> {
+    let Some(next) = journal.next_batch() else {
+        return Ok(());
+    };
+    if let Some(rate) = journal.throttle_bytes_per_s {
+        let topics: BTreeSet<TopicName> = journal.batches[next..]
+            .iter()
+            .flat_map(|b| throttled_replicas(&b.batch).into_keys())
+            .collect();
+        let topics: Vec<ConfigResource> = topics.into_iter().map(ConfigResource::Topic).collect();
+        if !topics.is_empty() {
+            port.validate(
+                &topics,
+                &[
+                    ConfigOp::set(LEADER_REPLICAS, "*"),
+                    ConfigOp::set(FOLLOWER_REPLICAS, "*"),
+                ],
+            )
+            .await?;
+        }
+        // AlterConfigs on the cluster covers every broker: one is asked.
+        if let Some(broker) = port.live_brokers().await?.first() {
+            port.validate(
+                &[ConfigResource::Broker(*broker)],
+                &[
+                    ConfigOp::set(LEADER_RATE, rate),
+                    ConfigOp::set(FOLLOWER_RATE, rate),
+                ],
+            )
+            .await?;
+        }
+    }
+    port.reassign(&[]).await
+}
+
 /// What a run did.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Report {
@@ -603,31 +645,9 @@ impl<'a, P: ReassignPort, F: FnMut(&Event)> Executor<'a, P, F> {
             });
         }
 
-        if let Some(next) = journal.next_batch()
-            && journal.throttle_bytes_per_s.is_some()
-        {
-            // Each batch sets its topics' throttled replicas before it moves data. A topic
-            // refused in a later batch (AlterConfigs granted per topic or prefix) would stop
-            // the run midway, with the earlier batches moved: ask for every topic first.
-            let topics: BTreeSet<TopicName> = journal.batches[next..]
-                .iter()
-                .flat_map(|b| throttled_replicas(&b.batch).into_keys())
-                .collect();
-            let topics: Vec<ConfigResource> =
-                topics.into_iter().map(ConfigResource::Topic).collect();
-            if !topics.is_empty() {
-                self.port
-                    .validate(
-                        &topics,
-                        &[
-                            ConfigOp::set(LEADER_REPLICAS, "*"),
-                            ConfigOp::set(FOLLOWER_REPLICAS, "*"),
-                        ],
-                    )
-                    .await
-                    .map_err(step("the check that every topic may be throttled"))?;
-            }
-        }
+        check_writes(self.port, journal).await.map_err(step(
+            "the check that this principal may make the run's writes",
+        ))?;
 
         if let Some(rate) = journal.throttle_bytes_per_s
             && journal.next_batch().is_some()

@@ -51,7 +51,7 @@ impl ReassignPort for AdminClient {
         self.alter_partition_reassignments(changes)
             .await
             .map_err(|e| PortError::Reassign {
-                action: if changes.iter().all(|c| c.1.is_none()) {
+                action: if !changes.is_empty() && changes.iter().all(|c| c.1.is_none()) {
                     "cancelling"
                 } else {
                     "submitting"

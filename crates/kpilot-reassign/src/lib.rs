@@ -13,7 +13,7 @@ pub mod store;
 
 pub use executor::{
     Cancel, CancelHandle, Event, ExecuteError, Executor, FOLLOWER_RATE, FOLLOWER_REPLICAS,
-    LEADER_RATE, LEADER_REPLICAS, Report, Settings, replicas_per_broker,
+    LEADER_RATE, LEADER_REPLICAS, Report, Settings, check_writes, replicas_per_broker,
 };
 pub use journal::{BatchEntry, BatchState, JOURNAL_VERSION, Journal, JournalError, RunStatus};
 pub use kafka::{ThrottleOverride, read_plan_input, throttle_overrides};

@@ -116,7 +116,12 @@ impl ReassignPort for Fake {
                     source: Box::new(kpilot_kafka::AdminError::Broker {
                         operation: "IncrementalAlterConfigs",
                         resource: r.to_string(),
-                        error: kpilot_kafka::KafkaErrorCode::TopicAuthorizationFailed,
+                        error: match r {
+                            ConfigResource::Topic(_) => {
+                                kpilot_kafka::KafkaErrorCode::TopicAuthorizationFailed
+                            }
+                            _ => kpilot_kafka::KafkaErrorCode::ClusterAuthorizationFailed,
+                        },
                         message: None,
                     }),
                 })
@@ -429,9 +434,9 @@ async fn a_refused_throttle_write_leaves_only_what_was_written_to_clean_up() {
         port.0.borrow().log,
         vec![
             "validate 1 resource(s)".to_string(),
-            "refused broker 1".to_string()
+            "validate refused broker 1".to_string()
         ],
-        "the topics are asked first, then broker 1 refuses its write"
+        "the topics are asked first, then broker 1 refuses the check: nothing written"
     );
 }
 

@@ -437,9 +437,19 @@ fn rebalance_needs_the_write_acls_of_its_row(
     // move `secret`'s batches, then stop at the first of `orders`). ACLs reach each broker
     // through the metadata log: a run refused by a broker that has not applied them yet is
     // retried (it left nothing, as shown above), for at most 30 s.
+    // The dry run, still with the read-only set: the plan, and the refusal a run would meet
+    // (the same requests, which change nothing), exit 1.
     let o = rebalance(&journal(100), &["--max-per-batch", "1", "--dry-run"]);
-    assert!(o.status.success(), "dry run: {}", text(&o.stderr));
+    assert_eq!(o.status.code(), Some(1), "dry run: {}", text(&o.stderr));
     let plan: serde_json::Value = serde_json::from_slice(&o.stdout).expect("dry-run JSON");
+    let refused = plan["refused"].as_str().unwrap_or_default();
+    assert!(
+        refused.contains("needs the AlterConfigs ACL")
+            && text(&o.stderr).contains("would be refused"),
+        "{plan}"
+    );
+    assert_eq!(leftovers(), (0, 0), "a dry run leaves nothing");
+    eprintln!("dry run with the read-only set: refused: {refused}");
     let moved: Vec<String> = plan["plan"]["moves"]
         .as_array()
         .expect("moves")

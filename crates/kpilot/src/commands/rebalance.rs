@@ -15,7 +15,7 @@ use kpilot_kafka::{AdminClient, ClientConfig};
 use kpilot_reassign::prepare::Summary;
 use kpilot_reassign::{
     Cancel, Event, ExecuteError, Executor, FileStore, Journal, JournalStore, Report, RunStatus,
-    Settings, prepare, read_plan_input,
+    Settings, check_writes, prepare, read_plan_input,
 };
 use kpilot_rebalance::{BatchLimits, BrokerChange, ThrottleChoice, choose_throttle};
 use kpilot_units::{ByteSize, InstanceType, Span, Throughput};
@@ -43,8 +43,10 @@ use crate::output::{Table, print_json, usage};
 /// process died.
 ///
 /// With ACLs enforced, the principal needs what `kpilot status` needs, plus Alter and
-/// AlterConfigs on the cluster and AlterConfigs on every topic. A topic it may not describe
-/// makes it refuse to plan (docs/kafka-admin.md, "Permissions").
+/// AlterConfigs on the cluster and AlterConfigs on every topic it moves. A topic it may not
+/// describe makes it refuse to plan. Before its first write a run asks the brokers, with
+/// requests that change nothing, whether its writes would be allowed, and stops naming the
+/// missing ACL if not (docs/kafka-admin.md, "Permissions").
 ///
 /// Examples:
 ///   kpilot rebalance -b 127.0.0.1:9092 --add-brokers 4 --dry-run
@@ -83,7 +85,9 @@ pub struct Args {
     #[arg(long)]
     pub cancel: bool,
 
-    /// Print the plan (moves, bytes, lower bound, balance per broker), change nothing.
+    /// Print the plan (moves, bytes, lower bound, balance per broker), change nothing. Also
+    /// asks whether a run's writes would be allowed: if not, says why (the missing ACL;
+    /// `refused` in --json) and exits 1.
     #[arg(long)]
     pub dry_run: bool,
 
@@ -153,6 +157,9 @@ struct Output<'a> {
     throttle: Option<&'a ThrottleInfo>,
     #[serde(skip_serializing_if = "Option::is_none")]
     report: Option<&'a Report>,
+    /// For a dry run: why a run would be refused before its first write (a missing ACL).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    refused: Option<String>,
 }
 
 const DEFAULT_THROTTLE: f64 = 50.0;
@@ -361,17 +368,31 @@ async fn rebalance(args: &Args, admin: &AdminClient, limits: BatchLimits) -> any
     };
     if args.dry_run {
         let summary = summary.context("a dry run always plans")?;
+        // The same requests a run makes before its first write: they change nothing.
+        let refused = check_writes(admin, &journal)
+            .await
+            .err()
+            .map(|e| e.to_string());
         if args.json {
-            return print_json(&Output {
+            print_json(&Output {
                 dry_run: true,
                 journal: journal_path.display().to_string(),
                 plan: Some(&summary),
                 throttle: Some(&throttle),
                 report: None,
-            });
+                refused: refused.clone(),
+            })?;
+        } else {
+            print!("{}", render_plan(&summary, &throttle));
+            if refused.is_some() {
+                println!("a run would be REFUSED before it writes anything (the reason follows)");
+            }
         }
-        print!("{}", render_plan(&summary, &throttle));
-        return Ok(());
+        // The plan is shown, but a dry run of a rebalance that would be refused does not pass.
+        return match refused {
+            None => Ok(()),
+            Some(reason) => Err(anyhow::anyhow!("a run would be refused: {reason}")),
+        };
     }
     if let Some(summary) = &summary {
         eprint!("{}", render_plan(summary, &throttle));
@@ -452,6 +473,7 @@ fn print_report(
             plan,
             throttle,
             report: Some(report),
+            refused: None,
         });
     }
     let status = match &report.status {
