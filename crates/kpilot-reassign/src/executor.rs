@@ -306,6 +306,9 @@ impl fmt::Display for Event {
                     }
                 )?;
                 match eta_secs {
+                    Some(secs) if *done_bytes < *total_bytes && *secs < 0.5 => {
+                        f.write_str(", under 1s left")
+                    }
                     Some(secs) if *done_bytes < *total_bytes => {
                         write!(f, ", about {} left", human_secs(*secs))
                     }
