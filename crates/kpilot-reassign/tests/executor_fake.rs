@@ -269,6 +269,21 @@ fn lagging(input: &PlanInput, lag: u32) -> Fake {
     port
 }
 
+/// Runs `journal` on `port` to completion; the events it reported.
+async fn run_to_completion(port: &Fake, journal: kpilot_reassign::Journal) -> Vec<Event> {
+    let events = RefCell::new(Vec::new());
+    Executor::new(
+        port,
+        settings(),
+        |e: &Event| events.borrow_mut().push(e.clone()),
+        Cancel::never(),
+    )
+    .run(journal, &mut MemoryStore::default())
+    .await
+    .expect("completes");
+    events.into_inner()
+}
+
 fn settings() -> Settings {
     Settings {
         poll_interval: std::time::Duration::from_millis(1),
@@ -755,21 +770,7 @@ async fn a_topic_refused_in_a_later_batch_stops_the_run_before_any_data_moves() 
 async fn progress_counts_what_the_new_replicas_hold_while_they_copy() {
     let input = input();
     let prepared = prepare(&input, BatchLimits::default()).expect("plan");
-    let port = fake(&input);
-    let events = RefCell::new(Vec::new());
-    Executor::new(
-        &port,
-        settings(),
-        |e: &Event| events.borrow_mut().push(e.clone()),
-        Cancel::never(),
-    )
-    .run(
-        prepared.journal(None, Some(1_000_000)),
-        &mut MemoryStore::default(),
-    )
-    .await
-    .expect("completes");
-    let events = events.into_inner();
+    let events = run_to_completion(&fake(&input), prepared.journal(None, Some(1_000_000))).await;
     // Right after the submission every partition of the batch is moving, each new replica
     // holding 400 bytes: counted, and a rate to tell the time left from.
     let first = events
@@ -821,19 +822,8 @@ async fn a_resumed_batch_in_flight_times_this_run_from_its_first_reading() {
     let prepared = prepare(&input, BatchLimits::default()).expect("plan");
     let mut journal = prepared.journal(None, Some(1_000_000));
     journal.batches[0].state = BatchState::Issued;
-    let port = fake(&input);
-    let events = RefCell::new(Vec::new());
-    Executor::new(
-        &port,
-        settings(),
-        |e: &Event| events.borrow_mut().push(e.clone()),
-        Cancel::never(),
-    )
-    .run(journal, &mut MemoryStore::default())
-    .await
-    .expect("completes");
-    let etas: Vec<Option<f64>> = events
-        .into_inner()
+    let etas: Vec<Option<f64>> = run_to_completion(&fake(&input), journal)
+        .await
         .into_iter()
         .filter_map(|e| match e {
             Event::Progress { eta_secs, .. } => Some(eta_secs),
