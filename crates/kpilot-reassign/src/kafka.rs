@@ -127,14 +127,9 @@ impl ReassignPort for AdminClient {
     }
 
     async fn stored(&self, broker: BrokerId) -> Result<BTreeSet<TopicPartition>, PortError> {
-        let dirs = self
-            .describe_log_dirs(broker)
-            .await
-            .map_err(|e| read("the drained broker's log dirs", e))?;
-        Ok(dirs
-            .into_iter()
-            .flat_map(|d| d.replicas)
-            .map(|r| r.topic_partition)
+        Ok(log_sizes(self, broker, "the drained broker's log dirs")
+            .await?
+            .into_keys()
             .collect())
     }
 
@@ -142,16 +137,7 @@ impl ReassignPort for AdminClient {
         &self,
         broker: BrokerId,
     ) -> Result<BTreeMap<TopicPartition, u64>, PortError> {
-        let dirs = self
-            .describe_log_dirs(broker)
-            .await
-            .map_err(|e| read("the new replicas' log dirs", e))?;
-        let mut sizes: BTreeMap<TopicPartition, u64> = BTreeMap::new();
-        for r in dirs.into_iter().flat_map(|d| d.replicas) {
-            let size = sizes.entry(r.topic_partition).or_default();
-            *size = (*size).max(r.size_bytes);
-        }
-        Ok(sizes)
+        log_sizes(self, broker, "the new replicas' log dirs").await
     }
 
     async fn elect_preferred(
@@ -179,6 +165,25 @@ impl ReassignPort for AdminClient {
         }
         Ok(summary)
     }
+}
+
+/// Every replica log `broker` stores (DescribeLogDirs), with its size (the largest when a
+/// partition is in two of its dirs); `what` names the read in an error.
+async fn log_sizes(
+    admin: &AdminClient,
+    broker: BrokerId,
+    what: &'static str,
+) -> Result<BTreeMap<TopicPartition, u64>, PortError> {
+    let dirs = admin
+        .describe_log_dirs(broker)
+        .await
+        .map_err(|e| read(what, e))?;
+    let mut sizes: BTreeMap<TopicPartition, u64> = BTreeMap::new();
+    for r in dirs.into_iter().flat_map(|d| d.replicas) {
+        let size = sizes.entry(r.topic_partition).or_default();
+        *size = (*size).max(r.size_bytes);
+    }
+    Ok(sizes)
 }
 
 fn read(what: &'static str, e: AdminError) -> PortError {
