@@ -128,6 +128,23 @@ pub struct NodeEntry {
     pub leaders_moved: Option<usize>,
     /// The last error seen for this node, if any.
     pub error: Option<String>,
+    /// Whether its roll was in flight when a run stopped and a later run took it over: its
+    /// timings then cover the later run's steps only, so they are no measurement of it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub resumed: bool,
+}
+
+impl NodeEntry {
+    /// How long the broker was out before it could catch up, in one run: its graceful stop,
+    /// the resize and its start up to registered and unfenced, ms. `None` until it has
+    /// started, and for a node whose roll spans runs (see [`NodeEntry::resumed`]).
+    pub fn restart_ms(&self) -> Option<u64> {
+        if self.resumed {
+            return None;
+        }
+        let t = &self.timings;
+        Some(t.shutdown_ms? + t.resize_ms? + t.start_ms?)
+    }
 }
 
 /// How the roll stands.
@@ -270,6 +287,7 @@ impl Journal {
                     timings: Timings::default(),
                     leaders_moved: None,
                     error: None,
+                    resumed: false,
                 })
                 .collect(),
             final_election_done: false,
@@ -378,6 +396,11 @@ impl Journal {
     /// Prepares a rerun: counts it and sets the status back to running.
     pub fn resume(&mut self, now_ms: i64) {
         self.runs += 1;
+        for n in &mut self.nodes {
+            if n.phase.in_flight() {
+                n.resumed = true;
+            }
+        }
         if !matches!(self.status, RollStatus::Completed) {
             self.status = RollStatus::Running;
         }
@@ -489,5 +512,39 @@ mod tests {
         j.finish(vec![], 5, 9);
         assert_eq!(j.next_action(), Action::Finished);
         assert_eq!(j.status, RollStatus::Completed);
+    }
+
+    #[test]
+    fn a_restart_is_measured_only_for_a_node_one_run_took_through_its_start() {
+        let mut j = journal(3);
+        for (id, ms) in [(1, 1_000), (2, 2_000)] {
+            let n = j.node_mut(BrokerId(id)).expect("node");
+            n.timings.shutdown_ms = Some(ms);
+            n.timings.resize_ms = Some(10);
+            n.timings.start_ms = Some(3 * ms);
+        }
+        // Node 2 is in flight when the run stops; node 3 has not begun.
+        j.advance(BrokerId(2), Phase::StopIssued, 1).expect("ok");
+        assert_eq!(
+            j.node(BrokerId(2)).and_then(NodeEntry::restart_ms),
+            Some(8_010)
+        );
+        j.resume(5);
+        assert_eq!(
+            j.node(BrokerId(1)).and_then(NodeEntry::restart_ms),
+            Some(4_010)
+        );
+        assert_eq!(j.node(BrokerId(2)).and_then(NodeEntry::restart_ms), None);
+        assert_eq!(j.node(BrokerId(3)).and_then(NodeEntry::restart_ms), None);
+        // The mark survives the round trip; a journal written before it existed reads as
+        // not resumed.
+        let back = Journal::from_json(&j.to_json()).expect("parse");
+        assert!(back.node(BrokerId(2)).is_some_and(|n| n.resumed));
+        let mut value: serde_json::Value = serde_json::from_str(&j.to_json()).expect("json");
+        for n in value["nodes"].as_array_mut().expect("nodes") {
+            n.as_object_mut().expect("node").remove("resumed");
+        }
+        let old = Journal::from_json(&value.to_string()).expect("parse");
+        assert!(old.nodes.iter().all(|n| !n.resumed));
     }
 }

@@ -47,6 +47,10 @@ pub struct RollReport {
     pub overhead_ms: u64,
     /// `overhead_ms` as a percentage of `total_ms`.
     pub overhead_pct: f64,
+    /// The longest restart measured (a node's stop, resize and start in one run, see
+    /// [`crate::journal::NodeEntry::restart_ms`]), ms: what the policy's restart time stands
+    /// for (`--restart-time` of `kpilot recommend` and `kpilot simulate`).
+    pub longest_restart_ms: Option<u64>,
     /// The final election and verification, ms.
     pub final_election_ms: Option<u64>,
     /// Partitions not led by their preferred replica after the final election.
@@ -83,6 +87,7 @@ impl RollReport {
             broker_own_ms,
             overhead_ms,
             overhead_pct,
+            longest_restart_ms: journal.nodes.iter().filter_map(|n| n.restart_ms()).max(),
             final_election_ms: journal.final_election_ms,
             final_not_preferred: journal.final_not_preferred.clone(),
             nodes: journal
@@ -175,6 +180,13 @@ impl RollReport {
             self.overhead_pct,
             self.runs
         );
+        if let Some(ms) = self.longest_restart_ms {
+            let _ = writeln!(
+                out,
+                "longest broker restart (shutdown+resize+start) {}: the policy's --restart-time",
+                secs(Some(ms))
+            );
+        }
         if let Some(ms) = self.final_election_ms {
             let _ = writeln!(
                 out,
