@@ -37,6 +37,6 @@ pub use space::{
 };
 pub use time::Timestamp;
 pub use transition::{
-    BrokerRole, Mechanism, Phase, PhaseKind, Plan, Slot, TransitionSettings, broker_capacity,
-    plan_transition,
+    BrokerRole, Mechanism, Phase, PhaseKind, Plan, RESTARTS_LEARNED_FROM, Slot, TransitionSettings,
+    broker_capacity, learned_restart, plan_transition,
 };

@@ -62,6 +62,24 @@ impl Default for TransitionSettings {
     }
 }
 
+/// How many of the latest measured restarts [`learned_restart`] takes the longest of: two
+/// rolls of three brokers.
+pub const RESTARTS_LEARNED_FROM: usize = 6;
+
+/// The restart time to plan rolls with, learned from restarts measured in earlier rolls
+/// (seconds, oldest first): the longest of the last [`RESTARTS_LEARNED_FROM`], so one slow
+/// node launch counts for the next two rolls before it is forgotten. `None` when nothing was
+/// measured (plan with [`TransitionSettings::restart`]). The operator learns from its rolls'
+/// journals and the simulator from its own restarts, both with this rule.
+pub fn learned_restart(measured_secs: &[f64]) -> Option<Span> {
+    measured_secs[measured_secs.len().saturating_sub(RESTARTS_LEARNED_FROM)..]
+        .iter()
+        .copied()
+        .filter(|s| s.is_finite() && *s >= 0.0)
+        .reduce(f64::max)
+        .map(Span::from_secs)
+}
+
 /// How a move is made.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -657,6 +675,21 @@ mod tests {
             Storage::gp3(c, 2000.0, Throughput::from_mib_per_s(500.0)).unwrap()
         };
         Shape::new(i, n, s, w).unwrap()
+    }
+
+    #[test]
+    fn the_learned_restart_is_the_longest_of_the_last_six() {
+        assert_eq!(learned_restart(&[]), None);
+        assert_eq!(learned_restart(&[30.0]), Some(Span::from_secs(30.0)));
+        // A 600 s restart seven rolls of a broker ago is forgotten; one in the last six is not.
+        let mut m = vec![600.0, 40.0, 41.0, 42.0, 43.0, 44.0, 45.0];
+        assert_eq!(learned_restart(&m), Some(Span::from_secs(45.0)));
+        m.push(500.0);
+        assert_eq!(learned_restart(&m), Some(Span::from_secs(500.0)));
+        assert_eq!(
+            learned_restart(&[f64::NAN, 20.0]),
+            Some(Span::from_secs(20.0))
+        );
     }
 
     #[test]
