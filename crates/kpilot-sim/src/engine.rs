@@ -304,6 +304,12 @@ pub fn run(
         ..setup.constraints.clone()
     };
 
+    // The restart the brokers really take, and the settings the controller plans with: with
+    // `learn_restart`, the predictive policy's restart becomes what its own rolls measured.
+    let actual_restart = setup.restart.unwrap_or(settings.transition.restart);
+    let mut measured_restarts: Vec<f64> = Vec::new();
+    let mut planning = settings.clone();
+
     let mut shape = initial.clone();
     let mut brokers: Vec<BrokerSim> = (0..shape.brokers)
         .map(|_| BrokerSim::new(&shape, catalog))
@@ -391,7 +397,7 @@ pub fn run(
                 fanout,
                 catalog,
                 constraints: &constraints,
-                settings,
+                settings: &planning,
             };
             let decision = match controller {
                 Controller::Predictive => decide(&input),
@@ -564,13 +570,20 @@ pub fn run(
                 let kind = a.plan.phases[a.phase].kind;
                 let used = match kind {
                     PhaseKind::Restart { .. } => {
-                        let need = (settings.transition.restart.secs() - a.elapsed).max(0.0);
+                        let need = (actual_restart.secs() - a.elapsed).max(0.0);
                         let used = need.min(dt);
                         a.elapsed += used;
                         a.missed += share * d * used;
                         if used < need {
                             dt = 0.0;
                             continue;
+                        }
+                        measured_restarts.push(a.elapsed);
+                        if setup.learn_restart
+                            && controller == Controller::Predictive
+                            && let Some(t) = kpilot_policy::learned_restart(&measured_restarts)
+                        {
+                            planning.transition.restart = t;
                         }
                         used
                     }

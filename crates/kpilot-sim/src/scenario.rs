@@ -94,6 +94,8 @@ pub fn default_setup() -> ClusterSetup {
             zones: 3,
             ..Constraints::default()
         },
+        restart: None,
+        learn_restart: true,
     }
 }
 

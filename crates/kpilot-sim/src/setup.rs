@@ -34,6 +34,13 @@ pub struct ClusterSetup {
     pub retention: Span,
     /// What the policy may choose from; `families` must name at least one family.
     pub constraints: Constraints,
+    /// How long a broker really takes to restart in a roll (the simulated truth); `None`:
+    /// what the policy assumes (`settings.transition.restart`).
+    pub restart: Option<Span>,
+    /// Whether the predictive policy plans rolls with the restarts it measured in its own
+    /// earlier rolls ([`kpilot_policy::learned_restart`], as the operator does unless
+    /// `spec.policy.restartTime` is set) rather than with the assumption throughout.
+    pub learn_restart: bool,
 }
 
 impl ClusterSetup {

@@ -211,3 +211,43 @@ fn transitions_take_time_and_a_broker() {
     let start = r.minutes[0].usd_per_hour;
     assert!(during.iter().any(|&u| u < start), "{during:?} vs {start}");
 }
+
+/// Brokers that take 20 minutes to restart where the policy assumes 3 (slow node launches,
+/// long log recovery). Planning with the assumption throughout, the policy starts its rolls
+/// too late and the week runs over target and over sustained capacity. Learning from its own
+/// rolls, as the operator does (`kpilot_policy::learned_restart`), it plans every roll after
+/// the first with what it measured and stays within target, paying for it in savings.
+#[test]
+fn a_policy_that_learns_its_restarts_stays_within_target_when_they_are_slow() {
+    let c = catalog();
+    let s = builtin("weekly", None, DEFAULT_HISTORY).unwrap();
+    let settings = Settings::default();
+    let reactive = ReactiveSettings::default();
+    let policy = |learn: bool| {
+        let setup = kpilot_sim::ClusterSetup {
+            restart: Some(Span::from_minutes(20.0)),
+            learn_restart: learn,
+            ..s.setup.clone()
+        };
+        let (shape, _) = static_peak_shape(&s.demand, &c, &setup, 0.8).unwrap();
+        let config = SimConfig {
+            catalog: &c,
+            setup: &setup,
+            settings: &settings,
+            reactive: &reactive,
+        };
+        run(&s.demand, &config, Controller::Predictive, &shape)
+            .unwrap()
+            .summary
+    };
+    let assumed = policy(false);
+    assert!(
+        assumed.minutes_over_target > 60 && assumed.minutes_over_sustained > 0,
+        "{assumed:#?}"
+    );
+    let learned = policy(true);
+    assert_eq!(learned.minutes_over_target, 0, "{learned:#?}");
+    assert_eq!(learned.minutes_over_sustained, 0, "{learned:#?}");
+    assert!(learned.max_brokers_down <= 1);
+    assert!(learned.cost_usd > assumed.cost_usd, "safety is paid for");
+}

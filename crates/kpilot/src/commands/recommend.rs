@@ -140,6 +140,12 @@ pub struct Args {
     #[arg(long, default_value_t = 5, value_name = "N")]
     pub top: usize,
 
+    /// How long a broker is out in a roll before it catches up (stop, new node, start): the
+    /// policy times rolls with it. `kpilot roll` measures it (stop + resize + start per
+    /// broker in its report); the operator learns it from its own rolls.
+    #[arg(long, default_value = "3m", value_name = "DURATION")]
+    pub restart_time: Span,
+
     /// Counter of producer bytes in (broker-wide series: no topic label).
     #[arg(long, default_value = kpilot_metrics::promql::defaults::BYTES_IN, value_name = "NAME")]
     pub prom_bytes_in: String,
@@ -633,10 +639,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         zones: args.zones,
         ..Constraints::default()
     };
-    let settings = Settings {
+    let mut settings = Settings {
         target_utilization: workload.target_utilization,
         ..Settings::default()
     };
+    settings.transition.restart = args.restart_time;
     let decision = decide(&DecisionInput {
         now: Timestamp::from_secs(now),
         history: &history,

@@ -104,10 +104,22 @@ pub struct Args {
     #[arg(long, default_value = "2h", value_name = "DURATION")]
     pub max_transition: Span,
 
-    /// How long a broker is down in a roll before it catches up (new node, volume attach,
-    /// start), e.g. 3m.
+    /// How long the policy expects a broker to be down in a roll before it catches up (new
+    /// node, volume attach, start), e.g. 3m: until its first roll has measured one (see
+    /// --no-restart-learning), and throughout for the reactive baseline.
     #[arg(long, default_value = "3m", value_name = "DURATION")]
     pub restart_time: Span,
+
+    /// How long the simulated brokers really take to restart, when it differs from
+    /// --restart-time, e.g. 12m: slow node launches or long log recovery the policy does not
+    /// know about until it has rolled.
+    #[arg(long, value_name = "DURATION")]
+    pub actual_restart_time: Option<Span>,
+
+    /// Plan every roll with --restart-time instead of the restarts the policy measured in
+    /// its own earlier rolls (the operator with spec.policy.restartTime set).
+    #[arg(long)]
+    pub no_restart_learning: bool,
 
     /// Replication throttle per receiving broker for reassignments and rebuilds, e.g.
     /// 100MB/s.
@@ -335,6 +347,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 }
 
 fn apply_overrides(args: &Args, setup: &mut ClusterSetup) {
+    if let Some(t) = args.actual_restart_time {
+        setup.restart = Some(t);
+    }
+    if args.no_restart_learning {
+        setup.learn_restart = false;
+    }
     if let Some(r) = args.replication_factor {
         setup.replication_factor = r;
         setup.min_insync_replicas = kpilot_capacity::Workload::default_min_isr(r);
