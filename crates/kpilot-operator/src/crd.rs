@@ -298,6 +298,11 @@ pub struct PolicySpec {
     /// Consumer fan-out (egress / ingress) when it is not measured. Default 1.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub consumer_fanout: Option<f64>,
+    /// How long a broker is out in a roll before it catches up (stop, new node, start), e.g.
+    /// `4m`. Absent: learned from this autopilot's own rolls (the longest of the last six
+    /// brokers measured, see `status.restarts`), 3m until a roll has been measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restart_time: Option<String>,
 }
 
 /// A weekly window in which changes may start (UTC).
@@ -341,6 +346,10 @@ pub struct KafkaAutopilotStatus {
     /// When the last change finished (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_change_finished: Option<String>,
+    /// Broker restarts measured in this autopilot's rolls, and the restart time the policy
+    /// plans rolls with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restarts: Option<RestartStatus>,
     /// Recent demand samples (bounded), kept so a restarted operator keeps its history.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub history: Vec<DemandSample>,
@@ -350,6 +359,35 @@ pub struct KafkaAutopilotStatus {
     /// The last error, if the last reconcile failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
+}
+
+/// The restart time the policy plans a roll with, and the restarts it was learned from.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct RestartStatus {
+    /// How long the policy takes a broker to be out in a roll, seconds.
+    pub seconds: f64,
+    /// Where that comes from: `spec.policy.restartTime`, the measured restarts, or the
+    /// default while none is measured.
+    pub source: String,
+    /// The latest restarts measured in completed rolls, oldest first (at most 12).
+    #[serde(default)]
+    pub measured: Vec<MeasuredRestart>,
+}
+
+/// One broker's restart in a roll: graceful stop, new node and start, up to registered and
+/// unfenced (the catch-up that follows is not in it).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MeasuredRestart {
+    /// The broker.
+    pub broker_id: i32,
+    /// When its roll finished (RFC 3339).
+    pub at: String,
+    /// How long it was out, seconds.
+    pub seconds: f64,
+    /// The instance type it came back on.
+    pub instance_type: String,
 }
 
 /// A shape.

@@ -10,6 +10,7 @@
 //! - [`preflight`]: the Kafka writes an operation will make, probed before it starts;
 //! - [`reconcile`]: validate -> dereference -> continue an operation -> observe -> decide ->
 //!   apply -> status and Events;
+//! - [`restarts`]: the restart time rolls are planned with, learned from the rolls (pure);
 //! - [`fleet`]: the roll engine's `Fleet` over a StatefulSet's pods, and the operation
 //!   journal kept in the status;
 //! - [`horizontal`]: adding and removing brokers (replicas patch, rebalance under a throttle
@@ -30,6 +31,7 @@ pub mod metrics;
 pub mod observe;
 pub mod preflight;
 pub mod reconcile;
+pub mod restarts;
 pub mod target;
 pub mod validate;
 

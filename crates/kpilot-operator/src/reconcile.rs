@@ -852,7 +852,13 @@ async fn steps(
         return Ok(interval.min(Duration::from_secs(30)));
     }
 
-    // 5. Decide.
+    // 5. Decide, planning rolls with the restart time this cluster's own rolls measured.
+    let mut settings = spec.settings.clone();
+    settings.transition.restart = crate::restarts::plan_with(
+        &mut status.restarts,
+        spec.restart_time,
+        spec.settings.transition.restart,
+    );
     let cluster = ClusterState {
         shape: shape.clone(),
         stored: facts.stored,
@@ -872,7 +878,7 @@ async fn steps(
         fanout: FanoutSource::Fixed(fanout),
         catalog: &ctx.catalog,
         constraints: &spec.constraints,
-        settings: &spec.settings,
+        settings: &settings,
     };
     let decision = decide(&input).map_err(|e| ReconcileError::Policy(e.to_string()))?;
     let peak = decision
@@ -1299,7 +1305,18 @@ async fn continue_operation(
                     .unwrap_or_default();
             }
             match result {
-                Ok(report) if report.status == RollStatus::Completed => Ok(()),
+                Ok(report) if report.status == RollStatus::Completed => {
+                    if let Some(j) = journal.journal() {
+                        let new = crate::restarts::measured(&j, &now_rfc3339());
+                        crate::restarts::record(&mut status.restarts, new);
+                        crate::restarts::plan_with(
+                            &mut status.restarts,
+                            spec.restart_time,
+                            spec.settings.transition.restart,
+                        );
+                    }
+                    Ok(())
+                }
                 Ok(report) => Err(ReconcileError::Roll {
                     target: to_type.to_string(),
                     message: format!("the roll ended as {:?}", report.status),

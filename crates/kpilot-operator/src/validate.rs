@@ -251,6 +251,9 @@ pub struct ValidSpec {
     pub fanout: f64,
     /// Maintenance windows.
     pub windows: Vec<Window>,
+    /// The restart time set in the spec; `None`: learned from the rolls (see
+    /// `crate::restarts`).
+    pub restart_time: Option<Span>,
 }
 
 fn span(field: &'static str, value: &Option<String>, default: Span) -> Result<Span, SpecError> {
@@ -444,6 +447,20 @@ pub fn validate(spec: &KafkaAutopilotSpec, catalog: &Catalog) -> Result<ValidSpe
             expected: "at least 10 s",
         });
     }
+    let restart_time = match &p.restart_time {
+        None => None,
+        Some(_) => {
+            let t = span("spec.policy.restartTime", &p.restart_time, Span::ZERO)?;
+            if t.secs() <= 0.0 {
+                return Err(SpecError::OutOfRange {
+                    field: "spec.policy.restartTime",
+                    value: t.secs(),
+                    expected: "a duration above 0, e.g. 4m (or leave it out to learn it from the rolls)",
+                });
+            }
+            Some(t)
+        }
+    };
     let fanout = p.consumer_fanout.unwrap_or(1.0);
     if !(fanout.is_finite() && fanout >= 0.0) {
         return Err(SpecError::OutOfRange {
@@ -511,6 +528,7 @@ pub fn validate(spec: &KafkaAutopilotSpec, catalog: &Catalog) -> Result<ValidSpe
         fallback_instance,
         fanout,
         windows,
+        restart_time,
     })
 }
 
@@ -645,6 +663,27 @@ mod tests {
         });
         let e = validate(&s, &catalog).expect_err("two targets").to_string();
         assert!(e.contains("exactly one"), "{e}");
+    }
+
+    #[test]
+    fn the_restart_time_is_learned_unless_the_spec_sets_one_above_zero() {
+        let catalog = Catalog::builtin().expect("catalog");
+        assert_eq!(
+            validate(&spec(), &catalog).expect("valid").restart_time,
+            None
+        );
+        let mut s = spec();
+        s.policy.restart_time = Some("4m".into());
+        let v = validate(&s, &catalog).expect("valid");
+        assert_eq!(v.restart_time, Some(Span::from_minutes(4.0)));
+        for bad in ["0s", "later"] {
+            s.policy.restart_time = Some(bad.into());
+            let e = validate(&s, &catalog).expect_err(bad).to_string();
+            assert!(
+                e.contains("spec.policy.restartTime") && e.contains(&bad[..1]),
+                "{e}"
+            );
+        }
     }
 
     #[test]

@@ -333,9 +333,53 @@ fn statefulset_roll_survives_an_operator_kill_one_broker_at_a_time_losing_nothin
             "resumed once: {journal}"
         );
         assert_eq!(
-            status.current_shape.expect("shape").instance_type,
+            status.current_shape.clone().expect("shape").instance_type,
             "m7g.xlarge"
         );
+        // The restarts this roll measured: each broker one run took from its stop to its
+        // start, as the journal timed it; the broker in flight when the first operator was
+        // killed is left out (its timings cover the second run only). The policy now plans
+        // rolls with the longest of them instead of the 3-minute default.
+        let parsed: serde_json::Value = serde_json::from_str(journal).expect("journal json");
+        let mut expected: Vec<(i32, f64)> = parsed["nodes"]
+            .as_array()
+            .expect("nodes")
+            .iter()
+            .filter(|n| !n["resumed"].as_bool().unwrap_or(false))
+            .map(|n| {
+                let t = &n["timings"];
+                let ms = ["shutdown_ms", "resize_ms", "start_ms"]
+                    .iter()
+                    .map(|k| t[k].as_u64().expect("timed"))
+                    .sum::<u64>();
+                (n["id"].as_i64().expect("id") as i32, ms as f64 / 1000.0)
+            })
+            .collect();
+        expected.sort_by_key(|e| e.0);
+        let restarts = status.restarts.clone().expect("status.restarts");
+        let mut measured: Vec<(i32, f64)> = restarts
+            .measured
+            .iter()
+            .map(|m| (m.broker_id, m.seconds))
+            .collect();
+        measured.sort_by_key(|m| m.0);
+        eprintln!(
+            "measured restarts: {measured:?}; planned {} s",
+            restarts.seconds
+        );
+        assert_eq!(measured.len(), 2, "{restarts:#?}\n{journal}");
+        assert_eq!(measured, expected, "{journal}");
+        assert!(measured.iter().all(|m| m.1 > 0.0));
+        assert!(
+            restarts
+                .measured
+                .iter()
+                .all(|m| m.instance_type == "m7g.xlarge"),
+            "{restarts:#?}"
+        );
+        let longest = measured.iter().map(|m| m.1).fold(0.0, f64::max);
+        assert!((restarts.seconds - longest).abs() < 0.06, "{restarts:#?}");
+        assert!(restarts.source.starts_with("measured"), "{restarts:#?}");
 
         // Every pod runs the new template.
         for p in pods.list(&Default::default()).await.expect("pods").items {

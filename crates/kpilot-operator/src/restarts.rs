@@ -1,0 +1,167 @@
+//! The restart time the policy plans a roll with, learned from this autopilot's own rolls.
+//!
+//! The policy times a vertical roll as, per broker, a restart (the broker is out) followed by
+//! a catch-up it computes from the load. The restart is what the cluster and its nodes take:
+//! a controlled shutdown, a new node of the new type, the volume moved, the broker started and
+//! its logs recovered. 3 minutes is a guess; a cluster whose nodes take 8 would be rolled too
+//! late on a rising morning. So every completed roll's per-broker restarts are kept in
+//! `status.restarts.measured`, and the policy plans with the longest of the last six (two
+//! rolls of three brokers, [`kpilot_policy::learned_restart`], the rule the simulator learns
+//! with too): a slow one counts for a while before it is forgotten. `spec.policy.restartTime`
+//! overrides the lot. Pure: no I/O.
+
+use kpilot_roll::journal::Journal;
+use kpilot_units::Span;
+
+use crate::crd::{MeasuredRestart, RestartStatus};
+
+/// How many measured restarts the status keeps.
+pub const KEPT: usize = 12;
+
+/// The restarts a roll's journal measured: every broker one run took from its stop to its
+/// start (a broker in flight when an operator stopped is left out: its timings cover only the
+/// resumed part). `at` is when the roll finished; `instance_type` the roll's target.
+pub fn measured(journal: &Journal, at: &str) -> Vec<MeasuredRestart> {
+    journal
+        .nodes
+        .iter()
+        .filter_map(|n| {
+            Some(MeasuredRestart {
+                broker_id: n.id.0,
+                at: at.to_owned(),
+                seconds: n.restart_ms()? as f64 / 1000.0,
+                instance_type: journal.target.to_string(),
+            })
+        })
+        .collect()
+}
+
+/// Appends `new` to the kept restarts, dropping the oldest beyond [`KEPT`].
+pub fn record(status: &mut Option<RestartStatus>, new: Vec<MeasuredRestart>) {
+    if new.is_empty() {
+        return;
+    }
+    let kept = &mut status.get_or_insert_with(RestartStatus::default).measured;
+    kept.extend(new);
+    if kept.len() > KEPT {
+        kept.drain(..kept.len() - KEPT);
+    }
+}
+
+/// The restart time to plan with and where it comes from: the spec's, else the one learned
+/// from the measured restarts, else `default`.
+pub fn planned(spec: Option<Span>, measured: &[MeasuredRestart], default: Span) -> (Span, String) {
+    if let Some(t) = spec {
+        return (t, "spec.policy.restartTime".to_owned());
+    }
+    let seconds: Vec<f64> = measured.iter().map(|m| m.seconds).collect();
+    match kpilot_policy::learned_restart(&seconds) {
+        Some(longest) => (
+            longest,
+            format!(
+                "measured: the longest of the last {} broker restart(s) in this autopilot's rolls",
+                measured.len().min(kpilot_policy::RESTARTS_LEARNED_FROM)
+            ),
+        ),
+        None => (
+            default,
+            "default: no roll of this autopilot has been measured yet".to_owned(),
+        ),
+    }
+}
+
+/// Sets `status` to the restart time planned with, keeping what was measured; returns it.
+pub fn plan_with(status: &mut Option<RestartStatus>, spec: Option<Span>, default: Span) -> Span {
+    let entry = status.get_or_insert_with(RestartStatus::default);
+    let (t, source) = planned(spec, &entry.measured, default);
+    entry.seconds = (t.secs() * 10.0).round() / 10.0;
+    entry.source = source;
+    t
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kpilot_cluster::BrokerId;
+    use kpilot_roll::journal::Phase;
+
+    fn restart(id: i32, seconds: f64) -> MeasuredRestart {
+        MeasuredRestart {
+            broker_id: id,
+            at: "2026-11-23T10:00:00Z".into(),
+            seconds,
+            instance_type: "m7g.xlarge".into(),
+        }
+    }
+
+    #[test]
+    fn a_roll_measures_each_broker_one_run_took_through_its_start() {
+        let mut j = Journal::new(
+            None,
+            "m7g.xlarge".parse().expect("type"),
+            vec![],
+            (0..3).map(|i| (BrokerId(i), None)).collect(),
+            0,
+        );
+        for (id, stop, start) in [(0, 4_000, 20_500), (1, 5_000, 30_000)] {
+            let t = &mut j.node_mut(BrokerId(id)).expect("node").timings;
+            t.shutdown_ms = Some(stop);
+            t.resize_ms = Some(500);
+            t.start_ms = Some(start);
+        }
+        // Broker 1 was in flight when the operator stopped: a second run finished it.
+        j.advance(BrokerId(1), Phase::StopIssued, 1).expect("ok");
+        j.resume(2);
+        let m = measured(&j, "2026-11-23T10:00:00Z");
+        assert_eq!(m, vec![restart(0, 25.0)]);
+    }
+
+    #[test]
+    fn plans_with_the_spec_else_the_longest_of_the_latest_else_the_default() {
+        let default = Span::from_minutes(3.0);
+        let (t, source) = planned(None, &[], default);
+        assert_eq!((t, source.starts_with("default")), (default, true));
+
+        // Eight measured: the first two (the slowest, 600 s) are older than the last six.
+        let mut status = None;
+        record(
+            &mut status,
+            (0..8)
+                .map(|i| restart(i, if i < 2 { 600.0 } else { 40.0 + f64::from(i) }))
+                .collect(),
+        );
+        let kept = &status.as_ref().expect("status").measured;
+        let (t, source) = planned(None, kept, default);
+        assert_eq!(t, Span::from_secs(47.0));
+        assert!(source.contains("last 6 broker restart(s)"), "{source}");
+
+        // The spec wins over what was measured.
+        let (t, source) = planned(Some(Span::from_minutes(4.0)), kept, default);
+        assert_eq!(
+            (t, source.as_str()),
+            (Span::from_minutes(4.0), "spec.policy.restartTime")
+        );
+
+        // The status shows what the policy plans with.
+        let planned_now = plan_with(&mut status, None, default);
+        let s = status.expect("status");
+        assert_eq!((planned_now, s.seconds), (Span::from_secs(47.0), 47.0));
+    }
+
+    #[test]
+    fn keeps_the_latest_twelve() {
+        let mut status = None;
+        record(&mut status, vec![]);
+        assert_eq!(status, None, "nothing measured, nothing recorded");
+        for round in 0..5 {
+            record(
+                &mut status,
+                (0..3).map(|i| restart(i, f64::from(round))).collect(),
+            );
+        }
+        let kept = status.expect("status").measured;
+        assert_eq!(kept.len(), KEPT);
+        assert_eq!(kept[0].seconds, 1.0, "the first round is dropped");
+        assert_eq!(kept[KEPT - 1].seconds, 4.0);
+    }
+}
