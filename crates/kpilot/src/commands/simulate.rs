@@ -300,6 +300,18 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         ..ReactiveSettings::default()
     };
 
+    let restarts = match (setup.restart, setup.learn_restart) {
+        (Some(actual), true) => format!(
+            " The brokers take {actual} to restart in a roll; the policy assumes {} until it has measured its own rolls, then plans with what it measured.",
+            settings.transition.restart
+        ),
+        (Some(actual), false) => format!(
+            " The brokers take {actual} to restart in a roll; the policy plans with {} throughout.",
+            settings.transition.restart
+        ),
+        (None, _) => String::new(),
+    };
+    let description = format!("{description}{restarts}");
     let started = Instant::now();
     let runs = compare(&demand, &catalog, &setup, &settings, &reactive)
         .context("the simulation failed")?;
