@@ -541,6 +541,10 @@ pub struct BrokerProgress {
     pub id: i32,
     /// Phase, e.g. `pending`, `stopping`, `catching-up`, `done`.
     pub phase: String,
+    /// Since when its pod has been seen down in a Strimzi roll (RFC 3339): the start of the
+    /// restart measured when it is back on the new type.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub down_since: Option<String>,
 }
 
 /// One demand sample.

@@ -150,6 +150,7 @@ pub fn progress(journal: &Journal) -> Vec<BrokerProgress> {
         .map(|n| BrokerProgress {
             id: n.id.0,
             phase: phase_name(n.phase).to_owned(),
+            down_since: None,
         })
         .collect()
 }

@@ -184,6 +184,7 @@ impl StatusRecord for Journal {
             .map(|id| BrokerProgress {
                 id: id.0,
                 phase: phase.to_owned(),
+                down_since: None,
             })
             .collect()
     }
@@ -485,6 +486,7 @@ pub(crate) async fn start(
             .map(|id| BrokerProgress {
                 id: id.0,
                 phase: "pending".to_owned(),
+                down_since: None,
             })
             .collect(),
         journal: None,
@@ -1103,7 +1105,8 @@ mod tests {
             j.progress(),
             vec![BrokerProgress {
                 id: 4,
-                phase: "done".into()
+                phase: "done".into(),
+                down_since: None,
             }]
         );
     }

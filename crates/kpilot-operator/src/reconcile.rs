@@ -39,6 +39,7 @@ use crate::crd::{
 use crate::fleet::{StatefulSetFleet, StatusJournal, StatusStore, pod_instance_type, pod_ready};
 use crate::metrics::Metrics;
 use crate::observe::{Connection, KafkaFacts, LoadHistory, ObserveError, Observer};
+use crate::restarts::PodSeen;
 use crate::target::{
     STRIMZI_PAUSE_ANNOTATION, karpenter_instance_types, karpenter_patch, node_pool_instance_type,
     node_pool_patch, pod_spec_instance_type, stateful_set_patch,
@@ -1445,7 +1446,15 @@ async fn strimzi_progress(
         .await
         .map_err(kube_err("listing the pods of KafkaNodePool", node_pool))?;
     let target = to.instance.name.to_string();
-    let mut progress: BTreeMap<i32, &'static str> = BTreeMap::new();
+    // What this poll sees of each broker pod; a broker seen before whose pod is gone now is
+    // being restarted by Strimzi.
+    let previous: BTreeMap<i32, Option<i64>> = status
+        .operation
+        .iter()
+        .flat_map(|o| &o.brokers)
+        .map(|b| (b.id, b.down_since.as_deref().and_then(rfc3339_to_unix)))
+        .collect();
+    let mut seen: BTreeMap<i32, PodSeen> = BTreeMap::new();
     for pod in &list.items {
         let Some(id) = pod
             .metadata
@@ -1456,17 +1465,46 @@ async fn strimzi_progress(
         else {
             continue;
         };
-        let done = pod_ready(pod) && pod_instance_type(pod) == Some(target.clone());
-        progress.insert(id, if done { "done" } else { "pending" });
+        let state = match (
+            pod_ready(pod),
+            pod_instance_type(pod) == Some(target.clone()),
+        ) {
+            (true, true) => PodSeen::New,
+            (true, false) => PodSeen::Old,
+            (false, _) => PodSeen::Down,
+        };
+        seen.insert(id, state);
     }
-    let done = progress.values().filter(|p| **p == "done").count();
-    let all_done = done as u32 >= to.brokers && progress.values().all(|p| *p == "done");
+    for id in previous.keys() {
+        seen.entry(*id).or_insert(PodSeen::Down);
+    }
+    let (now, at) = (now_unix(), now_rfc3339());
+    let mut progress: BTreeMap<i32, (&'static str, Option<i64>)> = BTreeMap::new();
+    let mut measured = Vec::new();
+    for (id, state) in seen {
+        let since = previous.get(&id).copied().flatten();
+        let (phase, since, took) = crate::restarts::strimzi_step(since, state, now);
+        if let Some(seconds) = took {
+            measured.push(crate::crd::MeasuredRestart {
+                broker_id: id,
+                at: at.clone(),
+                seconds,
+                instance_type: target.clone(),
+            });
+        }
+        progress.insert(id, (phase, since));
+    }
+    crate::restarts::record(&mut status.restarts, measured);
+    let done = progress.values().filter(|p| p.0 == "done").count();
+    let all_done = done as u32 >= to.brokers && progress.values().all(|p| p.0 == "done");
     if let Some(o) = status.operation.as_mut() {
         o.brokers = progress
             .iter()
-            .map(|(id, p)| crate::crd::BrokerProgress {
+            .map(|(id, (phase, since))| crate::crd::BrokerProgress {
                 id: *id,
-                phase: (*p).to_owned(),
+                phase: (*phase).to_owned(),
+                down_since: since
+                    .and_then(|t| JiffTimestamp::from_second(t).ok().map(|t| t.to_string())),
             })
             .collect();
         o.phase = if unsafe_reason.is_some() {
@@ -1483,6 +1521,11 @@ async fn strimzi_progress(
     if all_done && unsafe_reason.is_none() {
         let elected = ctx.observer.elect_preferred(&key, conn).await?;
         info!(elected, "preferred leader election after the roll");
+        crate::restarts::plan_with(
+            &mut status.restarts,
+            spec.restart_time,
+            spec.settings.transition.restart,
+        );
         // `observed` is re-read so the final patch compares against the current object.
         let observed = dereference(spec, ctx, namespace, status).await?;
         finish_operation(ap, spec, ctx, namespace, status, &observed, to).await?;

@@ -36,6 +36,34 @@ pub fn measured(journal: &Journal, at: &str) -> Vec<MeasuredRestart> {
         .collect()
 }
 
+/// A Strimzi broker pod as one poll of the operator saw it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PodSeen {
+    /// Ready on the old instance type: not restarted yet.
+    Old,
+    /// Gone, being deleted or not Ready: restarting.
+    Down,
+    /// Ready on the new instance type.
+    New,
+}
+
+/// One broker of a Strimzi roll after a poll at `now` (Unix seconds): its phase (`pending`,
+/// `restarting`, `done`), since when it has been down, and, when a pod seen down is now back
+/// on the new type, how long it was down. Strimzi restarts the pods itself, so the restart is
+/// measured between the operator's polls: up to one poll interval off either way, and not at
+/// all when the pod went and came back between two polls.
+pub fn strimzi_step(
+    down_since: Option<i64>,
+    seen: PodSeen,
+    now: i64,
+) -> (&'static str, Option<i64>, Option<f64>) {
+    match seen {
+        PodSeen::Old => ("pending", None, None),
+        PodSeen::Down => ("restarting", Some(down_since.unwrap_or(now)), None),
+        PodSeen::New => ("done", None, down_since.map(|t| (now - t).max(0) as f64)),
+    }
+}
+
 /// Appends `new` to the kept restarts, dropping the oldest beyond [`KEPT`].
 pub fn record(status: &mut Option<RestartStatus>, new: Vec<MeasuredRestart>) {
     if new.is_empty() {
@@ -146,6 +174,27 @@ mod tests {
         let planned_now = plan_with(&mut status, None, default);
         let s = status.expect("status");
         assert_eq!((planned_now, s.seconds), (Span::from_secs(47.0), 47.0));
+    }
+
+    #[test]
+    fn a_strimzi_pod_seen_down_then_back_on_the_new_type_is_one_restart() {
+        assert_eq!(
+            strimzi_step(None, PodSeen::Old, 100),
+            ("pending", None, None)
+        );
+        // Seen down at 110 and still at 120: the first sighting counts.
+        let (phase, since, _) = strimzi_step(None, PodSeen::Down, 110);
+        assert_eq!((phase, since), ("restarting", Some(110)));
+        assert_eq!(
+            strimzi_step(since, PodSeen::Down, 120),
+            ("restarting", Some(110), None)
+        );
+        assert_eq!(
+            strimzi_step(Some(110), PodSeen::New, 150),
+            ("done", None, Some(40.0))
+        );
+        // Back before a poll saw it down: done, nothing measured.
+        assert_eq!(strimzi_step(None, PodSeen::New, 150), ("done", None, None));
     }
 
     #[test]

@@ -9,6 +9,7 @@
 mod common;
 
 use std::rc::Rc;
+use std::time::Duration;
 
 use common::*;
 use k8s_openapi::api::core::v1::Pod;
@@ -249,6 +250,20 @@ async fn apply_mode_patches_the_node_pool_and_karpenter_and_holds_the_gate() {
         pods.create(&PostParams::default(), &pod)
             .await
             .expect("pod");
+        // A poll sees it not Ready yet: it is restarting, since now.
+        reconcile(&get_autopilot(&client, &ns, "auto").await, &ctx)
+            .await
+            .expect("reconcile");
+        let op = get_autopilot(&client, &ns, "auto")
+            .await
+            .status
+            .expect("status")
+            .operation
+            .expect("op");
+        let this = op.brokers.iter().find(|b| b.id == id as i32).expect("seen");
+        assert_eq!(this.phase, "restarting", "{op:?}");
+        assert!(this.down_since.is_some(), "{op:?}");
+        tokio::time::sleep(Duration::from_millis(1100)).await;
         // Before the last pod is Ready the operation is still running.
         let ready = json!({"status": {"conditions": [{"type": "Ready", "status": "True"}]}});
         pods.patch_status(
@@ -281,6 +296,18 @@ async fn apply_mode_patches_the_node_pool_and_karpenter_and_holds_the_gate() {
         ap.metadata.finalizers
     );
     let status = ap.status.clone().expect("status");
+    // Each pod was seen down, then back on the new type a second or more later: three
+    // restarts measured between polls, and the policy now plans with the longest.
+    let restarts = status.restarts.clone().expect("status.restarts");
+    assert_eq!(restarts.measured.len(), 3, "{restarts:#?}");
+    assert!(
+        restarts
+            .measured
+            .iter()
+            .all(|m| (1.0..30.0).contains(&m.seconds) && m.instance_type == to),
+        "{restarts:#?}"
+    );
+    assert!(restarts.source.starts_with("measured"), "{restarts:#?}");
     assert_eq!(status.current_shape.expect("shape").instance_type, to);
     assert!(status.last_change_finished.is_some());
     assert_eq!(
