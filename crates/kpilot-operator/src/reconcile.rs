@@ -233,6 +233,16 @@ pub fn karpenter_resource() -> ApiResource {
     )
 }
 
+/// Sets `status.restarts` to the restart time rolls are planned with (the spec's, else the
+/// one learned from the rolls, else the default) and returns it.
+fn plan_restart(status: &mut KafkaAutopilotStatus, spec: &ValidSpec) -> Span {
+    crate::restarts::plan_with(
+        &mut status.restarts,
+        spec.restart_time,
+        spec.settings.transition.restart,
+    )
+}
+
 pub(crate) fn now_rfc3339() -> String {
     JiffTimestamp::now().to_string()
 }
@@ -855,11 +865,7 @@ async fn steps(
 
     // 5. Decide, planning rolls with the restart time this cluster's own rolls measured.
     let mut settings = spec.settings.clone();
-    settings.transition.restart = crate::restarts::plan_with(
-        &mut status.restarts,
-        spec.restart_time,
-        spec.settings.transition.restart,
-    );
+    settings.transition.restart = plan_restart(status, spec);
     let cluster = ClusterState {
         shape: shape.clone(),
         stored: facts.stored,
@@ -1310,11 +1316,7 @@ async fn continue_operation(
                     if let Some(j) = journal.journal() {
                         let new = crate::restarts::measured(&j, &now_rfc3339());
                         crate::restarts::record(&mut status.restarts, new);
-                        crate::restarts::plan_with(
-                            &mut status.restarts,
-                            spec.restart_time,
-                            spec.settings.transition.restart,
-                        );
+                        plan_restart(status, spec);
                     }
                     Ok(())
                 }
@@ -1521,11 +1523,7 @@ async fn strimzi_progress(
     if all_done && unsafe_reason.is_none() {
         let elected = ctx.observer.elect_preferred(&key, conn).await?;
         info!(elected, "preferred leader election after the roll");
-        crate::restarts::plan_with(
-            &mut status.restarts,
-            spec.restart_time,
-            spec.settings.transition.restart,
-        );
+        plan_restart(status, spec);
         // `observed` is re-read so the final patch compares against the current object.
         let observed = dereference(spec, ctx, namespace, status).await?;
         finish_operation(ap, spec, ctx, namespace, status, &observed, to).await?;
