@@ -251,15 +251,18 @@ async fn apply_mode_patches_the_node_pool_and_karpenter_and_holds_the_gate() {
             .await
             .expect("pod");
         // A poll sees it not Ready yet: it is restarting, since now.
-        reconcile(&get_autopilot(&client, &ns, "auto").await, &ctx)
-            .await
-            .expect("reconcile");
-        let op = get_autopilot(&client, &ns, "auto")
-            .await
-            .status
-            .expect("status")
-            .operation
-            .expect("op");
+        let poll = || async {
+            reconcile(&get_autopilot(&client, &ns, "auto").await, &ctx)
+                .await
+                .expect("reconcile");
+            get_autopilot(&client, &ns, "auto")
+                .await
+                .status
+                .expect("status")
+                .operation
+                .expect("op")
+        };
+        let op = poll().await;
         let this = op.brokers.iter().find(|b| b.id == id as i32).expect("seen");
         assert_eq!(this.phase, "restarting", "{op:?}");
         assert!(this.down_since.is_some(), "{op:?}");
@@ -273,14 +276,7 @@ async fn apply_mode_patches_the_node_pool_and_karpenter_and_holds_the_gate() {
         )
         .await
         .expect("ready");
-        reconcile(&get_autopilot(&client, &ns, "auto").await, &ctx)
-            .await
-            .expect("reconcile");
-        let status = get_autopilot(&client, &ns, "auto")
-            .await
-            .status
-            .expect("status");
-        let op = status.operation.expect("op");
+        let op = poll().await;
         let done = op.brokers.iter().filter(|b| b.phase == "done").count();
         assert_eq!(done, id + 1, "{op:?}");
         assert_eq!(
