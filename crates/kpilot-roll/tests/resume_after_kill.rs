@@ -103,11 +103,23 @@ fn resume_after_kill_finishes_the_roll() {
         std::thread::sleep(Duration::from_millis(20));
     };
     let _ = child.wait();
+    // The child may have written one more step between our read and the kill: the journal
+    // as it stands now is where the rerun must continue.
+    let journal = store.load().expect("load").expect("journal");
+    let in_flight = journal
+        .in_flight()
+        .expect("a node in flight after the kill");
+    assert_eq!(in_flight.id, killed_at.0, "the kill landed on another node");
+    assert!(
+        in_flight.phase.may_be_down(),
+        "killed at {}, while the broker may be down",
+        in_flight.phase
+    );
+    let killed_at = (in_flight.id, in_flight.phase);
     eprintln!(
         "killed the child roll with node {} at {}",
         killed_at.0, killed_at.1
     );
-    let journal = store.load().expect("load").expect("journal");
     assert_eq!(
         journal.status,
         RollStatus::Running,

@@ -146,18 +146,47 @@ pub struct DownMonitor {
 }
 
 impl DownMonitor {
+    /// Samples, every 50 ms until [`DownMonitor::finish`], how many of `brokers` are down. A
+    /// broker is down while its process is not running *or* while the cluster's metadata does
+    /// not list it as a live broker: the local fleet relaunches a JVM right after the old one
+    /// exits, so the process gap alone can fall between two samples, while a restarted broker
+    /// is missing from the metadata for the seconds it takes to register again.
     pub fn start(state_path: &Path, brokers: usize) -> DownMonitor {
         let stop = Arc::new(AtomicBool::new(false));
         let max = Arc::new(AtomicUsize::new(0));
         let (s, m, path) = (stop.clone(), max.clone(), state_path.to_owned());
+        let bootstrap = TestbedState::load(state_path)
+            .ok()
+            .flatten()
+            .map(|state| state.bootstrap)
+            .expect("the testbed state names a bootstrap");
         let handle = thread::spawn(move || {
-            // Node dirs and pids come from the state file; a restarted JVM is found through
-            // its node directory's broker.pid.
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            let mut config =
+                ClientConfig::new(BrokerAddress::parse_list(&bootstrap).expect("bootstrap"));
+            config.api_timeout = Duration::from_secs(2);
+            config.request_timeout = Duration::from_secs(1);
+            let admin = runtime
+                .block_on(AdminClient::connect(config))
+                .expect("connect the down monitor");
             while !s.load(Ordering::Relaxed) {
+                // Node dirs and pids come from the state file; a restarted JVM is found
+                // through its node directory's broker.pid.
                 if let Ok(Some(mut state)) = TestbedState::load(&path) {
                     state.adopt_running();
                     let up = state.running().len();
                     m.fetch_max(brokers.saturating_sub(up), Ordering::Relaxed);
+                }
+                // One metadata answer is one broker's consistent view; a failed request (a
+                // broker going away under the connection) is no sample.
+                if let Ok(metadata) = runtime.block_on(admin.refresh_metadata()) {
+                    m.fetch_max(
+                        brokers.saturating_sub(metadata.brokers.len()),
+                        Ordering::Relaxed,
+                    );
                 }
                 thread::sleep(Duration::from_millis(50));
             }
