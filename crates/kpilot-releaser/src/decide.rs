@@ -18,6 +18,12 @@
 //! 7. it is not a KRaft controller volume (see [`kafka_role`]);
 //! 8. its broker id can be determined;
 //! 9. no pod using it runs on a node that still exists.
+//!
+//! A released claim's pods are deleted afterwards when a workload of a configured kind owns
+//! them, they are stuck (scheduled onto an absent node, or unscheduled and Pending), they are
+//! not already being deleted, and they were created *before* the claim's deletion was
+//! requested: a pod created in the same second or later is the owner's replacement, made for
+//! the claim that will take this name, and is left alone.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -371,7 +377,19 @@ pub fn plan(host: &str, world: &World, config: &ReleaserConfig) -> Plan {
                 Some(node) => !world.node_present(node),
                 None => pod.phase.as_deref().is_none_or(|p| p == "Pending"),
             };
-            if owned && stuck && !pod.deleting && !unit.pods.iter().any(|p| p.uid == pod.uid) {
+            // A pod created once the claim's deletion was requested is its owner's
+            // replacement, made for the claim that will take this name: not stuck on the
+            // lost volume, and not ours to delete.
+            let recreated = matches!(
+                (claim.deletion_requested, pod.created),
+                (Some(requested), Some(created)) if created >= requested
+            );
+            if owned
+                && stuck
+                && !recreated
+                && !pod.deleting
+                && !unit.pods.iter().any(|p| p.uid == pod.uid)
+            {
                 unit.pods.push(PodRelease {
                     namespace: pod.namespace.clone(),
                     name: pod.name.clone(),
@@ -480,6 +498,7 @@ mod tests {
             labels: BTreeMap::new(),
             annotations: BTreeMap::new(),
             deleting: false,
+            deletion_requested: None,
         }
     }
 
@@ -494,6 +513,7 @@ mod tests {
             controller: Some(("StatefulSet".into(), "kafka".into())),
             labels: BTreeMap::new(),
             deleting: false,
+            created: Some(0),
         }
     }
 
@@ -747,6 +767,25 @@ mod tests {
     }
 
     #[test]
+    fn a_pod_recreated_after_its_claim_was_released_is_not_deleted_again() {
+        let mut world = world();
+        world.claims[0].deleting = true;
+        world.claims[0].deletion_requested = Some(1_000);
+        // Stuck since before the release: deleted.
+        world.pods[0].created = Some(999);
+        let unit = &plan(LOST, &world, &config()).releases[0];
+        assert_eq!(unit.pods.len(), 1);
+        // The owner's replacement, in the same second or later: left alone, while the
+        // claim is still listed as terminating.
+        for created in [1_000, 1_001] {
+            world.pods[0].created = Some(created);
+            let plan = plan(LOST, &world, &config());
+            assert_eq!(plan.releases.len(), 1, "the claim is still released");
+            assert!(plan.releases[0].pods.is_empty(), "created at {created}");
+        }
+    }
+
+    #[test]
     fn jbod_claims_of_one_broker_form_one_unit_and_deleting_claims_are_marked() {
         let mut world = world();
         world
@@ -890,6 +929,7 @@ mod properties {
                 labels,
                 annotations,
                 deleting: false,
+                deletion_requested: None,
             });
             let (node, owner) = c.pods[i];
             w.pods.push(PodFacts {
@@ -905,6 +945,7 @@ mod properties {
                 )),
                 labels: BTreeMap::new(),
                 deleting: false,
+                created: Some(0),
             });
         }
         w.workloads.push(WorkloadFacts {

@@ -180,6 +180,8 @@ pub struct ClaimFacts {
     pub annotations: BTreeMap<String, String>,
     /// Whether it is already being deleted.
     pub deleting: bool,
+    /// When its deletion was requested (`metadata.deletionTimestamp`), in Unix seconds.
+    pub deletion_requested: Option<i64>,
 }
 
 impl ClaimFacts {
@@ -200,6 +202,7 @@ impl ClaimFacts {
             labels: meta.labels.clone().unwrap_or_default(),
             annotations,
             deleting: meta.deletion_timestamp.is_some(),
+            deletion_requested: meta.deletion_timestamp.as_ref().map(|t| t.0.as_second()),
         })
     }
 }
@@ -234,6 +237,8 @@ pub struct PodFacts {
     pub labels: BTreeMap<String, String>,
     /// Whether it is already being deleted.
     pub deleting: bool,
+    /// When it was created (`metadata.creationTimestamp`), in Unix seconds.
+    pub created: Option<i64>,
 }
 
 impl PodFacts {
@@ -263,6 +268,7 @@ impl PodFacts {
             controller,
             labels: meta.labels.clone().unwrap_or_default(),
             deleting: meta.deletion_timestamp.is_some(),
+            created: meta.creation_timestamp.as_ref().map(|t| t.0.as_second()),
         })
     }
 }
@@ -424,6 +430,7 @@ mod tests {
             labels: BTreeMap::new(),
             annotations: BTreeMap::new(),
             deleting: false,
+            deletion_requested: None,
         };
         assert!(sts.made(&claim("data-kafka-12")));
         assert!(!sts.made(&claim("data-kafka-x")));

@@ -886,8 +886,24 @@ async fn a_node_gone_before_the_releaser_started_is_found_by_the_initial_resync(
 /// be deleted again. The hook makes that interleaving happen on every run.
 #[tokio::test]
 async fn a_pod_recreated_after_its_claim_went_is_not_deleted_again() {
+    recreated_pod_is_left_alone("rel-recreated", true).await;
+}
+
+/// The other order, hit once by another CI run of the 100-node test (101 pod deletions): the
+/// StatefulSet recreates the pod while the released PVC is still terminating, and later
+/// passes list both. The claim is still there, so only the pod's creation time, not before the
+/// claim's deletion was requested, says that it is the replacement.
+#[tokio::test]
+async fn a_pod_recreated_while_its_claim_terminates_is_not_deleted_again() {
+    recreated_pod_is_left_alone("rel-recreated-early", false).await;
+}
+
+/// Releases broker 0's PVC; when a pod list finds the PVC terminating and the old pod gone, a
+/// hook recreates the pod, first dropping the PVC's finalizers if `claim_goes_first`. Checks
+/// that the recreated pod survives two more resync passes.
+async fn recreated_pod_is_left_alone(name: &str, claim_goes_first: bool) {
     init_tracing();
-    let env = Env::new("rel-recreated").await;
+    let env = Env::new(name).await;
     let lost = env.node(0);
     env.create_node(&lost, &lost).await;
     let broker = env
@@ -896,7 +912,8 @@ async fn a_pod_recreated_after_its_claim_went_is_not_deleted_again() {
 
     // No players: the released PVC stays terminating (its pvc-protection finalizer is never
     // dropped) until the hook, run before a pod list, finds it terminating with the old pod
-    // gone. It then plays both controllers at once: the PVC goes, the pod comes back.
+    // gone. It then plays the StatefulSet controller (the pod comes back) and, if
+    // `claim_goes_first`, the pvc-protection controller before it (the PVC goes).
     let recreated: Arc<Mutex<Option<String>>> = Arc::default();
     let fired = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let hook = {
@@ -921,10 +938,12 @@ async fn a_pod_recreated_after_its_claim_went_is_not_deleted_again() {
                     return;
                 }
                 fired.store(true, std::sync::atomic::Ordering::SeqCst);
-                let clear = Patch::Merge(json!({ "metadata": { "finalizers": null } }));
-                pvcs.patch("data-kafka-0", &PatchParams::default(), &clear)
-                    .await
-                    .expect("drop the PVC's finalizers");
+                if claim_goes_first {
+                    let clear = Patch::Merge(json!({ "metadata": { "finalizers": null } }));
+                    pvcs.patch("data-kafka-0", &PatchParams::default(), &clear)
+                        .await
+                        .expect("drop the PVC's finalizers");
+                }
                 let uid = support::create_pod(
                     &admin,
                     &ns,
