@@ -382,7 +382,9 @@ pub struct RestartStatus {
 pub struct MeasuredRestart {
     /// The broker.
     pub broker_id: i32,
-    /// When its roll finished (RFC 3339).
+    /// When the roll it was part of started (RFC 3339, the operation's `startedAt`): with the
+    /// broker id it names one restart, so a roll recorded when it halts and again when it
+    /// completes counts each broker once.
     pub at: String,
     /// How long it was out, seconds.
     pub seconds: f64,

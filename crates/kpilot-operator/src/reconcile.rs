@@ -1311,15 +1311,16 @@ async fn continue_operation(
                     .map(|j| crate::fleet::progress(&j))
                     .unwrap_or_default();
             }
-            match result {
-                Ok(report) if report.status == RollStatus::Completed => {
-                    if let Some(j) = journal.journal() {
-                        let new = crate::restarts::measured(&j, &now_rfc3339());
-                        crate::restarts::record(&mut status.restarts, new);
-                        plan_restart(status, spec);
-                    }
-                    Ok(())
+            // Every broker this roll restarted teaches the restart time, whether the roll
+            // completed or halted (its retry continues the same journal: no broker twice).
+            if let Some(j) = journal.journal() {
+                let new = crate::restarts::measured(&j, &op.started_at);
+                if crate::restarts::record(&mut status.restarts, new) > 0 {
+                    plan_restart(status, spec);
                 }
+            }
+            match result {
+                Ok(report) if report.status == RollStatus::Completed => Ok(()),
                 Ok(report) => Err(ReconcileError::Roll {
                     target: to_type.to_string(),
                     message: format!("the roll ended as {:?}", report.status),
@@ -1480,7 +1481,12 @@ async fn strimzi_progress(
     for id in previous.keys() {
         seen.entry(*id).or_insert(PodSeen::Down);
     }
-    let (now, at) = (now_unix(), now_rfc3339());
+    let now = now_unix();
+    // A restart is named by its broker and the operation it was part of.
+    let at = status
+        .operation
+        .as_ref()
+        .map_or_else(now_rfc3339, |o| o.started_at.clone());
     let mut progress: BTreeMap<i32, (&'static str, Option<i64>)> = BTreeMap::new();
     let mut measured = Vec::new();
     for (id, state) in seen {

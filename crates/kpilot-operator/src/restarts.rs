@@ -4,7 +4,7 @@
 //! a catch-up it computes from the load. The restart is what the cluster and its nodes take:
 //! a controlled shutdown, a new node of the new type, the volume moved, the broker started and
 //! its logs recovered. 3 minutes is a guess; a cluster whose nodes take 8 would be rolled too
-//! late on a rising morning. So every completed roll's per-broker restarts are kept in
+//! late on a rising morning. So every roll's per-broker restarts, when it completes or halts, are kept in
 //! `status.restarts.measured`, and the policy plans with the longest of the last six (two
 //! rolls of three brokers, [`kpilot_policy::learned_restart`], the rule the simulator learns
 //! with too): a slow one counts for a while before it is forgotten. `spec.policy.restartTime`
@@ -20,7 +20,8 @@ pub const KEPT: usize = 12;
 
 /// The restarts a roll's journal measured: every broker one run took from its stop to its
 /// start (a broker in flight when an operator stopped is left out: its timings cover only the
-/// resumed part). `at` is when the roll finished; `instance_type` the roll's target.
+/// resumed part). `at` is when the roll started (the operation's `startedAt`);
+/// `instance_type` the roll's target.
 pub fn measured(journal: &Journal, at: &str) -> Vec<MeasuredRestart> {
     journal
         .nodes
@@ -64,16 +65,30 @@ pub fn strimzi_step(
     }
 }
 
-/// Appends `new` to the kept restarts, dropping the oldest beyond [`KEPT`].
-pub fn record(status: &mut Option<RestartStatus>, new: Vec<MeasuredRestart>) {
-    if new.is_empty() {
-        return;
+/// Appends to the kept restarts those of `new` not kept yet (the same broker in the same
+/// roll: a roll recorded when it halted and again when its retry completes), dropping the
+/// oldest beyond [`KEPT`]. Returns how many were added.
+pub fn record(status: &mut Option<RestartStatus>, new: Vec<MeasuredRestart>) -> usize {
+    let fresh: Vec<MeasuredRestart> = {
+        let kept = status.as_ref().map_or(&[][..], |s| &s.measured[..]);
+        new.into_iter()
+            .filter(|n| {
+                !kept
+                    .iter()
+                    .any(|k| k.broker_id == n.broker_id && k.at == n.at)
+            })
+            .collect()
+    };
+    let added = fresh.len();
+    if added == 0 {
+        return 0;
     }
     let kept = &mut status.get_or_insert_with(RestartStatus::default).measured;
-    kept.extend(new);
+    kept.extend(fresh);
     if kept.len() > KEPT {
         kept.drain(..kept.len() - KEPT);
     }
+    added
 }
 
 /// The restart time to plan with and where it comes from: the spec's, else the one learned
@@ -145,6 +160,24 @@ mod tests {
     }
 
     #[test]
+    fn a_roll_recorded_when_it_halts_and_when_it_completes_counts_each_broker_once() {
+        let mut status = None;
+        // The first run halted after broker 0.
+        assert_eq!(record(&mut status, vec![restart(0, 25.0)]), 1);
+        // Its retry completed: broker 0 again (same roll), then 1 and 2.
+        let completed = vec![restart(0, 25.0), restart(1, 9.0), restart(2, 12.0)];
+        assert_eq!(record(&mut status, completed), 2);
+        let kept = &status.as_ref().expect("status").measured;
+        assert_eq!(kept.len(), 3);
+        // The same broker in a later roll is a new restart.
+        let later = MeasuredRestart {
+            at: "2026-11-24T10:00:00Z".into(),
+            ..restart(0, 30.0)
+        };
+        assert_eq!(record(&mut status, vec![later]), 1);
+    }
+
+    #[test]
     fn plans_with_the_spec_else_the_longest_of_the_latest_else_the_default() {
         let default = Span::from_minutes(3.0);
         let (t, source) = planned(None, &[], default);
@@ -203,10 +236,11 @@ mod tests {
         record(&mut status, vec![]);
         assert_eq!(status, None, "nothing measured, nothing recorded");
         for round in 0..5 {
-            record(
-                &mut status,
-                (0..3).map(|i| restart(i, f64::from(round))).collect(),
-            );
+            let roll = |i| MeasuredRestart {
+                at: format!("2026-11-2{round}T10:00:00Z"),
+                ..restart(i, f64::from(round))
+            };
+            record(&mut status, (0..3).map(roll).collect());
         }
         let kept = status.expect("status").measured;
         assert_eq!(kept.len(), KEPT);
