@@ -109,6 +109,12 @@ pub fn static_peak_shape(
     setup: &ClusterSetup,
     target_utilization: f64,
 ) -> Result<(Shape, f64), SimError> {
+    if setup.min_insync_replicas >= setup.replication_factor {
+        return Err(SimError::NoReplicaToSpare {
+            replication_factor: setup.replication_factor,
+            min_insync_replicas: setup.min_insync_replicas,
+        });
+    }
     let peak = demand.peak();
     let fanout = demand
         .egress

@@ -86,6 +86,19 @@ pub enum SimError {
     /// The workload parameters are invalid.
     #[error("invalid workload: {0}")]
     Workload(#[from] kpilot_capacity::ModelError),
+    /// `min.insync.replicas` leaves no replica to spare: with a broker down (a roll, a
+    /// failure) no partition takes writes, so no shape holds any load with one broker down.
+    #[error(
+        "min.insync.replicas {min_insync_replicas} with replication factor {replication_factor} leaves no replica to spare: with one broker down (every roll takes one out) no partition takes writes; use min.insync.replicas {} or a replication factor of {}",
+        replication_factor - 1,
+        min_insync_replicas + 1
+    )]
+    NoReplicaToSpare {
+        /// The replication factor.
+        replication_factor: u16,
+        /// `min.insync.replicas`.
+        min_insync_replicas: u16,
+    },
     /// No allowed shape holds the demand's peak.
     #[error(
         "no allowed shape holds the peak of {peak} (with one broker down); allow more brokers or larger families"

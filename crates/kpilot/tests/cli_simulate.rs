@@ -139,6 +139,28 @@ fn malformed_traces_exit_2_with_file_line_and_reason() {
     );
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("target_utilization"), "{}", stderr(&o));
+    // Kafka accepts min.insync.replicas = replication factor, but then every roll stops
+    // writes: said as such, not as "no shape holds the peak".
+    let o = kpilot(
+        &["simulate", "--min-insync-replicas", "3", "--no-report"],
+        &dir,
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o)
+            .contains("min.insync.replicas 3 with replication factor 3 leaves no replica to spare")
+            && stderr(&o).contains("use min.insync.replicas 2"),
+        "{}",
+        stderr(&o)
+    );
+    // A negative fraction reaches the range check instead of being taken for a flag.
+    let o = kpilot(&["simulate", "--safety-margin", "-1", "--no-report"], &dir);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("safety_margin = -1 is out of range"),
+        "{}",
+        stderr(&o)
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 

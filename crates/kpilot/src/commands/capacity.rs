@@ -43,7 +43,7 @@ pub struct Args {
     pub consumer_groups: u32,
 
     /// Consumer egress as a multiple of ingress, instead of --consumer-groups (e.g. 2.5).
-    #[arg(long, value_name = "RATIO")]
+    #[arg(long, allow_negative_numbers = true, value_name = "RATIO")]
     pub egress_ratio: Option<f64>,
 
     /// Storage kind: gp3, st1, io2 or local-nvme. Default: local-nvme for types with local
@@ -74,7 +74,12 @@ pub struct Args {
     pub retention: Option<Span>,
 
     /// Largest fraction of a disk that may be used for retention.
-    #[arg(long, default_value_t = 0.8, value_name = "FRACTION")]
+    #[arg(
+        long,
+        allow_negative_numbers = true,
+        default_value_t = 0.8,
+        value_name = "FRACTION"
+    )]
     pub max_disk_fill: f64,
 
     #[command(flatten)]

@@ -46,7 +46,12 @@ pub struct WorkloadArgs {
     pub min_insync_replicas: Option<u16>,
 
     /// Fraction of the sustained limit to run at, at most (the sizing guide's 80%).
-    #[arg(long, default_value_t = 0.8, value_name = "FRACTION")]
+    #[arg(
+        long,
+        allow_negative_numbers = true,
+        default_value_t = 0.8,
+        value_name = "FRACTION"
+    )]
     pub target_utilization: f64,
 }
 

@@ -88,7 +88,13 @@ pub struct Args {
     pub record_size: ByteSize,
 
     /// Fraction of each payload that compresses away: 0 is random bytes, 0.5 about half zeros.
-    #[arg(long, default_value_t = 0.0, value_name = "FRACTION", group = "flags")]
+    #[arg(
+        long,
+        allow_negative_numbers = true,
+        default_value_t = 0.0,
+        value_name = "FRACTION",
+        group = "flags"
+    )]
     pub compressibility: f64,
 
     /// Topic name (with --topics > 1, the prefix of NAME-0, NAME-1...).

@@ -109,7 +109,12 @@ pub struct Args {
     pub ingress: Throughput,
 
     /// Fraction of capacity producers plus the copy may use, e.g. 0.8.
-    #[arg(long, default_value_t = 0.8, value_name = "FRACTION")]
+    #[arg(
+        long,
+        allow_negative_numbers = true,
+        default_value_t = 0.8,
+        value_name = "FRACTION"
+    )]
     pub target_utilization: f64,
 
     /// Most partition moves into or out of one broker at once, e.g. 5.

@@ -70,12 +70,22 @@ pub struct Args {
     pub list_scenarios: bool,
 
     /// Fraction of the sustained limit to run at, at most.
-    #[arg(long, default_value_t = 0.8, value_name = "FRACTION")]
+    #[arg(
+        long,
+        allow_negative_numbers = true,
+        default_value_t = 0.8,
+        value_name = "FRACTION"
+    )]
     pub target_utilization: f64,
 
     /// Smallest margin added to the forecast, e.g. 0.1 for +10% (it grows with the recent
     /// forecast error).
-    #[arg(long, default_value_t = 0.1, value_name = "FRACTION")]
+    #[arg(
+        long,
+        allow_negative_numbers = true,
+        default_value_t = 0.1,
+        value_name = "FRACTION"
+    )]
     pub safety_margin: f64,
 
     /// How long a new shape must hold the forecast after its transition and the cooldown,
@@ -88,12 +98,22 @@ pub struct Args {
     pub cooldown: Span,
 
     /// Smallest saving (fraction of the hourly cost) worth a move to a cheaper shape.
-    #[arg(long, default_value_t = 0.05, value_name = "FRACTION")]
+    #[arg(
+        long,
+        allow_negative_numbers = true,
+        default_value_t = 0.05,
+        value_name = "FRACTION"
+    )]
     pub hysteresis: f64,
 
     /// A cheaper shape must hold the forecast plus this fraction (0.1 = 10% room), so the next
     /// forecast's wobble does not send the cluster straight back up.
-    #[arg(long, default_value_t = 0.1, value_name = "FRACTION")]
+    #[arg(
+        long,
+        allow_negative_numbers = true,
+        default_value_t = 0.1,
+        value_name = "FRACTION"
+    )]
     pub down_headroom: f64,
 
     /// How often the controllers decide, e.g. 5m.
@@ -313,8 +333,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     };
     let description = format!("{description}{restarts}");
     let started = Instant::now();
-    let runs = compare(&demand, &catalog, &setup, &settings, &reactive)
-        .context("the simulation failed")?;
+    let runs = compare(&demand, &catalog, &setup, &settings, &reactive).map_err(|e| match e {
+        // Settings that cannot work whatever the demand: the user's to change (exit 2).
+        kpilot_sim::SimError::NoReplicaToSpare { .. } => usage(e),
+        e => anyhow::Error::new(e).context("the simulation failed"),
+    })?;
     let elapsed = started.elapsed().as_secs_f64();
 
     let report_path = if args.no_report {

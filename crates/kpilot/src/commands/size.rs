@@ -49,7 +49,12 @@ pub struct Args {
     pub retention: Option<Span>,
 
     /// Largest fraction of a disk that may be used.
-    #[arg(long, default_value_t = 0.8, value_name = "FRACTION")]
+    #[arg(
+        long,
+        allow_negative_numbers = true,
+        default_value_t = 0.8,
+        value_name = "FRACTION"
+    )]
     pub max_disk_fill: f64,
 
     /// Availability zones; the broker count must be a multiple of it.
