@@ -14,7 +14,10 @@ pub enum ParseError {
         example: &'static str,
     },
     /// The numeric part is not a number.
-    #[error("invalid {what} '{input}': '{number}' is not a number (example: {example})")]
+    #[error(
+        "invalid {what} '{input}': {} (example: {example})",
+        number_problem(number)
+    )]
     InvalidNumber {
         /// What kind of value was expected.
         what: &'static str,
@@ -89,6 +92,15 @@ pub enum ParseError {
         /// What is wrong with it.
         reason: &'static str,
     },
+}
+
+/// What is wrong with the numeric part of a quantity.
+fn number_problem(number: &str) -> String {
+    if number.is_empty() {
+        "it does not start with a number".to_string()
+    } else {
+        format!("'{number}' is not a number")
+    }
 }
 
 /// Splits `"1.5 GB/s"` into `(1.5, "GB/s")`; the unit may be empty.
@@ -190,5 +202,19 @@ mod tests {
             split_number("1.2.3MB", "t", "x"),
             Err(ParseError::InvalidNumber { .. })
         ));
+        // The message names the problem, also when there is no number at all.
+        let e = |s| {
+            split_number(s, "throughput", "200MB/s")
+                .unwrap_err()
+                .to_string()
+        };
+        assert_eq!(
+            e("abc"),
+            "invalid throughput 'abc': it does not start with a number (example: 200MB/s)"
+        );
+        assert_eq!(
+            e("1.2.3MB"),
+            "invalid throughput '1.2.3MB': '1.2.3' is not a number (example: 200MB/s)"
+        );
     }
 }
