@@ -95,6 +95,19 @@ pub struct RateHistory {
     pub gaps: usize,
 }
 
+impl RateHistory {
+    /// A history of `(unix seconds, MB/s)` points with no gap (for tests and tools).
+    pub fn of_mb_per_s(points: &[(f64, f64)]) -> RateHistory {
+        RateHistory {
+            points: points
+                .iter()
+                .map(|&(t, mb)| (t, Throughput::from_mb_per_s(mb)))
+                .collect(),
+            gaps: 0,
+        }
+    }
+}
+
 /// Sums the per-broker series per step. A step is left out (counted in `gaps`) when a value
 /// is not a finite non-negative rate, when fewer than `expected_brokers` report (if set), or
 /// when fewer brokers report than at every one of the nearest steps around it (a broker

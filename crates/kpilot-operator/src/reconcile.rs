@@ -1595,16 +1595,6 @@ mod tests {
         }
     }
 
-    fn rates(points: &[(f64, f64)]) -> RateHistory {
-        RateHistory {
-            points: points
-                .iter()
-                .map(|&(t, mb)| (t, Throughput::from_mb_per_s(mb)))
-                .collect(),
-            gaps: 0,
-        }
-    }
-
     /// Prometheus' egress joins the ingress of the same step, and the fan-out planned with is
     /// the highest egress / ingress of the last day; without egress it is the spec's.
     #[test]
@@ -1612,9 +1602,17 @@ mod tests {
         let now: i64 = 10 * 86_400;
         let t = |ago: f64| now as f64 - ago;
         let load = LoadHistory {
-            ingress: rates(&[(t(7200.0), 10.0), (t(3600.0), 20.0), (t(600.0), 20.0)]),
+            ingress: RateHistory::of_mb_per_s(&[
+                (t(7200.0), 10.0),
+                (t(3600.0), 20.0),
+                (t(600.0), 20.0),
+            ]),
             // No egress at the first step; 2.5x at the second; 2x at the last.
-            egress: rates(&[(t(3600.0), 50.0), (t(600.0), 40.0), (t(300.0), 99.0)]),
+            egress: RateHistory::of_mb_per_s(&[
+                (t(3600.0), 50.0),
+                (t(600.0), 40.0),
+                (t(300.0), 99.0),
+            ]),
         };
         let status = KafkaAutopilotStatus::default();
         let (history, source, samples) = history_from(&status, Some(&load));

@@ -237,8 +237,15 @@ fn recommend_follows_the_measured_load_and_refuses_missing_metrics() {
     let high = run(&prom_args("16s"));
     // With --history the policy reads Prometheus' ingress over time (8 s steps over 2 min),
     // the measurement last.
+    // It also saves that history as a simulator trace.
+    let trace_path = cluster.dir().join("trace.csv");
     let mut with_history = prom_args("8s");
-    with_history.extend(["--history".to_owned(), "2m".to_owned()]);
+    with_history.extend([
+        "--history".to_owned(),
+        "2m".to_owned(),
+        "--save-trace".to_owned(),
+        trace_path.to_str().expect("utf-8 path").to_owned(),
+    ]);
     let hist = run(&with_history);
     let from_kafka = recommend_json(&[
         "recommend",
@@ -270,6 +277,50 @@ fn recommend_follows_the_measured_load_and_refuses_missing_metrics() {
         "2 min at 8 s steps is at most 16 points plus the measurement: {samples}"
     );
     assert!(hist["history"]["hours"].as_f64() > Some(0.01));
+    // The trace: one row per history step, Unix seconds 8 s apart, the ingress in MB/s (5
+    // MB/s in its last steps, all within the producer's run) and the perf consumer's egress.
+    let trace = std::fs::read_to_string(&trace_path).expect("the trace was written");
+    eprintln!("trace:\n{trace}{}", hist["trace"]);
+    let mut lines = trace.lines();
+    assert_eq!(
+        lines.next(),
+        Some("t_seconds,ingress_mb_per_s,egress_mb_per_s"),
+        "{trace}"
+    );
+    let rows: Vec<Vec<f64>> = lines
+        .map(|l| l.split(',').map(|v| v.parse().expect("number")).collect())
+        .collect();
+    assert_eq!(hist["trace"]["rows"].as_u64(), Some(rows.len() as u64));
+    assert_eq!(hist["trace"]["egress"], true, "{}", hist["trace"]);
+    assert_eq!(
+        rows.len() as u64,
+        samples - 1,
+        "the history's points, the measurement aside"
+    );
+    assert!(rows.windows(2).all(|w| w[1][0] - w[0][0] == 8.0), "{trace}");
+    let last = rows.last().expect("a row");
+    assert_within(last[1], 5.0, "the trace's last ingress");
+    assert_within(last[2], 5.0, "the trace's last egress (one consumer group)");
+    // ... and the simulator replays it.
+    let sim = kpilot(&[
+        "simulate",
+        "--trace",
+        trace_path.to_str().expect("utf-8 path"),
+        "--no-report",
+        "--json",
+    ]);
+    assert!(sim.status.success(), "{}", stderr(&sim));
+    let sim: serde_json::Value = serde_json::from_slice(&sim.stdout).expect("simulate json");
+    // The simulator averages each minute of the rows: its peak is within theirs.
+    let (peak, row_max) = (
+        sim["peak_mb_per_s"].as_f64().expect("peak"),
+        rows.iter().map(|r| r[1]).fold(0.0, f64::max),
+    );
+    assert!(
+        peak > 0.0 && peak <= row_max * 1.001,
+        "{peak} vs {row_max}: {sim}"
+    );
+    assert!(sim["minutes"].as_u64() >= Some(1), "{sim}");
     assert_within(ingress(&from_kafka), 5.0, "Kafka ingress at 5 MB/s");
     eprintln!("decision at 5 MB/s: {}", high["decision"]["reasons"]);
     assert_eq!(high["decision"]["action"], "change", "{}", high["decision"]);
@@ -421,6 +472,29 @@ fn recommend_follows_the_measured_load_and_refuses_missing_metrics() {
         "{}",
         stderr(&o)
     );
+    // A trace needs a history to save.
+    let no_history = cluster.dir().join("never.csv");
+    let no_history = no_history.to_str().expect("utf-8 path");
+    for extra in [&[][..], &["--history", "0"][..]] {
+        let mut args = vec![
+            "recommend",
+            "-b",
+            &bootstrap,
+            "-i",
+            "tb.large",
+            "--catalog",
+            catalog,
+            "--prometheus",
+            "http://127.0.0.1:1",
+            "--save-trace",
+            no_history,
+        ];
+        args.extend(extra);
+        let o = kpilot(&args);
+        assert_eq!(o.status.code(), Some(2), "{extra:?}: {}", stderr(&o));
+        assert!(stderr(&o).contains("--history"), "{}", stderr(&o));
+        assert!(!Path::new(no_history).exists());
+    }
     assert!(Path::new(catalog).exists());
     eprintln!("test took {:?}", t.elapsed());
 }

@@ -82,6 +82,13 @@ pub struct Args {
     #[arg(long, value_name = "DURATION")]
     pub history: Option<Span>,
 
+    /// With --history: also write that history as a `kpilot simulate --trace` CSV
+    /// (`t_seconds` in Unix time, the ingress and, where Prometheus has it for every step, the
+    /// consumer egress, in MB/s, one row per --window), to replay your own cluster's days
+    /// through the policy: `kpilot simulate --trace FILE --history 3d`.
+    #[arg(long, value_name = "FILE", requires = "history")]
+    pub save_trace: Option<PathBuf>,
+
     /// Instance type of the brokers now, e.g. m7g.xlarge.
     #[arg(
         long,
@@ -321,6 +328,8 @@ struct Measured {
     live_brokers: u32,
     stored: Option<ByteSize>,
     history: Option<RateHistory>,
+    /// The egress over the same steps, read only for `--save-trace`: `Err` says why not.
+    egress_history: Option<Result<RateHistory, String>>,
 }
 
 async fn measure(args: &Args, config: ClientConfig, window: Span) -> anyhow::Result<Measured> {
@@ -333,7 +342,7 @@ async fn measure(args: &Args, config: ClientConfig, window: Span) -> anyhow::Res
         .context("cannot read cluster metadata")?;
     let live_brokers = u32::try_from(metadata.brokers.len()).unwrap_or(u32::MAX);
     let kafka = KafkaSource::new(admin.clone());
-    let (measurement, history) = match &args.prometheus {
+    let (measurement, history, egress_history) = match &args.prometheus {
         Some(url) => {
             let settings = prometheus_settings(args, url, metadata.brokers.len());
             let source = PrometheusSource::new(settings).map_err(usage)?;
@@ -347,9 +356,19 @@ async fn measure(args: &Args, config: ClientConfig, window: Span) -> anyhow::Res
                 ),
                 _ => None,
             };
-            (measurement, history)
+            // The egress is only needed for the trace, and a trace without it still replays.
+            let egress_history = match (&history, &args.save_trace) {
+                (Some(_), Some(_)) => Some(
+                    source
+                        .egress_history(args.history.unwrap_or(Span::ZERO), window)
+                        .await
+                        .map_err(|e| format!("{e:#}")),
+                ),
+                _ => None,
+            };
+            (measurement, history, egress_history)
         }
-        None => (kafka.measure(window).await?, None),
+        None => (kafka.measure(window).await?, None, None),
     };
     // Data stored (for the policy's transition plans): the Kafka source has it; otherwise one
     // sample of the log directories.
@@ -369,7 +388,56 @@ async fn measure(args: &Args, config: ClientConfig, window: Span) -> anyhow::Res
         live_brokers,
         stored,
         history,
+        egress_history,
     })
+}
+
+/// A `kpilot simulate --trace` CSV of a history.
+struct TraceCsv {
+    /// The file's text: one row per ingress point, Unix seconds, MB/s.
+    text: String,
+    /// Whether it has the egress column: only when `egress` has a point at every step.
+    egress: bool,
+    /// Why an egress history given was left out.
+    left_out: Option<String>,
+}
+
+fn trace_csv(ingress: &RateHistory, egress: Option<&RateHistory>) -> TraceCsv {
+    let key = |t: f64| (t * 1000.0).round() as i64;
+    let out: std::collections::BTreeMap<i64, Throughput> = egress
+        .map(|e| e.points.iter().map(|(t, r)| (key(*t), *r)).collect())
+        .unwrap_or_default();
+    let covered = ingress
+        .points
+        .iter()
+        .filter(|(t, _)| out.contains_key(&key(*t)))
+        .count();
+    let with_egress = egress.is_some() && covered == ingress.points.len();
+    let mut csv = String::from(if with_egress {
+        kpilot_sim::trace::HEADER_WITH_EGRESS
+    } else {
+        kpilot_sim::trace::HEADER
+    });
+    csv.push('\n');
+    for (t, rate) in &ingress.points {
+        csv.push_str(&format!("{t:.0},{:.6}", rate.mb_per_s()));
+        if with_egress {
+            csv.push_str(&format!(",{:.6}", out[&key(*t)].mb_per_s()));
+        }
+        csv.push('\n');
+    }
+    let left_out = match egress {
+        Some(_) if !with_egress => Some(format!(
+            "Prometheus has the egress for {covered} of the {} steps",
+            ingress.points.len()
+        )),
+        _ => None,
+    };
+    TraceCsv {
+        text: csv,
+        egress: with_egress,
+        left_out,
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -446,10 +514,21 @@ struct Report {
     stored_gb: Option<f64>,
     utilization: Utilization,
     history: HistoryOut,
+    /// The trace written for `--save-trace`.
+    trace: Option<TraceOut>,
     decision: DecisionOut,
     cheapest: Vec<ShapeOut>,
     warnings: Vec<String>,
     catalog: String,
+}
+
+/// A trace written for `kpilot simulate --trace`.
+#[derive(Debug, Serialize)]
+struct TraceOut {
+    file: PathBuf,
+    rows: usize,
+    hours: f64,
+    egress: bool,
 }
 
 fn ingress_of(m: &Measurement) -> anyhow::Result<Throughput> {
@@ -532,6 +611,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 "--history {history} must be between 0 and 35d (what the policy keeps)"
             )));
         }
+        if let Some(path) = &args.save_trace
+            && history.secs() <= 0.0
+        {
+            return Err(usage(anyhow!(
+                "--save-trace {} needs a --history to save, e.g. --history 7d",
+                path.display()
+            )));
+        }
     }
     let config = client_config(&args)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -543,8 +630,43 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     let measured = runtime.block_on(measure(&args, config, window))?;
     let m = &measured.measurement;
-    let ingress = ingress_of(m)?;
     let mut warnings = m.warnings.clone();
+    // The trace first: the history is worth keeping even when no recommendation follows.
+    let trace = match (&args.save_trace, &measured.history) {
+        (Some(path), Some(history)) if !history.points.is_empty() => {
+            let egress = match &measured.egress_history {
+                Some(Ok(e)) => Some(e),
+                Some(Err(why)) => {
+                    warnings.push(format!("trace without egress: {why}"));
+                    None
+                }
+                None => None,
+            };
+            let csv = trace_csv(history, egress);
+            if let Some(why) = &csv.left_out {
+                warnings.push(format!("trace without egress: {why}"));
+            }
+            std::fs::write(path, &csv.text)
+                .with_context(|| format!("cannot write the trace {}", path.display()))?;
+            let first = history.points.first().map_or(0.0, |p| p.0);
+            let last = history.points.last().map_or(0.0, |p| p.0);
+            Some(TraceOut {
+                file: path.clone(),
+                rows: history.points.len(),
+                hours: (last - first + window.secs()) / 3600.0,
+                egress: csv.egress,
+            })
+        }
+        (Some(path), _) => {
+            warnings.push(format!(
+                "no trace written to {}: Prometheus has no ingress history for the --history asked",
+                path.display()
+            ));
+            None
+        }
+        _ => None,
+    };
+    let ingress = ingress_of(m)?;
 
     let (fanout, from) = match (args.consumer_groups, m.fanout()) {
         (Some(n), _) => (f64::from(n), "--consumer-groups"),
@@ -719,6 +841,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         stored_gb: measured.stored.map(|s| s.gb()),
         utilization,
         history: history_out,
+        trace,
         decision: decision_out,
         cheapest,
         warnings,
@@ -849,6 +972,16 @@ fn render(r: &Report) -> String {
             h.samples, h.hours, h.gaps
         ));
     }
+    if let Some(t) = &r.trace {
+        out.push_str(&format!(
+            "  trace: {} row(s) over {:.1} h{} written to {}; replay them with `kpilot simulate --trace {}`\n",
+            t.rows,
+            t.hours,
+            if t.egress { " with the egress" } else { "" },
+            t.file.display(),
+            t.file.display()
+        ));
+    }
     if d.reactive_fallback {
         out.push_str(if h.source == "prometheus" {
             "  note: under a day of history, so the policy used its reactive fallback (recent \
@@ -893,6 +1026,34 @@ fn render(r: &Report) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_trace_has_the_egress_only_where_it_covers_every_step_and_replays() {
+        let ingress = RateHistory::of_mb_per_s(&[(1_800_000_000.0, 10.0), (1_800_000_300.0, 12.5)]);
+        let full = RateHistory::of_mb_per_s(&[(1_800_000_000.0, 20.0), (1_800_000_300.0, 25.0)]);
+        let csv = trace_csv(&ingress, Some(&full));
+        assert_eq!(
+            csv.text,
+            "t_seconds,ingress_mb_per_s,egress_mb_per_s\n\
+             1800000000,10.000000,20.000000\n\
+             1800000300,12.500000,25.000000\n"
+        );
+        assert!(csv.egress && csv.left_out.is_none());
+        let demand = kpilot_sim::parse(&csv.text, "trace.csv").expect("the simulator reads it");
+        assert_eq!(demand.minutes(), 10);
+        let partial = RateHistory::of_mb_per_s(&[(1_800_000_300.0, 25.0)]);
+        let csv = trace_csv(&ingress, Some(&partial));
+        assert!(
+            csv.text
+                .starts_with("t_seconds,ingress_mb_per_s\n1800000000,10.000000\n")
+        );
+        assert!(!csv.egress);
+        assert_eq!(
+            csv.left_out.as_deref(),
+            Some("Prometheus has the egress for 1 of the 2 steps")
+        );
+        assert!(trace_csv(&ingress, None).left_out.is_none());
+    }
 
     #[test]
     fn shape_files_in_toml_and_json() {
