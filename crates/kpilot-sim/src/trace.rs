@@ -180,12 +180,15 @@ impl Demand {
     }
 }
 
-/// One parsed row.
+/// One row of a trace, as [`parse`] reads it and [`to_csv`] writes it.
 #[derive(Debug, Clone, Copy, PartialEq)]
-struct Row {
-    t: f64,
-    ingress: f64,
-    egress: Option<f64>,
+pub struct Row {
+    /// `t_seconds`.
+    pub t: f64,
+    /// The ingress, bytes/s.
+    pub ingress: f64,
+    /// The consumer egress, bytes/s.
+    pub egress: Option<f64>,
 }
 
 /// Parses a trace; `origin` names it in errors (usually the file path).
@@ -337,9 +340,51 @@ fn resample(rows: &[Row], origin: &str, has_egress: bool) -> Demand {
     }
 }
 
+/// Writes rows as a trace [`parse`] reads: the egress column when every row has one, times as
+/// whole seconds, rates in MB/s to the byte per second.
+pub fn to_csv(rows: &[Row]) -> String {
+    let with_egress = !rows.is_empty() && rows.iter().all(|r| r.egress.is_some());
+    let mut csv = String::from(if with_egress {
+        HEADER_WITH_EGRESS
+    } else {
+        HEADER
+    });
+    csv.push('\n');
+    for r in rows {
+        csv.push_str(&format!("{:.0},{:.6}", r.t, r.ingress / 1e6));
+        if let (true, Some(e)) = (with_egress, r.egress) {
+            csv.push_str(&format!(",{:.6}", e / 1e6));
+        }
+        csv.push('\n');
+    }
+    csv
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn written_rows_parse_back() {
+        let row = |t, i: f64, e: Option<f64>| Row {
+            t,
+            ingress: i * 1e6,
+            egress: e.map(|e| e * 1e6),
+        };
+        let both = [row(0.0, 10.0, Some(20.0)), row(60.0, 12.5, Some(25.0))];
+        let csv = to_csv(&both);
+        assert_eq!(
+            csv,
+            "t_seconds,ingress_mb_per_s,egress_mb_per_s\n0,10.000000,20.000000\n60,12.500000,25.000000\n"
+        );
+        let demand = parse(&csv, "written").expect("parses");
+        assert_eq!(demand.ingress, vec![10e6, 12.5e6]);
+        assert_eq!(demand.egress, Some(vec![20e6, 25e6]));
+        // One row without egress: no egress column at all.
+        let csv = to_csv(&[row(0.0, 10.0, Some(20.0)), row(60.0, 12.5, None)]);
+        assert!(csv.starts_with("t_seconds,ingress_mb_per_s\n0,10.000000\n"));
+        assert_eq!(parse(&csv, "written").expect("parses").egress, None);
+    }
 
     #[test]
     fn parses_and_averages_per_minute() {

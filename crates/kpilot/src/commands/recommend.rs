@@ -407,36 +407,26 @@ fn trace_csv(ingress: &RateHistory, egress: Option<&RateHistory>) -> TraceCsv {
     let out: std::collections::BTreeMap<i64, Throughput> = egress
         .map(|e| e.points.iter().map(|(t, r)| (key(*t), *r)).collect())
         .unwrap_or_default();
-    let covered = ingress
+    let rows: Vec<kpilot_sim::trace::Row> = ingress
         .points
         .iter()
-        .filter(|(t, _)| out.contains_key(&key(*t)))
-        .count();
-    let with_egress = egress.is_some() && covered == ingress.points.len();
-    let mut csv = String::from(if with_egress {
-        kpilot_sim::trace::HEADER_WITH_EGRESS
-    } else {
-        kpilot_sim::trace::HEADER
-    });
-    csv.push('\n');
-    for (t, rate) in &ingress.points {
-        csv.push_str(&format!("{t:.0},{:.6}", rate.mb_per_s()));
-        if with_egress {
-            csv.push_str(&format!(",{:.6}", out[&key(*t)].mb_per_s()));
-        }
-        csv.push('\n');
-    }
-    let left_out = match egress {
-        Some(_) if !with_egress => Some(format!(
-            "Prometheus has the egress for {covered} of the {} steps",
-            ingress.points.len()
-        )),
-        _ => None,
-    };
+        .map(|(t, rate)| kpilot_sim::trace::Row {
+            t: *t,
+            ingress: rate.bytes_per_s(),
+            egress: out.get(&key(*t)).map(|r| r.bytes_per_s()),
+        })
+        .collect();
+    let covered = rows.iter().filter(|r| r.egress.is_some()).count();
+    let with_egress = egress.is_some() && !rows.is_empty() && covered == rows.len();
     TraceCsv {
-        text: csv,
+        text: kpilot_sim::trace::to_csv(&rows),
         egress: with_egress,
-        left_out,
+        left_out: (egress.is_some() && !with_egress).then(|| {
+            format!(
+                "Prometheus has the egress for {covered} of the {} steps",
+                rows.len()
+            )
+        }),
     }
 }
 
