@@ -247,6 +247,14 @@ fn recommend_follows_the_measured_load_and_refuses_missing_metrics() {
         trace_path.to_str().expect("utf-8 path").to_owned(),
     ]);
     let hist = run(&with_history);
+    // A recommendation that fails after the history was read keeps the trace, and says so:
+    // replication factor 4 does not fit the 3 live brokers (found only once they are counted).
+    let kept_path = cluster.dir().join("kept.csv");
+    let mut failing = with_history.clone();
+    *failing.last_mut().expect("the trace path") =
+        kept_path.to_str().expect("utf-8 path").to_owned();
+    failing.extend(["--replication-factor".to_owned(), "4".to_owned()]);
+    let failed = kpilot(&failing.iter().map(String::as_str).collect::<Vec<_>>());
     let from_kafka = recommend_json(&[
         "recommend",
         "-b",
@@ -298,6 +306,23 @@ fn recommend_follows_the_measured_load_and_refuses_missing_metrics() {
         "the history's points, the measurement aside"
     );
     assert!(rows.windows(2).all(|w| w[1][0] - w[0][0] == 8.0), "{trace}");
+    assert_eq!(failed.status.code(), Some(2), "{}", stderr(&failed));
+    assert!(failed.stdout.is_empty(), "no report");
+    let e = stderr(&failed);
+    assert!(
+        e.contains("replication factor 4 is above the broker count 3"),
+        "{e}"
+    );
+    assert!(
+        e.contains(&format!(
+            "the trace was saved: {} row(s) written to {}",
+            rows.len(),
+            kept_path.display()
+        )),
+        "{e}"
+    );
+    let kept = std::fs::read_to_string(&kept_path).expect("the trace was kept");
+    assert_eq!(kept.lines().next(), trace.lines().next(), "{kept}");
     let last = rows.last().expect("a row");
     assert_within(last[1], 5.0, "the trace's last ingress");
     assert_within(last[2], 5.0, "the trace's last egress (one consumer group)");
@@ -436,7 +461,26 @@ fn recommend_follows_the_measured_load_and_refuses_missing_metrics() {
         stderr(&o)
     );
 
-    // Invalid input: exit 2 before anything is measured.
+    // Invalid input: exit 2 before anything is measured (text mode says when it measures).
+    for bad in [
+        &["--max-brokers", "2"][..],
+        &["--families", "nosuch"][..],
+        &["--brokers", "2"][..],
+    ] {
+        let mut args = vec![
+            "recommend",
+            "-b",
+            &bootstrap,
+            "-i",
+            "tb.large",
+            "--catalog",
+            catalog,
+        ];
+        args.extend(bad);
+        let o = kpilot(&args);
+        assert_eq!(o.status.code(), Some(2), "{bad:?}: {}", stderr(&o));
+        assert!(!stderr(&o).contains("measuring"), "{bad:?}: {}", stderr(&o));
+    }
     let o = kpilot(&[
         "recommend",
         "-b",

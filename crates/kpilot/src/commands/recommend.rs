@@ -296,6 +296,23 @@ impl ShapeSpec {
     }
 }
 
+/// The policy's constraints from the flags.
+fn constraints_of(args: &Args, workload: &Workload) -> Constraints {
+    Constraints {
+        families: args
+            .families
+            .iter()
+            .map(|f| f.trim().to_ascii_lowercase())
+            .collect(),
+        min_brokers: args
+            .min_brokers
+            .unwrap_or(u32::from(workload.replication_factor)),
+        max_brokers: args.max_brokers,
+        zones: args.zones,
+        ..Constraints::default()
+    }
+}
+
 fn client_config(args: &Args) -> anyhow::Result<ClientConfig> {
     kafka_client_config(
         args.bootstrap.as_deref(),
@@ -610,6 +627,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             )));
         }
     }
+    // The policy's constraints and a given broker count are checked before measuring, too:
+    // the consumer fan-out, only known after, does not change them.
+    let before = args.workload.workload(1.0)?;
+    constraints_of(&args, &before)
+        .validate(&catalog, &before)
+        .map_err(usage)?;
+    if let Some(brokers) = spec.brokers {
+        spec.resolve(&catalog, brokers, &before)?;
+    }
     let config = client_config(&args)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -656,192 +682,194 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
         _ => None,
     };
-    let ingress = ingress_of(m)?;
-
-    let (fanout, from) = match (args.consumer_groups, m.fanout()) {
-        (Some(n), _) => (f64::from(n), "--consumer-groups"),
-        (None, Some(f)) => (f, "measured egress / ingress"),
-        (None, None) => {
-            warnings.push(
-                "egress not measured: consumer fan-out 1 assumed (set --consumer-groups)".into(),
-            );
-            (1.0, "default (egress not measured)")
-        }
-    };
-    let workload = args.workload.workload(fanout)?;
-    let brokers = spec.brokers.unwrap_or(measured.live_brokers);
-    let shape = spec.resolve(&catalog, brokers, &workload)?;
-    let evaluation = evaluate(&shape, &workload, &catalog);
-    let resources: Vec<ResourceUse> = loads_at(&shape, &workload, ingress)
-        .iter()
-        .map(|r| ResourceUse {
-            resource: r.resource,
-            per_broker_mb_per_s: r.per_broker.mb_per_s(),
-            capacity_mb_per_s: r.capacity.mb_per_s(),
-            utilization: r.utilization,
-        })
-        .collect();
-    let utilization = Utilization {
-        ingress_mb_per_s: ingress.mb_per_s(),
-        sustained_limit_mb_per_s: evaluation.sustained.ingress.mb_per_s(),
-        recommended_limit_mb_per_s: evaluation.recommended.mb_per_s(),
-        of_sustained: ingress.bytes_per_s() / evaluation.sustained.ingress.bytes_per_s(),
-        within_recommended: ingress <= evaluation.recommended,
-        bottleneck: evaluation.sustained.bottleneck,
-        resources,
-    };
-
-    // The policy, with Prometheus' history (if asked for) and the measurement.
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(m.at_unix_secs);
-    let mut history = DemandHistory::with_defaults();
-    let past: Vec<(f64, Throughput)> = measured
-        .history
+    // A recommendation that fails from here on still leaves the trace written: say so.
+    let written = trace
         .as_ref()
-        .map(|h| h.points.iter().copied().filter(|(t, _)| *t < now).collect())
-        .unwrap_or_default();
-    for (t, ingress) in &past {
+        .map(|t| format!("{} row(s) written to {}", t.rows, t.file.display()));
+    let outcome = (|| -> anyhow::Result<()> {
+        let ingress = ingress_of(m)?;
+
+        let (fanout, from) = match (args.consumer_groups, m.fanout()) {
+            (Some(n), _) => (f64::from(n), "--consumer-groups"),
+            (None, Some(f)) => (f, "measured egress / ingress"),
+            (None, None) => {
+                warnings.push(
+                    "egress not measured: consumer fan-out 1 assumed (set --consumer-groups)"
+                        .into(),
+                );
+                (1.0, "default (egress not measured)")
+            }
+        };
+        let workload = args.workload.workload(fanout)?;
+        let brokers = spec.brokers.unwrap_or(measured.live_brokers);
+        let shape = spec.resolve(&catalog, brokers, &workload)?;
+        let evaluation = evaluate(&shape, &workload, &catalog);
+        let resources: Vec<ResourceUse> = loads_at(&shape, &workload, ingress)
+            .iter()
+            .map(|r| ResourceUse {
+                resource: r.resource,
+                per_broker_mb_per_s: r.per_broker.mb_per_s(),
+                capacity_mb_per_s: r.capacity.mb_per_s(),
+                utilization: r.utilization,
+            })
+            .collect();
+        let utilization = Utilization {
+            ingress_mb_per_s: ingress.mb_per_s(),
+            sustained_limit_mb_per_s: evaluation.sustained.ingress.mb_per_s(),
+            recommended_limit_mb_per_s: evaluation.recommended.mb_per_s(),
+            of_sustained: ingress.bytes_per_s() / evaluation.sustained.ingress.bytes_per_s(),
+            within_recommended: ingress <= evaluation.recommended,
+            bottleneck: evaluation.sustained.bottleneck,
+            resources,
+        };
+
+        // The policy, with Prometheus' history (if asked for) and the measurement.
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs_f64())
+            .unwrap_or(m.at_unix_secs);
+        let mut history = DemandHistory::with_defaults();
+        let past: Vec<(f64, Throughput)> = measured
+            .history
+            .as_ref()
+            .map(|h| h.points.iter().copied().filter(|(t, _)| *t < now).collect())
+            .unwrap_or_default();
+        for (t, ingress) in &past {
+            history
+                .push(Sample {
+                    at: Timestamp::from_secs(*t),
+                    ingress: *ingress,
+                    egress: None,
+                })
+                .context("recording Prometheus' ingress history")?;
+        }
+        let history_out = HistoryOut {
+            source: if measured.history.is_some() {
+                "prometheus"
+            } else {
+                "measurement"
+            },
+            samples: past.len() + 1,
+            gaps: measured.history.as_ref().map_or(0, |h| h.gaps),
+            hours: past.first().map_or(0.0, |(t, _)| (now - t) / 3600.0),
+        };
         history
             .push(Sample {
-                at: Timestamp::from_secs(*t),
-                ingress: *ingress,
-                egress: None,
+                at: Timestamp::from_secs(now),
+                ingress,
+                egress: m.egress.value(),
             })
-            .context("recording Prometheus' ingress history")?;
-    }
-    let history_out = HistoryOut {
-        source: if measured.history.is_some() {
-            "prometheus"
-        } else {
-            "measurement"
-        },
-        samples: past.len() + 1,
-        gaps: measured.history.as_ref().map_or(0, |h| h.gaps),
-        hours: past.first().map_or(0.0, |(t, _)| (now - t) / 3600.0),
-    };
-    history
-        .push(Sample {
-            at: Timestamp::from_secs(now),
-            ingress,
-            egress: m.egress.value(),
+            .context("recording the measurement in the demand history")?;
+        let stored = measured.stored.unwrap_or_else(|| {
+            warnings.push("data stored unknown: transition plans assume an empty cluster".into());
+            ByteSize::from_bytes(0.0)
+        });
+        let cluster = ClusterState {
+            shape: shape.clone(),
+            stored,
+            last_change_finished: None,
+            transition_in_progress: false,
+        };
+        let constraints = constraints_of(&args, &workload);
+        let mut settings = Settings {
+            target_utilization: workload.target_utilization,
+            ..Settings::default()
+        };
+        settings.transition.restart = args.restart_time;
+        let decision = decide(&DecisionInput {
+            now: Timestamp::from_secs(now),
+            history: &history,
+            cluster: &cluster,
+            replication_factor: workload.replication_factor,
+            min_insync_replicas: workload.min_insync_replicas,
+            fanout: FanoutSource::Fixed(fanout),
+            catalog: &catalog,
+            constraints: &constraints,
+            settings: &settings,
         })
-        .context("recording the measurement in the demand history")?;
-    let stored = measured.stored.unwrap_or_else(|| {
-        warnings.push("data stored unknown: transition plans assume an empty cluster".into());
-        ByteSize::from_bytes(0.0)
-    });
-    let cluster = ClusterState {
-        shape: shape.clone(),
-        stored,
-        last_change_finished: None,
-        transition_in_progress: false,
-    };
-    let constraints = Constraints {
-        families: args
-            .families
+        .map_err(usage)?;
+        let reactive = decision
+            .reasons
             .iter()
-            .map(|f| f.trim().to_ascii_lowercase())
-            .collect(),
-        min_brokers: args
-            .min_brokers
-            .unwrap_or(u32::from(workload.replication_factor)),
-        max_brokers: args.max_brokers,
-        zones: args.zones,
-        ..Constraints::default()
-    };
-    let mut settings = Settings {
-        target_utilization: workload.target_utilization,
-        ..Settings::default()
-    };
-    settings.transition.restart = args.restart_time;
-    let decision = decide(&DecisionInput {
-        now: Timestamp::from_secs(now),
-        history: &history,
-        cluster: &cluster,
-        replication_factor: workload.replication_factor,
-        min_insync_replicas: workload.min_insync_replicas,
-        fanout: FanoutSource::Fixed(fanout),
-        catalog: &catalog,
-        constraints: &constraints,
-        settings: &settings,
-    })
-    .map_err(usage)?;
-    let reactive = decision
-        .reasons
-        .iter()
-        .any(|r| matches!(r, kpilot_policy::Reason::ShortHistory { .. }));
-    let plan = decision.plan();
-    let decision_out = DecisionOut {
-        action: if plan.is_some() { "change" } else { "keep" },
-        target: plan.map(|p| p.to.label()),
-        mechanism: plan.map(|p| p.mechanism.as_str().to_string()),
-        estimated_minutes: plan.map(|p| p.estimated.minutes()),
-        reasons: decision.reasons.iter().map(ToString::to_string).collect(),
-        reactive_fallback: reactive,
-        current_holds_mb_per_s: decision.current_holds.mb_per_s(),
-        current_usd_per_hour: decision.current_usd_per_hour,
-        forecast_peak_mb_per_s: decision
-            .forecast
-            .values
-            .iter()
-            .map(|v| v.mb_per_s())
-            .fold(0.0, f64::max),
-        decision: decision.clone(),
-    };
+            .any(|r| matches!(r, kpilot_policy::Reason::ShortHistory { .. }));
+        let plan = decision.plan();
+        let decision_out = DecisionOut {
+            action: if plan.is_some() { "change" } else { "keep" },
+            target: plan.map(|p| p.to.label()),
+            mechanism: plan.map(|p| p.mechanism.as_str().to_string()),
+            estimated_minutes: plan.map(|p| p.estimated.minutes()),
+            reasons: decision.reasons.iter().map(ToString::to_string).collect(),
+            reactive_fallback: reactive,
+            current_holds_mb_per_s: decision.current_holds.mb_per_s(),
+            current_usd_per_hour: decision.current_usd_per_hour,
+            forecast_peak_mb_per_s: decision
+                .forecast
+                .values
+                .iter()
+                .map(|v| v.mb_per_s())
+                .fold(0.0, f64::max),
+            decision: decision.clone(),
+        };
 
-    // The cheapest shapes that hold the measured ingress.
-    let mut req = SizeRequest::new(ingress);
-    req.fanout = match (args.consumer_groups, m.egress.value()) {
-        (Some(n), _) => Fanout::ConsumerGroups(n),
-        (None, Some(e)) => Fanout::Egress(e),
-        (None, None) => Fanout::ConsumerGroups(1),
-    };
-    req.replication_factor = workload.replication_factor;
-    req.min_insync_replicas = workload.min_insync_replicas;
-    req.target_utilization = workload.target_utilization;
-    req.zones = args.zones;
-    req.families = constraints.families.clone();
-    req.max_brokers = args.max_brokers.max(req.replication_factor.into());
-    req.top = args.top;
-    req.rejected = 0;
-    let cheapest = match size(&catalog, &req) {
-        Ok(report) => report
-            .candidates
-            .iter()
-            .map(|c| shape_out(&c.shape, &catalog, &workload, ingress))
-            .collect(),
-        Err(e) => {
-            warnings.push(format!("no cheapest shapes: {e}"));
-            Vec::new()
+        // The cheapest shapes that hold the measured ingress.
+        let mut req = SizeRequest::new(ingress);
+        req.fanout = match (args.consumer_groups, m.egress.value()) {
+            (Some(n), _) => Fanout::ConsumerGroups(n),
+            (None, Some(e)) => Fanout::Egress(e),
+            (None, None) => Fanout::ConsumerGroups(1),
+        };
+        req.replication_factor = workload.replication_factor;
+        req.min_insync_replicas = workload.min_insync_replicas;
+        req.target_utilization = workload.target_utilization;
+        req.zones = args.zones;
+        req.families = constraints.families.clone();
+        req.max_brokers = args.max_brokers.max(req.replication_factor.into());
+        req.top = args.top;
+        req.rejected = 0;
+        let cheapest = match size(&catalog, &req) {
+            Ok(report) => report
+                .candidates
+                .iter()
+                .map(|c| shape_out(&c.shape, &catalog, &workload, ingress))
+                .collect(),
+            Err(e) => {
+                warnings.push(format!("no cheapest shapes: {e}"));
+                Vec::new()
+            }
+        };
+
+        let report = Report {
+            source: m.source.clone(),
+            window_s: m.window.secs(),
+            measurement: m.clone(),
+            current_shape: shape_out(&shape, &catalog, &workload, ingress),
+            workload: workload.clone(),
+            fanout: FanoutOut {
+                value: fanout,
+                from,
+            },
+            stored_gb: measured.stored.map(|s| s.gb()),
+            utilization,
+            history: history_out,
+            trace,
+            decision: decision_out,
+            cheapest,
+            warnings,
+            catalog: catalog.origin.clone(),
+        };
+        if args.json {
+            print_json(&report)
+        } else {
+            print_text(&render(&report))
         }
-    };
-
-    let report = Report {
-        source: m.source.clone(),
-        window_s: m.window.secs(),
-        measurement: m.clone(),
-        current_shape: shape_out(&shape, &catalog, &workload, ingress),
-        workload: workload.clone(),
-        fanout: FanoutOut {
-            value: fanout,
-            from,
-        },
-        stored_gb: measured.stored.map(|s| s.gb()),
-        utilization,
-        history: history_out,
-        trace,
-        decision: decision_out,
-        cheapest,
-        warnings,
-        catalog: catalog.origin.clone(),
-    };
-    if args.json {
-        print_json(&report)
-    } else {
-        print_text(&render(&report))
+    })();
+    if let (Err(_), Some(written)) = (&outcome, written) {
+        eprintln!(
+            "note: no recommendation, but the trace was saved: {written}; \
+             replay it with `kpilot simulate --trace`"
+        );
     }
+    outcome
 }
 
 fn reading(r: &Reading) -> String {
