@@ -251,6 +251,19 @@ fn now_unix() -> i64 {
     JiffTimestamp::now().as_second()
 }
 
+/// When the pod's Ready condition last turned true, in Unix seconds.
+fn ready_since(pod: &Pod) -> Option<i64> {
+    pod.status
+        .as_ref()?
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| c.type_ == "Ready" && c.status == "True")?
+        .last_transition_time
+        .as_ref()
+        .map(|t| t.0.as_second())
+}
+
 fn rfc3339_to_unix(s: &str) -> Option<i64> {
     s.parse::<JiffTimestamp>().ok().map(|t| t.as_second())
 }
@@ -1457,6 +1470,11 @@ async fn strimzi_progress(
         .flat_map(|o| &o.brokers)
         .map(|b| (b.id, b.down_since.as_deref().and_then(rfc3339_to_unix)))
         .collect();
+    // Timestamps of pods created before the roll began say nothing about its restarts.
+    let started = status
+        .operation
+        .as_ref()
+        .and_then(|o| rfc3339_to_unix(&o.started_at));
     let mut seen: BTreeMap<i32, PodSeen> = BTreeMap::new();
     for pod in &list.items {
         let Some(id) = pod
@@ -1468,18 +1486,31 @@ async fn strimzi_progress(
         else {
             continue;
         };
+        let created = pod
+            .metadata
+            .creation_timestamp
+            .as_ref()
+            .map(|t| t.0.as_second())
+            .filter(|c| started.is_some_and(|s| *c >= s));
         let state = match (
+            pod.metadata.deletion_timestamp.as_ref(),
             pod_ready(pod),
             pod_instance_type(pod) == Some(target.clone()),
         ) {
-            (true, true) => PodSeen::New,
-            (true, false) => PodSeen::Old,
-            (false, _) => PodSeen::Down,
+            (Some(deleting), _, _) => PodSeen::Down {
+                since: Some(deleting.0.as_second()),
+            },
+            (None, true, true) => PodSeen::New {
+                created,
+                ready: ready_since(pod),
+            },
+            (None, true, false) => PodSeen::Old,
+            (None, false, _) => PodSeen::Down { since: created },
         };
         seen.insert(id, state);
     }
     for id in previous.keys() {
-        seen.entry(*id).or_insert(PodSeen::Down);
+        seen.entry(*id).or_insert(PodSeen::Down { since: None });
     }
     let now = now_unix();
     // A restart is named by its broker and the operation it was part of.

@@ -37,31 +37,61 @@ pub fn measured(journal: &Journal, at: &str) -> Vec<MeasuredRestart> {
         .collect()
 }
 
-/// A Strimzi broker pod as one poll of the operator saw it.
+/// A Strimzi broker pod as one poll of the operator saw it, with what the pod's own
+/// timestamps (Unix seconds, from the API server) say about its restart.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PodSeen {
     /// Ready on the old instance type: not restarted yet.
     Old,
-    /// Gone, being deleted or not Ready: restarting.
-    Down,
+    /// Gone, being deleted or not Ready: restarting. `since` is when the pod says it went:
+    /// its deletion request (`metadata.deletionTimestamp`, when Strimzi asked it to stop), or
+    /// the creation of a replacement created during the roll (its predecessor had gone by
+    /// then); `None` when the pod is gone or says nothing.
+    Down {
+        /// When the restart began, by the pod's own timestamps.
+        since: Option<i64>,
+    },
     /// Ready on the new instance type.
-    New,
+    New {
+        /// `metadata.creationTimestamp`, when the pod was created during the roll: the old
+        /// pod had gone by then.
+        created: Option<i64>,
+        /// When its Ready condition last turned true (`lastTransitionTime`).
+        ready: Option<i64>,
+    },
 }
 
 /// One broker of a Strimzi roll after a poll at `now` (Unix seconds): its phase (`pending`,
-/// `restarting`, `done`), since when it has been down, and, when a pod seen down is now back
-/// on the new type, how long it was down. Strimzi restarts the pods itself, so the restart is
-/// measured between the operator's polls: up to one poll interval off either way, and not at
-/// all when the pod went and came back between two polls.
+/// `restarting`, `done`), since when it has been down, and, when it is back on the new type,
+/// how long it was down. Strimzi restarts the pods itself; the restart runs from the earliest
+/// of what the operator saw (its first poll that found the pod down) and what the pods say
+/// (the old pod's deletion request, the new pod's creation) to the new pod's Ready
+/// transition. So a pod that went and came back between two polls is measured too, from its
+/// creation: without the old pod's shutdown, which no poll saw. Only a broker that is back
+/// with nothing saying when it went (a pod not recreated during the roll) is not measured.
 pub fn strimzi_step(
     down_since: Option<i64>,
     seen: PodSeen,
     now: i64,
 ) -> (&'static str, Option<i64>, Option<f64>) {
+    let earliest = |a: Option<i64>, b: Option<i64>| match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
     match seen {
         PodSeen::Old => ("pending", None, None),
-        PodSeen::Down => ("restarting", Some(down_since.unwrap_or(now)), None),
-        PodSeen::New => ("done", None, down_since.map(|t| (now - t).max(0) as f64)),
+        PodSeen::Down { since } => (
+            "restarting",
+            Some(earliest(down_since, since).unwrap_or(now).min(now)),
+            None,
+        ),
+        PodSeen::New { created, ready } => {
+            let took = earliest(down_since, created).map(|went| {
+                let back = ready.filter(|r| *r >= went).unwrap_or(now);
+                (back - went).max(0) as f64
+            });
+            ("done", None, took)
+        }
     }
 }
 
@@ -211,23 +241,73 @@ mod tests {
 
     #[test]
     fn a_strimzi_pod_seen_down_then_back_on_the_new_type_is_one_restart() {
+        let down = PodSeen::Down { since: None };
+        let back = |created, ready| PodSeen::New { created, ready };
         assert_eq!(
             strimzi_step(None, PodSeen::Old, 100),
             ("pending", None, None)
         );
         // Seen down at 110 and still at 120: the first sighting counts.
-        let (phase, since, _) = strimzi_step(None, PodSeen::Down, 110);
+        let (phase, since, _) = strimzi_step(None, down, 110);
         assert_eq!((phase, since), ("restarting", Some(110)));
         assert_eq!(
-            strimzi_step(since, PodSeen::Down, 120),
+            strimzi_step(since, down, 120),
             ("restarting", Some(110), None)
         );
+        // Back: until the poll that saw it, or until its Ready transition when it has one.
         assert_eq!(
-            strimzi_step(Some(110), PodSeen::New, 150),
+            strimzi_step(Some(110), back(None, None), 150),
             ("done", None, Some(40.0))
         );
-        // Back before a poll saw it down: done, nothing measured.
-        assert_eq!(strimzi_step(None, PodSeen::New, 150), ("done", None, None));
+        assert_eq!(
+            strimzi_step(Some(110), back(None, Some(131)), 150),
+            ("done", None, Some(21.0))
+        );
+        // Back before a poll saw it down, with nothing saying when it went: not measured.
+        assert_eq!(
+            strimzi_step(None, back(None, Some(140)), 150),
+            ("done", None, None)
+        );
+    }
+
+    #[test]
+    fn a_strimzi_restart_is_timed_by_the_pods_own_timestamps() {
+        // Seen terminating: down since the deletion request, not since the poll.
+        assert_eq!(
+            strimzi_step(None, PodSeen::Down { since: Some(104) }, 110),
+            ("restarting", Some(104), None)
+        );
+        // A replacement created before the first poll that saw it down starts it earlier.
+        assert_eq!(
+            strimzi_step(Some(110), PodSeen::Down { since: Some(107) }, 120),
+            ("restarting", Some(107), None)
+        );
+        assert_eq!(
+            strimzi_step(Some(104), PodSeen::Down { since: Some(107) }, 120),
+            ("restarting", Some(104), None)
+        );
+        // Gone and back between two polls: from the new pod's creation to its Ready.
+        let back = PodSeen::New {
+            created: Some(112),
+            ready: Some(119),
+        };
+        assert_eq!(strimzi_step(None, back, 150), ("done", None, Some(7.0)));
+        // Seen going: from the deletion request on.
+        assert_eq!(
+            strimzi_step(Some(104), back, 150),
+            ("done", None, Some(15.0))
+        );
+        // A Ready transition before the restart began is an older one: the poll's time counts.
+        let stale = PodSeen::New {
+            created: Some(112),
+            ready: Some(90),
+        };
+        assert_eq!(strimzi_step(None, stale, 150), ("done", None, Some(38.0)));
+        // A timestamp ahead of the operator's clock does not start a restart in the future.
+        assert_eq!(
+            strimzi_step(None, PodSeen::Down { since: Some(130) }, 120),
+            ("restarting", Some(120), None)
+        );
     }
 
     #[test]

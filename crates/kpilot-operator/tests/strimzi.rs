@@ -3,13 +3,12 @@
 //! recommend mode writes status and Events only; apply mode patches the KafkaNodePool and
 //! the Karpenter NodePool exactly as intended (the real schemas accept the patches), holds
 //! Strimzi with its pause annotation while the cluster is unhealthy, follows the pods Strimzi
-//! rolls and finishes with a preferred leader election; an invalid spec sets `Valid=False`
-//! with a clear message and touches nothing.
+//! rolls (timing each restart by the pods' own timestamps) and finishes with a preferred leader
+//! election; an invalid spec sets `Valid=False` with a clear message and touches nothing.
 
 mod common;
 
 use std::rc::Rc;
-use std::time::Duration;
 
 use common::*;
 use k8s_openapi::api::core::v1::Pod;
@@ -235,47 +234,100 @@ async fn apply_mode_patches_the_node_pool_and_karpenter_and_holds_the_gate() {
             .is_none()
     );
 
-    // Play Strimzi: the three broker pods come back on the new type and Ready.
+    // Play Strimzi: the three broker pods come back on the new type and Ready, each timed
+    // by the pods' own timestamps (whole seconds, from the API server):
+    // - broker 0 is seen terminating (its deletion request), then gone, then back;
+    // - broker 1 is seen not Ready after its pod was created, then back;
+    // - broker 2 goes and comes back between two polls.
+    // Each Ready transition is set `2 + id` seconds after the pod's creation.
     let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
-    for id in 0..3 {
-        let pod: Pod = serde_json::from_value(json!({
+    let poll = || async {
+        reconcile(&get_autopilot(&client, &ns, "auto").await, &ctx)
+            .await
+            .expect("reconcile");
+        get_autopilot(&client, &ns, "auto")
+            .await
+            .status
+            .expect("status")
+            .operation
+            .expect("op")
+    };
+    let seconds = |t: &Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>| {
+        t.as_ref().expect("a timestamp").0.as_second()
+    };
+    let rfc3339 = |secs: i64| {
+        k8s_openapi::jiff::Timestamp::from_second(secs)
+            .expect("a time")
+            .to_string()
+    };
+    let pod_of = |id: usize, finalizers: serde_json::Value| -> Pod {
+        serde_json::from_value(json!({
             "metadata": {"name": format!("my-cluster-brokers-{id}"), "labels": {
-                "strimzi.io/cluster": "my-cluster", "strimzi.io/pool-name": "brokers"}},
+                "strimzi.io/cluster": "my-cluster", "strimzi.io/pool-name": "brokers"},
+                "finalizers": finalizers},
             "spec": {
                 "containers": [{"name": "kafka", "image": "quay.io/strimzi/kafka:test"}],
                 "affinity": pool["spec"]["template"]["pod"]["affinity"].clone()
             }
         }))
-        .expect("pod");
-        pods.create(&PostParams::default(), &pod)
+        .expect("pod")
+    };
+    let mut expected = Vec::new();
+    for id in 0..3 {
+        let name = format!("my-cluster-brokers-{id}");
+        let mut went = None;
+        if id == 0 {
+            // The old pod, held by a finalizer while Strimzi deletes it.
+            pods.create(
+                &PostParams::default(),
+                &pod_of(id, json!(["kpilot.test/hold"])),
+            )
+            .await
+            .expect("old pod");
+            pods.delete(&name, &Default::default())
+                .await
+                .expect("delete");
+            let deleting = pods.get(&name).await.expect("terminating");
+            let deleted = seconds(&deleting.metadata.deletion_timestamp);
+            let op = poll().await;
+            let this = op.brokers.iter().find(|b| b.id == 0).expect("seen");
+            assert_eq!(
+                (this.phase.as_str(), this.down_since.clone()),
+                ("restarting", Some(rfc3339(deleted))),
+                "down since the deletion request: {op:?}"
+            );
+            pods.patch(
+                &name,
+                &PatchParams::default(),
+                &Patch::Merge(&json!({"metadata": {"finalizers": null}})),
+            )
+            .await
+            .expect("release");
+            went = Some(deleted);
+        }
+        let created = pods
+            .create(&PostParams::default(), &pod_of(id, json!([])))
             .await
             .expect("pod");
-        // A poll sees it not Ready yet: it is restarting, since now.
-        let poll = || async {
-            reconcile(&get_autopilot(&client, &ns, "auto").await, &ctx)
-                .await
-                .expect("reconcile");
-            get_autopilot(&client, &ns, "auto")
-                .await
-                .status
-                .expect("status")
-                .operation
-                .expect("op")
-        };
-        let op = poll().await;
-        let this = op.brokers.iter().find(|b| b.id == id as i32).expect("seen");
-        assert_eq!(this.phase, "restarting", "{op:?}");
-        assert!(this.down_since.is_some(), "{op:?}");
-        tokio::time::sleep(Duration::from_millis(1100)).await;
+        let created = seconds(&created.metadata.creation_timestamp);
+        if id == 1 {
+            // A poll sees it not Ready yet: restarting since its creation.
+            let op = poll().await;
+            let this = op.brokers.iter().find(|b| b.id == 1).expect("seen");
+            assert_eq!(
+                (this.phase.as_str(), this.down_since.clone()),
+                ("restarting", Some(rfc3339(created))),
+                "{op:?}"
+            );
+        }
+        let ready_at = created + 2 + id as i64;
+        let ready = json!({"status": {"conditions": [{"type": "Ready", "status": "True",
+            "lastTransitionTime": rfc3339(ready_at)}]}});
+        pods.patch_status(&name, &PatchParams::default(), &Patch::Merge(&ready))
+            .await
+            .expect("ready");
+        expected.push((id as i32, (ready_at - went.unwrap_or(created)) as f64));
         // Before the last pod is Ready the operation is still running.
-        let ready = json!({"status": {"conditions": [{"type": "Ready", "status": "True"}]}});
-        pods.patch_status(
-            &format!("my-cluster-brokers-{id}"),
-            &PatchParams::default(),
-            &Patch::Merge(&ready),
-        )
-        .await
-        .expect("ready");
         let op = poll().await;
         let done = op.brokers.iter().filter(|b| b.phase == "done").count();
         assert_eq!(done, id + 1, "{op:?}");
@@ -292,15 +344,17 @@ async fn apply_mode_patches_the_node_pool_and_karpenter_and_holds_the_gate() {
         ap.metadata.finalizers
     );
     let status = ap.status.clone().expect("status");
-    // Each pod was seen down, then back on the new type a second or more later: three
-    // restarts measured between polls, and the policy now plans with the longest.
+    // Three restarts, to the second of the pods' timestamps, the one that came back between
+    // two polls included (from its creation); the policy now plans with the longest.
     let restarts = status.restarts.clone().expect("status.restarts");
-    assert_eq!(restarts.measured.len(), 3, "{restarts:#?}");
+    let measured: Vec<(i32, f64)> = restarts
+        .measured
+        .iter()
+        .map(|m| (m.broker_id, m.seconds))
+        .collect();
+    assert_eq!(measured, expected, "{restarts:#?}");
     assert!(
-        restarts
-            .measured
-            .iter()
-            .all(|m| (1.0..30.0).contains(&m.seconds) && m.instance_type == to),
+        restarts.measured.iter().all(|m| m.instance_type == to),
         "{restarts:#?}"
     );
     assert!(restarts.source.starts_with("measured"), "{restarts:#?}");
