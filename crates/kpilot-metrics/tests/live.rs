@@ -22,6 +22,7 @@ const LOAD: Load = Load {
     partitions: 3,
     records_per_tick: 5,
     seconds: 30,
+    sizes: &[common::RECORD],
 };
 
 #[test]

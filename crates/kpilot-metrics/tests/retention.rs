@@ -1,12 +1,14 @@
 //! The Kafka source on a topic that retention trims while it is measured, as every topic of a
-//! cluster older than its retention is: 3 real brokers checking retention every second, a topic
-//! with 1 MiB segments that keeps about 2 MiB per partition, and a bounded producer sending
-//! 3 MB/s for 65 s (loopback only). The window starts once retention has deleted a segment of
-//! every partition (a broker's first retention check comes 30 s after it starts); over its
-//! 20 s the logs hardly grow, since retention deletes about what is appended; the Kafka source must still measure the ingress within 10%
-//! (records appended times the average record size retained) and say that it estimated it.
-//! Before the estimate, a log that shrank made the ingress missing, and one that grew less
-//! than was appended understated it.
+//! cluster older than its retention is: 3 real brokers checking retention every second, topics
+//! with 1 MiB segments that keep about 2 MiB per partition, and a bounded producer sending
+//! 3 MB/s (loopback only). Each window starts once retention has deleted a segment of every
+//! partition (a broker's first retention check comes 30 s after it starts); over its 20 s the
+//! logs hardly grow, since retention deletes about what is appended; the Kafka source must
+//! still measure the ingress within 10% (records appended times the average record size
+//! retained) and say that it estimated it. Two topics in turn on the same brokers: records of
+//! one size (where the estimate is exact), then a mix of sizes from 10 kB to 190 kB. Before
+//! the estimate, a log that shrank made the ingress missing, and one that grew less than was
+//! appended understated it.
 
 mod common;
 
@@ -19,11 +21,21 @@ use kpilot_metrics::{KafkaSource, MetricsSource};
 use kpilot_testbed::{ClusterConfig, KafkaCluster};
 use kpilot_units::Span;
 
-/// 3 MB/s as 100 kB records, 3 per 100 ms tick, for 65 s: 1 MB/s per partition.
+/// 3 MB/s as 100 kB records, 3 per 100 ms tick, for 65 s (past the first retention check):
+/// 1 MB/s per partition.
 const LOAD: Load = Load {
     partitions: 3,
     records_per_tick: 3,
     seconds: 65,
+    sizes: &[common::RECORD],
+};
+/// The same 3 MB/s as records of seven sizes, 100 kB on average, every partition getting
+/// each size in turn; 35 s, retention already running.
+const MIXED: Load = Load {
+    partitions: 3,
+    records_per_tick: 3,
+    seconds: 35,
+    sizes: &[10_000, 190_000, 60_000, 140_000, 30_000, 170_000, 100_000],
 };
 const SEGMENT_BYTES: u64 = 1 << 20;
 const RETENTION_BYTES: u64 = 2 << 20;
@@ -37,9 +49,23 @@ fn the_kafka_source_measures_the_ingress_of_a_topic_retention_trims_meanwhile() 
     })
     .expect("start 3 brokers");
     let (rt, admin) = connect(&cluster);
-    let topic = TopicName::new("trimmed").expect("topic name");
+    measure_while_retention_trims(&rt, &admin, "trimmed", LOAD);
+    measure_while_retention_trims(&rt, &admin, "trimmed-mixed", MIXED);
+    eprintln!("test took {:?}", t.elapsed());
+}
+
+/// Produces `load` to a new topic `name` that retention trims, and measures it with the Kafka
+/// source once retention has deleted from every partition.
+fn measure_while_retention_trims(
+    rt: &tokio::runtime::Runtime,
+    admin: &kpilot_kafka::AdminClient,
+    name: &str,
+    load: Load,
+) {
+    eprintln!("topic {name}: {:?}", load.sizes);
+    let topic = TopicName::new(name).expect("topic name");
     rt.block_on(
-        admin.create_topics(&[NewTopic::new(topic.clone(), LOAD.partitions, 3)
+        admin.create_topics(&[NewTopic::new(topic.clone(), load.partitions, 3)
             .with_config("segment.bytes", SEGMENT_BYTES)
             .with_config("retention.bytes", RETENTION_BYTES)]),
     )
@@ -49,9 +75,9 @@ fn the_kafka_source_measures_the_ingress_of_a_topic_retention_trims_meanwhile() 
     let kafka = KafkaSource::new(admin.clone());
 
     let (produced, m) = rt.block_on(async {
-        let producer = tokio::spawn(LOAD.produce(admin.clone(), topic.clone()));
+        let producer = tokio::spawn(load.produce(admin.clone(), topic.clone()));
         // Past the first retention deletions: every partition's log start has moved up.
-        let partitions: Vec<TopicPartition> = (0..LOAD.partitions)
+        let partitions: Vec<TopicPartition> = (0..load.partitions)
             .map(|p| TopicPartition::new(topic.clone(), p))
             .collect();
         let began = Instant::now();
@@ -87,7 +113,7 @@ fn the_kafka_source_measures_the_ingress_of_a_topic_retention_trims_meanwhile() 
         m.warnings
     );
     assert!(
-        (actual - LOAD.rate()).abs() / LOAD.rate() < 0.03,
+        (actual - load.rate()).abs() / load.rate() < 0.03,
         "the producer did not hold its rate"
     );
 
@@ -96,10 +122,10 @@ fn the_kafka_source_measures_the_ingress_of_a_topic_retention_trims_meanwhile() 
     let stored = m.stored.expect("stored bytes").bytes();
     eprintln!("stored at the end of the window: {:.1} MB", stored / 1e6);
     assert!(
-        stored < 0.5 * 20.0 * LOAD.rate() * 3.0,
+        stored < 0.5 * 20.0 * load.rate() * 3.0,
         "retention did not trim the logs: {stored} bytes stored"
     );
-    within(&m.ingress, LOAD.rate(), "Kafka ingress with retention");
+    within(&m.ingress, load.rate(), "Kafka ingress with retention");
     assert!(
         m.warnings
             .iter()
@@ -110,8 +136,7 @@ fn the_kafka_source_measures_the_ingress_of_a_topic_retention_trims_meanwhile() 
     // Each follower fetched what was appended: replication is twice the ingress.
     within(
         &m.replication,
-        2.0 * LOAD.rate(),
+        2.0 * load.rate(),
         "Kafka replication with retention",
     );
-    eprintln!("test took {:?}", t.elapsed());
 }
