@@ -7,8 +7,6 @@ mod output;
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
 fn main() -> ExitCode {
-    commands::run(cli::Cli::parse())
+    commands::run(cli::parse())
 }

@@ -161,6 +161,14 @@ fn malformed_traces_exit_2_with_file_line_and_reason() {
         "{}",
         stderr(&o)
     );
+    // So does a negative duration, whose unit keeps clap from reading it as a number.
+    let o = kpilot(&["simulate", "--horizon", "-1h", "--no-report"], &dir);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("duration '-1h' is negative: it must be zero or more"),
+        "{}",
+        stderr(&o)
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
