@@ -51,7 +51,8 @@
 //!    cheapest move (within [`Settings::max_transition`]) whose every phase carries the
 //!    current demand within the sustained limits and whose result holds it within target
 //!    (the one that holds the most if none holds the lead window), rather than staying
-//!    overloaded for hours.
+//!    overloaded for hours; when no such move fits [`Settings::max_transition`], the quickest
+//!    one, however long.
 
 use kpilot_capacity::{
     BrokerCapacity, Catalog, Limit, LoadFactors, ModelError, MonthlyCost, Shape, Workload,
@@ -1022,6 +1023,7 @@ pub fn decide(input: &DecisionInput<'_>) -> Result<Decision, PolicyError> {
         );
         if fc.current > target_now {
             let mut options: Vec<(usize, Plan)> = Vec::new();
+            let mut slow: Vec<(usize, Plan)> = Vec::new();
             for (i, c) in candidates.iter().enumerate() {
                 let after = holds(&c.shape, &workload);
                 if after < fc.current || after <= current_holds {
@@ -1043,7 +1045,21 @@ pub fn decide(input: &DecisionInput<'_>) -> Result<Decision, PolicyError> {
                     .all(|p| p.limit.bytes_per_s() >= fc.current.bytes_per_s() * (1.0 - 1e-9));
                 if carries && plan.estimated <= settings.max_transition {
                     options.push((i, plan));
+                } else if carries {
+                    slow.push((i, plan));
                 }
+            }
+            // No move fits the longest transition: the quickest that carries the demand
+            // throughout is still better than staying overloaded until the load falls by
+            // itself (the soonest relief; a longer one to a larger shape can follow).
+            if options.is_empty()
+                && let Some(j) = slow
+                    .iter()
+                    .enumerate()
+                    .min_by(|a, b| a.1.1.estimated.secs().total_cmp(&b.1.1.estimated.secs()))
+                    .map(|(j, _)| j)
+            {
+                options.push(slow.swap_remove(j));
             }
             let pick = options
                 .iter()
@@ -1433,6 +1449,35 @@ mod tests {
             "{:?}",
             d.reasons
         );
+    }
+
+    /// Overloaded with no move that fits the longest transition (here 5 minutes, shorter
+    /// than any roll): the quickest move that carries the demand throughout is still taken,
+    /// rather than riding above target until the load falls by itself. Before, the policy
+    /// kept the shape.
+    #[test]
+    fn overloaded_with_only_long_moves_takes_the_quickest_that_carries_the_demand() {
+        let at = 4.0 * DAY + 7.0 * 3600.0;
+        let s = Settings {
+            max_transition: Span::from_minutes(5.0),
+            ..Settings::default()
+        };
+        let d = run_with(at, "xlarge", &s);
+        let plan = d.plan().unwrap_or_else(|| panic!("{:?}", d.reasons));
+        assert!(
+            d.reasons
+                .iter()
+                .any(|r| matches!(r, Reason::Overloaded { .. })),
+            "{:?}",
+            d.reasons
+        );
+        assert!(plan.estimated > s.max_transition, "{:?}", plan.estimated);
+        assert!(plan.phases.iter().all(|p| p.limit.mb_per_s() >= curve(at)));
+        // No slower than the move taken when moves may be long (there the cheapest that
+        // holds the forecast; here the larger size, whose brokers catch up sooner).
+        let free = run(at, "xlarge");
+        let free = free.plan().expect("a move");
+        assert!(plan.estimated <= free.estimated, "{plan:#?} vs {free:#?}");
     }
 
     /// Data stored at `t` by the test curve with a 2-hour retention, all 3 replicas.
