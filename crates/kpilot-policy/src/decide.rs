@@ -656,6 +656,13 @@ fn check_settings(s: &Settings) -> Result<(), PolicyError> {
             "a positive rate",
         );
     }
+    if !(s.transition.move_share > 0.0 && s.transition.move_share <= 1.0) {
+        return bad(
+            "move_share",
+            s.transition.move_share,
+            "above 0 and at most 1 (0.5 = moves reach half their throttle)",
+        );
+    }
     Ok(())
 }
 

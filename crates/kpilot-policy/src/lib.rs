@@ -37,6 +37,7 @@ pub use space::{
 };
 pub use time::Timestamp;
 pub use transition::{
-    BrokerRole, Mechanism, Phase, PhaseKind, Plan, RESTARTS_LEARNED_FROM, Slot, TransitionSettings,
-    broker_capacity, learned_restart, plan_transition,
+    BrokerRole, MOVE_TIMED_FROM, MOVES_LEARNED_FROM, Mechanism, Phase, PhaseKind, Plan,
+    RESTARTS_LEARNED_FROM, Slot, TransitionSettings, broker_capacity, learned_move_share,
+    learned_restart, plan_transition,
 };

@@ -44,6 +44,10 @@ pub struct TransitionSettings {
     pub restart: Span,
     /// Replication throttle per receiving broker for reassignments and local-disk rebuilds.
     pub max_move_rate_per_broker: Throughput,
+    /// The share of its throttled rate a reassignment or rebuild really reaches (1: the
+    /// throttle; the replica fetchers, the disks or the latency may hold it below).
+    /// Learned from measured moves with [`learned_move_share`].
+    pub move_share: f64,
     /// Cap on the rate at which a restarted broker catches up (`None`: as fast as the brokers
     /// allow; Kafka does not throttle ISR catch-up unless told to).
     pub max_catch_up_rate: Option<Throughput>,
@@ -56,6 +60,7 @@ impl Default for TransitionSettings {
         Self {
             restart: Span::from_minutes(3.0),
             max_move_rate_per_broker: Throughput::from_mb_per_s(100.0),
+            move_share: 1.0,
             max_catch_up_rate: None,
             min_transfer_rate: Throughput::from_mb_per_s(1.0),
         }
@@ -78,6 +83,28 @@ pub fn learned_restart(measured_secs: &[f64]) -> Option<Span> {
         .filter(|s| s.is_finite() && *s >= 0.0)
         .reduce(f64::max)
         .map(Span::from_secs)
+}
+
+/// How many of the latest measured moves [`learned_move_share`] takes the lowest of.
+pub const MOVES_LEARNED_FROM: usize = 6;
+
+/// The shortest move, as planned, whose rate is measured: below it the time says more about
+/// the steps around the data (issuing the reassignment, polling for its end, electing
+/// leaders) than about the rate the brokers reach.
+pub const MOVE_TIMED_FROM: Span = Span::from_secs(60.0);
+
+/// The share of the planned rate to plan reassignments and rebuilds with, learned from moves
+/// measured earlier (each the rate it reached over the rate it was planned or throttled at,
+/// oldest first): the lowest of the last [`MOVES_LEARNED_FROM`], at most 1. `None` when
+/// nothing was measured (plan with [`TransitionSettings::move_share`]). The operator learns
+/// from its horizontal operations and the simulator from its own moves, both with this rule.
+pub fn learned_move_share(measured: &[f64]) -> Option<f64> {
+    measured[measured.len().saturating_sub(MOVES_LEARNED_FROM)..]
+        .iter()
+        .copied()
+        .filter(|s| s.is_finite() && *s > 0.0)
+        .reduce(f64::min)
+        .map(|s| s.min(1.0))
 }
 
 /// How a move is made.
@@ -563,7 +590,7 @@ pub fn plan_transition(
         Mechanism::VerticalRoll => {
             let rebuild = !to.storage.kind.is_network_attached();
             let restart = settings.restart.secs();
-            let throttle = settings.max_move_rate_per_broker.bytes_per_s();
+            let throttle = settings.max_move_rate_per_broker.bytes_per_s() * settings.move_share;
             let catch_up_cap = settings
                 .max_catch_up_rate
                 .map_or(f64::INFINITY, Throughput::bytes_per_s);
@@ -616,7 +643,8 @@ pub fn plan_transition(
                     },
                 })
                 .collect();
-            let throttle = settings.max_move_rate_per_broker.bytes_per_s() * k as f64;
+            let throttle =
+                settings.max_move_rate_per_broker.bytes_per_s() * settings.move_share * k as f64;
             let rate = transfer_rate(&slots, PhaseKind::MoveData, throttle, "reassignment")?;
             let bytes = stored.bytes() * k as f64 / (n + k) as f64;
             phases.push(finish(
@@ -639,7 +667,8 @@ pub fn plan_transition(
                     },
                 })
                 .collect();
-            let throttle = settings.max_move_rate_per_broker.bytes_per_s() * m as f64;
+            let throttle =
+                settings.max_move_rate_per_broker.bytes_per_s() * settings.move_share * m as f64;
             let rate = transfer_rate(&slots, PhaseKind::MoveData, throttle, "reassignment")?;
             let bytes = stored.bytes() * (n - m) as f64 / n as f64;
             phases.push(finish(
@@ -675,6 +704,46 @@ mod tests {
             Storage::gp3(c, 2000.0, Throughput::from_mib_per_s(500.0)).unwrap()
         };
         Shape::new(i, n, s, w).unwrap()
+    }
+
+    #[test]
+    fn the_learned_move_share_is_the_lowest_of_the_last_six_at_most_one() {
+        assert_eq!(learned_move_share(&[]), None);
+        assert_eq!(learned_move_share(&[1.4]), Some(1.0));
+        assert_eq!(
+            learned_move_share(&[0.3, 0.9, 0.8, 1.0, 0.7, 0.95, 0.9]),
+            Some(0.7)
+        );
+        assert_eq!(learned_move_share(&[0.3, 0.9]), Some(0.3));
+        assert_eq!(learned_move_share(&[f64::NAN, 0.0, -1.0]), None);
+    }
+
+    #[test]
+    fn moves_are_planned_at_the_share_of_the_throttle_they_reach() {
+        let c = Catalog::builtin().unwrap();
+        let w = Workload::new(3, 2, 2.0, 0.8).unwrap();
+        let from = shape(&c, "m7g.xlarge", 3, &w);
+        let to = shape(&c, "m7g.xlarge", 6, &w);
+        let plan_with = |move_share: f64| {
+            let settings = TransitionSettings {
+                move_share,
+                ..TransitionSettings::default()
+            };
+            plan_transition(
+                &from,
+                &to,
+                &w,
+                ByteSize::from_gb(6000.0),
+                Throughput::from_mb_per_s(1.0),
+                &settings,
+            )
+            .unwrap()
+        };
+        let (full, half) = (plan_with(1.0), plan_with(0.5));
+        // Three receivers at the 100 MB/s throttle, or half of it.
+        assert!((full.phases[0].rate.mb_per_s() - 300.0).abs() < 1e-6);
+        assert!((half.phases[0].rate.mb_per_s() - 150.0).abs() < 1e-6);
+        assert!((half.estimated.secs() / full.estimated.secs() - 2.0).abs() < 1e-9);
     }
 
     #[test]

@@ -17,7 +17,10 @@
 //! 4. Cost: every broker's instance price and volume, per minute, by the type it runs (during a
 //!    roll, broker by broker).
 //! 5. The transition advances: a restart for its fixed time, a transfer by its bytes at its
-//!    rate; when the last phase ends the new shape is in place.
+//!    rate (a throttled one at most [`ClusterSetup::move_rate`] per receiving broker); when
+//!    the last phase ends the new shape is in place. The predictive policy learns from what it
+//!    measures: each restart's time and each throttled transfer's share of its planned rate
+//!    ([`ClusterSetup::learn_restart`], [`ClusterSetup::learn_moves`]).
 
 use kpilot_capacity::{
     BrokerCapacity, Catalog, CreditBucket, Resource, Shape, StorageError, Workload,
@@ -276,6 +279,9 @@ struct Active {
     bytes_left: f64,
     missed: f64,
     action: usize,
+    /// The bytes the current transfer phase started with, and the seconds it has run.
+    phase_bytes: f64,
+    phase_secs: f64,
 }
 
 /// Tolerance for comparing demand with limits.
@@ -321,6 +327,11 @@ pub fn run(
     // `learn_restart`, the predictive policy's restart becomes what its own rolls measured.
     let actual_restart = setup.restart.unwrap_or(settings.transition.restart);
     let mut measured_restarts: Vec<f64> = Vec::new();
+    // Likewise for throttled transfers: with `move_rate`, each receiving broker reaches at most
+    // that; with `learn_moves`, the policy plans at the share of the plan's rate its own
+    // transfers reached.
+    let actual_move_rate = setup.move_rate.map(Throughput::bytes_per_s);
+    let mut measured_moves: Vec<f64> = Vec::new();
     let mut planning = settings.clone();
 
     let mut shape = initial.clone();
@@ -455,6 +466,8 @@ pub fn run(
                     bytes_left: 0.0,
                     missed: 0.0,
                     action: actions.len() - 1,
+                    phase_bytes: 0.0,
+                    phase_secs: 0.0,
                 };
                 enter_phase(&mut a, &mut brokers, catalog, stored);
                 active = Some(a);
@@ -471,7 +484,9 @@ pub fn run(
         let (sustained, target_limit, available, loads, rate) = match &factors {
             Some(f) => {
                 let rate = match (&active, kind) {
-                    (Some(a), Some(k)) => transfer_rate(a, k, slots, f, d, &brokers, settings),
+                    (Some(a), Some(k)) => {
+                        transfer_rate(a, k, slots, f, d, &brokers, settings, actual_move_rate)
+                    }
                     _ => 0.0,
                 };
                 let loads = match kind {
@@ -602,14 +617,33 @@ pub fn run(
                     }
                     _ => {
                         if rate_now <= 0.0 {
+                            a.phase_secs += dt;
                             dt = 0.0;
                             continue;
                         }
                         let need = a.bytes_left / rate_now;
                         if need > dt {
                             a.bytes_left -= rate_now * dt;
+                            a.phase_secs += dt;
                             dt = 0.0;
                             continue;
+                        }
+                        a.phase_secs += need;
+                        let phase = &a.plan.phases[a.phase];
+                        if !kind.yields()
+                            && phase.estimated.secs() >= kpilot_policy::MOVE_TIMED_FROM.secs()
+                            && a.phase_secs > 0.0
+                            && phase.rate.bytes_per_s() > 0.0
+                        {
+                            measured_moves
+                                .push(a.phase_bytes / a.phase_secs / phase.rate.bytes_per_s());
+                            if setup.learn_moves
+                                && controller == Controller::Predictive
+                                && let Some(share) =
+                                    kpilot_policy::learned_move_share(&measured_moves)
+                            {
+                                planning.transition.move_share = share;
+                            }
                         }
                         need
                     }
@@ -624,9 +658,16 @@ pub fn run(
                 let next = &a.plan.phases[a.phase];
                 rate_now = match &factors {
                     Some(_) => match phase_factors(&next.slots, &workload) {
-                        Ok(f) => {
-                            transfer_rate(&a, next.kind, &next.slots, &f, d, &brokers, settings)
-                        }
+                        Ok(f) => transfer_rate(
+                            &a,
+                            next.kind,
+                            &next.slots,
+                            &f,
+                            d,
+                            &brokers,
+                            settings,
+                            actual_move_rate,
+                        ),
                         Err(_) => 0.0,
                     },
                     None => 0.0,
@@ -674,6 +715,7 @@ pub fn run(
 fn enter_phase(a: &mut Active, brokers: &mut [BrokerSim], catalog: &Catalog, stored: f64) {
     let phase = &a.plan.phases[a.phase];
     a.elapsed = 0.0;
+    a.phase_secs = 0.0;
     match phase.kind {
         PhaseKind::Restart { broker } => {
             brokers[broker] = BrokerSim::new(&a.plan.to, catalog);
@@ -690,11 +732,14 @@ fn enter_phase(a: &mut Active, brokers: &mut [BrokerSim], catalog: &Catalog, sto
             };
         }
     }
+    a.phase_bytes = a.bytes_left;
 }
 
 /// The rate of the phase's transfer this minute: a catch-up runs as fast as the capacity the
 /// clients leave allows (up to the catch-up cap); a throttled transfer runs at its throttle
-/// (as far as the brokers can), whatever the clients need.
+/// (as far as the brokers can, and at most `actual_move_rate` per receiving broker), whatever
+/// the clients need.
+#[allow(clippy::too_many_arguments)]
 fn transfer_rate(
     a: &Active,
     kind: PhaseKind,
@@ -703,6 +748,7 @@ fn transfer_rate(
     ingress: f64,
     brokers: &[BrokerSim],
     settings: &Settings,
+    actual_move_rate: Option<f64>,
 ) -> f64 {
     if matches!(kind, PhaseKind::Restart { .. }) {
         return 0.0;
@@ -718,7 +764,15 @@ fn transfer_rate(
             .max(0.0)
     } else {
         let throttle = a.plan.phases[a.phase].rate.bytes_per_s();
+        let (from, to) = (a.plan.from.brokers, a.plan.to.brokers);
+        let receivers = match kind {
+            PhaseKind::MoveData if to > from => to - from,
+            PhaseKind::MoveData => to,
+            _ => 1,
+        };
+        let reached = actual_move_rate.map_or(f64::INFINITY, |r| r * f64::from(receivers));
         throttle
+            .min(reached)
             .min(spare_transfer_rate(slots, kind, factors, 0.0, cap))
             .max(0.0)
     }

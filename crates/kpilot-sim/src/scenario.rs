@@ -96,6 +96,8 @@ pub fn default_setup() -> ClusterSetup {
         },
         restart: None,
         learn_restart: true,
+        move_rate: None,
+        learn_moves: true,
     }
 }
 

@@ -41,6 +41,14 @@ pub struct ClusterSetup {
     /// earlier rolls ([`kpilot_policy::learned_restart`], as the operator does unless
     /// `spec.policy.restartTime` is set) rather than with the assumption throughout.
     pub learn_restart: bool,
+    /// The rate each receiving broker really reaches in reassignments and rebuilds (the
+    /// simulated truth: replica fetchers, disks or latency below the throttle); `None`: the
+    /// throttle the plan gives it.
+    pub move_rate: Option<Throughput>,
+    /// Whether the predictive policy plans moves at the share of their throttle its own
+    /// earlier moves reached ([`kpilot_policy::learned_move_share`], as the operator does
+    /// with its horizontal operations) rather than at the throttle throughout.
+    pub learn_moves: bool,
 }
 
 impl ClusterSetup {

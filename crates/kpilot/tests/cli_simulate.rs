@@ -169,6 +169,13 @@ fn malformed_traces_exit_2_with_file_line_and_reason() {
         "{}",
         stderr(&o)
     );
+    // Moves that never progress are refused, not simulated for a week.
+    let o = kpilot(
+        &["simulate", "--actual-move-rate", "0MB/s", "--no-report"],
+        &dir,
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("--actual-move-rate"), "{}", stderr(&o));
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use anyhow::Context as _;
+use anyhow::{Context as _, anyhow};
 use clap::Args as ClapArgs;
 use kpilot_capacity::StorageKind;
 use kpilot_policy::{ReactiveSettings, Settings};
@@ -146,6 +146,17 @@ pub struct Args {
     #[arg(long, default_value = "100MB/s", value_name = "RATE")]
     pub move_throttle: Throughput,
 
+    /// The rate each receiving broker really reaches in reassignments and rebuilds, when it is
+    /// below --move-throttle, e.g. 40MB/s: replica fetchers, disks or latency the policy does
+    /// not know about until it has moved data.
+    #[arg(long, value_name = "RATE")]
+    pub actual_move_rate: Option<Throughput>,
+
+    /// Plan every reassignment and rebuild at --move-throttle instead of the share of it the
+    /// policy's own earlier moves reached.
+    #[arg(long)]
+    pub no_move_learning: bool,
+
     /// Replication factor (default: the scenario's, 3).
     #[arg(long, short = 'r', value_name = "N")]
     pub replication_factor: Option<u16>,
@@ -284,6 +295,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
     };
     apply_overrides(&args, &mut setup);
+    if let Some(r) = setup.move_rate
+        && r.bytes_per_s() <= 0.0
+    {
+        return Err(usage(anyhow!(
+            "--actual-move-rate {r} must be above 0: moves that never progress cannot be simulated"
+        )));
+    }
     let settings = Settings {
         target_utilization: args.target_utilization,
         horizon: args.horizon,
@@ -331,7 +349,18 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         ),
         (None, _) => String::new(),
     };
-    let description = format!("{description}{restarts}");
+    let moves = match (setup.move_rate, setup.learn_moves) {
+        (Some(actual), true) => format!(
+            " Each receiving broker reaches {actual} in reassignments and rebuilds; the policy plans with the {} throttle until it has measured its own moves, then with the share of it they reached.",
+            settings.transition.max_move_rate_per_broker
+        ),
+        (Some(actual), false) => format!(
+            " Each receiving broker reaches {actual} in reassignments and rebuilds; the policy plans with the {} throttle throughout.",
+            settings.transition.max_move_rate_per_broker
+        ),
+        (None, _) => String::new(),
+    };
+    let description = format!("{description}{restarts}{moves}");
     let started = Instant::now();
     let runs = compare(&demand, &catalog, &setup, &settings, &reactive).map_err(|e| match e {
         // Settings that cannot work whatever the demand: the user's to change (exit 2).
@@ -387,6 +416,12 @@ fn apply_overrides(args: &Args, setup: &mut ClusterSetup) {
     }
     if args.no_restart_learning {
         setup.learn_restart = false;
+    }
+    if let Some(r) = args.actual_move_rate {
+        setup.move_rate = Some(r);
+    }
+    if args.no_move_learning {
+        setup.learn_moves = false;
     }
     if let Some(r) = args.replication_factor {
         setup.replication_factor = r;
