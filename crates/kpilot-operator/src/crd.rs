@@ -350,6 +350,10 @@ pub struct KafkaAutopilotStatus {
     /// plans rolls with.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restarts: Option<RestartStatus>,
+    /// Data moves measured in this autopilot's horizontal operations, and the share of the
+    /// throttle the policy plans reassignments and rebuilds at.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub moves: Option<MoveStatus>,
     /// Recent demand samples (bounded), kept so a restarted operator keeps its history.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub history: Vec<DemandSample>,
@@ -390,6 +394,42 @@ pub struct MeasuredRestart {
     pub seconds: f64,
     /// The instance type it came back on.
     pub instance_type: String,
+}
+
+/// The share of the replication throttle the policy plans data moves at, and the moves it
+/// was learned from.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct MoveStatus {
+    /// The share of the throttle reassignments and rebuilds are planned at (1 = the throttle).
+    pub share: f64,
+    /// Where that comes from: the measured moves, or the default while none is measured.
+    pub source: String,
+    /// The latest moves measured in completed horizontal operations, oldest first (at most
+    /// 12).
+    #[serde(default)]
+    pub measured: Vec<MeasuredMove>,
+}
+
+/// One horizontal operation's data move, timed from the start of its rebalance to its end
+/// (the throttle set and removed, preferred leaders elected).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MeasuredMove {
+    /// When the operation started (RFC 3339, the operation's `startedAt`): it names the move.
+    pub at: String,
+    /// `horizontal-add` or `horizontal-remove`.
+    pub kind: String,
+    /// Bytes moved.
+    pub bytes: u64,
+    /// How long the rebalance took, seconds.
+    pub seconds: f64,
+    /// The replication throttle per broker, bytes per second.
+    pub throttle_bytes_per_s: u64,
+    /// The brokers receiving the data (the added ones, or the ones staying).
+    pub receivers: u32,
+    /// The rate reached over the planned one (the throttle times the receivers).
+    pub share: f64,
 }
 
 /// A shape.

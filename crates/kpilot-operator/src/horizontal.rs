@@ -29,7 +29,7 @@ use kpilot_reassign::{
     JournalStore, PortError, ReassignPort, RunStatus, StoreError, prepare, read_plan_input,
 };
 use kpilot_rebalance::{BatchLimits, BrokerChange, choose_throttle};
-use kpilot_units::Throughput;
+use kpilot_units::{Span, Throughput};
 use kube::ResourceExt as _;
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use kube::runtime::events::EventType;
@@ -73,6 +73,9 @@ pub struct Settings {
     pub default_throttle: Throughput,
     /// An upper bound on the throttle the capacity model chooses, if any.
     pub max_throttle: Option<Throughput>,
+    /// The shortest move, as planned at the throttle, that is timed into `status.moves`
+    /// ([`kpilot_policy::MOVE_TIMED_FROM`]; tests lower it to time their small moves).
+    pub timed_from: Span,
 }
 
 impl Default for Settings {
@@ -82,6 +85,7 @@ impl Default for Settings {
             limits: BatchLimits::default(),
             default_throttle: Throughput::from_mb_per_s(50.0),
             max_throttle: None,
+            timed_from: kpilot_policy::MOVE_TIMED_FROM,
         }
     }
 }
@@ -835,6 +839,11 @@ async fn run(
     journal: Journal,
     change: &BrokerChange,
 ) -> Result<Journal, ReconcileError> {
+    // A run from the first batch times the whole move; a resumed one only its part.
+    let whole = journal
+        .batches
+        .iter()
+        .all(|b| b.state == BatchState::Pending);
     let store = StatusJournal::new(api.clone(), name, Some(journal.clone()));
     let (cancel_handle, cancel) = Cancel::new();
     let port = JournaledPort::new(admin, &store).cancelling(cancel_handle);
@@ -868,6 +877,7 @@ async fn run(
     };
     match result {
         Ok(report) if report.status == RunStatus::Completed => {
+            time_the_move(status, change, &report, whole, ctx.rebalance.timed_from);
             if let Some(o) = status.operation.as_mut() {
                 o.message = Some(format!(
                     "{}: {} partition(s), {:.1} MB moved in {:.1}s{}",
@@ -900,6 +910,47 @@ async fn run(
             }
             Err(failed(e.to_string()))
         }
+    }
+}
+
+/// Records the completed rebalance's data move in `status.moves` when it can be timed (see
+/// [`crate::moves`]); logs why not otherwise.
+fn time_the_move(
+    status: &mut KafkaAutopilotStatus,
+    change: &BrokerChange,
+    report: &kpilot_reassign::Report,
+    whole: bool,
+    timed_from: Span,
+) {
+    let Some(o) = status.operation.as_ref() else {
+        return;
+    };
+    let receivers = match (change, o.from_brokers, o.to_brokers) {
+        (BrokerChange::Add(ids), _, _) => ids.len() as u32,
+        (BrokerChange::Remove(_), _, Some(to)) => to,
+        _ => return,
+    };
+    let rebalance = crate::moves::Rebalance {
+        at: &o.started_at,
+        kind: &o.kind,
+        bytes: report.bytes_moved,
+        seconds: report.elapsed_secs,
+        throttle_bytes_per_s: report.throttle_bytes_per_s,
+        receivers,
+        whole,
+        timed_from,
+    };
+    match crate::moves::measured(&rebalance) {
+        Ok(m) => {
+            info!(
+                share = m.share,
+                bytes = m.bytes,
+                seconds = m.seconds,
+                "data move timed"
+            );
+            crate::moves::record(&mut status.moves, m);
+        }
+        Err(why) => info!(%why, "data move not timed"),
     }
 }
 

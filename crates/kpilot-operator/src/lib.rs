@@ -28,6 +28,7 @@ pub mod fleet;
 pub mod horizontal;
 pub mod leader;
 pub mod metrics;
+pub mod moves;
 pub mod observe;
 pub mod preflight;
 pub mod reconcile;

@@ -879,6 +879,7 @@ async fn steps(
     // 5. Decide, planning rolls with the restart time this cluster's own rolls measured.
     let mut settings = spec.settings.clone();
     settings.transition.restart = plan_restart(status, spec);
+    settings.transition.move_share = crate::moves::plan_with(&mut status.moves);
     let cluster = ClusterState {
         shape: shape.clone(),
         stored: facts.stored,

@@ -345,6 +345,8 @@ fn brokers_are_added_and_removed_with_a_throttled_rebalance_resumed_after_a_kill
             ctx.rebalance.max_throttle = Some(Throughput::from_bytes_per_s(THROTTLE as f64));
             ctx.rebalance.executor.poll_interval = Duration::from_millis(200);
             ctx.rebalance.executor.batch_timeout = Duration::from_secs(120);
+            // The test's moves take seconds: time them anyway (a real one, from a minute).
+            ctx.rebalance.timed_from = kpilot_units::Span::from_secs(1.0);
             ctx
         };
 
@@ -501,6 +503,35 @@ fn brokers_are_added_and_removed_with_a_throttled_rebalance_resumed_after_a_kill
         assert_eq!(replicas(sts.get("kafka").await.expect("sts")), Some(3));
         let journal = journal_of(&done).expect("journal");
         assert!(matches!(&journal.change, kpilot_rebalance::BrokerChange::Remove(ids) if ids == &BTreeSet::from([BrokerId(4)])));
+        // The removal ran whole in one run: its data move is timed against the throttle on
+        // the three brokers receiving it. (The add, resumed after the kill, is not: the second
+        // run timed only its part.)
+        let moves = done.moves.clone().expect("status.moves");
+        assert_eq!(moves.measured.len(), 1, "{moves:#?}");
+        let m = &moves.measured[0];
+        assert_eq!((m.kind.as_str(), m.receivers, m.at.as_str()), ("horizontal-remove", 3, op3.started_at.as_str()));
+        assert_eq!(Some(m.throttle_bytes_per_s), journal.throttle_bytes_per_s);
+        assert_eq!(m.bytes, journal.total_bytes(), "{moves:#?}");
+        let planned = m.bytes as f64 / (m.throttle_bytes_per_s as f64 * 3.0);
+        assert!(m.seconds > 0.0 && m.share > 0.0, "{moves:#?}");
+        assert!(
+            (m.share - planned / m.seconds).abs() < 0.001,
+            "the share is the planned time over the time taken: {moves:#?}"
+        );
+        // The throttle was in force: no faster than the three receivers' throttle allows
+        // (the brokers' quota windows let a little more through at the start).
+        assert!(m.share <= 1.2, "{moves:#?}");
+        // The next decision plans moves at that share.
+        let next = drive(&client, &ns, &third, Duration::from_secs(30), "a decision after the removal", |s| {
+            s.moves.as_ref().is_some_and(|m| m.source.starts_with("measured"))
+        })
+        .await;
+        let planned_with = next.moves.expect("status.moves");
+        assert_eq!(planned_with.share, m.share.min(1.0), "{planned_with:#?}");
+        eprintln!(
+            "removal timed: {} bytes in {} s at {} B/s x 3 = {:.1} s planned, share {}",
+            m.bytes, m.seconds, m.throttle_bytes_per_s, planned, m.share
+        );
         // The kubelet stops broker 4 once it sees the replicas go down (asynchronously).
         let began = Instant::now();
         while log.removed.lock().expect("log").is_empty() {
