@@ -60,12 +60,14 @@ pub fn measured(r: &Rebalance<'_>) -> Result<MeasuredMove, String> {
     if r.seconds <= 0.0 || !r.seconds.is_finite() {
         return Err("no time measured".to_owned());
     }
-    let share = r.bytes as f64 / r.seconds / planned_rate;
+    // The share from the seconds as recorded, so that the record is consistent in itself.
+    let seconds = ((r.seconds * 1000.0).round() / 1000.0).max(0.001);
+    let share = r.bytes as f64 / seconds / planned_rate;
     Ok(MeasuredMove {
         at: r.at.to_owned(),
         kind: r.kind.to_owned(),
         bytes: r.bytes,
-        seconds: (r.seconds * 10.0).round() / 10.0,
+        seconds,
         throttle_bytes_per_s: throttle,
         receivers: r.receivers,
         share: (share * 1000.0).round() / 1000.0,
