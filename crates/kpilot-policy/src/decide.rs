@@ -1436,15 +1436,7 @@ mod tests {
         // every phase still carries the demand within the sustained limits ("overloaded").
         let at = 4.0 * DAY + 7.0 * 3600.0;
         let d = run(at, "xlarge");
-        let plan = d.plan().unwrap_or_else(|| panic!("{:?}", d.reasons));
-        assert!(
-            d.reasons
-                .iter()
-                .any(|r| matches!(r, Reason::Overloaded { .. })),
-            "{:?}",
-            d.reasons
-        );
-        assert!(plan.phases.iter().all(|p| p.limit.mb_per_s() >= curve(at)));
+        overloaded_move(&d, at);
         // At 09:00, at 173 MB/s, even that is impossible (a broker down leaves 156 MB/s of
         // storage link): the policy keeps the shape and says so instead of rolling.
         let d = run(4.0 * DAY + 9.0 * 3600.0, "xlarge");
@@ -1456,6 +1448,21 @@ mod tests {
             "{:?}",
             d.reasons
         );
+    }
+
+    /// The move of a decision made under the *overloaded* rule at `at`, every phase of which
+    /// carries the test curve's demand within the sustained limits.
+    fn overloaded_move(d: &Decision, at: f64) -> &Plan {
+        let plan = d.plan().unwrap_or_else(|| panic!("{:?}", d.reasons));
+        assert!(
+            d.reasons
+                .iter()
+                .any(|r| matches!(r, Reason::Overloaded { .. })),
+            "{:?}",
+            d.reasons
+        );
+        assert!(plan.phases.iter().all(|p| p.limit.mb_per_s() >= curve(at)));
+        plan
     }
 
     /// Overloaded with no move that fits the longest transition (here 5 minutes, shorter
@@ -1470,16 +1477,8 @@ mod tests {
             ..Settings::default()
         };
         let d = run_with(at, "xlarge", &s);
-        let plan = d.plan().unwrap_or_else(|| panic!("{:?}", d.reasons));
-        assert!(
-            d.reasons
-                .iter()
-                .any(|r| matches!(r, Reason::Overloaded { .. })),
-            "{:?}",
-            d.reasons
-        );
+        let plan = overloaded_move(&d, at);
         assert!(plan.estimated > s.max_transition, "{:?}", plan.estimated);
-        assert!(plan.phases.iter().all(|p| p.limit.mb_per_s() >= curve(at)));
         // No slower than the move taken when moves may be long (there the cheapest that
         // holds the forecast; here the larger size, whose brokers catch up sooner).
         let free = run(at, "xlarge");

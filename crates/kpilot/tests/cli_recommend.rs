@@ -462,22 +462,21 @@ fn recommend_follows_the_measured_load_and_refuses_missing_metrics() {
     );
 
     // Invalid input: exit 2 before anything is measured (text mode says when it measures).
+    let base = [
+        "recommend",
+        "-b",
+        &bootstrap,
+        "-i",
+        "tb.large",
+        "--catalog",
+        catalog,
+    ];
     for bad in [
         &["--max-brokers", "2"][..],
         &["--families", "nosuch"][..],
         &["--brokers", "2"][..],
     ] {
-        let mut args = vec![
-            "recommend",
-            "-b",
-            &bootstrap,
-            "-i",
-            "tb.large",
-            "--catalog",
-            catalog,
-        ];
-        args.extend(bad);
-        let o = kpilot(&args);
+        let o = kpilot(&[&base[..], bad].concat());
         assert_eq!(o.status.code(), Some(2), "{bad:?}: {}", stderr(&o));
         assert!(!stderr(&o).contains("measuring"), "{bad:?}: {}", stderr(&o));
     }
@@ -520,21 +519,13 @@ fn recommend_follows_the_measured_load_and_refuses_missing_metrics() {
     let no_history = cluster.dir().join("never.csv");
     let no_history = no_history.to_str().expect("utf-8 path");
     for extra in [&[][..], &["--history", "0"][..]] {
-        let mut args = vec![
-            "recommend",
-            "-b",
-            &bootstrap,
-            "-i",
-            "tb.large",
-            "--catalog",
-            catalog,
+        let trace = [
             "--prometheus",
             "http://127.0.0.1:1",
             "--save-trace",
             no_history,
         ];
-        args.extend(extra);
-        let o = kpilot(&args);
+        let o = kpilot(&[&base[..], &trace[..], extra].concat());
         assert_eq!(o.status.code(), Some(2), "{extra:?}: {}", stderr(&o));
         assert!(stderr(&o).contains("--history"), "{}", stderr(&o));
         assert!(!Path::new(no_history).exists());
