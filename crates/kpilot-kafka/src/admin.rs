@@ -300,6 +300,9 @@ impl std::fmt::Display for ConfigResource {
     }
 }
 
+/// A replication-throttle override set now: the broker or topic, the key, the value.
+pub type ThrottleOverride = (ConfigResource, String, String);
+
 /// Where a config value comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -1014,6 +1017,54 @@ impl AdminClient {
             });
         }
         Ok(out)
+    }
+
+    /// The replication-throttle overrides set now on `resources` (the rates on brokers, the
+    /// replica lists on topics, cluster-wide rate defaults included), as the broker that
+    /// answers DescribeConfigs sees them.
+    pub async fn throttle_overrides(
+        &self,
+        resources: &[ConfigResource],
+    ) -> Result<Vec<ThrottleOverride>, AdminError> {
+        use crate::snapshot::{FOLLOWER_RATE, FOLLOWER_REPLICAS, LEADER_RATE, LEADER_REPLICAS};
+        let keys = [
+            LEADER_RATE,
+            FOLLOWER_RATE,
+            LEADER_REPLICAS,
+            FOLLOWER_REPLICAS,
+        ];
+        let configs = self.describe_configs(resources, Some(&keys)).await?;
+        Ok(configs
+            .into_iter()
+            .flat_map(|(resource, entries)| {
+                entries.into_iter().filter_map(move |(key, e)| {
+                    let set = matches!(
+                        e.source,
+                        ConfigSource::DynamicBrokerConfig
+                            | ConfigSource::DynamicTopicConfig
+                            | ConfigSource::DynamicDefaultBrokerConfig
+                    );
+                    let value = e.value.filter(|v| set && !v.is_empty())?;
+                    Some((resource.clone(), key, value))
+                })
+            })
+            .collect())
+    }
+
+    /// [`AdminClient::throttle_overrides`] asked of each resource on its own, skipping those
+    /// that cannot answer now (a broker's own configs while it is down): for watching
+    /// throttles during a roll.
+    pub async fn throttle_overrides_answering(
+        &self,
+        resources: &[ConfigResource],
+    ) -> Vec<ThrottleOverride> {
+        let mut set = Vec::new();
+        for r in resources {
+            if let Ok(found) = self.throttle_overrides(std::slice::from_ref(r)).await {
+                set.extend(found);
+            }
+        }
+        set
     }
 
     /// IncrementalAlterConfigs on one resource (set or delete config overrides), e.g.

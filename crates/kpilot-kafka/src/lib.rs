@@ -22,7 +22,8 @@ pub mod snapshot;
 
 pub use admin::{
     AdminClient, AdminError, ClusterDescription, ClusterMetadata, ConfigEntry, ConfigOp,
-    ConfigResource, ConfigSource, ElectionOutcome, NewTopic, OffsetSpec, TopicMetadata,
+    ConfigResource, ConfigSource, ElectionOutcome, NewTopic, OffsetSpec, ThrottleOverride,
+    TopicMetadata,
 };
 pub use groups::{GroupListing, GroupOffsets};
 pub use produce::ActiveProducer;

@@ -9,7 +9,6 @@ use kpilot_kafka::{
 };
 use kpilot_rebalance::{BrokerChange, PlanInput};
 
-use crate::executor::{FOLLOWER_RATE, FOLLOWER_REPLICAS, LEADER_RATE, LEADER_REPLICAS};
 use crate::port::{ElectionSummary, PortError, ReassignPort};
 
 impl ReassignPort for AdminClient {
@@ -223,36 +222,15 @@ pub async fn read_plan_input(
 }
 
 /// A replication-throttle override set now: the broker or topic, the key, the value.
-pub type ThrottleOverride = (ConfigResource, String, String);
+pub type ThrottleOverride = kpilot_kafka::ThrottleOverride;
 
-/// The replication-throttle overrides set now on `resources` (the rates on brokers, the
-/// replica lists on topics, cluster-wide rate defaults included), as the broker that answers
-/// DescribeConfigs sees them. The executor returns only once every broker applies its
-/// removals, so right after a run this is empty unless a throttle was left behind.
+/// The replication-throttle overrides set now on `resources`
+/// ([`AdminClient::throttle_overrides`]). The executor returns only once every broker
+/// applies its removals, so right after a run this is empty unless a throttle was left
+/// behind.
 pub async fn throttle_overrides(
     admin: &AdminClient,
     resources: &[ConfigResource],
 ) -> Result<Vec<ThrottleOverride>, AdminError> {
-    let keys = [
-        LEADER_RATE,
-        FOLLOWER_RATE,
-        LEADER_REPLICAS,
-        FOLLOWER_REPLICAS,
-    ];
-    let configs = admin.describe_configs(resources, Some(&keys)).await?;
-    Ok(configs
-        .into_iter()
-        .flat_map(|(resource, entries)| {
-            entries.into_iter().filter_map(move |(key, e)| {
-                let set = matches!(
-                    e.source,
-                    ConfigSource::DynamicBrokerConfig
-                        | ConfigSource::DynamicTopicConfig
-                        | ConfigSource::DynamicDefaultBrokerConfig
-                );
-                let value = e.value.filter(|v| set && !v.is_empty())?;
-                Some((resource.clone(), key, value))
-            })
-        })
-        .collect())
+    admin.throttle_overrides(resources).await
 }

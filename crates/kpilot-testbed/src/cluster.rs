@@ -355,6 +355,18 @@ impl KafkaCluster {
         self.node(id)?.terminate(self.config.stop_timeout)
     }
 
+    /// Deletes every partition the stopped broker `id` stores, as a new node with an empty
+    /// instance-local disk would find it (its identity and the KRaft metadata log stay; see
+    /// `BrokerState::wipe_partition_data`): Kafka rebuilds the replicas when it starts.
+    /// Returns how many partition directories were deleted.
+    pub fn wipe_partition_data(&mut self, id: i32) -> Result<usize, TestbedError> {
+        let node = self.node(id)?;
+        if let Some(pid) = node.pid() {
+            return Err(TestbedError::BrokerAlreadyRunning { id, pid });
+        }
+        crate::state::wipe_partition_dir(&node.layout.data_dir)
+    }
+
     /// Kills broker `id` with SIGKILL (a crash) and reaps it. Killing a broker that is not
     /// running does nothing.
     pub fn kill_broker(&mut self, id: i32) -> Result<(), TestbedError> {

@@ -153,6 +153,64 @@ impl ClusterState {
     }
 }
 
+/// What a node keeps when [`BrokerState::wipe_partition_data`] empties its disk: its
+/// identity (`meta.properties`, with the log directory's id), the KRaft metadata log and
+/// bootstrap snapshot a combined controller needs, and the directory lock.
+const KEPT_ON_WIPE: &[&str] = &[
+    "meta.properties",
+    "__cluster_metadata-0",
+    "bootstrap.checkpoint",
+    ".lock",
+];
+
+impl BrokerState {
+    /// The node's log directory (`log.dirs`).
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.join("data")
+    }
+
+    /// Deletes every partition the stopped node stores (see [`wipe_partition_dir`]). Refuses
+    /// a running node. Returns how many partition directories were deleted.
+    pub fn wipe_partition_data(&self) -> Result<usize, TestbedError> {
+        if ClusterState::is_alive(self) {
+            return Err(TestbedError::InvalidConfig {
+                reason: format!(
+                    "node {} is running: stop it before deleting its partition data",
+                    self.id
+                ),
+            });
+        }
+        wipe_partition_dir(&self.data_dir())
+    }
+}
+
+/// Deletes every partition a stopped node's log directory `dir` holds, and the offset
+/// checkpoints that name them, as a node whose instance-local disk was replaced would find
+/// it: Kafka then rebuilds each replica from the other replicas when the node starts. The
+/// node's identity (`meta.properties`, with the log directory's id), the KRaft metadata log
+/// and bootstrap snapshot and the directory lock stay, so a combined controller keeps its
+/// quorum state: this emulates losing the data disk, not the node. Returns how many
+/// partition directories were deleted.
+pub(crate) fn wipe_partition_dir(dir: &Path) -> Result<usize, TestbedError> {
+    let entries = fs::read_dir(dir).map_err(TestbedError::write(dir))?;
+    let mut removed = 0;
+    for entry in entries {
+        let entry = entry.map_err(TestbedError::write(dir))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if KEPT_ON_WIPE.contains(&name.as_str()) {
+            continue;
+        }
+        let path = entry.path();
+        if path.is_dir() {
+            fs::remove_dir_all(&path).map_err(TestbedError::write(&path))?;
+            removed += 1;
+        } else if name.ends_with("-checkpoint") {
+            fs::remove_file(&path).map_err(TestbedError::write(&path))?;
+        }
+    }
+    Ok(removed)
+}
+
 /// Sends `signal` to a broker's process; a process that is already gone is not an error.
 pub(crate) fn signal(
     b: &BrokerState,
@@ -248,6 +306,59 @@ mod tests {
         );
         let outcomes = state.stop(Duration::from_millis(10)).expect("stop");
         assert_eq!(outcomes, [(1, StopOutcome::NotRunning)]);
+        fs::remove_dir_all(&dir).expect("cleanup");
+    }
+
+    #[test]
+    fn a_wipe_deletes_the_partitions_and_their_checkpoints_and_keeps_identity_and_metadata() {
+        let dir = std::env::temp_dir().join(format!("kpilot-testbed-wipe-{}", std::process::id()));
+        let node = BrokerState {
+            id: 2,
+            role: NodeRole::Combined,
+            pid: None,
+            address: "127.0.0.1:1".into(),
+            secure_address: None,
+            controller_port: None,
+            dir: dir.clone(),
+            log: dir.join("broker.log"),
+        };
+        let data = node.data_dir();
+        for d in [
+            "orders-0",
+            "orders-11",
+            "__consumer_offsets-3",
+            "__cluster_metadata-0",
+        ] {
+            fs::create_dir_all(data.join(d)).expect("dir");
+            fs::write(data.join(d).join("00000000000000000000.log"), b"x").expect("file");
+        }
+        let files = [
+            "meta.properties",
+            "bootstrap.checkpoint",
+            ".lock",
+            "recovery-point-offset-checkpoint",
+            "replication-offset-checkpoint",
+        ];
+        for f in files {
+            fs::write(data.join(f), b"x").expect("file");
+        }
+        assert_eq!(node.wipe_partition_data().expect("wipe"), 3);
+        let mut left: Vec<String> = fs::read_dir(&data)
+            .expect("read")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(
+            left,
+            [
+                ".lock",
+                "__cluster_metadata-0",
+                "bootstrap.checkpoint",
+                "meta.properties"
+            ]
+        );
+        // Idempotent.
+        assert_eq!(node.wipe_partition_data().expect("again"), 0);
         fs::remove_dir_all(&dir).expect("cleanup");
     }
 }
