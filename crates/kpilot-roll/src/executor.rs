@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use tracing::{info, info_span, warn};
 
 use crate::gate::{self, GateVerdict, Observation};
-use crate::journal::{Action, Journal, JournalError, Phase, RollStatus};
+use crate::journal::{Action, Journal, JournalError, Phase, Rebuild, RollStatus};
 use crate::plan::{self, PlanError, RollOptions, RollPlan};
 use crate::ports::{Fleet, FleetError, KafkaPort, KafkaPortError};
 use crate::report::RollReport;
@@ -64,6 +64,9 @@ pub enum RollError {
     /// The preferred leader election failed.
     #[error(transparent)]
     Elect(KafkaPortError),
+    /// Setting or lifting a rebuild's replication throttle failed.
+    #[error(transparent)]
+    Throttle(KafkaPortError),
     /// The principal may not elect leaders; found before any broker was stopped.
     #[error(
         "refusing to roll (this run stopped no broker): every broker's restart ends with a preferred leader election, and {}",
@@ -215,6 +218,31 @@ pub enum RollEvent {
         /// Waited so far, ms.
         waited_ms: u64,
     },
+    /// A node that comes back with an empty disk gets its rebuild throttled (before its stop).
+    RebuildThrottled {
+        /// The node.
+        node: BrokerId,
+        /// The throttle, bytes per second.
+        throttle_bytes_per_s: u64,
+        /// The brokers sending the data.
+        senders: usize,
+        /// The topics whose replicas are throttled.
+        topics: usize,
+    },
+    /// A node's rebuild is over: it is back in every ISR (and its throttle lifted).
+    Rebuilt {
+        /// The node.
+        node: BrokerId,
+        /// What it stores now, bytes.
+        bytes: u64,
+        /// From its start request to back in every ISR, ms (`None` when resumed).
+        since_start_ms: Option<u64>,
+        /// The rate its catch-up reached, bytes per second (`None` when resumed: only part
+        /// of it was timed).
+        rate_bytes_per_s: Option<f64>,
+        /// The throttle it ran under, bytes per second.
+        throttle_bytes_per_s: Option<u64>,
+    },
     /// The final election is verified.
     Finished {
         /// Partitions still not led by their preferred replica.
@@ -273,6 +301,35 @@ impl fmt::Display for RollEvent {
                 "node {node}: waiting to be registered and unfenced ({})",
                 s(waited_ms)
             ),
+            RollEvent::RebuildThrottled {
+                node,
+                throttle_bytes_per_s,
+                senders,
+                topics,
+            } => write!(
+                f,
+                "node {node}: comes back with an empty disk; its rebuild is throttled at {:.1} MB/s (follower rate on it, leader rate on {senders} sender(s), {topics} topic(s))",
+                *throttle_bytes_per_s as f64 / 1e6
+            ),
+            RollEvent::Rebuilt {
+                node,
+                bytes,
+                since_start_ms,
+                rate_bytes_per_s,
+                throttle_bytes_per_s,
+            } => {
+                write!(f, "node {node}: rebuilt {:.1} MB", *bytes as f64 / 1e6)?;
+                if let Some(ms) = since_start_ms {
+                    write!(f, " in {} from its start", s(ms))?;
+                }
+                if let Some(r) = rate_bytes_per_s {
+                    write!(f, ", {:.2} MB/s while catching up", r / 1e6)?;
+                }
+                match throttle_bytes_per_s {
+                    Some(t) => write!(f, " (throttle {:.1} MB/s, lifted)", *t as f64 / 1e6),
+                    None => f.write_str(" (unthrottled)"),
+                }
+            }
             RollEvent::Finished { not_preferred } => {
                 if *not_preferred == 0 {
                     f.write_str("final election: every partition led by its preferred replica")
@@ -503,6 +560,7 @@ impl<'a, K: KafkaPort, F: Fleet> Roller<'a, K, F> {
                     store.save(journal)?;
                 }
                 Action::Stop(n) => {
+                    self.prepare_rebuild(journal, store, n, options).await?;
                     let t = Instant::now();
                     self.fleet.stop(n).await?;
                     self.finish_step(journal, store, n, Phase::Stopped, t)?;
@@ -527,11 +585,15 @@ impl<'a, K: KafkaPort, F: Fleet> Roller<'a, K, F> {
                     self.finish_step(journal, store, n, Phase::Started, t)?;
                 }
                 Action::WaitCatchUp(n) => {
+                    self.start_rebuild(journal, store, n).await?;
                     let t = Instant::now();
                     self.wait_caught_up(n).await?;
                     self.finish_step(journal, store, n, Phase::CaughtUp, t)?;
+                    self.finish_rebuild(journal, store, n).await?;
                 }
                 Action::Elect(n) => {
+                    // A run that stopped between the catch-up and the lift lifts it now.
+                    self.finish_rebuild(journal, store, n).await?;
                     if journal.node(n).map(|e| e.phase) == Some(Phase::CaughtUp) {
                         journal.advance(n, Phase::ElectionIssued, now_ms())?;
                         store.save(journal)?;
@@ -542,6 +604,10 @@ impl<'a, K: KafkaPort, F: Fleet> Roller<'a, K, F> {
                     self.finish_step(journal, store, n, Phase::Done, t)?;
                 }
                 Action::FinalElection => {
+                    let done: Vec<BrokerId> = journal.nodes.iter().map(|n| n.id).collect();
+                    for n in done {
+                        self.finish_rebuild(journal, store, n).await?;
+                    }
                     let t = Instant::now();
                     let (_, left) = self.elect_and_verify(None).await?;
                     let not_preferred = left.len();
@@ -556,6 +622,152 @@ impl<'a, K: KafkaPort, F: Fleet> Roller<'a, K, F> {
                 Action::Finished => return Ok(()),
             }
         }
+    }
+
+    /// Before `node` stops, when the fleet gives it an empty disk: records its rebuild (the
+    /// topics it hosts, the brokers that will send the data) and, with a throttle, sets it
+    /// while the node can still take its own configs. Recorded before it is set, so a run
+    /// that stops in between lifts it later.
+    async fn prepare_rebuild(
+        &mut self,
+        journal: &mut Journal,
+        store: &mut impl JournalStore,
+        node: BrokerId,
+        options: &RollOptions,
+    ) -> Result<(), RollError> {
+        if !self.fleet.fresh_disks() {
+            return Ok(());
+        }
+        if journal.node_mut(node)?.rebuild.is_none() {
+            let obs = self.observe().await?;
+            let topics: BTreeSet<String> = obs
+                .state
+                .partitions()
+                .filter(|(_, p)| p.replicas.contains(&node))
+                .map(|(t, _)| t.name.to_string())
+                .collect();
+            let senders = obs
+                .state
+                .known_brokers()
+                .into_iter()
+                .filter(|b| *b != node)
+                .collect();
+            journal.node_mut(node)?.rebuild = Some(Rebuild {
+                throttle_bytes_per_s: options.rebuild_throttle_bytes_per_s,
+                senders,
+                topics: topics.into_iter().collect(),
+                applied: options.rebuild_throttle_bytes_per_s.is_some(),
+                bytes_at_catch_up: None,
+                bytes: None,
+            });
+            store.save(journal)?;
+        }
+        let rebuild = journal.node_mut(node)?.rebuild.clone().unwrap_or_default();
+        if let Some(rate) = rebuild.throttle_bytes_per_s.filter(|_| rebuild.applied)
+            && self.fleet.is_running(node).await?
+        {
+            self.kafka
+                .throttle_rebuild(node, &rebuild)
+                .await
+                .map_err(RollError::Throttle)?;
+            self.emit(RollEvent::RebuildThrottled {
+                node,
+                throttle_bytes_per_s: rate,
+                senders: rebuild.senders.len(),
+                topics: rebuild.topics.len(),
+            });
+        }
+        Ok(())
+    }
+
+    /// When `node`'s catch-up begins (it is registered): records what it has already copied,
+    /// so that the catch-up's rate counts only what it copied in that time.
+    async fn start_rebuild(
+        &mut self,
+        journal: &mut Journal,
+        store: &mut impl JournalStore,
+        node: BrokerId,
+    ) -> Result<(), RollError> {
+        let entry = journal.node_mut(node)?;
+        if entry
+            .rebuild
+            .as_ref()
+            .is_none_or(|r| r.bytes_at_catch_up.is_some())
+        {
+            return Ok(());
+        }
+        self.record_stored(journal, store, node, |r| &mut r.bytes_at_catch_up)
+            .await
+    }
+
+    /// Records what `node` stores now in the field `field` picks of its rebuild.
+    async fn record_stored(
+        &mut self,
+        journal: &mut Journal,
+        store: &mut impl JournalStore,
+        node: BrokerId,
+        field: impl FnOnce(&mut Rebuild) -> &mut Option<u64>,
+    ) -> Result<(), RollError> {
+        let bytes = self
+            .kafka
+            .stored_bytes(node)
+            .await
+            .map_err(RollError::Observe)?;
+        if let Some(r) = journal.node_mut(node)?.rebuild.as_mut() {
+            *field(r) = Some(bytes);
+        }
+        store.save(journal)?;
+        Ok(())
+    }
+
+    /// Once `node` is back in every ISR: records what it rebuilt and lifts its throttle.
+    /// Idempotent; nothing for a node without a rebuild.
+    async fn finish_rebuild(
+        &mut self,
+        journal: &mut Journal,
+        store: &mut impl JournalStore,
+        node: BrokerId,
+    ) -> Result<(), RollError> {
+        let entry = journal.node_mut(node)?.clone();
+        let Some(rebuild) = entry.rebuild.clone() else {
+            return Ok(());
+        };
+        if entry.phase < Phase::CaughtUp || (rebuild.bytes.is_some() && !rebuild.applied) {
+            return Ok(());
+        }
+        if rebuild.bytes.is_none() {
+            self.record_stored(journal, store, node, |r| &mut r.bytes)
+                .await?;
+        }
+        if rebuild.applied {
+            self.kafka
+                .lift_rebuild_throttle(node, &rebuild)
+                .await
+                .map_err(RollError::Throttle)?;
+            if let Some(r) = journal.node_mut(node)?.rebuild.as_mut() {
+                r.applied = false;
+            }
+            store.save(journal)?;
+        }
+        let entry = journal.node_mut(node)?.clone();
+        let rebuild = entry.rebuild.clone().unwrap_or_default();
+        let t = &entry.timings;
+        self.emit(RollEvent::Rebuilt {
+            node,
+            bytes: rebuild.bytes.unwrap_or(0),
+            since_start_ms: if entry.resumed {
+                None
+            } else {
+                t.start_ms.zip(t.catch_up_ms).map(|(a, b)| a + b)
+            },
+            rate_bytes_per_s: if entry.resumed {
+                None
+            } else {
+                rebuild.rate_bytes_per_s(entry.timings.catch_up_ms)
+            },
+            throttle_bytes_per_s: rebuild.throttle_bytes_per_s,
+        });
+        Ok(())
     }
 
     fn finish_step(

@@ -12,6 +12,7 @@ use kpilot_cluster::{BrokerId, ClusterState, NodeId, TopicPartition};
 use kpilot_units::InstanceType;
 
 use crate::gate::Observation;
+use crate::journal::Rebuild;
 use crate::ports::{ElectionSummary, Fleet, FleetError, KafkaPort, KafkaPortError};
 
 /// A fleet operation, as recorded.
@@ -23,6 +24,10 @@ pub enum FakeOp {
     Resize(BrokerId, InstanceType),
     /// A start.
     Start(BrokerId),
+    /// A rebuild throttle set for the node, at this rate.
+    Throttle(BrokerId, Option<u64>),
+    /// A rebuild throttle lifted.
+    Lift(BrokerId),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,6 +56,9 @@ struct Sim {
     max_down: usize,
     observations: u64,
     elect_refused: bool,
+    fresh_disks: bool,
+    /// Bytes each node stores.
+    stored: BTreeMap<BrokerId, u64>,
 }
 
 /// The in-memory cluster.
@@ -87,6 +95,8 @@ impl FakeCluster {
                 max_down: 0,
                 observations: 0,
                 elect_refused: false,
+                fresh_disks: false,
+                stored: BTreeMap::new(),
             }),
         }
     }
@@ -113,6 +123,17 @@ impl FakeCluster {
         if let Some(n) = heal_after {
             sim.heal_after.insert(node, n);
         }
+    }
+
+    /// Makes rolled nodes come back with empty disks that rebuild to `stored` bytes each.
+    pub fn with_fresh_disks(self, stored: u64) -> Self {
+        {
+            let mut sim = self.sim();
+            sim.fresh_disks = true;
+            let nodes: Vec<BrokerId> = sim.running.keys().copied().collect();
+            sim.stored = nodes.into_iter().map(|n| (n, stored)).collect();
+        }
+        self
     }
 
     /// Makes `node` never register again after its next start.
@@ -311,6 +332,43 @@ impl KafkaPort for FakeCluster {
         }
         Ok(summary)
     }
+
+    async fn throttle_rebuild(
+        &self,
+        node: BrokerId,
+        rebuild: &Rebuild,
+    ) -> Result<(), KafkaPortError> {
+        self.throttle_op(FakeOp::Throttle(node, rebuild.throttle_bytes_per_s))
+    }
+
+    async fn lift_rebuild_throttle(
+        &self,
+        node: BrokerId,
+        _rebuild: &Rebuild,
+    ) -> Result<(), KafkaPortError> {
+        self.throttle_op(FakeOp::Lift(node))
+    }
+
+    async fn stored_bytes(&self, node: BrokerId) -> Result<u64, KafkaPortError> {
+        Ok(self.sim().stored.get(&node).copied().unwrap_or(0))
+    }
+}
+
+impl FakeCluster {
+    fn throttle_op(&self, op: FakeOp) -> Result<(), KafkaPortError> {
+        let mut sim = self.sim();
+        if let FakeOp::Throttle(node, _) = op
+            && sim.running.get(&node) != Some(&true)
+        {
+            return Err(KafkaPortError::Throttle {
+                action: "setting",
+                node,
+                source: "the broker is down: its own configs cannot be altered".into(),
+            });
+        }
+        sim.ops.push(op);
+        Ok(())
+    }
 }
 
 impl Fleet for FakeCluster {
@@ -366,5 +424,9 @@ impl Fleet for FakeCluster {
 
     async fn is_running(&self, node: BrokerId) -> Result<bool, FleetError> {
         Ok(self.sim().running.get(&node).copied().unwrap_or(false))
+    }
+
+    fn fresh_disks(&self) -> bool {
+        self.sim().fresh_disks
     }
 }

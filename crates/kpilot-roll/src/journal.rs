@@ -132,6 +132,55 @@ pub struct NodeEntry {
     /// timings then cover the later run's steps only, so they are no measurement of it.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub resumed: bool,
+    /// The rebuild of its replicas, when the fleet gives a rolled node an empty disk
+    /// (instance-local NVMe on a new node): recorded before its stop.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rebuild: Option<Rebuild>,
+}
+
+/// A node whose disk comes back empty: its catch-up copies every replica it hosts from the
+/// other replicas, under a replication throttle so that the copy leaves the other brokers
+/// the network the workload needs (the rate the policy planned the roll with). Kafka applies
+/// the throttle only to replicas out of the ISR, so the other partitions' replication is
+/// untouched.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rebuild {
+    /// The throttle, bytes per second: the follower rate on the node, the leader rate on each
+    /// sender. `None`: unthrottled.
+    pub throttle_bytes_per_s: Option<u64>,
+    /// The brokers that send the data (every other broker: any may lead a partition it hosts).
+    pub senders: Vec<BrokerId>,
+    /// The topics with a replica on the node, whose throttled-replicas lists are set to `*`.
+    pub topics: Vec<String>,
+    /// Whether the throttle may be in force: set before the configs are written (before the
+    /// stop), cleared once they are removed (after the catch-up).
+    pub applied: bool,
+    /// What the node stored when it was registered and its catch-up began, bytes: a broker
+    /// starts fetching as soon as it has the metadata, before it is unfenced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes_at_catch_up: Option<u64>,
+    /// What the node stored once back in every ISR, bytes: what it rebuilt.
+    pub bytes: Option<u64>,
+}
+
+impl Rebuild {
+    /// The rate the rebuild reached during the catch-up (from registered to back in every
+    /// ISR), bytes per second: the bytes copied in that time over it (`None` when nothing
+    /// was left to copy by then). The copying before the broker was registered is not in
+    /// it, nor its start.
+    pub fn rate_bytes_per_s(&self, catch_up_ms: Option<u64>) -> Option<f64> {
+        let ms = catch_up_ms.filter(|ms| *ms > 0)?;
+        let copied = self.copied_while_catching_up()?;
+        (copied > 0).then(|| copied as f64 * 1000.0 / ms as f64)
+    }
+
+    /// The bytes copied from registered to back in every ISR.
+    pub fn copied_while_catching_up(&self) -> Option<u64> {
+        Some(
+            self.bytes?
+                .saturating_sub(self.bytes_at_catch_up.unwrap_or(0)),
+        )
+    }
 }
 
 impl NodeEntry {
@@ -288,6 +337,7 @@ impl Journal {
                     leaders_moved: None,
                     error: None,
                     resumed: false,
+                    rebuild: None,
                 })
                 .collect(),
             final_election_done: false,

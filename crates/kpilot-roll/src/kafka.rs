@@ -1,11 +1,17 @@
 //! The [`KafkaPort`] adapter for `kpilot_kafka::AdminClient`: a cluster snapshot plus
-//! DescribeCluster (for fenced brokers), and ElectLeaders. Performs network I/O.
+//! DescribeCluster (for fenced brokers), ElectLeaders, the replication throttle of a rebuild
+//! (IncrementalAlterConfigs) and a node's stored bytes (DescribeLogDirs). Performs network
+//! I/O.
 
-use kpilot_cluster::TopicPartition;
-use kpilot_kafka::{AdminClient, ElectionOutcome};
+use kpilot_cluster::{BrokerId, TopicName, TopicPartition};
+use kpilot_kafka::{
+    AdminClient, ConfigOp, ConfigResource, ElectionOutcome, FOLLOWER_RATE, FOLLOWER_REPLICAS,
+    LEADER_RATE, LEADER_REPLICAS,
+};
 
 use crate::executor::now_ms;
 use crate::gate::Observation;
+use crate::journal::Rebuild;
 use crate::ports::{ElectionSummary, KafkaPort, KafkaPortError};
 
 impl KafkaPort for AdminClient {
@@ -72,5 +78,90 @@ impl KafkaPort for AdminClient {
             }
         }
         Ok(summary)
+    }
+
+    async fn throttle_rebuild(
+        &self,
+        node: BrokerId,
+        rebuild: &Rebuild,
+    ) -> Result<(), KafkaPortError> {
+        let Some(rate) = rebuild.throttle_bytes_per_s else {
+            return Ok(());
+        };
+        let fail = |e: Box<dyn std::error::Error + Send + Sync>| KafkaPortError::Throttle {
+            action: "setting",
+            node,
+            source: e,
+        };
+        // Topics first, then rates: until a rate is set, the `*` lists throttle nothing.
+        for topic in &rebuild.topics {
+            let resource =
+                ConfigResource::Topic(TopicName::new(topic).map_err(|e| fail(e.into()))?);
+            let ops = [
+                ConfigOp::set(LEADER_REPLICAS, "*"),
+                ConfigOp::set(FOLLOWER_REPLICAS, "*"),
+            ];
+            self.alter_configs(&resource, &ops)
+                .await
+                .map_err(|e| fail(Box::new(e)))?;
+        }
+        let rates = std::iter::once((node, FOLLOWER_RATE))
+            .chain(rebuild.senders.iter().map(|s| (*s, LEADER_RATE)));
+        for (broker, key) in rates {
+            self.alter_configs(&ConfigResource::Broker(broker), &[ConfigOp::set(key, rate)])
+                .await
+                .map_err(|e| fail(Box::new(e)))?;
+        }
+        Ok(())
+    }
+
+    async fn lift_rebuild_throttle(
+        &self,
+        node: BrokerId,
+        rebuild: &Rebuild,
+    ) -> Result<(), KafkaPortError> {
+        let fail = |e: Box<dyn std::error::Error + Send + Sync>| KafkaPortError::Throttle {
+            action: "lifting",
+            node,
+            source: e,
+        };
+        let rates = std::iter::once((node, FOLLOWER_RATE))
+            .chain(rebuild.senders.iter().map(|s| (*s, LEADER_RATE)));
+        for (broker, key) in rates {
+            self.alter_configs(
+                &ConfigResource::Broker(broker),
+                &[ConfigOp::Delete(key.into())],
+            )
+            .await
+            .map_err(|e| fail(Box::new(e)))?;
+        }
+        for topic in &rebuild.topics {
+            let resource =
+                ConfigResource::Topic(TopicName::new(topic).map_err(|e| fail(e.into()))?);
+            let ops = [
+                ConfigOp::Delete(LEADER_REPLICAS.into()),
+                ConfigOp::Delete(FOLLOWER_REPLICAS.into()),
+            ];
+            match self.alter_configs(&resource, &ops).await {
+                // A topic deleted during the roll has nothing left to lift.
+                Ok(()) | Err(kpilot_kafka::AdminError::UnknownTopic { .. }) => {}
+                Err(e) => return Err(fail(Box::new(e))),
+            }
+        }
+        Ok(())
+    }
+
+    async fn stored_bytes(&self, node: BrokerId) -> Result<u64, KafkaPortError> {
+        let dirs = self
+            .describe_log_dirs(node)
+            .await
+            .map_err(|e| KafkaPortError::Observe {
+                source: Box::new(e),
+            })?;
+        Ok(dirs
+            .iter()
+            .flat_map(|d| d.replicas.iter())
+            .map(|r| r.size_bytes)
+            .sum())
     }
 }

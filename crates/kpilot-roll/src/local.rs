@@ -86,6 +86,7 @@ pub struct LocalFleet {
     extra_jvm_args: BTreeMap<BrokerId, Vec<String>>,
     notes: Mutex<Vec<String>>,
     lock: tokio::sync::Mutex<()>,
+    fresh_disks: bool,
 }
 
 impl LocalFleet {
@@ -105,6 +106,7 @@ impl LocalFleet {
             extra_jvm_args: BTreeMap::new(),
             notes: Mutex::new(Vec::new()),
             lock: tokio::sync::Mutex::new(()),
+            fresh_disks: false,
         };
         fleet.load(BrokerId(0))?;
         Ok(fleet)
@@ -126,6 +128,15 @@ impl LocalFleet {
     /// that does not come back).
     pub fn with_extra_jvm_args(mut self, node: BrokerId, args: Vec<String>) -> Self {
         self.extra_jvm_args.insert(node, args);
+        self
+    }
+
+    /// Emulates instance-local disks: a node's new size is a new machine with an empty disk,
+    /// so `resize` deletes the partitions the stopped node stores (its identity and the KRaft
+    /// metadata log stay, see `BrokerState::wipe_partition_data`) and Kafka rebuilds them
+    /// from the other replicas when it starts.
+    pub fn with_fresh_disks(mut self) -> Self {
+        self.fresh_disks = true;
         self
     }
 
@@ -307,6 +318,23 @@ impl Fleet for LocalFleet {
                 message: "the broker is running; stop it first".to_string(),
             });
         }
+        if self.fresh_disks {
+            let b = b.clone();
+            let wiped = tokio::task::spawn_blocking(move || b.wipe_partition_data())
+                .await
+                .map_err(|e| e.to_string())
+                .and_then(|r| r.map_err(|e| e.to_string()));
+            let removed = wiped.map_err(|message| FleetError::Resize {
+                node,
+                size: size.clone(),
+                message: format!("emptying its disk failed: {message}"),
+            })?;
+            tracing::info!(
+                node = node.0,
+                partitions = removed,
+                "emptied the node's disk"
+            );
+        }
         let mut sizes = Self::read_sizes(&state);
         sizes.insert(node.0, size.clone());
         Self::write_sizes(&state, &sizes, node)
@@ -357,6 +385,10 @@ impl Fleet for LocalFleet {
             message: e.to_string(),
         })?;
         Ok(())
+    }
+
+    fn fresh_disks(&self) -> bool {
+        self.fresh_disks
     }
 
     async fn is_running(&self, node: BrokerId) -> Result<bool, FleetError> {

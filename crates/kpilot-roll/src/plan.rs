@@ -26,6 +26,9 @@ pub struct RollOptions {
     pub only: Option<BTreeSet<BrokerId>>,
     /// Gate tunables, including topics accepted by name.
     pub rules: GateRules,
+    /// The replication throttle, bytes per second, of the rebuilds when the fleet gives
+    /// rolled nodes empty disks ([`crate::Fleet::fresh_disks`]); `None`: unthrottled.
+    pub rebuild_throttle_bytes_per_s: Option<u64>,
 }
 
 impl RollOptions {
@@ -35,6 +38,7 @@ impl RollOptions {
             target,
             only: None,
             rules: GateRules::default(),
+            rebuild_throttle_bytes_per_s: None,
         }
     }
 }

@@ -12,6 +12,7 @@ use kpilot_units::InstanceType;
 use serde::{Deserialize, Serialize};
 
 use crate::gate::Observation;
+use crate::journal::Rebuild;
 
 /// A failure talking to Kafka.
 #[derive(Debug, thiserror::Error)]
@@ -19,6 +20,17 @@ pub enum KafkaPortError {
     /// Reading the cluster's state failed.
     #[error("reading the cluster state failed: {source}")]
     Observe {
+        /// The cause.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// Setting or lifting a rebuild's replication throttle failed.
+    #[error("{action} the replication throttle of node {node}'s rebuild failed: {source}")]
+    Throttle {
+        /// `setting` or `lifting`.
+        action: &'static str,
+        /// The rebuilding node.
+        node: BrokerId,
         /// The cause.
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
@@ -59,6 +71,25 @@ pub trait KafkaPort {
         &self,
         partitions: Option<&[TopicPartition]>,
     ) -> Result<ElectionSummary, KafkaPortError>;
+
+    /// Sets the replication throttle of `node`'s rebuild (idempotent): the follower rate on
+    /// `node`, the leader rate on the senders, `*` as the throttled replicas of the topics.
+    /// Sent while `node` still runs: a broker's own configs go to that broker.
+    async fn throttle_rebuild(
+        &self,
+        node: BrokerId,
+        rebuild: &Rebuild,
+    ) -> Result<(), KafkaPortError>;
+
+    /// Removes what [`KafkaPort::throttle_rebuild`] set (idempotent).
+    async fn lift_rebuild_throttle(
+        &self,
+        node: BrokerId,
+        rebuild: &Rebuild,
+    ) -> Result<(), KafkaPortError>;
+
+    /// The bytes `node`'s replica logs hold now.
+    async fn stored_bytes(&self, node: BrokerId) -> Result<u64, KafkaPortError>;
 }
 
 /// A failure of the infrastructure.
@@ -136,4 +167,9 @@ pub trait Fleet {
     async fn start(&self, node: BrokerId) -> Result<(), FleetError>;
     /// Whether the node's process runs.
     async fn is_running(&self, node: BrokerId) -> Result<bool, FleetError>;
+    /// Whether a rolled node comes back with an empty disk (instance-local storage on a new
+    /// node), so that its catch-up rebuilds every replica it hosts.
+    fn fresh_disks(&self) -> bool {
+        false
+    }
 }

@@ -8,7 +8,7 @@ use kpilot_cluster::BrokerId;
 use kpilot_units::InstanceType;
 use serde::{Deserialize, Serialize};
 
-use crate::journal::{Journal, Phase, RollStatus, Timings};
+use crate::journal::{Journal, Phase, Rebuild, RollStatus, Timings};
 
 /// One node in the report.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -25,6 +25,9 @@ pub struct NodeReport {
     pub leaders_moved: Option<usize>,
     /// The error that halted it, if any.
     pub error: Option<String>,
+    /// Its rebuild, when it came back on an empty disk.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rebuild: Option<Rebuild>,
 }
 
 /// The report of a roll.
@@ -100,6 +103,7 @@ impl RollReport {
                     timings: n.timings.clone(),
                     leaders_moved: n.leaders_moved,
                     error: n.error.clone(),
+                    rebuild: n.rebuild.clone(),
                 })
                 .collect(),
         }
@@ -170,6 +174,9 @@ impl RollReport {
             if let Some(e) = &n.error {
                 let _ = writeln!(out, "       error: {e}");
             }
+            if let Some(r) = &n.rebuild {
+                let _ = writeln!(out, "       {}", rebuild_line(r, t));
+            }
         }
         let _ = writeln!(
             out,
@@ -201,4 +208,25 @@ impl RollReport {
         }
         out
     }
+}
+
+/// One line on a node's rebuild: what it copied, how fast, under which throttle.
+fn rebuild_line(r: &Rebuild, t: &Timings) -> String {
+    let mut line = match r.bytes {
+        Some(b) => format!("rebuilt {:.1} MB onto an empty disk", b as f64 / 1e6),
+        None => "rebuilding onto an empty disk".to_string(),
+    };
+    if let Some(rate) = r.rate_bytes_per_s(t.catch_up_ms) {
+        let _ = write!(line, ", {:.2} MB/s while catching up", rate / 1e6);
+    }
+    match r.throttle_bytes_per_s {
+        Some(th) => {
+            let _ = write!(line, ", throttle {:.1} MB/s", th as f64 / 1e6);
+            if r.applied {
+                line.push_str(" (still set: a rerun lifts it once the broker is back)");
+            }
+        }
+        None => line.push_str(", unthrottled"),
+    }
+    line
 }

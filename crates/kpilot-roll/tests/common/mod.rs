@@ -58,6 +58,9 @@ impl Fleet for CheckedFleet<'_> {
     async fn is_running(&self, node: BrokerId) -> Result<bool, FleetError> {
         self.fake.is_running(node).await
     }
+    fn fresh_disks(&self) -> bool {
+        self.fake.fresh_disks()
+    }
 }
 
 /// A store that "crashes" (fails every save) from the `crash_at`-th save on, like a process

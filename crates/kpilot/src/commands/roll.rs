@@ -17,7 +17,7 @@ use kpilot_roll::{
     DryRun, FileStore, GateRules, LocalFleet, LocalSizing, RollError, RollEvent, RollOptions,
     RollReport, Roller, Settings,
 };
-use kpilot_units::{InstanceType, Span};
+use kpilot_units::{InstanceType, Span, Throughput};
 use serde::Serialize;
 
 use crate::output::{print_json, usage};
@@ -52,6 +52,7 @@ use crate::output::{print_json, usage};
 ///   kpilot roll --bootstrap 127.0.0.1:9092 --to m7g.xlarge
 ///   kpilot roll --bootstrap 127.0.0.1:9092 --to m7g.large --brokers 2,3 --json
 ///   kpilot roll -b 127.0.0.1:9092 --to m7g.xlarge --accept-topic scratch
+///   kpilot roll -b 127.0.0.1:9092 --to im4gn.xlarge --fresh-disks --rebuild-throttle 20MB/s
 #[derive(Debug, ClapArgs)]
 #[command(verbatim_doc_comment)]
 pub struct Args {
@@ -94,6 +95,21 @@ pub struct Args {
     #[arg(long, value_name = "CORES")]
     pub cpu_per_vcpu: Option<f64>,
 
+    /// Local fleet only: emulate instance-local disks (local NVMe). Each rolled broker comes
+    /// back on an empty disk, as on a new node, and rebuilds every replica it hosts from the
+    /// other replicas; the rebuild runs under --rebuild-throttle. The broker's identity and
+    /// the KRaft metadata log stay, see docs/roll.md.
+    #[arg(long)]
+    pub fresh_disks: bool,
+
+    /// With --fresh-disks: the replication throttle of each rebuild, per broker, e.g.
+    /// 50MB/s (the default): the follower rate on the rebuilding broker and the leader rate
+    /// on the others, set before it stops and lifted once it is back in every ISR. Kafka
+    /// throttles only replicas out of the ISR, so the rest of the replication is untouched.
+    /// 0 runs the rebuilds unthrottled.
+    #[arg(long, value_name = "RATE")]
+    pub rebuild_throttle: Option<Throughput>,
+
     /// Print the plan and the gate's verdict for every node, change nothing. Exits 1 when a run
     /// would be refused before it stops anything (a missing ACL).
     #[arg(long)]
@@ -129,6 +145,34 @@ fn duration(span: Span, flag: &str) -> anyhow::Result<Duration> {
         )));
     }
     Ok(Duration::from_secs_f64(secs))
+}
+
+/// The rebuild throttle, bytes per second: `--rebuild-throttle` (default 50 MB/s) with
+/// `--fresh-disks`, `None` for 0 or without it.
+fn rebuild_throttle(args: &Args) -> anyhow::Result<Option<u64>> {
+    let Some(rate) = args
+        .rebuild_throttle
+        .or(args.fresh_disks.then(|| Throughput::from_mb_per_s(50.0)))
+    else {
+        return Ok(None);
+    };
+    if !args.fresh_disks {
+        return Err(usage(anyhow::anyhow!(
+            "--rebuild-throttle {rate} applies only to rebuilds onto empty disks: add --fresh-disks, or drop it"
+        )));
+    }
+    let bytes = rate.bytes_per_s();
+    if !(bytes.is_finite() && bytes >= 0.0) {
+        return Err(usage(anyhow::anyhow!(
+            "--rebuild-throttle must be a rate of 0 or more, e.g. 50MB/s, got {rate}"
+        )));
+    }
+    if bytes > 0.0 && bytes < 1.0 {
+        return Err(usage(anyhow::anyhow!(
+            "--rebuild-throttle {rate} is under 1 byte/s: Kafka's throttle is whole bytes per second; use 0 for none"
+        )));
+    }
+    Ok((bytes >= 1.0).then(|| bytes.round() as u64))
 }
 
 fn client_config(args: &Args, testbed_state: &std::path::Path) -> anyhow::Result<ClientConfig> {
@@ -172,6 +216,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         target: args.to.clone(),
         only,
         rules,
+        rebuild_throttle_bytes_per_s: rebuild_throttle(&args)?,
     };
     kpilot_capacity::Catalog::builtin()
         .context("the built-in catalog is invalid (a bug)")?
@@ -197,7 +242,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             testbed_state.display()
         )));
     }
-    let fleet = LocalFleet::new(
+    let mut fleet = LocalFleet::new(
         &testbed_state,
         LocalSizing {
             cpu_cores_per_vcpu: args.cpu_per_vcpu,
@@ -205,6 +250,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         },
     )
     .context("cannot use the local testbed fleet")?;
+    if args.fresh_disks {
+        fleet = fleet.with_fresh_disks();
+    }
 
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -327,4 +375,48 @@ fn render_dry_run(dry: &DryRun) -> String {
         ));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: Args,
+    }
+
+    fn throttle(argv: &[&str]) -> anyhow::Result<Option<u64>> {
+        let args = Cli::try_parse_from(
+            ["roll", "--to", "im4gn.xlarge"]
+                .into_iter()
+                .chain(argv.iter().copied()),
+        )
+        .expect("parses")
+        .args;
+        rebuild_throttle(&args)
+    }
+
+    #[test]
+    fn the_rebuild_throttle_applies_with_fresh_disks_only() {
+        assert_eq!(throttle(&[]).expect("none"), None);
+        assert_eq!(
+            throttle(&["--fresh-disks"]).expect("default"),
+            Some(50_000_000)
+        );
+        assert_eq!(
+            throttle(&["--fresh-disks", "--rebuild-throttle", "20MB/s"]).expect("set"),
+            Some(20_000_000)
+        );
+        assert_eq!(
+            throttle(&["--fresh-disks", "--rebuild-throttle", "0MB/s"]).expect("off"),
+            None
+        );
+        let alone = throttle(&["--rebuild-throttle", "20MB/s"]).expect_err("without fresh disks");
+        assert!(alone.to_string().contains("add --fresh-disks"), "{alone}");
+        let tiny = throttle(&["--fresh-disks", "--rebuild-throttle", "0.5B/s"]).expect_err("tiny");
+        assert!(tiny.to_string().contains("under 1 byte/s"), "{tiny}");
+    }
 }

@@ -1,0 +1,207 @@
+//! Rolls onto empty disks against the in-memory cluster: each node's rebuild is throttled
+//! from before its stop until it is back in every ISR, recorded in the journal, and a run
+//! interrupted at any save still ends with every throttle lifted.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use kpilot_cluster::BrokerId;
+use kpilot_cluster::fixtures::uniform_cluster;
+use kpilot_roll::fake::{FakeCluster, FakeOp};
+use kpilot_roll::{GateRules, MemoryStore, RollEvent, RollOptions, RollStatus, Roller};
+
+use common::{CheckedFleet, CrashingStore, fast, size};
+
+const STORED: u64 = 5_000_000;
+const THROTTLE: u64 = 1_000_000;
+
+fn fake() -> FakeCluster {
+    FakeCluster::new(
+        uniform_cluster(3, &[("orders", 6, 3, 2), ("events", 4, 3, 2)]),
+        Some(size("m7g.large")),
+    )
+    .with_fresh_disks(STORED)
+}
+
+fn options() -> RollOptions {
+    RollOptions {
+        rebuild_throttle_bytes_per_s: Some(THROTTLE),
+        ..RollOptions::new(size("m7g.xlarge"))
+    }
+}
+
+/// Per node, whether its rebuild throttle is still set after `ops`.
+fn throttled_after(ops: &[FakeOp]) -> BTreeMap<BrokerId, bool> {
+    let mut set = BTreeMap::new();
+    for op in ops {
+        match op {
+            FakeOp::Throttle(n, _) => {
+                set.insert(*n, true);
+            }
+            FakeOp::Lift(n) => {
+                set.insert(*n, false);
+            }
+            _ => {}
+        }
+    }
+    set
+}
+
+#[tokio::test]
+async fn each_rebuild_is_throttled_from_before_the_stop_until_the_node_is_back() {
+    let fake = fake();
+    let fleet = CheckedFleet {
+        fake: &fake,
+        rules: GateRules::default(),
+    };
+    let mut events = Vec::new();
+    let mut store = MemoryStore::default();
+    let report = Roller::new(&fake, &fleet, fast(), |e: &RollEvent| {
+        events.push(e.clone())
+    })
+    .run(&options(), &mut store)
+    .await
+    .expect("roll");
+    assert_eq!(report.status, RollStatus::Completed);
+    let ops = fake.ops();
+    assert_eq!(ops.len(), 15, "{ops:?}");
+    for chunk in ops.chunks(5) {
+        let FakeOp::Throttle(b, rate) = chunk[0] else {
+            panic!("the throttle comes first: {ops:?}")
+        };
+        assert_eq!(rate, Some(THROTTLE));
+        assert_eq!(chunk[1], FakeOp::Stop(b));
+        assert_eq!(chunk[2], FakeOp::Resize(b, size("m7g.xlarge")));
+        assert_eq!(chunk[3], FakeOp::Start(b));
+        assert_eq!(
+            chunk[4],
+            FakeOp::Lift(b),
+            "lifted before the next node: {ops:?}"
+        );
+    }
+    assert_eq!(fake.max_down(), 1);
+    let journal = store.history.last().expect("saved");
+    for n in &journal.nodes {
+        let r = n.rebuild.as_ref().expect("rebuild recorded");
+        assert_eq!(r.bytes, Some(STORED));
+        assert!(!r.applied);
+        assert_eq!(r.throttle_bytes_per_s, Some(THROTTLE));
+        assert_eq!(r.topics, ["events", "orders"]);
+        assert_eq!(r.senders.len(), 2);
+        assert!(!r.senders.contains(&n.id));
+    }
+    let rebuilt = events
+        .iter()
+        .filter(|e| matches!(e, RollEvent::Rebuilt { bytes: STORED, .. }))
+        .count();
+    assert_eq!(rebuilt, 3, "{events:?}");
+}
+
+#[tokio::test]
+async fn without_fresh_disks_or_without_a_throttle_nothing_is_throttled() {
+    // Network storage: no rebuild at all.
+    let plain = FakeCluster::new(uniform_cluster(3, &[("orders", 6, 3, 2)]), None);
+    let mut store = MemoryStore::default();
+    Roller::new(&plain, &plain, fast(), |_: &RollEvent| {})
+        .run(&options(), &mut store)
+        .await
+        .expect("roll");
+    assert!(
+        !plain
+            .ops()
+            .iter()
+            .any(|op| matches!(op, FakeOp::Throttle(..) | FakeOp::Lift(_)))
+    );
+    assert!(
+        store
+            .history
+            .last()
+            .expect("saved")
+            .nodes
+            .iter()
+            .all(|n| n.rebuild.is_none())
+    );
+    // Empty disks, no throttle: the rebuild is measured, nothing is set.
+    let fresh = fake();
+    let mut store = MemoryStore::default();
+    Roller::new(&fresh, &fresh, fast(), |_: &RollEvent| {})
+        .run(&RollOptions::new(size("m7g.xlarge")), &mut store)
+        .await
+        .expect("roll");
+    assert!(
+        !fresh
+            .ops()
+            .iter()
+            .any(|op| matches!(op, FakeOp::Throttle(..) | FakeOp::Lift(_)))
+    );
+    let journal = store.history.last().expect("saved");
+    assert!(journal.nodes.iter().all(|n| {
+        n.rebuild
+            .as_ref()
+            .is_some_and(|r| r.bytes == Some(STORED) && r.throttle_bytes_per_s.is_none())
+    }));
+}
+
+#[tokio::test]
+async fn a_crash_at_any_save_still_ends_with_every_throttle_lifted() {
+    let total = {
+        let fake = fake();
+        let mut store = MemoryStore::default();
+        Roller::new(&fake, &fake, fast(), |_: &RollEvent| {})
+            .run(&options(), &mut store)
+            .await
+            .expect("roll");
+        store.history.len()
+    };
+    for crash_at in 1..=total {
+        let fake = fake();
+        let fleet = CheckedFleet {
+            fake: &fake,
+            rules: GateRules::default(),
+        };
+        let mut memory = MemoryStore::default();
+        {
+            let mut crashing = CrashingStore {
+                inner: &mut memory,
+                saves: 0,
+                crash_at,
+            };
+            let result = Roller::new(&fake, &fleet, fast(), |_: &RollEvent| {})
+                .run(&options(), &mut crashing)
+                .await;
+            assert!(result.is_err(), "crash at save {crash_at} interrupts");
+        }
+        let report = Roller::new(&fake, &fleet, fast(), |_: &RollEvent| {})
+            .run(&options(), &mut memory)
+            .await
+            .unwrap_or_else(|e| panic!("resume after a crash at save {crash_at}: {e}"));
+        assert_eq!(report.status, RollStatus::Completed, "crash at {crash_at}");
+        assert_eq!(fake.max_down(), 1, "crash at {crash_at}");
+        let ops = fake.ops();
+        let left = throttled_after(&ops);
+        assert!(
+            left.values().all(|set| !set),
+            "a throttle left set, crash at {crash_at}: {ops:?}"
+        );
+        // Every node that stopped was throttled before its (first) stop.
+        for (i, op) in ops.iter().enumerate() {
+            if let FakeOp::Stop(n) = op {
+                assert!(
+                    ops[..i]
+                        .iter()
+                        .any(|o| matches!(o, FakeOp::Throttle(m, _) if m == n)),
+                    "node {n} stopped unthrottled, crash at {crash_at}: {ops:?}"
+                );
+            }
+        }
+        let journal = memory.history.last().expect("saved");
+        assert!(
+            journal.nodes.iter().all(|n| n
+                .rebuild
+                .as_ref()
+                .is_some_and(|r| r.bytes == Some(STORED) && !r.applied)),
+            "crash at {crash_at}: {journal:?}"
+        );
+    }
+}

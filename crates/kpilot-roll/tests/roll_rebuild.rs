@@ -1,0 +1,226 @@
+//! Rolls onto empty disks, end to end on a real 3-broker KRaft cluster (RF 3, min ISR 2): the
+//! local fleet emulates instance-local NVMe (a node's new size is a new machine whose disk is
+//! empty), so each rolled broker rebuilds every replica it hosts from the other two. Broker 2
+//! is rolled with a rebuild throttle: the rates and `*` replica lists are seen set while it
+//! rebuilds, the rebuild takes the time the throttle allows, and nothing is left set after.
+//! Broker 3 is then rolled without one, to show the throttle is what held the first back.
+//! Every record is still there afterwards, on every broker.
+
+mod real;
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use kpilot_cluster::{BrokerId, TopicName, TopicPartition};
+use kpilot_kafka::{
+    AdminClient, ConfigResource, FOLLOWER_RATE, FOLLOWER_REPLICAS, LEADER_RATE, LEADER_REPLICAS,
+};
+use kpilot_roll::{
+    FileStore, Journal, KafkaPort, LocalFleet, LocalSizing, RollEvent, RollOptions, RollStatus,
+    Roller, Settings,
+};
+use real::{Testbed, admin, create_topics};
+
+const TOPIC: &str = "bulk";
+const PARTITIONS: i32 = 6;
+/// 6 partitions x 120 batches x 100 kB: 72 MB on each broker.
+const BATCHES: usize = 120;
+/// 72 MB at 2 MB/s: about 36 s of rebuild, most of it after the broker is registered. (At
+/// 1 MB/s the brokers' quota, enforced per fetch of up to 1 MB a partition, overshoots by a
+/// quarter.)
+const THROTTLE: u64 = 2_000_000;
+
+/// Every throttle override set now on the brokers and the topic, as
+/// `"<resource> <key>=<value>"`; a broker that cannot answer (it is down) is skipped.
+async fn overrides(admin: &AdminClient) -> BTreeSet<String> {
+    let mut resources: Vec<ConfigResource> = (1..=3)
+        .map(|b| ConfigResource::Broker(BrokerId(b)))
+        .collect();
+    resources.push(ConfigResource::Topic(TopicName::new(TOPIC).expect("topic")));
+    admin
+        .throttle_overrides_answering(&resources)
+        .await
+        .into_iter()
+        .map(|(r, k, v)| format!("{r} {k}={v}"))
+        .collect()
+}
+
+fn roll(
+    runtime: &tokio::runtime::Runtime,
+    bed: &Testbed,
+    admin: &AdminClient,
+    node: i32,
+    throttle: Option<u64>,
+) -> Journal {
+    let fleet = LocalFleet::new(&bed.state_path, LocalSizing::default())
+        .expect("fleet")
+        .with_fresh_disks();
+    let path = bed.dir.join(format!("journal-{node}.json"));
+    let mut store = FileStore::new(&path);
+    let options = RollOptions {
+        only: Some([BrokerId(node)].into()),
+        rebuild_throttle_bytes_per_s: throttle,
+        ..RollOptions::new("m7g.xlarge".parse().expect("type"))
+    };
+    let report = runtime
+        .block_on(async {
+            Roller::new(admin, &fleet, Settings::default(), |e: &RollEvent| {
+                eprintln!("roll: {e}");
+            })
+            .run(&options, &mut store)
+            .await
+        })
+        .expect("the roll completes");
+    assert_eq!(report.status, RollStatus::Completed);
+    let text = std::fs::read_to_string(&path).expect("journal");
+    serde_json::from_str(&text).expect("journal json")
+}
+
+/// Seconds from the node's start request to back in every ISR.
+fn since_start_s(n: &kpilot_roll::journal::NodeEntry) -> f64 {
+    let t = &n.timings;
+    (t.start_ms.expect("start") + t.catch_up_ms.expect("catch-up")) as f64 / 1000.0
+}
+
+#[test]
+fn a_rebuild_onto_an_empty_disk_runs_at_its_throttle_and_leaves_nothing_set() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter("kpilot_roll=info")
+        .with_test_writer()
+        .try_init();
+    let bed = Testbed::start(3);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let admin = runtime.block_on(async {
+        let admin = admin(&bed.bootstrap).await;
+        create_topics(&admin, &[(TOPIC, PARTITIONS)]).await;
+        let value = Bytes::from(vec![b'x'; 10_000]);
+        let batch: Vec<(Option<Bytes>, Option<Bytes>)> =
+            (0..10).map(|_| (None, Some(value.clone()))).collect();
+        for p in 0..PARTITIONS {
+            let tp = TopicPartition::new(TopicName::new(TOPIC).expect("topic"), p);
+            for _ in 0..BATCHES {
+                admin.produce(&tp, &batch).await.expect("fill");
+            }
+        }
+        admin
+    });
+    let before = runtime.block_on(async {
+        let mut before = Vec::new();
+        for b in 1..=3 {
+            before.push(admin.stored_bytes(BrokerId(b)).await.expect("stored"));
+        }
+        before
+    });
+    eprintln!("stored before: {before:?} bytes");
+    assert!(before.iter().all(|b| *b >= 72_000_000), "{before:?}");
+
+    // A watcher samples the throttle overrides while broker 2 is rolled.
+    let seen: Arc<Mutex<BTreeSet<String>>> = Arc::default();
+    let watching = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let watcher = {
+        let (seen, watching, bootstrap) = (seen.clone(), watching.clone(), bed.bootstrap.clone());
+        runtime.spawn(async move {
+            let admin = real::admin(&bootstrap).await;
+            while watching.load(std::sync::atomic::Ordering::SeqCst) {
+                let now = overrides(&admin).await;
+                seen.lock().expect("seen").extend(now);
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            admin.close();
+        })
+    };
+    let throttled = roll(&runtime, &bed, &admin, 2, Some(THROTTLE));
+    watching.store(false, std::sync::atomic::Ordering::SeqCst);
+    runtime.block_on(watcher).expect("watcher");
+
+    let n = throttled.node(BrokerId(2)).expect("node 2");
+    let r = n.rebuild.as_ref().expect("rebuild recorded");
+    let bytes = r.bytes.expect("bytes") as f64;
+    let at_catch_up = r.bytes_at_catch_up.expect("bytes at catch-up") as f64;
+    let rate = r.rate_bytes_per_s(n.timings.catch_up_ms).expect("rate");
+    let since_start = since_start_s(n);
+    eprintln!(
+        "throttled rebuild of broker 2: {bytes} bytes in {since_start:.1} s from its start; \
+         {at_catch_up} of them before it was registered, the rest in {} ms = {:.2} MB/s at a {:.1} MB/s throttle",
+        n.timings.catch_up_ms.unwrap_or(0),
+        rate / 1e6,
+        THROTTLE as f64 / 1e6
+    );
+    assert!(!r.applied);
+    assert_eq!(r.senders, [BrokerId(1), BrokerId(3)]);
+    assert_eq!(r.topics, [TOPIC]);
+    // It rebuilt everything it had (the disk was empty: the bytes came over the network)...
+    assert!(
+        (bytes / before[1] as f64 - 1.0).abs() < 0.1,
+        "{bytes} rebuilt, {} before",
+        before[1]
+    );
+    // ...most of it while catching up, no faster than the throttle allows (the quota windows
+    // let a little more through at the start) and not stalled...
+    assert!(
+        bytes - at_catch_up > bytes / 3.0,
+        "{at_catch_up} of {bytes} before registered"
+    );
+    assert!(rate <= THROTTLE as f64 * 1.25, "{rate} B/s");
+    assert!(rate >= THROTTLE as f64 * 0.3, "{rate} B/s");
+    // ...and the whole of it took the time the throttle allows.
+    assert!(
+        since_start >= 0.8 * bytes / THROTTLE as f64,
+        "{since_start} s from its start"
+    );
+    let seen = seen.lock().expect("seen").clone();
+    for (resource, key, value) in [
+        ("broker 2", FOLLOWER_RATE, THROTTLE.to_string()),
+        ("broker 1", LEADER_RATE, THROTTLE.to_string()),
+        ("broker 3", LEADER_RATE, THROTTLE.to_string()),
+        ("topic bulk", LEADER_REPLICAS, "*".to_string()),
+        ("topic bulk", FOLLOWER_REPLICAS, "*".to_string()),
+    ] {
+        let set = format!("{resource} {key}={value}");
+        assert!(seen.contains(&set), "{set} never seen: {seen:?}");
+    }
+    let left = runtime.block_on(overrides(&admin));
+    assert!(left.is_empty(), "throttle overrides left behind: {left:?}");
+
+    // The same rebuild without a throttle, on broker 3: much faster.
+    let free = roll(&runtime, &bed, &admin, 3, None);
+    let n = free.node(BrokerId(3)).expect("node 3");
+    let r = n.rebuild.as_ref().expect("rebuild recorded");
+    let free_since_start = since_start_s(n);
+    eprintln!(
+        "unthrottled rebuild of broker 3: {} bytes in {free_since_start:.1} s from its start",
+        r.bytes.unwrap_or(0),
+    );
+    assert!(
+        r.bytes.is_some_and(|b| b as f64 > 0.9 * before[2] as f64),
+        "{r:?}"
+    );
+    assert!(
+        free_since_start < 0.5 * since_start,
+        "unthrottled {free_since_start} s against throttled {since_start} s"
+    );
+    assert!(runtime.block_on(overrides(&admin)).is_empty());
+
+    // Every broker holds all the data again, every replica in sync.
+    runtime.block_on(async {
+        for b in 1..=3 {
+            let now = admin.stored_bytes(BrokerId(b)).await.expect("stored");
+            let was = before[(b - 1) as usize];
+            assert!(
+                (now as f64 / was as f64 - 1.0).abs() < 0.1,
+                "broker {b}: {now} bytes, {was} before"
+            );
+        }
+        let state = admin.snapshot().await.expect("snapshot").state;
+        for (_, p) in state.partitions() {
+            assert_eq!(p.isr.len(), 3, "{p:?}");
+        }
+    });
+    admin.close();
+}
