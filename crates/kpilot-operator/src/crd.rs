@@ -350,8 +350,9 @@ pub struct KafkaAutopilotStatus {
     /// plans rolls with.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restarts: Option<RestartStatus>,
-    /// Data moves measured in this autopilot's horizontal operations, and the share of the
-    /// throttle the policy plans reassignments and rebuilds at.
+    /// Data moves measured in this autopilot's horizontal operations and local-disk
+    /// rebuilds, the throttle moves are planned and run at, and the share of it the policy
+    /// plans with.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub moves: Option<MoveStatus>,
     /// Recent demand samples (bounded), kept so a restarted operator keeps its history.
@@ -405,20 +406,30 @@ pub struct MoveStatus {
     pub share: f64,
     /// Where that comes from: the measured moves, or the default while none is measured.
     pub source: String,
-    /// The latest moves measured in completed horizontal operations, oldest first (at most
-    /// 12).
+    /// The replication throttle per receiving broker, bytes per second, that the last
+    /// decision planned reassignments and rebuilds at: the one the operator sets when it
+    /// runs them (from the capacity model's headroom at the ingress measured, capped).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub throttle_bytes_per_s: Option<u64>,
+    /// Where the throttle comes from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub throttle_source: Option<String>,
+    /// The latest moves measured in completed horizontal operations and in the rebuilds of
+    /// rolls onto local disks, oldest first (at most 12).
     #[serde(default)]
     pub measured: Vec<MeasuredMove>,
 }
 
 /// One horizontal operation's data move, timed from the start of its rebalance to its end
-/// (the throttle set and removed, preferred leaders elected).
+/// (the throttle set and removed, preferred leaders elected), or one broker's rebuild in a
+/// roll onto local disks, timed over its catch-up (registered to back in every ISR).
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MeasuredMove {
-    /// When the operation started (RFC 3339, the operation's `startedAt`): it names the move.
+    /// When the operation started (RFC 3339, the operation's `startedAt`; for a rebuild,
+    /// when its broker's turn in the roll began): it names the move.
     pub at: String,
-    /// `horizontal-add` or `horizontal-remove`.
+    /// `horizontal-add`, `horizontal-remove` or `rebuild`.
     pub kind: String,
     /// Bytes moved.
     pub bytes: u64,
@@ -426,7 +437,7 @@ pub struct MeasuredMove {
     pub seconds: f64,
     /// The replication throttle per broker, bytes per second.
     pub throttle_bytes_per_s: u64,
-    /// The brokers receiving the data (the added ones, or the ones staying).
+    /// The brokers receiving the data (the added ones, the ones staying, or the rebuilt one).
     pub receivers: u32,
     /// The rate reached over the planned one (the throttle times the receivers).
     pub share: f64,

@@ -191,6 +191,7 @@ pub struct StatefulSetFleet<'a> {
     journal: &'a StatusJournal,
     timeout: Duration,
     poll: Duration,
+    fresh_disks: bool,
 }
 
 impl<'a> StatefulSetFleet<'a> {
@@ -212,7 +213,15 @@ impl<'a> StatefulSetFleet<'a> {
             journal,
             timeout,
             poll: Duration::from_millis(200),
+            fresh_disks: false,
         }
+    }
+
+    /// Brokers on instance-local disks: a broker's new instance type is a new node whose
+    /// disk is empty (the PVC released with the old node), so its catch-up rebuilds its data.
+    pub fn with_fresh_disks(mut self, fresh: bool) -> Self {
+        self.fresh_disks = fresh;
+        self
     }
 
     fn pod_name(&self, node: BrokerId) -> Result<String, FleetError> {
@@ -386,6 +395,10 @@ impl Fleet for StatefulSetFleet<'_> {
             }
             tokio::time::sleep(self.poll).await;
         }
+    }
+
+    fn fresh_disks(&self) -> bool {
+        self.fresh_disks
     }
 
     async fn is_running(&self, node: BrokerId) -> Result<bool, FleetError> {

@@ -74,6 +74,37 @@ pub fn measured(r: &Rebalance<'_>) -> Result<MeasuredMove, String> {
     })
 }
 
+/// The rebuilds of a roll onto local disks that can be timed, as moves of one receiver at
+/// the rebuild's throttle: the bytes each broker copied from registered to back in every
+/// ISR, over that time. A broker whose roll spans runs, an unthrottled rebuild, or one
+/// planned shorter than `timed_from` is not timed (logged).
+pub fn rebuilds(journal: &kpilot_roll::Journal, timed_from: Span) -> Vec<MeasuredMove> {
+    journal
+        .nodes
+        .iter()
+        .filter_map(|n| {
+            let r = n.rebuild.as_ref()?;
+            let at = n
+                .began_ms
+                .and_then(|ms| k8s_openapi::jiff::Timestamp::from_millisecond(ms).ok())?
+                .to_string();
+            let rebalance = Rebalance {
+                at: &at,
+                kind: "rebuild",
+                bytes: r.copied_while_catching_up()?,
+                seconds: n.timings.catch_up_ms? as f64 / 1000.0,
+                throttle_bytes_per_s: r.throttle_bytes_per_s,
+                receivers: 1,
+                whole: !n.resumed,
+                timed_from,
+            };
+            measured(&rebalance)
+                .inspect_err(|why| tracing::info!(broker = n.id.0, %why, "rebuild not timed"))
+                .ok()
+        })
+        .collect()
+}
+
 /// Appends `new` unless a move of the same operation is kept, dropping the oldest beyond
 /// [`KEPT`]. Returns whether it was added.
 pub fn record(status: &mut Option<MoveStatus>, new: MeasuredMove) -> bool {
@@ -88,16 +119,19 @@ pub fn record(status: &mut Option<MoveStatus>, new: MeasuredMove) -> bool {
     true
 }
 
-/// Sets `status` to the share of the throttle moves are planned at (the one learned from the
-/// measured moves, else 1), keeping what was measured; returns it.
-pub fn plan_with(status: &mut Option<MoveStatus>) -> f64 {
+/// Sets `status` to the throttle moves are planned at (`throttle`, bytes per second, the one
+/// the operator will set, with where it comes from) and the share of it (the one learned from
+/// the measured moves, else 1), keeping what was measured; returns the share.
+pub fn plan_with(status: &mut Option<MoveStatus>, throttle: (u64, String)) -> f64 {
     let entry = status.get_or_insert_with(MoveStatus::default);
+    entry.throttle_bytes_per_s = Some(throttle.0);
+    entry.throttle_source = Some(throttle.1);
     let shares: Vec<f64> = entry.measured.iter().map(|m| m.share).collect();
     let (share, source) = match kpilot_policy::learned_move_share(&shares) {
         Some(s) => (
             s,
             format!(
-                "measured: the lowest of the last {} move(s) in this autopilot's horizontal operations",
+                "measured: the lowest of the last {} move(s) in this autopilot's horizontal operations and local-disk rebuilds",
                 entry.measured.len().min(kpilot_policy::MOVES_LEARNED_FROM)
             ),
         ),
@@ -151,7 +185,7 @@ mod tests {
     #[test]
     fn plans_with_the_lowest_share_of_the_latest_and_keeps_twelve_moves_once_each() {
         let mut status = None;
-        assert_eq!(plan_with(&mut status), 1.0);
+        assert_eq!(plan_with(&mut status, (1_000_000, "test".into())), 1.0);
         assert!(status.as_ref().expect("set").source.starts_with("default"));
         let at = |i: usize| format!("2026-11-24T00:{i:02}:00Z");
         for i in 0..14 {
@@ -171,7 +205,7 @@ mod tests {
         assert_eq!(s.measured.len(), KEPT);
         assert_eq!(s.measured[0].at, at(2));
         // The slow move (0.2) is among the kept but no longer among the last six.
-        assert_eq!(plan_with(&mut status), 0.9);
+        assert_eq!(plan_with(&mut status, (1_000_000, "test".into())), 0.9);
         assert!(status.expect("set").source.starts_with("measured"));
     }
 }

@@ -879,7 +879,12 @@ async fn steps(
     // 5. Decide, planning rolls with the restart time this cluster's own rolls measured.
     let mut settings = spec.settings.clone();
     settings.transition.restart = plan_restart(status, spec);
-    settings.transition.move_share = crate::moves::plan_with(&mut status.moves);
+    // Moves are planned at the throttle the operator will set for them.
+    let move_throttle =
+        crate::horizontal::throttle_for(&shape, &workload, facts.ingress, &ctx.rebalance);
+    settings.transition.max_move_rate_per_broker =
+        kpilot_units::Throughput::from_bytes_per_s(move_throttle.0 as f64);
+    settings.transition.move_share = crate::moves::plan_with(&mut status.moves, move_throttle);
     let cluster = ClusterState {
         shape: shape.clone(),
         stored: facts.stored,
@@ -1294,6 +1299,9 @@ async fn continue_operation(
                 .and_then(|j| Journal::from_json(j).ok());
             let journal = StatusJournal::new(api.clone(), &name, initial);
             let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), namespace);
+            // On local disks every rolled broker rebuilds its data, throttled at the rate
+            // the decision planned moves at.
+            let local = spec.storage_kind == kpilot_capacity::StorageKind::LocalNvme;
             let fleet = StatefulSetFleet::new(
                 pods,
                 sts,
@@ -1301,18 +1309,18 @@ async fn continue_operation(
                 to_type.clone(),
                 &journal,
                 ctx.pod_timeout,
-            );
+            )
+            .with_fresh_disks(local);
+            let options = RollOptions {
+                rebuild_throttle_bytes_per_s: local.then(|| rebuild_throttle(status, ctx)),
+                ..RollOptions::new(to_type.clone())
+            };
             let admin = conn.connect().await?;
             let result = {
                 let mut roller = Roller::new(&admin, &fleet, ctx.roll.clone(), |e: &RollEvent| {
                     journal.set_message(e.to_string());
                 });
-                roller
-                    .run(
-                        &RollOptions::new(to_type.clone()),
-                        &mut StatusStore(&journal),
-                    )
-                    .await
+                roller.run(&options, &mut StatusStore(&journal)).await
             };
             admin.close();
             if let Err(e) = journal.flush().await {
@@ -1327,10 +1335,14 @@ async fn continue_operation(
             }
             // Every broker this roll restarted teaches the restart time, whether the roll
             // completed or halted (its retry continues the same journal: no broker twice).
+            // Its rebuilds (on local disks) teach the share of the throttle moves reach.
             if let Some(j) = journal.journal() {
                 let new = crate::restarts::measured(&j, &op.started_at);
                 if crate::restarts::record(&mut status.restarts, new) > 0 {
                     plan_restart(status, spec);
+                }
+                for m in crate::moves::rebuilds(&j, ctx.rebalance.timed_from) {
+                    crate::moves::record(&mut status.moves, m);
                 }
             }
             match result {
@@ -1358,6 +1370,19 @@ async fn continue_operation(
             Err(e)
         }
     }
+}
+
+/// The throttle of the rebuilds in a roll onto local disks: the one the decision that started
+/// it planned moves at (`status.moves`), else the default rebalance throttle, capped.
+fn rebuild_throttle(status: &KafkaAutopilotStatus, ctx: &Context) -> u64 {
+    let planned = status.moves.as_ref().and_then(|m| m.throttle_bytes_per_s);
+    let default = ctx.rebalance.default_throttle.bytes_per_s();
+    let rate = planned.map_or(default, |p| p as f64);
+    let capped = ctx
+        .rebalance
+        .max_throttle
+        .map_or(rate, |max| rate.min(max.bytes_per_s()));
+    capped.round() as u64
 }
 
 async fn finish_operation(

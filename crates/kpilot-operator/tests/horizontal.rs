@@ -41,6 +41,9 @@ const FINALIZER: &str = "kpilot.test/kubelet";
 /// The throttle the test caps the rebalance at, bytes per second: small, so that moving a few
 /// MB takes seconds and the throttle is seen in force.
 const THROTTLE: i64 = 1_000_000;
+/// What the test cluster stores, all replicas, GB (the bulk topic's 9 MB three times, and
+/// the producer's records): what the decisions plan the data moves with, at the throttle.
+const STORED_GB: f64 = 0.03;
 
 /// What the fake kubelet saw.
 #[derive(Default)]
@@ -338,7 +341,7 @@ fn brokers_are_added_and_removed_with_a_throttled_rebalance_resumed_after_a_kill
         spec.constraints.allow_horizontal = true;
         spec.policy.cooldown = Some("1s".into());
         create_autopilot(&client, &ns, "auto", spec).await;
-        let observer = FixedObserver::new(facts(70.0, 0));
+        let observer = FixedObserver::new(facts_storing(70.0, STORED_GB));
         let make_ctx = || {
             let mut ctx = context(client.clone(), Rc::new(observer.clone()));
             ctx.rebalance.limits.max_per_broker = 2;
@@ -480,7 +483,7 @@ fn brokers_are_added_and_removed_with_a_throttled_rebalance_resumed_after_a_kill
         );
 
         // (b) 4 -> 3: low ingress; the history of the high one is forgotten.
-        observer.set(facts(5.0, 0));
+        observer.set(facts_storing(5.0, STORED_GB));
         Api::<KafkaAutopilot>::namespaced(client.clone(), &ns)
             .patch_status(
                 "auto",

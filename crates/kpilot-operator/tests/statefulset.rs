@@ -13,130 +13,22 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use common::sts_kubelet::{KubeletLog, kubelet, roll_settings, three_pods_ready};
 use common::*;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::Pod;
 use kpilot_cluster::TopicName;
 use kpilot_kafka::{AdminClient, BrokerAddress, ClientConfig, NewTopic};
-use kpilot_kubetest::ControlPlane;
 use kpilot_operator::crd::*;
 use kpilot_operator::fleet::{pod_instance_type, pod_ready};
 use kpilot_operator::{FixedObserver, LoopSettings};
-use kpilot_testbed::KafkaCluster;
-use kube::api::{Api, Patch, PatchParams, PostParams};
-use serde_json::json;
+use kube::api::{Api, PostParams};
 
 const TOPIC: &str = "orders";
-const FINALIZER: &str = "kpilot.test/kubelet";
-
-/// What the fake kubelet saw.
-#[derive(Default)]
-struct KubeletLog {
-    /// Pods replaced, by ordinal.
-    replaced: Mutex<BTreeMap<i32, usize>>,
-    max_brokers_down: AtomicUsize,
-    max_pods_unavailable: AtomicUsize,
-    /// A pod ordinal not to recreate for now (a node that does not come up).
-    hold: Mutex<Option<i32>>,
-}
-
-/// Plays the kubelet and the StatefulSet controller until `stop`: every tick, first stops the
-/// broker of every pod being deleted and lets the pod go (all of them, so two deletions at
-/// once would show as two brokers down), then recreates missing pods from the StatefulSet's
-/// current template, restarts their brokers and marks them Ready.
-fn kubelet(
-    cp: &'static ControlPlane,
-    ns: String,
-    mut cluster: KafkaCluster,
-    stop: Arc<AtomicBool>,
-    log: Arc<KubeletLog>,
-) -> KafkaCluster {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    rt.block_on(async {
-        let client = cp.client().await.expect("client");
-        let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
-        let sets: Api<StatefulSet> = Api::namespaced(client.clone(), &ns);
-        while !stop.load(Ordering::Relaxed) {
-            let mut present: BTreeMap<i32, Pod> = BTreeMap::new();
-            for p in pods.list(&Default::default()).await.expect("pods").items {
-                if let Some(i) = p
-                    .metadata
-                    .name
-                    .as_deref()
-                    .and_then(|n| n.strip_prefix("kafka-"))
-                    .and_then(|s| s.parse().ok())
-                {
-                    present.insert(i, p);
-                }
-            }
-            let unavailable = (0..3)
-                .filter(|i| !present.get(i).is_some_and(pod_ready))
-                .count();
-            log.max_pods_unavailable
-                .fetch_max(unavailable, Ordering::Relaxed);
-            // 1. Deleted pods: stop their brokers, then release the pods.
-            for (i, p) in &present {
-                if p.metadata.deletion_timestamp.is_some() {
-                    let id = i + 1;
-                    if cluster.is_running(id) {
-                        cluster.stop_broker(id).expect("stop broker");
-                    }
-                    let down = (1..=3).filter(|b| !cluster.is_running(*b)).count();
-                    log.max_brokers_down.fetch_max(down, Ordering::Relaxed);
-                    pods.patch(
-                        &format!("kafka-{i}"),
-                        &PatchParams::default(),
-                        &Patch::Merge(json!({"metadata": {"finalizers": null}})),
-                    )
-                    .await
-                    .expect("remove finalizer");
-                }
-            }
-            // 2. Missing pods: recreate from the template, restart the broker, Ready.
-            for i in 0..3 {
-                if present.contains_key(&i) || *log.hold.lock().expect("log") == Some(i) {
-                    continue;
-                }
-                let sts = sets.get("kafka").await.expect("sts");
-                let template = sts.spec.expect("spec").template;
-                let mut meta = template.metadata.unwrap_or_default();
-                meta.name = Some(format!("kafka-{i}"));
-                meta.finalizers = Some(vec![FINALIZER.to_owned()]);
-                let pod = Pod {
-                    metadata: meta,
-                    spec: template.spec,
-                    status: None,
-                };
-                pods.create(&PostParams::default(), &pod)
-                    .await
-                    .expect("recreate pod");
-                if !cluster.is_running(i + 1) {
-                    cluster.start_broker(i + 1).expect("restart broker");
-                }
-                pods.patch_status(
-                    &format!("kafka-{i}"),
-                    &PatchParams::default(),
-                    &Patch::Merge(
-                        json!({"status": {"conditions": [{"type": "Ready", "status": "True"}]}}),
-                    ),
-                )
-                .await
-                .expect("ready");
-                *log.replaced.lock().expect("log").entry(i).or_default() += 1;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    });
-    cluster
-}
-
 /// `(broker, seconds)` of the restarts `status` keeps, by broker.
 fn restarts_of(status: &KafkaAutopilotStatus) -> Vec<(i32, f64)> {
     let mut measured: Vec<(i32, f64)> = status
@@ -171,36 +63,6 @@ fn journal_restarts(journal: &str) -> Vec<(i32, f64)> {
     restarts
 }
 
-async fn admin(bootstrap: &str) -> AdminClient {
-    let mut config = ClientConfig::new(BrokerAddress::parse_list(bootstrap).expect("bootstrap"));
-    config.api_timeout = Duration::from_secs(30);
-    AdminClient::connect(config).await.expect("connect")
-}
-
-async fn wait_for<F: FnMut(&KafkaAutopilotStatus) -> bool>(
-    client: &kube::Client,
-    ns: &str,
-    limit: Duration,
-    what: &str,
-    mut f: F,
-) -> KafkaAutopilotStatus {
-    let began = Instant::now();
-    loop {
-        let status = get_autopilot(client, ns, "auto")
-            .await
-            .status
-            .unwrap_or_default();
-        if f(&status) {
-            return status;
-        }
-        assert!(
-            began.elapsed() < limit,
-            "timed out waiting for {what}: {status:#?}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
 #[test]
 fn statefulset_roll_survives_an_operator_kill_one_broker_at_a_time_losing_nothing() {
     let _ = tracing_subscriber::fmt()
@@ -223,7 +85,7 @@ fn statefulset_roll_survives_an_operator_kill_one_broker_at_a_time_losing_nothin
         let cp = control_plane().await;
         let ns = cp.create_unique_namespace("sts").await.expect("ns");
         let client = cp.client().await.expect("client");
-        let admin = admin(&bootstrap).await;
+        let admin = admin_at(&bootstrap).await;
         admin
             .create_topics(&[NewTopic::new(TopicName::new(TOPIC).expect("topic"), 6, 3)
                 .with_config("min.insync.replicas", 2)])
@@ -249,24 +111,7 @@ fn statefulset_roll_survives_an_operator_kill_one_broker_at_a_time_losing_nothin
 
     local.block_on(&rt, async {
         // Pods up and the producer going before the operator starts.
-        let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
-        let began = Instant::now();
-        while pods
-            .list(&Default::default())
-            .await
-            .expect("pods")
-            .items
-            .iter()
-            .filter(|p| pod_ready(p))
-            .count()
-            < 3
-        {
-            assert!(
-                began.elapsed() < Duration::from_secs(60),
-                "pods never Ready"
-            );
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+        three_pods_ready(&client, &ns).await;
         let began = Instant::now();
         while producer.count("producer_send_success") < 300 {
             assert!(
@@ -293,14 +138,7 @@ fn statefulset_roll_survives_an_operator_kill_one_broker_at_a_time_losing_nothin
         let observer = FixedObserver::new(facts(60.0, 0));
         let make_ctx = || {
             let mut ctx = context(client.clone(), Rc::new(observer.clone()));
-            ctx.roll = kpilot_roll::Settings {
-                gate_timeout: Duration::from_secs(120),
-                start_timeout: Duration::from_secs(120),
-                catch_up_timeout: Duration::from_secs(120),
-                election_timeout: Duration::from_secs(60),
-                poll: Duration::from_millis(250),
-                progress_every: Duration::from_secs(2),
-            };
+            ctx.roll = roll_settings();
             ctx.pod_timeout = Duration::from_secs(120);
             ctx
         };
@@ -315,7 +153,7 @@ fn statefulset_roll_survives_an_operator_kill_one_broker_at_a_time_losing_nothin
             settings.clone(),
             std::future::pending(),
         ));
-        let status = wait_for(
+        let status = wait_for_status(
             &client,
             &ns,
             Duration::from_secs(240),
@@ -360,7 +198,7 @@ fn statefulset_roll_survives_an_operator_kill_one_broker_at_a_time_losing_nothin
             },
             std::future::pending(),
         ));
-        let halted = wait_for(
+        let halted = wait_for_status(
             &client,
             &ns,
             Duration::from_secs(240),
@@ -386,7 +224,7 @@ fn statefulset_roll_survives_an_operator_kill_one_broker_at_a_time_losing_nothin
             "the broker done before the kill: {halted:#?}"
         );
         *log.hold.lock().expect("log") = None;
-        let status = wait_for(
+        let status = wait_for_status(
             &client,
             &ns,
             Duration::from_secs(300),
@@ -438,6 +276,7 @@ fn statefulset_roll_survives_an_operator_kill_one_broker_at_a_time_losing_nothin
         assert!(restarts.source.starts_with("measured"), "{restarts:#?}");
 
         // Every pod runs the new template.
+        let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
         for p in pods.list(&Default::default()).await.expect("pods").items {
             assert_eq!(
                 pod_instance_type(&p).as_deref(),

@@ -21,6 +21,10 @@ use kpilot_units::Throughput;
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use serde_json::json;
 
+/// What the test cluster stores, all replicas, GB (an empty topic): what the decisions plan
+/// the data moves with.
+const STORED_GB: f64 = 0.001;
+
 async fn replicas_on(admin: &AdminClient, id: i32) -> usize {
     let m = admin.metadata().await.expect("metadata");
     m.topics
@@ -79,7 +83,7 @@ fn a_node_pool_grows_with_strimzis_node_ids_and_shrinks_only_after_the_drain() {
         spec.constraints.allow_horizontal = true;
         spec.policy.cooldown = Some("1s".into());
         create_autopilot(&client, &ns, "auto", spec).await;
-        let observer = FixedObserver::new(facts(70.0, 0));
+        let observer = FixedObserver::new(facts_storing(70.0, STORED_GB));
         let mut ctx = context(client.clone(), Rc::new(observer.clone()));
         ctx.rebalance.max_throttle = Some(Throughput::from_mb_per_s(20.0));
         ctx.rebalance.executor.poll_interval = Duration::from_millis(200);
@@ -139,7 +143,7 @@ fn a_node_pool_grows_with_strimzis_node_ids_and_shrinks_only_after_the_drain() {
         eprintln!("added broker 4 through the KafkaNodePool: {on_4} replica(s) on it");
 
         // Down: 4 -> 3.
-        observer.set(facts(5.0, 0));
+        observer.set(facts_storing(5.0, STORED_GB));
         Api::<kpilot_operator::KafkaAutopilot>::namespaced(client.clone(), &ns)
             .patch_status(
                 "auto",

@@ -17,6 +17,8 @@ use kpilot_units::{ByteSize, Throughput};
 use kube::api::{Api, DynamicObject, ListParams, PostParams};
 use serde_json::json;
 
+pub mod sts_kubelet;
+
 /// Runs `test` to completion on a current-thread runtime inside a `LocalSet` (the operator's
 /// context is `!Send`).
 pub fn on_local<F: std::future::Future>(test: F) -> F::Output {
@@ -51,6 +53,15 @@ pub fn facts(ingress_mb_per_s: f64, under_replicated: usize) -> KafkaFacts {
         ingress_problem: None,
         egress: None,
         throttles_left: None,
+    }
+}
+
+/// [`facts`] for a test cluster that really stores `stored_gb` (all replicas): what a
+/// decision to move data plans with.
+pub fn facts_storing(ingress_mb_per_s: f64, stored_gb: f64) -> KafkaFacts {
+    KafkaFacts {
+        stored: ByteSize::from_gb(stored_gb),
+        ..facts(ingress_mb_per_s, 0)
     }
 }
 
@@ -538,4 +549,41 @@ pub async fn throttle_left(
         .into_iter()
         .map(|(r, k, v)| format!("{r} {k}={v}"))
         .collect()
+}
+
+/// An admin client for the testbed at `bootstrap` (30 s API timeout).
+pub async fn admin_at(bootstrap: &str) -> kpilot_kafka::AdminClient {
+    let mut config = kpilot_kafka::ClientConfig::new(
+        kpilot_kafka::BrokerAddress::parse_list(bootstrap).expect("bootstrap"),
+    );
+    config.api_timeout = Duration::from_secs(30);
+    kpilot_kafka::AdminClient::connect(config)
+        .await
+        .expect("connect")
+}
+
+/// Polls the status of the autopilot `auto` in `ns` until `f` holds; fails the test after
+/// `limit`, saying it waited for `what` and showing the status.
+pub async fn wait_for_status<F: FnMut(&KafkaAutopilotStatus) -> bool>(
+    client: &kube::Client,
+    ns: &str,
+    limit: Duration,
+    what: &str,
+    mut f: F,
+) -> KafkaAutopilotStatus {
+    let began = std::time::Instant::now();
+    loop {
+        let status = get_autopilot(client, ns, "auto")
+            .await
+            .status
+            .unwrap_or_default();
+        if f(&status) {
+            return status;
+        }
+        assert!(
+            began.elapsed() < limit,
+            "timed out waiting for {what}: {status:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
