@@ -21,10 +21,7 @@ use common::sts_kubelet::{KubeletLog, kubelet, roll_settings, three_pods_ready};
 use common::*;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use kpilot_cluster::{BrokerId, TopicName, TopicPartition};
-use kpilot_kafka::{
-    AdminClient, BrokerAddress, ClientConfig, ConfigResource, FOLLOWER_RATE, FOLLOWER_REPLICAS,
-    NewTopic,
-};
+use kpilot_kafka::{AdminClient, ConfigResource, FOLLOWER_RATE, FOLLOWER_REPLICAS, NewTopic};
 use kpilot_operator::crd::*;
 use kpilot_operator::{FixedObserver, LoopSettings};
 use kpilot_units::Throughput;
