@@ -21,14 +21,14 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::StatefulSet;
-use kpilot_capacity::{BrokerCapacity, Shape, Workload};
+use kpilot_capacity::{Shape, Workload};
 use kpilot_cluster::{BrokerId, TopicPartition};
 use kpilot_kafka::{AdminClient, ConfigOp, ConfigResource};
 use kpilot_reassign::{
     BatchState, Cancel, CancelHandle, ElectionSummary, Event, ExecuteError, Executor, Journal,
     JournalStore, PortError, ReassignPort, RunStatus, StoreError, prepare, read_plan_input,
 };
-use kpilot_rebalance::{BatchLimits, BrokerChange, choose_throttle};
+use kpilot_rebalance::{BatchLimits, BrokerChange, planned_throttle};
 use kpilot_units::{Span, Throughput};
 use kube::ResourceExt as _;
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
@@ -356,42 +356,21 @@ impl ReassignPort for JournaledPort<'_> {
 }
 
 /// The throttle for a rebalance of `shape` at `ingress` (bytes per second) and where it
-/// came from: the capacity model's smallest headroom per broker, else (ingress unknown, or
-/// no headroom left) `default_throttle`; either capped by `max_throttle`. Pure.
+/// came from ([`kpilot_rebalance::planned_throttle`] with this operator's default and cap).
+/// Pure.
 pub fn throttle_for(
     shape: &Shape,
     workload: &Workload,
     ingress: Option<Throughput>,
     settings: &Settings,
 ) -> (u64, String) {
-    let (rate, source) = match ingress.map(|ingress| {
-        choose_throttle(
-            &BrokerCapacity::sustained(shape),
-            shape.brokers,
-            workload,
-            ingress,
-        )
-    }) {
-        Some(Ok(choice)) => (
-            choice.rate,
-            format!("capacity model: {} headroom", choice.bottleneck),
-        ),
-        Some(Err(e)) => (
-            settings.default_throttle,
-            format!("default, the capacity model chose none: {e}"),
-        ),
-        None => (
-            settings.default_throttle,
-            "default, the ingress is not measured".to_owned(),
-        ),
-    };
-    match settings.max_throttle {
-        Some(max) if max.bytes_per_s() < rate.bytes_per_s() => (
-            max.bytes_per_s().round() as u64,
-            format!("capped at {max}; {source} allows {rate}"),
-        ),
-        _ => (rate.bytes_per_s().round() as u64, source),
-    }
+    planned_throttle(
+        shape,
+        workload,
+        ingress,
+        settings.default_throttle,
+        settings.max_throttle,
+    )
 }
 
 /// Broker ids of a StatefulSet's ordinals `from..to` (ids `first + ordinal`). Pure.
@@ -1084,8 +1063,13 @@ mod tests {
         let settings = Settings::default();
         let light = Throughput::from_mb_per_s(5.0);
         let (rate, source) = throttle_for(&shape, &workload, Some(light), &settings);
-        let expected = choose_throttle(&BrokerCapacity::sustained(&shape), 3, &workload, light)
-            .expect("headroom");
+        let expected = kpilot_rebalance::choose_throttle(
+            &kpilot_capacity::BrokerCapacity::sustained(&shape),
+            3,
+            &workload,
+            light,
+        )
+        .expect("headroom");
         assert_eq!(rate, expected.rate.bytes_per_s().round() as u64);
         assert!(source.starts_with("capacity model"), "{source}");
         // More headroom at a lighter load.

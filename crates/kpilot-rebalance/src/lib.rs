@@ -21,4 +21,6 @@ pub use batch::{
 pub use bound::{Balance, BalanceTargets, LowerBound};
 pub use input::{BrokerChange, PartitionPlacement, PlanError, PlanInput};
 pub use plan::{DEFAULT_TOLERANCE, Move, Plan, PlanStats, plan, plan_with_tolerance};
-pub use throttle::{ResourceHeadroom, ThrottleChoice, ThrottleError, choose_throttle};
+pub use throttle::{
+    ResourceHeadroom, ThrottleChoice, ThrottleError, choose_throttle, planned_throttle,
+};

@@ -4,7 +4,7 @@
 //! smallest headroom over those resources. The producers keep what they use today, and the
 //! copy never takes a broker past the utilization the cluster was sized for. Pure.
 
-use kpilot_capacity::{BrokerCapacity, LoadFactors, Resource, Workload};
+use kpilot_capacity::{BrokerCapacity, LoadFactors, Resource, Shape, Workload};
 use kpilot_units::Throughput;
 use serde::Serialize;
 use thiserror::Error;
@@ -105,6 +105,44 @@ pub fn choose_throttle(
         bottleneck: tightest.resource,
         headroom,
     })
+}
+
+/// The throttle, bytes per second, a rebalance of `shape` gets at `ingress`, and where it
+/// comes from: the capacity model's smallest headroom per broker ([`choose_throttle`]),
+/// else (ingress unknown, or no headroom left) `default`; either capped by `max`. What the
+/// operator sets and what decisions plan data moves with. Pure.
+pub fn planned_throttle(
+    shape: &Shape,
+    workload: &Workload,
+    ingress: Option<Throughput>,
+    default: Throughput,
+    max: Option<Throughput>,
+) -> (u64, String) {
+    let (rate, source) = match ingress.map(|ingress| {
+        choose_throttle(
+            &BrokerCapacity::sustained(shape),
+            shape.brokers,
+            workload,
+            ingress,
+        )
+    }) {
+        Some(Ok(choice)) => (
+            choice.rate,
+            format!("capacity model: {} headroom", choice.bottleneck),
+        ),
+        Some(Err(e)) => (
+            default,
+            format!("default, the capacity model chose none: {e}"),
+        ),
+        None => (default, "default, the ingress is not measured".to_owned()),
+    };
+    match max {
+        Some(max) if max.bytes_per_s() < rate.bytes_per_s() => (
+            max.bytes_per_s().round() as u64,
+            format!("capped at {max}; {source} allows {rate}"),
+        ),
+        _ => (rate.bytes_per_s().round() as u64, source),
+    }
 }
 
 #[cfg(test)]

@@ -228,6 +228,17 @@ fn recommend_follows_the_measured_load_and_refuses_missing_metrics() {
     let low_target = low["decision"]["target"].as_str().expect("target");
     assert!(low_target.contains("3 x tb.small"), "{low_target}");
     assert_eq!(low["decision"]["reactive_fallback"], true);
+    // Data moves are planned at the throttle `kpilot rebalance` would set for this shape.
+    let throttle = low["decision"]["move_throttle_mb_per_s"]
+        .as_f64()
+        .expect("move throttle");
+    let source = low["decision"]["move_throttle_source"]
+        .as_str()
+        .unwrap_or("");
+    assert!(
+        throttle > 0.0 && source.starts_with("capacity model"),
+        "{throttle} MB/s: {source}"
+    );
     assert_eq!(low["current_shape"]["brokers"], 3, "live broker count");
 
     // 5 MB/s: tb.small would not hold it: the recommendation becomes tb.medium, and the Kafka

@@ -491,6 +491,11 @@ struct DecisionOut {
     target: Option<String>,
     mechanism: Option<String>,
     estimated_minutes: Option<f64>,
+    /// The replication throttle per broker data moves were planned at: the one `kpilot
+    /// rebalance --instance ... --ingress ...` (and the operator) would set.
+    move_throttle_mb_per_s: f64,
+    /// Where it comes from.
+    move_throttle_source: String,
     reasons: Vec<String>,
     reactive_fallback: bool,
     current_holds_mb_per_s: f64,
@@ -776,6 +781,16 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             ..Settings::default()
         };
         settings.transition.restart = args.restart_time;
+        // Moves are planned at the throttle `kpilot rebalance` would set for this shape now.
+        let (move_throttle, move_throttle_source) = kpilot_rebalance::planned_throttle(
+            &shape,
+            &workload,
+            Some(ingress),
+            Throughput::from_mb_per_s(50.0),
+            None,
+        );
+        settings.transition.max_move_rate_per_broker =
+            Throughput::from_bytes_per_s(move_throttle as f64);
         let decision = decide(&DecisionInput {
             now: Timestamp::from_secs(now),
             history: &history,
@@ -798,6 +813,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             target: plan.map(|p| p.to.label()),
             mechanism: plan.map(|p| p.mechanism.as_str().to_string()),
             estimated_minutes: plan.map(|p| p.estimated.minutes()),
+            move_throttle_mb_per_s: move_throttle as f64 / 1e6,
+            move_throttle_source,
             reasons: decision.reasons.iter().map(ToString::to_string).collect(),
             reactive_fallback: reactive,
             current_holds_mb_per_s: decision.current_holds.mb_per_s(),
@@ -975,8 +992,10 @@ fn render(r: &Report) -> String {
     let d = &r.decision;
     out.push_str(&match (&d.target, &d.mechanism) {
         (Some(target), Some(mechanism)) => format!(
-            "\ndecision: CHANGE by {mechanism} to {target} (about {:.0} min)\n",
-            d.estimated_minutes.unwrap_or(0.0)
+            "\ndecision: CHANGE by {mechanism} to {target} (about {:.0} min; data moves planned at {:.1} MB/s per broker, {})\n",
+            d.estimated_minutes.unwrap_or(0.0),
+            d.move_throttle_mb_per_s,
+            d.move_throttle_source
         ),
         _ => "\ndecision: KEEP the current shape\n".to_string(),
     });
