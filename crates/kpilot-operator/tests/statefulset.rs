@@ -22,7 +22,7 @@ use common::*;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::Pod;
 use kpilot_cluster::TopicName;
-use kpilot_kafka::{AdminClient, BrokerAddress, ClientConfig, NewTopic};
+use kpilot_kafka::NewTopic;
 use kpilot_operator::crd::*;
 use kpilot_operator::fleet::{pod_instance_type, pod_ready};
 use kpilot_operator::{FixedObserver, LoopSettings};
