@@ -85,6 +85,18 @@ pub enum RollError {
     /// The fleet failed.
     #[error(transparent)]
     Fleet(#[from] FleetError),
+    /// Rebuilds would be throttled, and someone else's replication throttles are set.
+    #[error(
+        "refusing to roll onto empty disks (this run stopped no broker): replication throttles are already set ({}); \
+         each rebuild sets the throttle configs of its broker, the others and its topics and then removes them, \
+         which would lose these. Finish or cancel the reassignment that set them (or delete them with \
+         kafka-configs --delete-config), then rerun",
+        .found.join(", ")
+    )]
+    ThrottlesSet {
+        /// What is set, `"<resource> <key>=<value>"`.
+        found: Vec<String>,
+    },
     /// The journal holds an unfinished roll to another size.
     #[error(
         "an unfinished roll to {journal_target} is recorded in the journal (node {node} at {phase}); \
@@ -357,8 +369,9 @@ pub struct DryRun {
     pub verdicts: Vec<GateVerdict>,
     /// An unfinished roll found in the journal, if any.
     pub unfinished: Option<Journal>,
-    /// Why a run would be refused before it stops anything (today: the principal may not
-    /// elect leaders), or `None`. The plan above is still what such a run would do once the
+    /// Why a run would be refused before it stops anything (the principal may not elect
+    /// leaders; replication throttles already set when rebuilds would be throttled), or
+    /// `None`. The plan above is still what such a run would do once the
     /// cause is fixed.
     pub refused: Option<String>,
 }
@@ -424,6 +437,25 @@ impl<'a, K: KafkaPort, F: Fleet> Roller<'a, K, F> {
             .map_err(RollError::MayNotElect)
     }
 
+    /// Before a new roll whose rebuilds would be throttled: refuses when replication
+    /// throttles are set already (a reassignment's, or left behind), since each rebuild
+    /// overwrites and then removes the configs it uses.
+    async fn check_no_throttles(&self, options: &RollOptions) -> Result<(), RollError> {
+        if !self.fleet.fresh_disks() || options.rebuild_throttle_bytes_per_s.is_none() {
+            return Ok(());
+        }
+        let found = self
+            .kafka
+            .throttles_set()
+            .await
+            .map_err(RollError::Observe)?;
+        if found.is_empty() {
+            Ok(())
+        } else {
+            Err(RollError::ThrottlesSet { found })
+        }
+    }
+
     async fn sizes(
         &self,
         obs: &Observation,
@@ -444,7 +476,11 @@ impl<'a, K: KafkaPort, F: Fleet> Roller<'a, K, F> {
         store: &impl JournalStore,
     ) -> Result<DryRun, RollError> {
         self.fleet.check_size(&options.target).await?;
-        let refused = self.check_may_elect().await.err().map(|e| e.to_string());
+        let refused = match self.check_may_elect().await {
+            Ok(()) => self.check_no_throttles(options).await.err(),
+            Err(e) => Some(e),
+        }
+        .map(|e| e.to_string());
         let obs = self.observe().await?;
         let sizes = self.sizes(&obs).await?;
         let plan = plan::plan(&obs, options, &sizes)?;
@@ -517,6 +553,7 @@ impl<'a, K: KafkaPort, F: Fleet> Roller<'a, K, F> {
                 return Ok(j);
             }
         }
+        self.check_no_throttles(options).await?;
         let obs = self.observe().await?;
         let sizes = self.sizes(&obs).await?;
         let plan = plan::plan(&obs, options, &sizes)?;

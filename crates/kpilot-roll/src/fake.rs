@@ -59,6 +59,8 @@ struct Sim {
     fresh_disks: bool,
     /// Bytes each node stores.
     stored: BTreeMap<BrokerId, u64>,
+    /// Throttle overrides someone else left set.
+    throttles_set: Vec<String>,
 }
 
 /// The in-memory cluster.
@@ -97,6 +99,7 @@ impl FakeCluster {
                 elect_refused: false,
                 fresh_disks: false,
                 stored: BTreeMap::new(),
+                throttles_set: Vec::new(),
             }),
         }
     }
@@ -134,6 +137,12 @@ impl FakeCluster {
             sim.stored = nodes.into_iter().map(|n| (n, stored)).collect();
         }
         self
+    }
+
+    /// Leaves a replication-throttle override set, as another tool would
+    /// (`"<resource> <key>=<value>"`).
+    pub fn leave_throttle(&self, set: &str) {
+        self.sim().throttles_set.push(set.to_owned());
     }
 
     /// Makes `node` never register again after its next start.
@@ -351,6 +360,10 @@ impl KafkaPort for FakeCluster {
 
     async fn stored_bytes(&self, node: BrokerId) -> Result<u64, KafkaPortError> {
         Ok(self.sim().stored.get(&node).copied().unwrap_or(0))
+    }
+
+    async fn throttles_set(&self) -> Result<Vec<String>, KafkaPortError> {
+        Ok(self.sim().throttles_set.clone())
     }
 }
 

@@ -164,4 +164,34 @@ impl KafkaPort for AdminClient {
             .map(|r| r.size_bytes)
             .sum())
     }
+
+    async fn throttles_set(&self) -> Result<Vec<String>, KafkaPortError> {
+        let observe = |e: kpilot_kafka::AdminError| KafkaPortError::Observe {
+            source: Box::new(e),
+        };
+        let metadata = self.metadata().await.map_err(observe)?;
+        let mut resources = vec![ConfigResource::BrokerDefaults];
+        resources.extend(metadata.brokers.keys().map(|b| ConfigResource::Broker(*b)));
+        resources.extend(
+            metadata
+                .topics
+                .keys()
+                .map(|t| ConfigResource::Topic(t.clone())),
+        );
+        let set = self.throttle_overrides(&resources).await.map_err(observe)?;
+        // A cluster-wide default shows on every broker too; a rebuild's own per-broker
+        // override and its removal leave it as it was, so only the overrides count.
+        let defaults: Vec<(String, String)> = set
+            .iter()
+            .filter(|(r, _, _)| *r == ConfigResource::BrokerDefaults)
+            .map(|(_, k, v)| (k.clone(), v.clone()))
+            .collect();
+        Ok(set
+            .into_iter()
+            .filter(|(r, k, v)| {
+                *r != ConfigResource::BrokerDefaults && !defaults.contains(&(k.clone(), v.clone()))
+            })
+            .map(|(r, k, v)| format!("{r} {k}={v}"))
+            .collect())
+    }
 }

@@ -90,6 +90,10 @@ pub trait KafkaPort {
 
     /// The bytes `node`'s replica logs hold now.
     async fn stored_bytes(&self, node: BrokerId) -> Result<u64, KafkaPortError>;
+
+    /// Every replication-throttle override set now on a broker, a topic or the brokers'
+    /// defaults, as `"<resource> <key>=<value>"`.
+    async fn throttles_set(&self) -> Result<Vec<String>, KafkaPortError>;
 }
 
 /// A failure of the infrastructure.

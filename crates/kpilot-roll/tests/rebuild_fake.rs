@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use kpilot_cluster::BrokerId;
 use kpilot_cluster::fixtures::uniform_cluster;
 use kpilot_roll::fake::{FakeCluster, FakeOp};
-use kpilot_roll::{GateRules, MemoryStore, RollEvent, RollOptions, RollStatus, Roller};
+use kpilot_roll::{GateRules, MemoryStore, RollError, RollEvent, RollOptions, RollStatus, Roller};
 
 use common::{CheckedFleet, CrashingStore, fast, size};
 
@@ -204,4 +204,37 @@ async fn a_crash_at_any_save_still_ends_with_every_throttle_lifted() {
             "crash at {crash_at}: {journal:?}"
         );
     }
+}
+
+#[tokio::test]
+async fn throttles_someone_else_set_refuse_a_throttled_rebuild_before_anything_stops() {
+    let left = "topic orders leader.replication.throttled.replicas=0:1";
+    let fake = fake();
+    fake.leave_throttle(left);
+    let mut store = MemoryStore::default();
+    let err = Roller::new(&fake, &fake, fast(), |_: &RollEvent| {})
+        .run(&options(), &mut store)
+        .await
+        .expect_err("refused");
+    assert!(matches!(err, RollError::ThrottlesSet { .. }), "{err}");
+    let text = err.to_string();
+    for needed in ["this run stopped no broker", left] {
+        assert!(text.contains(needed), "{needed:?} not in {text}");
+    }
+    assert!(fake.ops().is_empty(), "{:?}", fake.ops());
+    assert!(
+        store.history.is_empty(),
+        "no journal for a roll that never started"
+    );
+    // The dry run shows the plan and the same refusal.
+    let dry = Roller::new(&fake, &fake, fast(), |_: &RollEvent| {})
+        .dry_run(&options(), &store)
+        .await
+        .expect("dry run");
+    assert_eq!(dry.refused.as_deref(), Some(text.as_str()));
+    // Unthrottled rebuilds touch no throttle config: nothing to refuse.
+    Roller::new(&fake, &fake, fast(), |_: &RollEvent| {})
+        .run(&RollOptions::new(size("m7g.xlarge")), &mut store)
+        .await
+        .expect("an unthrottled roll runs");
 }

@@ -15,11 +15,12 @@ use std::time::Duration;
 use bytes::Bytes;
 use kpilot_cluster::{BrokerId, TopicName, TopicPartition};
 use kpilot_kafka::{
-    AdminClient, ConfigResource, FOLLOWER_RATE, FOLLOWER_REPLICAS, LEADER_RATE, LEADER_REPLICAS,
+    AdminClient, ConfigOp, ConfigResource, FOLLOWER_RATE, FOLLOWER_REPLICAS, LEADER_RATE,
+    LEADER_REPLICAS,
 };
 use kpilot_roll::{
-    FileStore, Journal, KafkaPort, LocalFleet, LocalSizing, RollEvent, RollOptions, RollStatus,
-    Roller, Settings,
+    FileStore, Journal, KafkaPort, LocalFleet, LocalSizing, RollError, RollEvent, RollOptions,
+    RollReport, RollStatus, Roller, Settings,
 };
 use real::{Testbed, admin, create_topics};
 
@@ -47,13 +48,14 @@ async fn overrides(admin: &AdminClient) -> BTreeSet<String> {
         .collect()
 }
 
-fn roll(
+/// Rolls `node` onto an empty disk; the roll's outcome and the journal path.
+fn try_roll(
     runtime: &tokio::runtime::Runtime,
     bed: &Testbed,
     admin: &AdminClient,
     node: i32,
     throttle: Option<u64>,
-) -> Journal {
+) -> (Result<RollReport, RollError>, std::path::PathBuf) {
     let fleet = LocalFleet::new(&bed.state_path, LocalSizing::default())
         .expect("fleet")
         .with_fresh_disks();
@@ -64,15 +66,25 @@ fn roll(
         rebuild_throttle_bytes_per_s: throttle,
         ..RollOptions::new("m7g.xlarge".parse().expect("type"))
     };
-    let report = runtime
-        .block_on(async {
-            Roller::new(admin, &fleet, Settings::default(), |e: &RollEvent| {
-                eprintln!("roll: {e}");
-            })
-            .run(&options, &mut store)
-            .await
+    let outcome = runtime.block_on(async {
+        Roller::new(admin, &fleet, Settings::default(), |e: &RollEvent| {
+            eprintln!("roll: {e}");
         })
-        .expect("the roll completes");
+        .run(&options, &mut store)
+        .await
+    });
+    (outcome, path)
+}
+
+fn roll(
+    runtime: &tokio::runtime::Runtime,
+    bed: &Testbed,
+    admin: &AdminClient,
+    node: i32,
+    throttle: Option<u64>,
+) -> Journal {
+    let (outcome, path) = try_roll(runtime, bed, admin, node, throttle);
+    let report = outcome.expect("the roll completes");
     assert_eq!(report.status, RollStatus::Completed);
     let text = std::fs::read_to_string(&path).expect("journal");
     serde_json::from_str(&text).expect("journal json")
@@ -119,6 +131,51 @@ fn a_rebuild_onto_an_empty_disk_runs_at_its_throttle_and_leaves_nothing_set() {
     });
     eprintln!("stored before: {before:?} bytes");
     assert!(before.iter().all(|b| *b >= 72_000_000), "{before:?}");
+
+    // A throttle someone else left on the topic refuses a throttled rebuild before anything
+    // stops (it would be overwritten and then removed); a cluster-wide default rate does not
+    // (the rebuild's per-broker override and its removal leave it as it was).
+    let topic = ConfigResource::Topic(TopicName::new(TOPIC).expect("topic"));
+    let defaults = ConfigResource::BrokerDefaults;
+    runtime.block_on(async {
+        let leftover = [ConfigOp::set(LEADER_REPLICAS, "0:1")];
+        admin
+            .alter_configs(&topic, &leftover)
+            .await
+            .expect("leftover");
+        let default_rate = [ConfigOp::set(LEADER_RATE, 50_000_000)];
+        admin
+            .alter_configs(&defaults, &default_rate)
+            .await
+            .expect("default");
+    });
+    let pids = bed.pids();
+    let (refused, _) = try_roll(&runtime, &bed, &admin, 2, Some(THROTTLE));
+    let err = refused.expect_err("refused");
+    assert!(matches!(err, RollError::ThrottlesSet { .. }), "{err}");
+    let text = err.to_string();
+    assert!(
+        text.contains("topic bulk leader.replication.throttled.replicas=0:1"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("50000000"),
+        "the default rate is not a reason: {text}"
+    );
+    assert_eq!(bed.pids(), pids, "no broker was stopped");
+    runtime.block_on(async {
+        let remove = [ConfigOp::Delete(LEADER_REPLICAS.into())];
+        admin
+            .alter_configs(&topic, &remove)
+            .await
+            .expect("remove leftover");
+        let remove = [ConfigOp::Delete(LEADER_RATE.into())];
+        admin
+            .alter_configs(&defaults, &remove)
+            .await
+            .expect("remove default");
+    });
+    std::fs::remove_file(bed.dir.join("journal-2.json")).ok();
 
     // A watcher samples the throttle overrides while broker 2 is rolled.
     let seen: Arc<Mutex<BTreeSet<String>>> = Arc::default();

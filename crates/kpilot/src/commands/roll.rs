@@ -106,6 +106,8 @@ pub struct Args {
     /// 50MB/s (the default): the follower rate on the rebuilding broker and the leader rate
     /// on the others, set before it stops and lifted once it is back in every ISR. Kafka
     /// throttles only replicas out of the ISR, so the rest of the replication is untouched.
+    /// A new roll is refused before anything stops when throttle overrides are set already
+    /// (a reassignment's, or left behind): the rebuilds would overwrite and remove them.
     /// 0 runs the rebuilds unthrottled.
     #[arg(long, value_name = "RATE")]
     pub rebuild_throttle: Option<Throughput>,
