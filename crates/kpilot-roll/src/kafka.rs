@@ -5,8 +5,8 @@
 
 use kpilot_cluster::{BrokerId, TopicName, TopicPartition};
 use kpilot_kafka::{
-    AdminClient, ConfigOp, ConfigResource, ElectionOutcome, FOLLOWER_RATE, FOLLOWER_REPLICAS,
-    LEADER_RATE, LEADER_REPLICAS,
+    AdminClient, ConfigOp, ConfigResource, ConfigSource, ElectionOutcome, FOLLOWER_RATE,
+    FOLLOWER_REPLICAS, LEADER_RATE, LEADER_REPLICAS,
 };
 
 use crate::executor::now_ms;
@@ -170,28 +170,41 @@ impl KafkaPort for AdminClient {
             source: Box::new(e),
         };
         let metadata = self.metadata().await.map_err(observe)?;
-        let mut resources = vec![ConfigResource::BrokerDefaults];
-        resources.extend(metadata.brokers.keys().map(|b| ConfigResource::Broker(*b)));
+        let mut resources: Vec<ConfigResource> = metadata
+            .brokers
+            .keys()
+            .map(|b| ConfigResource::Broker(*b))
+            .collect();
         resources.extend(
             metadata
                 .topics
                 .keys()
                 .map(|t| ConfigResource::Topic(t.clone())),
         );
-        let set = self.throttle_overrides(&resources).await.map_err(observe)?;
-        // A cluster-wide default shows on every broker too; a rebuild's own per-broker
-        // override and its removal leave it as it was, so only the overrides count.
-        let defaults: Vec<(String, String)> = set
-            .iter()
-            .filter(|(r, _, _)| *r == ConfigResource::BrokerDefaults)
-            .map(|(_, k, v)| (k.clone(), v.clone()))
-            .collect();
-        Ok(set
+        let keys = [
+            LEADER_RATE,
+            FOLLOWER_RATE,
+            LEADER_REPLICAS,
+            FOLLOWER_REPLICAS,
+        ];
+        let configs = self
+            .describe_configs(&resources, Some(&keys))
+            .await
+            .map_err(observe)?;
+        // Only a broker's or a topic's own overrides: a cluster-wide default (which every
+        // broker reports too) is left as it was by a rebuild's override and its removal.
+        Ok(configs
             .into_iter()
-            .filter(|(r, k, v)| {
-                *r != ConfigResource::BrokerDefaults && !defaults.contains(&(k.clone(), v.clone()))
+            .flat_map(|(resource, entries)| {
+                entries.into_iter().filter_map(move |(key, e)| {
+                    let own = matches!(
+                        e.source,
+                        ConfigSource::DynamicBrokerConfig | ConfigSource::DynamicTopicConfig
+                    );
+                    let value = e.value.filter(|v| own && !v.is_empty())?;
+                    Some(format!("{resource} {key}={value}"))
+                })
             })
-            .map(|(r, k, v)| format!("{r} {k}={v}"))
             .collect())
     }
 }

@@ -148,6 +148,21 @@ fn a_rebuild_onto_an_empty_disk_runs_at_its_throttle_and_leaves_nothing_set() {
             .alter_configs(&defaults, &default_rate)
             .await
             .expect("default");
+        // Both reach every broker through the metadata log: wait until they are seen.
+        let mut all: Vec<ConfigResource> = (1..=3)
+            .map(|b| ConfigResource::Broker(BrokerId(b)))
+            .collect();
+        all.push(topic.clone());
+        let began = std::time::Instant::now();
+        loop {
+            let seen = admin.throttle_overrides_answering(&all).await;
+            let rates = seen.iter().filter(|(_, k, _)| k == LEADER_RATE).count();
+            if rates == 3 && seen.iter().any(|(_, k, _)| k == LEADER_REPLICAS) {
+                break;
+            }
+            assert!(began.elapsed() < Duration::from_secs(30), "{seen:?}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
     });
     let pids = bed.pids();
     let (refused, _) = try_roll(&runtime, &bed, &admin, 2, Some(THROTTLE));
