@@ -88,31 +88,14 @@ impl KafkaPort for AdminClient {
         let Some(rate) = rebuild.throttle_bytes_per_s else {
             return Ok(());
         };
-        let fail = |e: Box<dyn std::error::Error + Send + Sync>| KafkaPortError::Throttle {
-            action: "setting",
-            node,
-            source: e,
-        };
-        // Topics first, then rates: until a rate is set, the `*` lists throttle nothing.
-        for topic in &rebuild.topics {
-            let resource =
-                ConfigResource::Topic(TopicName::new(topic).map_err(|e| fail(e.into()))?);
-            let ops = [
-                ConfigOp::set(LEADER_REPLICAS, "*"),
-                ConfigOp::set(FOLLOWER_REPLICAS, "*"),
-            ];
-            self.alter_configs(&resource, &ops)
-                .await
-                .map_err(|e| fail(Box::new(e)))?;
-        }
-        let rates = std::iter::once((node, FOLLOWER_RATE))
-            .chain(rebuild.senders.iter().map(|s| (*s, LEADER_RATE)));
-        for (broker, key) in rates {
-            self.alter_configs(&ConfigResource::Broker(broker), &[ConfigOp::set(key, rate)])
-                .await
-                .map_err(|e| fail(Box::new(e)))?;
-        }
-        Ok(())
+        ReplicationThrottle::of_rebuild(node, rebuild)
+            .set(self, rate)
+            .await
+            .map_err(|e| KafkaPortError::Throttle {
+                action: "setting",
+                node,
+                source: Box::new(e),
+            })
     }
 
     async fn lift_rebuild_throttle(
@@ -120,35 +103,14 @@ impl KafkaPort for AdminClient {
         node: BrokerId,
         rebuild: &Rebuild,
     ) -> Result<(), KafkaPortError> {
-        let fail = |e: Box<dyn std::error::Error + Send + Sync>| KafkaPortError::Throttle {
-            action: "lifting",
-            node,
-            source: e,
-        };
-        let rates = std::iter::once((node, FOLLOWER_RATE))
-            .chain(rebuild.senders.iter().map(|s| (*s, LEADER_RATE)));
-        for (broker, key) in rates {
-            self.alter_configs(
-                &ConfigResource::Broker(broker),
-                &[ConfigOp::Delete(key.into())],
-            )
+        ReplicationThrottle::of_rebuild(node, rebuild)
+            .lift(self)
             .await
-            .map_err(|e| fail(Box::new(e)))?;
-        }
-        for topic in &rebuild.topics {
-            let resource =
-                ConfigResource::Topic(TopicName::new(topic).map_err(|e| fail(e.into()))?);
-            let ops = [
-                ConfigOp::Delete(LEADER_REPLICAS.into()),
-                ConfigOp::Delete(FOLLOWER_REPLICAS.into()),
-            ];
-            match self.alter_configs(&resource, &ops).await {
-                // A topic deleted during the roll has nothing left to lift.
-                Ok(()) | Err(kpilot_kafka::AdminError::UnknownTopic { .. }) => {}
-                Err(e) => return Err(fail(Box::new(e))),
-            }
-        }
-        Ok(())
+            .map_err(|e| KafkaPortError::Throttle {
+                action: "lifting",
+                node,
+                source: Box::new(e),
+            })
     }
 
     async fn stored_bytes(&self, node: BrokerId) -> Result<u64, KafkaPortError> {
@@ -207,4 +169,115 @@ impl KafkaPort for AdminClient {
             })
             .collect())
     }
+}
+
+/// Where a replication throttle for rebuilding replicas goes: the follower rate on the
+/// brokers that receive, the leader rate on the brokers that send, and `*` as both throttled
+/// replica lists of the topics. Kafka throttles only replicas out of the ISR, so the rest of
+/// the replication runs as before. A roll's rebuild throttles one receiver; a roll run by
+/// someone else (Strimzi) throttles every broker both ways.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ReplicationThrottle {
+    /// Brokers that get `follower.replication.throttled.rate`.
+    pub receivers: Vec<BrokerId>,
+    /// Brokers that get `leader.replication.throttled.rate`.
+    pub senders: Vec<BrokerId>,
+    /// Topics whose throttled replica lists are set to `*`.
+    pub topics: Vec<String>,
+}
+
+/// Setting or lifting a [`ReplicationThrottle`] failed on one resource.
+#[derive(Debug, thiserror::Error)]
+#[error("{resource}: {source}")]
+pub struct ThrottleError {
+    /// The broker or topic whose configs could not be altered.
+    pub resource: String,
+    /// The cause.
+    #[source]
+    pub source: Box<dyn std::error::Error + Send + Sync>,
+}
+
+impl ReplicationThrottle {
+    /// The throttle of one node's rebuild.
+    pub fn of_rebuild(node: BrokerId, rebuild: &Rebuild) -> Self {
+        Self {
+            receivers: vec![node],
+            senders: rebuild.senders.clone(),
+            topics: rebuild.topics.clone(),
+        }
+    }
+
+    fn rates(&self) -> impl Iterator<Item = (BrokerId, &'static str)> + '_ {
+        let receivers = self.receivers.iter().map(|b| (*b, FOLLOWER_RATE));
+        receivers.chain(self.senders.iter().map(|b| (*b, LEADER_RATE)))
+    }
+
+    fn topic(name: &str) -> Result<ConfigResource, ThrottleError> {
+        TopicName::new(name)
+            .map(ConfigResource::Topic)
+            .map_err(|e| ThrottleError {
+                resource: format!("topic {name}"),
+                source: e.into(),
+            })
+    }
+
+    /// Sets it at `rate` bytes per second: the topics first, then the rates (until a rate is
+    /// set, the `*` lists throttle nothing). A broker's own configs can only be altered while
+    /// it runs.
+    pub async fn set(&self, admin: &AdminClient, rate: u64) -> Result<(), ThrottleError> {
+        for topic in &self.topics {
+            let ops = [
+                ConfigOp::set(LEADER_REPLICAS, "*"),
+                ConfigOp::set(FOLLOWER_REPLICAS, "*"),
+            ];
+            alter(admin, &Self::topic(topic)?, &ops).await?;
+        }
+        for (broker, key) in self.rates() {
+            alter(
+                admin,
+                &ConfigResource::Broker(broker),
+                &[ConfigOp::set(key, rate)],
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Deletes what [`ReplicationThrottle::set`] set: the rates first, then the lists. A topic
+    /// deleted meanwhile has nothing left to lift.
+    pub async fn lift(&self, admin: &AdminClient) -> Result<(), ThrottleError> {
+        for (broker, key) in self.rates() {
+            let ops = [ConfigOp::Delete(key.into())];
+            alter(admin, &ConfigResource::Broker(broker), &ops).await?;
+        }
+        for topic in &self.topics {
+            let ops = [
+                ConfigOp::Delete(LEADER_REPLICAS.into()),
+                ConfigOp::Delete(FOLLOWER_REPLICAS.into()),
+            ];
+            match alter(admin, &Self::topic(topic)?, &ops).await {
+                Err(e)
+                    if matches!(
+                        e.source.downcast_ref::<kpilot_kafka::AdminError>(),
+                        Some(kpilot_kafka::AdminError::UnknownTopic { .. })
+                    ) => {}
+                other => other?,
+            }
+        }
+        Ok(())
+    }
+}
+
+async fn alter(
+    admin: &AdminClient,
+    resource: &ConfigResource,
+    ops: &[ConfigOp],
+) -> Result<(), ThrottleError> {
+    admin
+        .alter_configs(resource, ops)
+        .await
+        .map_err(|e| ThrottleError {
+            resource: resource.to_string(),
+            source: Box::new(e),
+        })
 }
