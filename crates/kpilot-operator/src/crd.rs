@@ -584,6 +584,53 @@ pub struct OperationStatus {
     /// Broker count after a horizontal operation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub to_brokers: Option<u32>,
+    /// The replication throttle around a Strimzi roll onto local disks, where every restarted
+    /// broker rebuilds its data: recorded before it is set, so a restarted operator lifts it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rebuild_throttle: Option<RebuildThrottleStatus>,
+}
+
+/// The replication throttle the operator set for the rebuilds of a roll it does not run itself
+/// (Strimzi restarts the pods): both rates on every broker, `*` as the throttled replica lists
+/// of every topic, from before the first pod moves until every partition is back in sync.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RebuildThrottleStatus {
+    /// Bytes per second, per broker, each way.
+    pub bytes_per_s: u64,
+    /// The brokers whose rates are set.
+    pub brokers: Vec<i32>,
+    /// The topics whose replica lists are set.
+    pub topics: Vec<String>,
+    /// When it was set on all of them (RFC 3339); absent while a reconcile that stopped
+    /// midway may have set only some (the next one sets it again).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub set_at: Option<String>,
+    /// When it was lifted (RFC 3339); absent while it is (or may be) set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lifted_at: Option<String>,
+    /// Each broker's rebuild as the operator's polls saw it, timed into `status.moves`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rebuilds: Vec<StrimziRebuild>,
+}
+
+/// One broker's rebuild in a Strimzi roll onto local disks, from the first poll that saw its
+/// pod Ready on the new type to the first that saw it back in every ISR.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StrimziRebuild {
+    /// The broker.
+    pub broker_id: i32,
+    /// When the poll saw its pod Ready on the new type (RFC 3339, milliseconds).
+    pub started_at: String,
+    /// What the broker stored then (DescribeLogDirs), bytes.
+    pub bytes_at_start: u64,
+    /// Seconds from `startedAt` until a poll saw it back in every ISR; absent until then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seconds: Option<f64>,
+    /// Bytes it copied in that time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes: Option<u64>,
 }
 
 /// One broker's progress.

@@ -238,19 +238,31 @@ async fn undo(
             op.kind, report.partitions_moved
         ));
     }
-    if let Target::Strimzi { kafka, .. } = &validate(&ap.spec, &ctx.catalog)
-        .map_err(|e| ReconcileError::Cleanup {
-            message: format!("the spec is invalid, so the Kafka resource is unknown: {e}"),
-        })?
-        .target
-    {
+    let spec = validate(&ap.spec, &ctx.catalog).map_err(|e| ReconcileError::Cleanup {
+        message: format!("the spec is invalid, so the Kafka resource is unknown: {e}"),
+    })?;
+    if let Target::Strimzi { kafka, .. } = &spec.target {
+        // The rebuild throttle of a roll onto local disks goes first: Strimzi rolls the
+        // remaining pods on its own and nothing would lift it later.
+        let lifted = if op.rebuild_throttle.is_some() {
+            let conn = connection(&spec, ctx, namespace).await?;
+            crate::strimzi_rebuild::lift_abandoned(&conn, op).await?
+        } else {
+            false
+        };
         match strimzi_pause(ctx, namespace, kafka, false).await {
             Ok(()) | Err(ReconcileError::TargetNotFound { .. }) => {}
             Err(e) => return Err(e),
         }
         return Ok(format!(
-            "{}: the autopilot was deleted; Strimzi's reconciliation of Kafka {kafka} is not paused, and Strimzi rolls the remaining pods to {} on its own",
-            op.kind, op.to_instance_type
+            "{}: the autopilot was deleted; Strimzi's reconciliation of Kafka {kafka} is not paused, and Strimzi rolls the remaining pods to {} on its own{}",
+            op.kind,
+            op.to_instance_type,
+            if lifted {
+                " (the rebuild throttle is lifted: their rebuilds run unthrottled)"
+            } else {
+                ""
+            }
         ));
     }
     Ok(format!(
@@ -277,6 +289,7 @@ mod tests {
                 journal: None,
                 from_brokers: None,
                 to_brokers: None,
+                rebuild_throttle: None,
             }),
             ..KafkaAutopilotStatus::default()
         }

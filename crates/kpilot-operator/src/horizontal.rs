@@ -475,6 +475,7 @@ pub(crate) async fn start(
         journal: None,
         from_brokers: Some(from),
         to_brokers: Some(to),
+        rebuild_throttle: None,
     });
     operation_started(
         ap,
@@ -1120,6 +1121,7 @@ mod tests {
                 journal: None,
                 from_brokers: Some(4),
                 to_brokers: Some(3),
+                rebuild_throttle: None,
             }),
             ..KafkaAutopilotStatus::default()
         };

@@ -33,6 +33,7 @@ pub mod observe;
 pub mod preflight;
 pub mod reconcile;
 pub mod restarts;
+mod strimzi_rebuild;
 pub mod target;
 pub mod validate;
 

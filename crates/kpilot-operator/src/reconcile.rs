@@ -1029,6 +1029,7 @@ async fn start_operation(
         journal: None,
         from_brokers: None,
         to_brokers: None,
+        rebuild_throttle: None,
     });
     operation_started(
         ap,
@@ -1264,6 +1265,16 @@ async fn continue_operation(
                 message: e.to_string(),
             })?;
     let to = shape_of(spec, &ctx.catalog, &to_type, observed.brokers)?;
+    let local = spec.storage_kind == kpilot_capacity::StorageKind::LocalNvme;
+    if local && matches!(spec.target, Target::Strimzi { .. }) {
+        // Strimzi restarts the pods and every restarted broker rebuilds its data: the
+        // throttle goes on before the node pool asks for the new type.
+        let rate = rebuild_throttle(status, ctx);
+        if let Err(e) = crate::strimzi_rebuild::throttle(scope, status, rate).await {
+            operation_halted(ap, ctx, status, e.reason(), &e);
+            return Err(e);
+        }
+    }
     let both = vec![op.from_instance_type.clone(), op.to_instance_type.clone()];
     patch_target(spec, ctx, namespace, observed, &to, &both).await?;
     let name = ap.name_any();
@@ -1301,7 +1312,6 @@ async fn continue_operation(
             let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), namespace);
             // On local disks every rolled broker rebuilds its data, throttled at the rate
             // the decision planned moves at.
-            let local = spec.storage_kind == kpilot_capacity::StorageKind::LocalNvme;
             let fleet = StatefulSetFleet::new(
                 pods,
                 sts,
@@ -1560,6 +1570,12 @@ async fn strimzi_progress(
         progress.insert(id, (phase, since));
     }
     crate::restarts::record(&mut status.restarts, measured);
+    let ready: Vec<i32> = progress
+        .iter()
+        .filter(|(_, p)| p.0 == "done")
+        .map(|(id, _)| *id)
+        .collect();
+    crate::strimzi_rebuild::time_rebuilds(conn, status, &ready, ctx.rebalance.timed_from).await;
     let done = progress.values().filter(|p| p.0 == "done").count();
     let all_done = done as u32 >= to.brokers && progress.values().all(|p| p.0 == "done");
     if let Some(o) = status.operation.as_mut() {
@@ -1584,6 +1600,17 @@ async fn strimzi_progress(
         });
     }
     if all_done && unsafe_reason.is_none() {
+        // On local disks the last broker may still be rebuilding: its throttle stays on
+        // until every partition is back in sync.
+        if let Some(behind) = crate::strimzi_rebuild::lift_when_in_sync(conn, status).await? {
+            if let Some(o) = status.operation.as_mut() {
+                o.message = Some(format!(
+                    "{done} of {} broker(s) on {target}; {behind} partition(s) still rebuilding under the throttle",
+                    to.brokers
+                ));
+            }
+            return Ok(ctx.busy_requeue);
+        }
         let elected = ctx.observer.elect_preferred(&key, conn).await?;
         info!(elected, "preferred leader election after the roll");
         plan_restart(status, spec);

@@ -16,12 +16,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use bytes::Bytes;
 use common::sts_kubelet::{KubeletLog, kubelet, roll_settings, three_pods_ready};
 use common::*;
 use k8s_openapi::api::apps::v1::StatefulSet;
-use kpilot_cluster::{BrokerId, TopicName, TopicPartition};
-use kpilot_kafka::{AdminClient, ConfigResource, FOLLOWER_RATE, FOLLOWER_REPLICAS, NewTopic};
+use kpilot_kafka::{FOLLOWER_RATE, FOLLOWER_REPLICAS};
 use kpilot_operator::crd::*;
 use kpilot_operator::{FixedObserver, LoopSettings};
 use kpilot_units::Throughput;
@@ -32,21 +30,6 @@ const TOPIC: &str = "bulk";
 /// about 18 s each, two thirds of it after the broker is registered (Kafka's quota window
 /// lets more through in the first seconds, while the broker starts).
 const THROTTLE: u64 = 2_000_000;
-
-/// Every throttle override set now on the brokers and the topic, as `"<resource> <key>=<value>"`;
-/// a broker that cannot answer (it is down) is skipped.
-async fn overrides(admin: &AdminClient) -> BTreeSet<String> {
-    let mut resources: Vec<ConfigResource> = (1..=3)
-        .map(|b| ConfigResource::Broker(BrokerId(b)))
-        .collect();
-    resources.push(ConfigResource::Topic(TopicName::new(TOPIC).expect("topic")));
-    admin
-        .throttle_overrides_answering(&resources)
-        .await
-        .into_iter()
-        .map(|(r, k, v)| format!("{r} {k}={v}"))
-        .collect()
-}
 
 #[test]
 fn a_roll_onto_local_disks_rebuilds_each_broker_under_the_planned_throttle_and_learns_its_rate() {
@@ -68,26 +51,8 @@ fn a_roll_onto_local_disks_rebuilds_each_broker_under_the_planned_throttle_and_l
         let cp = control_plane().await;
         let ns = cp.create_unique_namespace("local").await.expect("ns");
         let client = cp.client().await.expect("client");
-        let admin = admin_at(&bootstrap).await;
-        let name = TopicName::new(TOPIC).expect("topic");
-        admin
-            .create_topics(&[
-                NewTopic::new(name.clone(), 6, 3).with_config("min.insync.replicas", 2)
-            ])
-            .await
-            .expect("topic");
-        admin.wait_for_topic(&name).await.expect("topic ready");
         // 6 partitions x 60 batches x 100 kB: 36 MB on every broker.
-        let value = Bytes::from(vec![b'x'; 10_000]);
-        let batch: Vec<(Option<Bytes>, Option<Bytes>)> =
-            (0..10).map(|_| (None, Some(value.clone()))).collect();
-        for p in 0..6 {
-            let tp = TopicPartition::new(name.clone(), p);
-            for _ in 0..60 {
-                admin.produce(&tp, &batch).await.expect("fill");
-            }
-        }
-        admin.close();
+        fill_topic(&bootstrap, TOPIC, 6, 60).await;
         let sets: Api<StatefulSet> = Api::namespaced(client.clone(), &ns);
         sets.create(&PostParams::default(), &statefulset("im4gn.large"))
             .await
@@ -114,14 +79,8 @@ fn a_roll_onto_local_disks_rebuilds_each_broker_under_the_planned_throttle_and_l
             },
             ..spec_strimzi(Mode::Apply, None)
         };
-        spec.constraints.families = vec!["im4gn".into()];
-        spec.constraints.sizes = vec!["large".into(), "xlarge".into()];
+        on_local_nvme(&mut spec);
         spec.policy.decision_interval = Some("10s".into());
-        spec.constraints.storage = StorageSpec {
-            kind: "local-nvme".into(),
-            size_gb: None,
-            throughput: None,
-        };
         create_autopilot(&client, &ns, "auto", spec).await;
         let observer = FixedObserver::new(facts_storing(100.0, 0.11));
         let mut ctx = context(client.clone(), Rc::new(observer.clone()));
@@ -139,7 +98,7 @@ fn a_roll_onto_local_disks_rebuilds_each_broker_under_the_planned_throttle_and_l
             tokio::task::spawn_local(async move {
                 let admin = admin_at(&bootstrap).await;
                 while watching.get() {
-                    let now = overrides(&admin).await;
+                    let now = throttle_answering(&admin, &[1, 2, 3], &[TOPIC]).await;
                     seen.borrow_mut().extend(now);
                     tokio::time::sleep(Duration::from_millis(200)).await;
                 }
@@ -190,23 +149,7 @@ fn a_roll_onto_local_disks_rebuilds_each_broker_under_the_planned_throttle_and_l
         let moves = next.moves.clone().expect("status.moves");
         eprintln!("status.moves: {moves:#?}");
         assert_eq!(moves.throttle_bytes_per_s, Some(THROTTLE), "{moves:#?}");
-        let rebuilds: Vec<&MeasuredMove> = moves
-            .measured
-            .iter()
-            .filter(|m| m.kind == "rebuild")
-            .collect();
-        assert_eq!(rebuilds.len(), 3, "one per broker: {moves:#?}");
-        for m in &rebuilds {
-            assert_eq!(
-                (m.receivers, m.throttle_bytes_per_s),
-                (1, THROTTLE),
-                "{m:?}"
-            );
-            // Part of its 36 MB came before the broker was registered; the rest is timed.
-            assert!(m.bytes > 10_000_000 && m.bytes <= 37_000_000, "{m:?}");
-            // No faster than the throttle allows, and not stalled.
-            assert!(m.share > 0.3 && m.share <= 1.25, "{m:?}");
-        }
+        let rebuilds = timed_rebuilds(&moves, THROTTLE);
         let lowest = rebuilds
             .iter()
             .map(|m| m.share)

@@ -532,23 +532,97 @@ pub async fn throttle_left(
     brokers: &[i32],
     topics: &[&str],
 ) -> Vec<String> {
-    use kpilot_cluster::{BrokerId, TopicName};
-    use kpilot_kafka::ConfigResource;
-    let mut resources: Vec<ConfigResource> = brokers
-        .iter()
-        .map(|b| ConfigResource::Broker(BrokerId(*b)))
-        .collect();
-    resources.extend(
-        topics
-            .iter()
-            .map(|t| ConfigResource::Topic(TopicName::new(*t).expect("topic name"))),
-    );
-    kpilot_reassign::throttle_overrides(admin, &resources)
+    kpilot_reassign::throttle_overrides(admin, &config_resources(brokers, topics))
         .await
         .expect("describe configs")
         .into_iter()
         .map(|(r, k, v)| format!("{r} {k}={v}"))
         .collect()
+}
+
+/// The local-disk tests' constraints: im4gn large or xlarge on `local-nvme` storage.
+pub fn on_local_nvme(spec: &mut KafkaAutopilotSpec) {
+    spec.constraints.families = vec!["im4gn".into()];
+    spec.constraints.sizes = vec!["large".into(), "xlarge".into()];
+    spec.constraints.storage = StorageSpec {
+        kind: "local-nvme".into(),
+        size_gb: None,
+        throughput: None,
+    };
+}
+
+/// The config resources of `brokers` and `topics`.
+fn config_resources(brokers: &[i32], topics: &[&str]) -> Vec<kpilot_kafka::ConfigResource> {
+    use kpilot_cluster::{BrokerId, TopicName};
+    use kpilot_kafka::ConfigResource;
+    let brokers = brokers.iter().map(|b| ConfigResource::Broker(BrokerId(*b)));
+    let topics = topics
+        .iter()
+        .map(|t| ConfigResource::Topic(TopicName::new(*t).expect("topic name")));
+    brokers.chain(topics).collect()
+}
+
+/// The rebuilds timed into `moves`, after checking there is one per broker of the 3-broker
+/// tests, each of one receiver at `throttle`, of the 36 MB the tests store per broker (more
+/// than 10 MB: part comes before the timing starts, while the broker starts) and at a share
+/// of the throttle in (0.3, 1.25]: no faster than the throttle allows, and not stalled.
+pub fn timed_rebuilds(moves: &MoveStatus, throttle: u64) -> Vec<&MeasuredMove> {
+    let rebuilds: Vec<&MeasuredMove> = moves
+        .measured
+        .iter()
+        .filter(|m| m.kind == "rebuild")
+        .collect();
+    assert_eq!(rebuilds.len(), 3, "one per broker: {moves:#?}");
+    for m in &rebuilds {
+        assert_eq!(
+            (m.receivers, m.throttle_bytes_per_s),
+            (1, throttle),
+            "{m:?}"
+        );
+        assert!(m.bytes > 10_000_000 && m.bytes <= 37_000_000, "{m:?}");
+        assert!(m.share > 0.3 && m.share <= 1.25, "{m:?}");
+    }
+    rebuilds
+}
+
+/// [`throttle_left`] while brokers may be down: a resource that cannot answer is skipped.
+/// What the tests' watchers sample during a roll.
+pub async fn throttle_answering(
+    admin: &kpilot_kafka::AdminClient,
+    brokers: &[i32],
+    topics: &[&str],
+) -> std::collections::BTreeSet<String> {
+    admin
+        .throttle_overrides_answering(&config_resources(brokers, topics))
+        .await
+        .into_iter()
+        .map(|(r, k, v)| format!("{r} {k}={v}"))
+        .collect()
+}
+
+/// Creates `topic` (`partitions` x 3 replicas, min.insync.replicas 2) and writes `batches`
+/// batches of ten 10 kB records to each partition: `partitions x batches x 100 kB` on every
+/// broker.
+pub async fn fill_topic(bootstrap: &str, topic: &str, partitions: i32, batches: usize) {
+    use kpilot_cluster::{TopicName, TopicPartition};
+    let admin = admin_at(bootstrap).await;
+    let name = TopicName::new(topic).expect("topic");
+    admin
+        .create_topics(&[kpilot_kafka::NewTopic::new(name.clone(), partitions, 3)
+            .with_config("min.insync.replicas", 2)])
+        .await
+        .expect("topic");
+    admin.wait_for_topic(&name).await.expect("topic ready");
+    let value = bytes::Bytes::from(vec![b'x'; 10_000]);
+    let batch: Vec<(Option<bytes::Bytes>, Option<bytes::Bytes>)> =
+        (0..10).map(|_| (None, Some(value.clone()))).collect();
+    for p in 0..partitions {
+        let tp = TopicPartition::new(name.clone(), p);
+        for _ in 0..batches {
+            admin.produce(&tp, &batch).await.expect("fill");
+        }
+    }
+    admin.close();
 }
 
 /// An admin client for the testbed at `bootstrap` (30 s API timeout).
