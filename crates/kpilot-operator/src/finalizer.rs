@@ -9,10 +9,11 @@
 //!   and removes its throttles; a StatefulSet roll restarts no further broker.
 //! - [`clean_up`] runs for an autopilot being deleted that still holds the finalizer (also
 //!   when the operator was down at the deletion): it cancels what a rebalance has in flight
-//!   and removes its throttles (from the journal in the status), lifts the Strimzi pause the
-//!   gate may have set, records the operation `Cancelled`, and releases the finalizer. When it
-//!   cannot (Kafka unreachable, say) the finalizer stays, the error is in `status.lastError`,
-//!   and it is retried.
+//!   and removes its throttles (from the journal in the status), lifts the rebuild throttles
+//!   of a roll onto local disks (a StatefulSet roll's journal, a Strimzi roll's
+//!   `rebuildThrottle`), lifts the Strimzi pause the gate may have set, records the
+//!   operation `Cancelled`, and releases the finalizer. When it cannot (Kafka unreachable,
+//!   say) the finalizer stays, the error is in `status.lastError`, and it is retried.
 //!
 //! Performs Kubernetes API and Kafka I/O.
 
@@ -265,10 +266,66 @@ async fn undo(
             }
         ));
     }
+    let lifted = lift_roll_rebuilds(&spec, ctx, namespace, op).await?;
     Ok(format!(
-        "{}: the autopilot was deleted; no further pod is restarted (the StatefulSet's template asks for {}, pods restarted from now on get it)",
-        op.kind, op.to_instance_type
+        "{}: the autopilot was deleted; no further pod is restarted (the StatefulSet's template asks for {}, pods restarted from now on get it){}",
+        op.kind,
+        op.to_instance_type,
+        if lifted.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "; the rebuild throttle of broker(s) {} is lifted (a rebuild still running goes on unthrottled)",
+                lifted
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        }
     ))
+}
+
+/// The rebuild throttles a StatefulSet roll onto local disks recorded as possibly in force
+/// (`applied` in the roll journal: the operator stopped between setting and lifting one),
+/// lifted: nothing else would lift them. Returns the brokers whose throttle was lifted.
+async fn lift_roll_rebuilds(
+    spec: &crate::validate::ValidSpec,
+    ctx: &Context,
+    namespace: &str,
+    op: &OperationStatus,
+) -> Result<Vec<i32>, ReconcileError> {
+    let Some(journal) = op
+        .journal
+        .as_deref()
+        .and_then(|j| kpilot_roll::Journal::from_json(j).ok())
+    else {
+        return Ok(Vec::new());
+    };
+    let applied: Vec<_> = journal
+        .nodes
+        .iter()
+        .filter_map(|n| Some((n.id, n.rebuild.clone().filter(|r| r.applied)?)))
+        .collect();
+    if applied.is_empty() {
+        return Ok(Vec::new());
+    }
+    let conn = connection(spec, ctx, namespace).await?;
+    let admin = conn.connect().await?;
+    let mut lifted = Vec::new();
+    let mut result = Ok(());
+    for (node, rebuild) in &applied {
+        let throttle = kpilot_roll::ReplicationThrottle::of_rebuild(*node, rebuild);
+        if let Err(e) = throttle.lift(&admin).await {
+            result = Err(ReconcileError::Cleanup {
+                message: format!("lifting the rebuild throttle of broker {node}: {e}"),
+            });
+            break;
+        }
+        lifted.push(node.0);
+    }
+    admin.close();
+    result.map(|()| lifted)
 }
 
 #[cfg(test)]

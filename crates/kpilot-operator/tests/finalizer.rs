@@ -7,6 +7,8 @@
 //! - a rebalance left in flight by an operator that was down is cancelled from the journal in
 //!   the status, and its throttles removed, by the controller's cleanup when it comes back;
 //! - a Strimzi roll whose gate had paused Strimzi leaves Strimzi unpaused;
+//! - the rebuild throttles of rolls onto local disks (a StatefulSet roll's journal, a Strimzi
+//!   roll's `rebuildThrottle`) are lifted by the cleanup;
 //! - a StatefulSet roll deletes no further pod;
 //! - no operation starts on an autopilot already being deleted;
 //!
@@ -23,7 +25,7 @@ use common::*;
 use k8s_openapi::api::core::v1::Pod;
 use kpilot_cluster::{BrokerId, TopicName, TopicPartition};
 use kpilot_kafka::{AdminClient, NewTopic};
-use kpilot_operator::crd::{KafkaAutopilot, Mode};
+use kpilot_operator::crd::{KafkaAutopilot, KafkaAutopilotSpec, Mode};
 use kpilot_operator::finalizer::{self, FINALIZER};
 use kpilot_operator::fleet::{StatefulSetFleet, StatusJournal};
 use kpilot_operator::horizontal::{JournaledPort, OP_ADD, RebalanceStore};
@@ -286,8 +288,120 @@ fn a_rebalance_is_undone_before_its_deleted_autopilot_goes() {
                 "partition {p}"
             );
         }
+
+        rebuild_throttles_are_lifted(&client, &ns, &bootstrap, &admin).await;
         admin.close();
     });
+}
+
+/// Rolls onto local disks whose operator stopped while a rebuild was throttled: the
+/// cleanup lifts what the status records as possibly in force. A StatefulSet roll's journal
+/// with broker 2's rebuild `applied`, then a Strimzi roll's `rebuildThrottle` on every broker.
+async fn rebuild_throttles_are_lifted(
+    client: &kube::Client,
+    ns: &str,
+    bootstrap: &str,
+    admin: &AdminClient,
+) {
+    use kpilot_roll::ReplicationThrottle;
+    use kpilot_roll::journal::Rebuild;
+    let api: Api<KafkaAutopilot> = Api::namespaced(client.clone(), ns);
+    let brokers: Vec<BrokerId> = (1..=4).map(BrokerId).collect();
+    let rebuild = Rebuild {
+        throttle_bytes_per_s: Some(1_000_000),
+        senders: vec![BrokerId(1), BrokerId(3), BrokerId(4)],
+        topics: vec![TOPIC.to_owned()],
+        applied: true,
+        ..Rebuild::default()
+    };
+    let mut journal = kpilot_roll::Journal::new(
+        None,
+        "m7g.xlarge".parse().expect("type"),
+        vec![],
+        brokers.iter().map(|b| (*b, None)).collect(),
+        0,
+    );
+    journal.nodes[1].rebuild = Some(rebuild.clone());
+    let whole = ReplicationThrottle {
+        receivers: brokers.clone(),
+        senders: brokers.clone(),
+        topics: vec![TOPIC.to_owned()],
+    };
+    let cases = [
+        (
+            "sts-rebuilding",
+            ReplicationThrottle::of_rebuild(BrokerId(2), &rebuild),
+            KafkaAutopilotSpec {
+                target: statefulset_target("kafka"),
+                ..spec_strimzi(Mode::Apply, None)
+            },
+            json!({"kind": "vertical-statefulset", "journal": journal.to_json()}),
+            "the rebuild throttle of broker(s) 2 is lifted",
+        ),
+        (
+            "strimzi-rebuilding",
+            whole,
+            spec_strimzi(Mode::Apply, None),
+            json!({"kind": "vertical-strimzi", "rebuildThrottle": {
+                "bytesPerS": 1_000_000, "brokers": [1, 2, 3, 4], "topics": [TOPIC],
+                "setAt": "2026-11-23T00:00:01Z"}}),
+            "the rebuild throttle is lifted",
+        ),
+    ];
+    for (name, throttle, mut spec, operation, said) in cases {
+        throttle
+            .set(admin, 1_000_000)
+            .await
+            .expect("set the throttle");
+        let set = settled(
+            || throttle_left(admin, &[1, 2, 3, 4], &[TOPIC]),
+            |l| l.len() == throttle.receivers.len() + throttle.senders.len() + 2,
+        )
+        .await;
+        assert_eq!(
+            set.len(),
+            throttle.receivers.len() + throttle.senders.len() + 2,
+            "{set:?}"
+        );
+        spec.kafka.bootstrap = bootstrap.to_owned();
+        create_autopilot(client, ns, name, spec).await;
+        finalizer::add(&api, name).await.expect("finalizer added");
+        let mut op = json!({
+            "fromInstanceType": "m7g.large",
+            "toInstanceType": "m7g.xlarge",
+            "phase": "Running",
+            "startedAt": "2026-11-23T00:00:00Z",
+        });
+        op.as_object_mut()
+            .expect("object")
+            .extend(operation.as_object().expect("object").clone());
+        api.patch_status(
+            name,
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"status": {"operation": op}})),
+        )
+        .await
+        .expect("an operation in status");
+        api.delete(name, &DeleteParams::default())
+            .await
+            .expect("delete");
+        let ap = api.get(name).await.expect("held by the finalizer");
+        let ctx = context(client.clone(), Rc::new(FixedObserver::new(facts(1.0, 0))));
+        finalizer::clean_up(&ap, &ctx).await.expect("cleanup");
+        assert!(gone(&api, name).await, "{name}: released and gone");
+        let left = settled(
+            || throttle_left(admin, &[1, 2, 3, 4], &[TOPIC]),
+            Vec::is_empty,
+        )
+        .await;
+        assert!(left.is_empty(), "{name}: left behind: {left:?}");
+        let events = event_reasons(client, ns, name).await;
+        let cancelled = events
+            .iter()
+            .find(|(r, _)| r == "OperationCancelled")
+            .unwrap_or_else(|| panic!("{events:?}"));
+        assert!(cancelled.1.contains(said), "{name}: {cancelled:?}");
+    }
 }
 
 #[tokio::test]
