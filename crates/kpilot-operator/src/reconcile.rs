@@ -1575,6 +1575,22 @@ async fn strimzi_progress(
         .filter(|(_, p)| p.0 == "done")
         .map(|(id, _)| *id)
         .collect();
+    let restored = crate::strimzi_rebuild::keep(conn, status).await;
+    if !restored.is_empty() {
+        let message = format!(
+            "the rebuild throttle had been removed ({}); set again",
+            restored.join(", ")
+        );
+        warn!(%message, "rebuild throttle restored");
+        publish(
+            ctx,
+            ap,
+            EventType::Warning,
+            "RebuildThrottleRestored",
+            message,
+        )
+        .await;
+    }
     crate::strimzi_rebuild::time_rebuilds(conn, status, &ready, ctx.rebalance.timed_from).await;
     let done = progress.values().filter(|p| p.0 == "done").count();
     let all_done = done as u32 >= to.brokers && progress.values().all(|p| p.0 == "done");

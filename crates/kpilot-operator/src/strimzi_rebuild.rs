@@ -11,7 +11,9 @@
 //!    is set, so an operator restarted at any point knows to lift it;
 //! 3. it sets both rates on every broker and `*` as both replica lists of every topic. Kafka
 //!    throttles only replicas out of the ISR, i.e. the rebuilding ones;
-//! 4. each poll times the rebuilds ([`time_rebuilds`]): from the first poll that sees a
+//! 4. each poll checks that the throttle is still all set and sets again what was removed
+//!    (Strimzi reconciling dynamic configs, another tool), with a Warning Event ([`keep`]).
+//!    It also times the rebuilds ([`time_rebuilds`]): from the first poll that sees a
 //!    broker's pod Ready on the new type (and what it stores then) to the first that sees it
 //!    back in every ISR; each is recorded in `status.moves` like a StatefulSet roll's
 //!    rebuilds, so the policy learns the share of the throttle they reach;
@@ -38,6 +40,15 @@ fn roll_error(status: &KafkaAutopilotStatus, message: String) -> ReconcileError 
             .unwrap_or_default(),
         message,
     }
+}
+
+/// The throttle recorded as set and not lifted yet.
+fn in_force(status: &KafkaAutopilotStatus) -> Option<&RebuildThrottleStatus> {
+    status
+        .operation
+        .as_ref()
+        .and_then(|o| o.rebuild_throttle.as_ref())
+        .filter(|r| r.set_at.is_some() && r.lifted_at.is_none())
 }
 
 fn throttle_of(recorded: &RebuildThrottleStatus) -> ReplicationThrottle {
@@ -242,12 +253,7 @@ pub(crate) async fn time_rebuilds(
     ready: &[i32],
     timed_from: kpilot_units::Span,
 ) {
-    let Some(recorded) = status
-        .operation
-        .as_ref()
-        .and_then(|o| o.rebuild_throttle.as_ref())
-        .filter(|r| r.set_at.is_some() && r.lifted_at.is_none())
-    else {
+    let Some(recorded) = in_force(status) else {
         return;
     };
     let to_start: Vec<i32> = ready
@@ -350,4 +356,31 @@ pub(crate) async fn time_rebuilds(
     for m in measured {
         crate::moves::record(&mut status.moves, m);
     }
+}
+
+/// Step 4 (first part): while the throttle is set, sets again what is missing of it and
+/// returns what was (empty when nothing was). Best effort: nothing is checked while a broker
+/// cannot answer (the next poll does), and nothing here fails the reconcile.
+pub(crate) async fn keep(conn: &Connection, status: &KafkaAutopilotStatus) -> Vec<String> {
+    let Some(recorded) = in_force(status) else {
+        return Vec::new();
+    };
+    let throttle = throttle_of(recorded);
+    let Ok(admin) = conn.connect().await else {
+        return Vec::new();
+    };
+    let missing = match throttle.missing(&admin, recorded.bytes_per_s).await {
+        Ok(missing) if !missing.is_empty() => {
+            match throttle.set(&admin, recorded.bytes_per_s).await {
+                Ok(()) => missing,
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not set the rebuild throttle again");
+                    Vec::new()
+                }
+            }
+        }
+        _ => Vec::new(),
+    };
+    admin.close();
+    missing
 }

@@ -160,6 +160,7 @@ fn a_strimzi_roll_onto_local_disks_is_throttled_until_the_last_rebuild_is_in_syn
             .await
             .expect("delete the replica list");
 
+        let removed = format!("broker 3 {FOLLOWER_RATE}={THROTTLE}");
         let began = Instant::now();
         let mut set_before_the_pool_changed = None;
         // Broker being rebuilt: its id and when Strimzi restarted it.
@@ -203,6 +204,21 @@ fn a_strimzi_roll_onto_local_disks_is_throttled_until_the_last_rebuild_is_in_syn
             if asked.as_deref() == Some("im4gn.xlarge") && set_before_the_pool_changed.is_none() {
                 let now = throttle_answering(&admin, &[1, 2, 3], &[TOPIC]).await;
                 set_before_the_pool_changed = Some(now);
+                // Something (Strimzi reconciling dynamic configs, say) removes a rate: the
+                // operator's next poll sets it again.
+                admin
+                    .alter_configs(
+                        &ConfigResource::Broker(kpilot_cluster::BrokerId(3)),
+                        &[ConfigOp::delete(FOLLOWER_RATE)],
+                    )
+                    .await
+                    .expect("remove a rate");
+                let now = settled(
+                    || throttle_answering(&admin, &[3], &[]),
+                    |s| !s.contains(&removed),
+                )
+                .await;
+                assert!(!now.contains(&removed), "{now:?}");
             }
             if let Some((id, restarted)) = rebuilding
                 && out_of_sync(&admin).await == 0
@@ -210,8 +226,22 @@ fn a_strimzi_roll_onto_local_disks_is_throttled_until_the_last_rebuild_is_in_syn
                 rebuilt.push((id, restarted.elapsed()));
                 eprintln!("broker {id} rebuilt in {:.1?}", restarted.elapsed());
                 rebuilding = None;
+                // The next restart blocks this loop for seconds: let the operator poll first,
+                // as it would every 10 s while Strimzi rolls.
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                continue;
             }
             let next = (1..=3).find(|id| !rebuilt.iter().any(|(b, _)| b == id));
+            if let Some(id) = next
+                && id > 1
+                && rebuilding.is_none()
+            {
+                let now = throttle_answering(&admin, &[3], &[]).await;
+                assert!(
+                    now.contains(&removed),
+                    "set again before broker {id} rolls: {now:?}"
+                );
+            }
             if asked.as_deref() == Some("im4gn.xlarge")
                 && let Some(id) = next
                 && rebuilding.is_none()
@@ -293,6 +323,12 @@ fn a_strimzi_roll_onto_local_disks_is_throttled_until_the_last_rebuild_is_in_syn
             "the operation waited for the last rebuild"
         );
         assert_eq!(observer.elections(), 1, "preferred leaders elected once");
+        let events = event_reasons(&client, &ns, "auto").await;
+        let restored = events
+            .iter()
+            .find(|(r, _)| r == "RebuildThrottleRestored")
+            .unwrap_or_else(|| panic!("{events:?}"));
+        assert!(restored.1.contains(&removed), "{restored:?}");
         // Nothing is left set, and every partition is in sync.
         let left = throttle_left(&admin, &[1, 2, 3], &[TOPIC]).await;
         assert!(left.is_empty(), "throttle overrides left behind: {left:?}");

@@ -243,6 +243,42 @@ impl ReplicationThrottle {
         Ok(())
     }
 
+    /// What of it at `rate` is not set now, as `"<resource> <key>=<value>"` (empty when all
+    /// is): for noticing that something removed it. Fails when a broker cannot answer (a
+    /// broker's own configs are read from that broker, so not while it is down).
+    pub async fn missing(
+        &self,
+        admin: &AdminClient,
+        rate: u64,
+    ) -> Result<Vec<String>, ThrottleError> {
+        let mut resources: Vec<ConfigResource> = Vec::new();
+        for (broker, _) in self.rates() {
+            if !resources.contains(&ConfigResource::Broker(broker)) {
+                resources.push(ConfigResource::Broker(broker));
+            }
+        }
+        for topic in &self.topics {
+            resources.push(Self::topic(topic)?);
+        }
+        let set: std::collections::BTreeSet<String> = admin
+            .throttle_overrides(&resources)
+            .await
+            .map_err(|e| ThrottleError {
+                resource: "the brokers and topics of the throttle".to_owned(),
+                source: Box::new(e),
+            })?
+            .into_iter()
+            .map(|(r, k, v)| format!("{r} {k}={v}"))
+            .collect();
+        let rates = self
+            .rates()
+            .map(|(b, key)| format!("{} {key}={rate}", ConfigResource::Broker(b)));
+        let lists = self.topics.iter().flat_map(|t| {
+            [LEADER_REPLICAS, FOLLOWER_REPLICAS].map(|key| format!("topic {t} {key}=*"))
+        });
+        Ok(rates.chain(lists).filter(|e| !set.contains(e)).collect())
+    }
+
     /// Deletes what [`ReplicationThrottle::set`] set: the rates first, then the lists. A topic
     /// deleted meanwhile has nothing left to lift.
     pub async fn lift(&self, admin: &AdminClient) -> Result<(), ThrottleError> {
