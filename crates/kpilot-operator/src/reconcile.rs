@@ -1575,11 +1575,23 @@ async fn strimzi_progress(
         .filter(|(_, p)| p.0 == "done")
         .map(|(id, _)| *id)
         .collect();
-    let restored = crate::strimzi_rebuild::keep(conn, status).await;
-    if !restored.is_empty() {
+    let done = progress.values().filter(|p| p.0 == "done").count();
+    let all_done = done as u32 >= to.brokers && progress.values().all(|p| p.0 == "done");
+    // On local disks: keep the rebuild throttle set, time the rebuilds and, once every pod
+    // runs the new type, lift it when every partition is back in sync (the last broker may
+    // still be rebuilding).
+    let polled = crate::strimzi_rebuild::poll(
+        conn,
+        status,
+        &ready,
+        ctx.rebalance.timed_from,
+        all_done && unsafe_reason.is_none(),
+    )
+    .await?;
+    if !polled.restored.is_empty() {
         let message = format!(
             "the rebuild throttle had been removed ({}); set again",
-            restored.join(", ")
+            polled.restored.join(", ")
         );
         warn!(%message, "rebuild throttle restored");
         publish(
@@ -1591,9 +1603,6 @@ async fn strimzi_progress(
         )
         .await;
     }
-    crate::strimzi_rebuild::time_rebuilds(conn, status, &ready, ctx.rebalance.timed_from).await;
-    let done = progress.values().filter(|p| p.0 == "done").count();
-    let all_done = done as u32 >= to.brokers && progress.values().all(|p| p.0 == "done");
     if let Some(o) = status.operation.as_mut() {
         o.brokers = progress
             .iter()
@@ -1616,9 +1625,7 @@ async fn strimzi_progress(
         });
     }
     if all_done && unsafe_reason.is_none() {
-        // On local disks the last broker may still be rebuilding: its throttle stays on
-        // until every partition is back in sync.
-        if let Some(behind) = crate::strimzi_rebuild::lift_when_in_sync(conn, status).await? {
+        if let Some(behind) = polled.behind {
             if let Some(o) = status.operation.as_mut() {
                 o.message = Some(format!(
                     "{done} of {} broker(s) on {target}; {behind} partition(s) still rebuilding under the throttle",

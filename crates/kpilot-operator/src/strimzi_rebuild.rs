@@ -170,56 +170,6 @@ async fn record_and_set(
     Ok(())
 }
 
-/// Step 5, once every pod runs the new type: `Some(n)` while `n` partitions are not back in
-/// sync (the throttle stays), `None` once the throttle is lifted (or there was none).
-pub(crate) async fn lift_when_in_sync(
-    conn: &Connection,
-    status: &mut KafkaAutopilotStatus,
-) -> Result<Option<usize>, ReconcileError> {
-    let Some(recorded) = status
-        .operation
-        .as_ref()
-        .and_then(|o| o.rebuild_throttle.clone())
-        .filter(|r| r.lifted_at.is_none())
-    else {
-        return Ok(None);
-    };
-    let admin = conn.connect().await?;
-    let result = async {
-        let metadata = admin
-            .metadata()
-            .await
-            .map_err(|e| roll_error(status, format!("reading the ISRs of the rebuilds: {e}")))?;
-        let behind = metadata
-            .topics
-            .values()
-            .flat_map(|t| t.partitions.values())
-            .filter(|p| p.isr.len() < p.replicas.len())
-            .count();
-        if behind > 0 {
-            return Ok(Some(behind));
-        }
-        throttle_of(&recorded)
-            .lift(&admin)
-            .await
-            .map_err(|e| roll_error(status, format!("lifting the rebuild throttle: {e}")))?;
-        Ok(None)
-    }
-    .await;
-    admin.close();
-    if let Ok(None) = result {
-        if let Some(r) = status
-            .operation
-            .as_mut()
-            .and_then(|o| o.rebuild_throttle.as_mut())
-        {
-            r.lifted_at = Some(now_rfc3339());
-        }
-        info!("rebuild throttle lifted: every partition is back in sync");
-    }
-    result
-}
-
 /// For an autopilot deleted mid-roll: lifts a throttle it set and has not lifted. Strimzi
 /// rolls the remaining pods on its own, unthrottled. `Ok(true)` when it lifted one.
 pub(crate) async fn lift_abandoned(
@@ -242,14 +192,123 @@ pub(crate) async fn lift_abandoned(
     Ok(true)
 }
 
+/// What one progress poll did with the throttle.
+#[derive(Debug, Default)]
+pub(crate) struct Polled {
+    /// The parts of the throttle that had been removed and were set again.
+    pub restored: Vec<String>,
+    /// With `lift`: how many partitions are still out of sync, the throttle kept for them.
+    pub behind: Option<usize>,
+}
+
+/// Steps 4 and 5 of one progress poll, over one Kafka connection (none when no throttle is
+/// recorded or it is lifted already): sets again what is missing of the throttle ([`keep`]),
+/// times the rebuilds of the brokers in `ready` (their pods Ready on the new type,
+/// [`time_rebuilds`]) and, with `lift` (every pod runs the new type), lifts the throttle once
+/// every partition is back in sync. Keeping and timing are best effort; only the lift can fail
+/// the reconcile, and only when it is due.
+pub(crate) async fn poll(
+    conn: &Connection,
+    status: &mut KafkaAutopilotStatus,
+    ready: &[i32],
+    timed_from: kpilot_units::Span,
+    lift: bool,
+) -> Result<Polled, ReconcileError> {
+    let pending = status
+        .operation
+        .as_ref()
+        .and_then(|o| o.rebuild_throttle.as_ref())
+        .is_some_and(|r| r.lifted_at.is_none());
+    if !pending {
+        return Ok(Polled::default());
+    }
+    let admin = match conn.connect().await {
+        Ok(admin) => admin,
+        Err(e) if lift => return Err(e.into()),
+        Err(_) => return Ok(Polled::default()),
+    };
+    let result = async {
+        let restored = keep(&admin, status).await;
+        // One look at the ISRs serves the timing and the lift.
+        let metadata = admin.metadata().await;
+        let behind_brokers = metadata.as_ref().ok().map(|m| out_of_sync_brokers(m));
+        time_rebuilds(&admin, status, behind_brokers.as_ref(), ready, timed_from).await;
+        let behind = if lift {
+            let metadata = metadata.map_err(|e| {
+                roll_error(status, format!("reading the ISRs of the rebuilds: {e}"))
+            })?;
+            lift_when_in_sync(&admin, status, &metadata).await?
+        } else {
+            None
+        };
+        Ok(Polled { restored, behind })
+    }
+    .await;
+    admin.close();
+    result
+}
+
+/// The brokers that are a replica of some partition and not in its ISR.
+fn out_of_sync_brokers(
+    metadata: &kpilot_kafka::ClusterMetadata,
+) -> std::collections::BTreeSet<i32> {
+    metadata
+        .topics
+        .values()
+        .flat_map(|t| t.partitions.values())
+        .flat_map(|p| p.replicas.iter().filter(|b| !p.isr.contains(b)))
+        .map(|b| b.0)
+        .collect()
+}
+
+/// Step 5, once every pod runs the new type: `Some(n)` while `n` partitions are not back in
+/// sync (the throttle stays), `None` once the throttle is lifted (or there was none).
+async fn lift_when_in_sync(
+    admin: &AdminClient,
+    status: &mut KafkaAutopilotStatus,
+    metadata: &kpilot_kafka::ClusterMetadata,
+) -> Result<Option<usize>, ReconcileError> {
+    let Some(recorded) = status
+        .operation
+        .as_ref()
+        .and_then(|o| o.rebuild_throttle.clone())
+        .filter(|r| r.lifted_at.is_none())
+    else {
+        return Ok(None);
+    };
+    let behind = metadata
+        .topics
+        .values()
+        .flat_map(|t| t.partitions.values())
+        .filter(|p| p.isr.len() < p.replicas.len())
+        .count();
+    if behind > 0 {
+        return Ok(Some(behind));
+    }
+    throttle_of(&recorded)
+        .lift(admin)
+        .await
+        .map_err(|e| roll_error(status, format!("lifting the rebuild throttle: {e}")))?;
+    if let Some(r) = status
+        .operation
+        .as_mut()
+        .and_then(|o| o.rebuild_throttle.as_mut())
+    {
+        r.lifted_at = Some(now_rfc3339());
+    }
+    info!("rebuild throttle lifted: every partition is back in sync");
+    Ok(None)
+}
+
 /// Step 4: starts timing the rebuild of each broker in `ready` (its pod Ready on the new type)
 /// not timed yet, and ends each started one whose broker is back in every ISR, recording it
 /// in `status.moves` (through [`crate::moves::measured`]: a rebuild planned shorter than
 /// `timed_from` is not recorded). Best effort: a broker that cannot answer now is timed at a
 /// later poll, and nothing here fails the reconcile. The polls' interval bounds the precision.
-pub(crate) async fn time_rebuilds(
-    conn: &Connection,
+async fn time_rebuilds(
+    admin: &AdminClient,
     status: &mut KafkaAutopilotStatus,
+    in_sync: Option<&std::collections::BTreeSet<i32>>,
     ready: &[i32],
     timed_from: kpilot_units::Span,
 ) {
@@ -270,26 +329,10 @@ pub(crate) async fn time_rebuilds(
     if to_start.is_empty() && running.is_empty() {
         return;
     }
-    let Ok(admin) = conn.connect().await else {
-        return;
-    };
-    let in_sync = match admin.metadata().await {
-        Ok(m) => {
-            let behind: std::collections::BTreeSet<i32> = m
-                .topics
-                .values()
-                .flat_map(|t| t.partitions.values())
-                .flat_map(|p| p.replicas.iter().filter(|b| !p.isr.contains(b)))
-                .map(|b| b.0)
-                .collect();
-            Some(behind)
-        }
-        Err(_) => None,
-    };
     let now = k8s_openapi::jiff::Timestamp::now();
     let mut finished = Vec::new();
     for id in running {
-        let Some(behind) = &in_sync else { break };
+        let Some(behind) = in_sync else { break };
         if behind.contains(&id) {
             continue;
         }
@@ -303,7 +346,6 @@ pub(crate) async fn time_rebuilds(
             started.push((id, bytes));
         }
     }
-    admin.close();
 
     let Some(recorded) = status
         .operation
@@ -361,17 +403,14 @@ pub(crate) async fn time_rebuilds(
 /// Step 4 (first part): while the throttle is set, sets again what is missing of it and
 /// returns what was (empty when nothing was). Best effort: nothing is checked while a broker
 /// cannot answer (the next poll does), and nothing here fails the reconcile.
-pub(crate) async fn keep(conn: &Connection, status: &KafkaAutopilotStatus) -> Vec<String> {
+async fn keep(admin: &AdminClient, status: &KafkaAutopilotStatus) -> Vec<String> {
     let Some(recorded) = in_force(status) else {
         return Vec::new();
     };
     let throttle = throttle_of(recorded);
-    let Ok(admin) = conn.connect().await else {
-        return Vec::new();
-    };
-    let missing = match throttle.missing(&admin, recorded.bytes_per_s).await {
+    match throttle.missing(admin, recorded.bytes_per_s).await {
         Ok(missing) if !missing.is_empty() => {
-            match throttle.set(&admin, recorded.bytes_per_s).await {
+            match throttle.set(admin, recorded.bytes_per_s).await {
                 Ok(()) => missing,
                 Err(e) => {
                     tracing::warn!(error = %e, "could not set the rebuild throttle again");
@@ -380,7 +419,5 @@ pub(crate) async fn keep(conn: &Connection, status: &KafkaAutopilotStatus) -> Ve
             }
         }
         _ => Vec::new(),
-    };
-    admin.close();
-    missing
+    }
 }
