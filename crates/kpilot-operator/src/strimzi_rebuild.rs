@@ -24,7 +24,7 @@
 //! Performs Kafka I/O.
 
 use kpilot_kafka::AdminClient;
-use kpilot_roll::{KafkaPort as _, ReplicationThrottle};
+use kpilot_roll::{KafkaPort as _, ReplicationThrottle, ThrottledTopic};
 use tracing::info;
 
 use crate::crd::{KafkaAutopilotStatus, RebuildThrottleStatus};
@@ -60,7 +60,11 @@ fn throttle_of(recorded: &RebuildThrottleStatus) -> ReplicationThrottle {
     ReplicationThrottle {
         receivers: brokers.clone(),
         senders: brokers,
-        topics: recorded.topics.clone(),
+        topics: recorded
+            .topics
+            .iter()
+            .map(|t| ThrottledTopic::all(t.clone()))
+            .collect(),
     }
 }
 

@@ -325,7 +325,7 @@ async fn rebuild_throttles_are_lifted(
     let whole = ReplicationThrottle {
         receivers: brokers.clone(),
         senders: brokers.clone(),
-        topics: vec![TOPIC.to_owned()],
+        topics: vec![kpilot_roll::ThrottledTopic::all(TOPIC)],
     };
     let cases = [
         (

@@ -9,7 +9,7 @@
 //! over the whole cluster and a verification. Any failure halts the roll with the journal
 //! saying where; no other node is touched until a rerun continues at the same step.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -677,22 +677,27 @@ impl<'a, K: KafkaPort, F: Fleet> Roller<'a, K, F> {
         }
         if journal.node_mut(node)?.rebuild.is_none() {
             let obs = self.observe().await?;
-            let topics: BTreeSet<String> = obs
-                .state
-                .partitions()
-                .filter(|(_, p)| p.replicas.contains(&node))
-                .map(|(t, _)| t.name.to_string())
-                .collect();
-            let senders = obs
-                .state
-                .known_brokers()
-                .into_iter()
+            let mut partitions: BTreeMap<String, BTreeMap<i32, Vec<BrokerId>>> = BTreeMap::new();
+            for (t, p) in obs.state.partitions() {
+                if p.replicas.contains(&node) {
+                    partitions
+                        .entry(t.name.to_string())
+                        .or_default()
+                        .insert(p.partition, p.replicas.clone());
+                }
+            }
+            let senders: BTreeSet<BrokerId> = partitions
+                .values()
+                .flat_map(BTreeMap::values)
+                .flatten()
+                .copied()
                 .filter(|b| *b != node)
                 .collect();
             journal.node_mut(node)?.rebuild = Some(Rebuild {
                 throttle_bytes_per_s: options.rebuild_throttle_bytes_per_s,
-                senders,
-                topics: topics.into_iter().collect(),
+                senders: senders.into_iter().collect(),
+                topics: partitions.keys().cloned().collect(),
+                partitions,
                 applied: options.rebuild_throttle_bytes_per_s.is_some(),
                 bytes_at_catch_up: None,
                 bytes: None,

@@ -148,10 +148,19 @@ pub struct Rebuild {
     /// The throttle, bytes per second: the follower rate on the node, the leader rate on each
     /// sender. `None`: unthrottled.
     pub throttle_bytes_per_s: Option<u64>,
-    /// The brokers that send the data (every other broker: any may lead a partition it hosts).
+    /// The brokers that send the data: the other replicas of its partitions (any of them may
+    /// lead one).
     pub senders: Vec<BrokerId>,
-    /// The topics with a replica on the node, whose throttled-replicas lists are set to `*`.
+    /// The topics with a replica on the node.
     pub topics: Vec<String>,
+    /// The node's partitions when the rebuild was recorded, topic -> partition -> replicas:
+    /// the throttled-replicas lists name exactly these (the node as the follower, the other
+    /// replicas as leaders), so replicas of other partitions that fall out of the ISR
+    /// meanwhile are not throttled. A journal written before they were recorded has none:
+    /// its topics' lists are `*`.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub partitions:
+        std::collections::BTreeMap<String, std::collections::BTreeMap<i32, Vec<BrokerId>>>,
     /// Whether the throttle may be in force: set before the configs are written (before the
     /// stop), cleared once they are removed (after the catch-up).
     pub applied: bool,

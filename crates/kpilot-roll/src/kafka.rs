@@ -172,18 +172,77 @@ impl KafkaPort for AdminClient {
 }
 
 /// Where a replication throttle for rebuilding replicas goes: the follower rate on the
-/// brokers that receive, the leader rate on the brokers that send, and `*` as both throttled
-/// replica lists of the topics. Kafka throttles only replicas out of the ISR, so the rest of
-/// the replication runs as before. A roll's rebuild throttles one receiver; a roll run by
-/// someone else (Strimzi) throttles every broker both ways.
+/// brokers that receive, the leader rate on the brokers that send, and the throttled replica
+/// lists of the topics. Kafka throttles only listed replicas out of the ISR, so the rest of
+/// the replication runs as before. A roll's rebuild throttles one receiver and lists exactly
+/// its partitions; a roll run by someone else (Strimzi) throttles every broker both ways and
+/// lists `*`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ReplicationThrottle {
     /// Brokers that get `follower.replication.throttled.rate`.
     pub receivers: Vec<BrokerId>,
     /// Brokers that get `leader.replication.throttled.rate`.
     pub senders: Vec<BrokerId>,
-    /// Topics whose throttled replica lists are set to `*`.
-    pub topics: Vec<String>,
+    /// Topics and their throttled replica lists.
+    pub topics: Vec<ThrottledTopic>,
+}
+
+/// One topic's throttled replica lists, as Kafka takes them: `*` (every replica) or
+/// `partition:broker` pairs separated by commas. An empty list is not set.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ThrottledTopic {
+    /// The topic.
+    pub name: String,
+    /// `leader.replication.throttled.replicas`: the replicas that send.
+    pub leader_replicas: String,
+    /// `follower.replication.throttled.replicas`: the replicas that receive.
+    pub follower_replicas: String,
+}
+
+impl ThrottledTopic {
+    /// Every replica of `name`, both ways.
+    pub fn all(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            leader_replicas: "*".to_owned(),
+            follower_replicas: "*".to_owned(),
+        }
+    }
+
+    /// The lists of `node` rebuilding its replicas of `partitions` (partition -> replicas):
+    /// `node` receives each, the other replicas send.
+    pub fn of_rebuild(
+        name: impl Into<String>,
+        node: BrokerId,
+        partitions: &std::collections::BTreeMap<i32, Vec<BrokerId>>,
+    ) -> Self {
+        let pairs = |keep: &dyn Fn(BrokerId) -> bool| {
+            partitions
+                .iter()
+                .flat_map(|(p, replicas)| {
+                    let mut brokers: Vec<BrokerId> =
+                        replicas.iter().copied().filter(|b| keep(*b)).collect();
+                    brokers.sort();
+                    brokers.into_iter().map(move |b| format!("{p}:{}", b.0))
+                })
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        Self {
+            name: name.into(),
+            leader_replicas: pairs(&|b| b != node),
+            follower_replicas: pairs(&|b| b == node),
+        }
+    }
+
+    fn lists(&self) -> impl Iterator<Item = (&'static str, &str)> {
+        [
+            (LEADER_REPLICAS, self.leader_replicas.as_str()),
+            (FOLLOWER_REPLICAS, self.follower_replicas.as_str()),
+        ]
+        .into_iter()
+        .filter(|(_, value)| !value.is_empty())
+    }
 }
 
 /// Setting or lifting a [`ReplicationThrottle`] failed on one resource.
@@ -198,12 +257,21 @@ pub struct ThrottleError {
 }
 
 impl ReplicationThrottle {
-    /// The throttle of one node's rebuild.
+    /// The throttle of one node's rebuild: its recorded partitions listed exactly, or `*` on
+    /// its topics for a journal that recorded no partitions.
     pub fn of_rebuild(node: BrokerId, rebuild: &Rebuild) -> Self {
+        let topics = rebuild
+            .topics
+            .iter()
+            .map(|t| match rebuild.partitions.get(t) {
+                Some(partitions) => ThrottledTopic::of_rebuild(t.clone(), node, partitions),
+                None => ThrottledTopic::all(t.clone()),
+            })
+            .collect();
         Self {
             receivers: vec![node],
             senders: rebuild.senders.clone(),
-            topics: rebuild.topics.clone(),
+            topics,
         }
     }
 
@@ -222,15 +290,15 @@ impl ReplicationThrottle {
     }
 
     /// Sets it at `rate` bytes per second: the topics first, then the rates (until a rate is
-    /// set, the `*` lists throttle nothing). A broker's own configs can only be altered while
+    /// set, the lists throttle nothing). A broker's own configs can only be altered while
     /// it runs.
     pub async fn set(&self, admin: &AdminClient, rate: u64) -> Result<(), ThrottleError> {
         for topic in &self.topics {
-            let ops = [
-                ConfigOp::set(LEADER_REPLICAS, "*"),
-                ConfigOp::set(FOLLOWER_REPLICAS, "*"),
-            ];
-            alter(admin, &Self::topic(topic)?, &ops).await?;
+            let ops: Vec<ConfigOp> = topic
+                .lists()
+                .map(|(key, value)| ConfigOp::set(key, value))
+                .collect();
+            alter(admin, &Self::topic(&topic.name)?, &ops).await?;
         }
         for (broker, key) in self.rates() {
             alter(
@@ -258,7 +326,7 @@ impl ReplicationThrottle {
             }
         }
         for topic in &self.topics {
-            resources.push(Self::topic(topic)?);
+            resources.push(Self::topic(&topic.name)?);
         }
         let set: std::collections::BTreeSet<String> = admin
             .throttle_overrides(&resources)
@@ -274,7 +342,8 @@ impl ReplicationThrottle {
             .rates()
             .map(|(b, key)| format!("{} {key}={rate}", ConfigResource::Broker(b)));
         let lists = self.topics.iter().flat_map(|t| {
-            [LEADER_REPLICAS, FOLLOWER_REPLICAS].map(|key| format!("topic {t} {key}=*"))
+            t.lists()
+                .map(|(key, value)| format!("topic {} {key}={value}", t.name))
         });
         Ok(rates.chain(lists).filter(|e| !set.contains(e)).collect())
     }
@@ -291,7 +360,7 @@ impl ReplicationThrottle {
                 ConfigOp::Delete(LEADER_REPLICAS.into()),
                 ConfigOp::Delete(FOLLOWER_REPLICAS.into()),
             ];
-            match alter(admin, &Self::topic(topic)?, &ops).await {
+            match alter(admin, &Self::topic(&topic.name)?, &ops).await {
                 Err(e)
                     if matches!(
                         e.source.downcast_ref::<kpilot_kafka::AdminError>(),
@@ -316,4 +385,65 @@ async fn alter(
             resource: resource.to_string(),
             source: Box::new(e),
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    fn partitions(list: &[(i32, &[i32])]) -> BTreeMap<i32, Vec<BrokerId>> {
+        list.iter()
+            .map(|(p, bs)| (*p, bs.iter().map(|b| BrokerId(*b)).collect()))
+            .collect()
+    }
+
+    #[test]
+    fn a_rebuild_lists_its_node_as_follower_and_the_other_replicas_as_leaders() {
+        let t = ThrottledTopic::of_rebuild(
+            "orders",
+            BrokerId(2),
+            &partitions(&[(0, &[3, 2, 1]), (4, &[2, 5]), (7, &[2])]),
+        );
+        assert_eq!(t.follower_replicas, "0:2,4:2,7:2");
+        assert_eq!(t.leader_replicas, "0:1,0:3,4:5");
+        // A node that is the only replica has no leader to list.
+        let alone = ThrottledTopic::of_rebuild("solo", BrokerId(2), &partitions(&[(0, &[2])]));
+        assert_eq!(
+            alone.lists().collect::<Vec<_>>(),
+            [(FOLLOWER_REPLICAS, "0:2")]
+        );
+    }
+
+    #[test]
+    fn a_journal_without_partitions_throttles_its_topics_whole() {
+        let mut rebuild = Rebuild {
+            throttle_bytes_per_s: Some(1),
+            senders: vec![BrokerId(1), BrokerId(3)],
+            topics: vec!["old".into(), "new".into()],
+            ..Rebuild::default()
+        };
+        rebuild
+            .partitions
+            .insert("new".into(), partitions(&[(1, &[1, 2, 3])]));
+        let throttle = ReplicationThrottle::of_rebuild(BrokerId(2), &rebuild);
+        assert_eq!(throttle.receivers, [BrokerId(2)]);
+        assert_eq!(throttle.senders, [BrokerId(1), BrokerId(3)]);
+        assert_eq!(
+            throttle.topics,
+            [
+                ThrottledTopic::all("old"),
+                ThrottledTopic {
+                    name: "new".into(),
+                    leader_replicas: "1:1,1:3".into(),
+                    follower_replicas: "1:2".into(),
+                },
+            ]
+        );
+        // The journal reads the same without the field (written by an earlier version).
+        let old = r#"{"throttle_bytes_per_s":1,"senders":[1,3],"topics":["old"],"applied":true,"bytes":null}"#;
+        let parsed: Rebuild = serde_json::from_str(old).expect("old journal");
+        assert!(parsed.partitions.is_empty());
+    }
 }

@@ -88,6 +88,15 @@ async fn each_rebuild_is_throttled_from_before_the_stop_until_the_node_is_back()
         assert!(!r.applied);
         assert_eq!(r.throttle_bytes_per_s, Some(THROTTLE));
         assert_eq!(r.topics, ["events", "orders"]);
+        // Every partition it hosts, with its replicas, for the throttled-replica lists.
+        for (topic, partitions) in &r.partitions {
+            assert!(!partitions.is_empty(), "{topic}: {r:?}");
+            assert!(partitions.values().all(|rs| rs.contains(&n.id)), "{r:?}");
+        }
+        assert_eq!(
+            r.partitions.keys().collect::<Vec<_>>(),
+            ["events", "orders"]
+        );
         assert_eq!(r.senders.len(), 2);
         assert!(!r.senders.contains(&n.id));
     }

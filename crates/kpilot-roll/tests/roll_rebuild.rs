@@ -1,8 +1,9 @@
 //! Rolls onto empty disks, end to end on a real 3-broker KRaft cluster (RF 3, min ISR 2): the
 //! local fleet emulates instance-local NVMe (a node's new size is a new machine whose disk is
 //! empty), so each rolled broker rebuilds every replica it hosts from the other two. Broker 2
-//! is rolled with a rebuild throttle: the rates and `*` replica lists are seen set while it
-//! rebuilds, the rebuild takes the time the throttle allows, and nothing is left set after.
+//! is rolled with a rebuild throttle: the rates and the replica lists naming exactly its
+//! partitions are seen set while it rebuilds, the rebuild takes the time the throttle allows,
+//! and nothing is left set after.
 //! Broker 3 is then rolled without one, to show the throttle is what held the first back.
 //! Every record is still there afterwards, on every broker.
 
@@ -25,6 +26,9 @@ use kpilot_roll::{
 use real::{Testbed, admin, create_topics};
 
 const TOPIC: &str = "bulk";
+/// RF 2, min ISR 1: partition 0 on brokers 2 and 3, partition 1 on 1 and 3. Broker 2's
+/// rebuild throttles partition 0 only.
+const MIXED: &str = "mixed";
 const PARTITIONS: i32 = 6;
 /// 6 partitions x 120 batches x 100 kB: 72 MB on each broker.
 const BATCHES: usize = 120;
@@ -39,7 +43,9 @@ async fn overrides(admin: &AdminClient) -> BTreeSet<String> {
     let mut resources: Vec<ConfigResource> = (1..=3)
         .map(|b| ConfigResource::Broker(BrokerId(b)))
         .collect();
-    resources.push(ConfigResource::Topic(TopicName::new(TOPIC).expect("topic")));
+    for topic in [TOPIC, MIXED] {
+        resources.push(ConfigResource::Topic(TopicName::new(topic).expect("topic")));
+    }
     admin
         .throttle_overrides_answering(&resources)
         .await
@@ -111,6 +117,17 @@ fn a_rebuild_onto_an_empty_disk_runs_at_its_throttle_and_leaves_nothing_set() {
     let admin = runtime.block_on(async {
         let admin = admin(&bed.bootstrap).await;
         create_topics(&admin, &[(TOPIC, PARTITIONS)]).await;
+        let mut mixed = kpilot_kafka::NewTopic::new(TopicName::new(MIXED).expect("name"), 2, 2)
+            .with_config("min.insync.replicas", 1);
+        mixed.assignments = Some(vec![
+            vec![BrokerId(2), BrokerId(3)],
+            vec![BrokerId(1), BrokerId(3)],
+        ]);
+        admin.create_topics(&[mixed]).await.expect("create mixed");
+        admin
+            .wait_for_topic(&TopicName::new(MIXED).expect("name"))
+            .await
+            .expect("mixed ready");
         let value = Bytes::from(vec![b'x'; 10_000]);
         let batch: Vec<(Option<Bytes>, Option<Bytes>)> =
             (0..10).map(|_| (None, Some(value.clone()))).collect();
@@ -226,7 +243,13 @@ fn a_rebuild_onto_an_empty_disk_runs_at_its_throttle_and_leaves_nothing_set() {
     );
     assert!(!r.applied);
     assert_eq!(r.senders, [BrokerId(1), BrokerId(3)]);
-    assert_eq!(r.topics, [TOPIC]);
+    assert_eq!(r.topics, [TOPIC, MIXED]);
+    assert_eq!(
+        r.partitions[MIXED],
+        [(0, vec![BrokerId(2), BrokerId(3)])].into_iter().collect(),
+        "{r:?}"
+    );
+    assert_eq!(r.partitions[TOPIC].len(), PARTITIONS as usize, "{r:?}");
     // It rebuilt everything it had (the disk was empty: the bytes came over the network)...
     assert!(
         (bytes / before[1] as f64 - 1.0).abs() < 0.1,
@@ -247,16 +270,33 @@ fn a_rebuild_onto_an_empty_disk_runs_at_its_throttle_and_leaves_nothing_set() {
         "{since_start} s from its start"
     );
     let seen = seen.lock().expect("seen").clone();
-    for (resource, key, value) in [
+    // The lists name broker 2's replicas as followers and the others of its partitions as
+    // leaders: nothing else (partition 1 of `mixed`, on brokers 1 and 3) is throttled.
+    let bulk_leaders = (0..PARTITIONS)
+        .map(|p| format!("{p}:1,{p}:3"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let bulk_followers = (0..PARTITIONS)
+        .map(|p| format!("{p}:2"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let expected = [
         ("broker 2", FOLLOWER_RATE, THROTTLE.to_string()),
         ("broker 1", LEADER_RATE, THROTTLE.to_string()),
         ("broker 3", LEADER_RATE, THROTTLE.to_string()),
-        ("topic bulk", LEADER_REPLICAS, "*".to_string()),
-        ("topic bulk", FOLLOWER_REPLICAS, "*".to_string()),
-    ] {
-        let set = format!("{resource} {key}={value}");
-        assert!(seen.contains(&set), "{set} never seen: {seen:?}");
+        ("topic bulk", LEADER_REPLICAS, bulk_leaders),
+        ("topic bulk", FOLLOWER_REPLICAS, bulk_followers),
+        ("topic mixed", LEADER_REPLICAS, "0:3".to_string()),
+        ("topic mixed", FOLLOWER_REPLICAS, "0:2".to_string()),
+    ]
+    .map(|(resource, key, value)| format!("{resource} {key}={value}"));
+    for set in &expected {
+        assert!(seen.contains(set), "{set} never seen: {seen:?}");
     }
+    assert!(
+        seen.iter().all(|s| expected.contains(s)),
+        "something else was set: {seen:?}"
+    );
     let left = runtime.block_on(overrides(&admin));
     assert!(left.is_empty(), "throttle overrides left behind: {left:?}");
 
@@ -291,7 +331,7 @@ fn a_rebuild_onto_an_empty_disk_runs_at_its_throttle_and_leaves_nothing_set() {
         }
         let state = admin.snapshot().await.expect("snapshot").state;
         for (_, p) in state.partitions() {
-            assert_eq!(p.isr.len(), 3, "{p:?}");
+            assert_eq!(p.isr.len(), p.replicas.len(), "{p:?}");
         }
     });
     admin.close();
