@@ -97,6 +97,20 @@ pub enum RollError {
         /// What is set, `"<resource> <key>=<value>"`.
         found: Vec<String>,
     },
+    /// Rebuilds are throttled, and replication throttles were set during the roll: the next
+    /// node's rebuild would overwrite and then remove them.
+    #[error(
+        "halted before node {node}, which was not stopped: replication throttles were set during the roll ({}); \
+         its rebuild would overwrite them and then remove them. Finish or cancel the reassignment that set them \
+         (or delete them with kafka-configs --delete-config), then rerun to continue the roll",
+        .found.join(", ")
+    )]
+    ThrottlesSetDuringRoll {
+        /// The node that would have been stopped next.
+        node: BrokerId,
+        /// What is set, `"<resource> <key>=<value>"`.
+        found: Vec<String>,
+    },
     /// The journal holds an unfinished roll to another size.
     #[error(
         "an unfinished roll to {journal_target} is recorded in the journal (node {node} at {phase}); \
@@ -164,7 +178,8 @@ impl RollError {
             RollError::GateTimeout { node, .. }
             | RollError::NotBack { node, .. }
             | RollError::CatchUpTimeout { node, .. }
-            | RollError::ResumeConflict { node, .. } => Some(*node),
+            | RollError::ResumeConflict { node, .. }
+            | RollError::ThrottlesSetDuringRoll { node, .. } => Some(*node),
             RollError::Fleet(
                 FleetError::UnknownNode { node }
                 | FleetError::UnknownSize { node, .. }
@@ -441,19 +456,38 @@ impl<'a, K: KafkaPort, F: Fleet> Roller<'a, K, F> {
     /// throttles are set already (a reassignment's, or left behind), since each rebuild
     /// overwrites and then removes the configs it uses.
     async fn check_no_throttles(&self, options: &RollOptions) -> Result<(), RollError> {
-        if !self.fleet.fresh_disks() || options.rebuild_throttle_bytes_per_s.is_none() {
-            return Ok(());
-        }
-        let found = self
-            .kafka
-            .throttles_set()
-            .await
-            .map_err(RollError::Observe)?;
+        let found = self.throttles_in_the_way(options).await?;
         if found.is_empty() {
             Ok(())
         } else {
             Err(RollError::ThrottlesSet { found })
         }
+    }
+
+    /// Before the next node of a roll whose rebuilds are throttled leaves the gate: the last
+    /// node's throttle is lifted by now, so any replication throttle set is someone else's,
+    /// set since the roll began (a reassignment started meanwhile). The roll halts before the
+    /// node is in flight, so that a rerun passes the gate again.
+    async fn check_no_throttles_before(
+        &self,
+        node: BrokerId,
+        options: &RollOptions,
+    ) -> Result<(), RollError> {
+        let found = self.throttles_in_the_way(options).await?;
+        if found.is_empty() {
+            Ok(())
+        } else {
+            Err(RollError::ThrottlesSetDuringRoll { node, found })
+        }
+    }
+
+    /// The replication throttles set now, when the rebuilds would be throttled (none to look
+    /// for otherwise).
+    async fn throttles_in_the_way(&self, options: &RollOptions) -> Result<Vec<String>, RollError> {
+        if !self.fleet.fresh_disks() || options.rebuild_throttle_bytes_per_s.is_none() {
+            return Ok(Vec::new());
+        }
+        self.kafka.throttles_set().await.map_err(RollError::Observe)
     }
 
     async fn sizes(
@@ -592,6 +626,7 @@ impl<'a, K: KafkaPort, F: Fleet> Roller<'a, K, F> {
             match action {
                 Action::StartNext(pending) => {
                     let (next, waited) = self.wait_for_gate(&pending, options).await?;
+                    self.check_no_throttles_before(next, options).await?;
                     journal.advance(next, Phase::StopIssued, now_ms())?;
                     journal.node_mut(next)?.timings.gate_wait_ms = Some(ms(waited));
                     store.save(journal)?;

@@ -145,6 +145,12 @@ impl FakeCluster {
         self.sim().throttles_set.push(set.to_owned());
     }
 
+    /// Removes the overrides [`FakeCluster::leave_throttle`] left, as finishing the
+    /// reassignment that set them would.
+    pub fn clear_throttles(&self) {
+        self.sim().throttles_set.clear();
+    }
+
     /// Makes `node` never register again after its next start.
     pub fn never_return(&self, node: BrokerId) {
         self.sim().never_return.insert(node);

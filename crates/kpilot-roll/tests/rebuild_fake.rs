@@ -247,3 +247,54 @@ async fn throttles_someone_else_set_refuse_a_throttled_rebuild_before_anything_s
         .await
         .expect("an unthrottled roll runs");
 }
+
+#[tokio::test]
+async fn throttles_set_during_the_roll_halt_it_before_the_next_node_stops() {
+    let left = "broker 3 leader.replication.throttled.rate=10000000";
+    let fake = fake();
+    let mut store = MemoryStore::default();
+    // A reassignment sets its throttle while the first node rebuilds.
+    let err = Roller::new(&fake, &fake, fast(), |e: &RollEvent| {
+        if matches!(e, RollEvent::RebuildThrottled { .. }) && fake.ops().len() < 5 {
+            fake.leave_throttle(left);
+        }
+    })
+    .run(&options(), &mut store)
+    .await
+    .expect_err("halted");
+    let RollError::ThrottlesSetDuringRoll { node, .. } = &err else {
+        panic!("{err}")
+    };
+    let text = err.to_string();
+    for needed in [
+        &format!("before node {node}, which was not stopped"),
+        left,
+        "rerun",
+    ] {
+        assert!(text.contains(needed), "{needed:?} not in {text}");
+    }
+    // The first node rolled whole (its own throttle lifted); the next one never stopped.
+    let ops = fake.ops();
+    assert_eq!(ops.len(), 5, "{ops:?}");
+    let FakeOp::Stop(first) = ops[1] else {
+        panic!("{ops:?}")
+    };
+    assert_eq!(ops[4], FakeOp::Lift(first), "{ops:?}");
+    assert!(!ops.contains(&FakeOp::Stop(*node)), "{ops:?}");
+    let journal = store.history.last().expect("saved");
+    assert!(
+        journal.in_flight().is_none(),
+        "no node in flight: {journal:?}"
+    );
+    assert!(matches!(journal.status, RollStatus::Halted { .. }));
+
+    // Once it is gone, a rerun continues with that node and finishes.
+    fake.clear_throttles();
+    let report = Roller::new(&fake, &fake, fast(), |_: &RollEvent| {})
+        .run(&options(), &mut store)
+        .await
+        .expect("the rerun finishes");
+    assert_eq!(report.status, RollStatus::Completed);
+    assert_eq!(fake.max_down(), 1);
+    assert!(fake.ops().contains(&FakeOp::Stop(*node)));
+}
