@@ -7,6 +7,11 @@
 //! it; Unix time works too), strictly increasing. A row's rates hold until the next row; the
 //! last row holds for as long as the interval before it (one minute for a single row). The
 //! simulator averages the rates over each minute.
+//!
+//! An empty egress cell means the egress is unknown at that point (a metric that missed a
+//! step): a minute without any known egress takes it from the minutes around it, linearly
+//! between the nearest known ones, held flat before the first and after the last. A trace
+//! whose egress cells are all empty has no egress. The ingress is never empty.
 
 use kpilot_units::{Span, Throughput};
 use serde::Serialize;
@@ -246,7 +251,7 @@ pub fn parse(text: &str, origin: &str) -> Result<Demand, TraceError> {
         };
         let t = number(0, "t_seconds")?;
         let ingress = number(1, "ingress_mb_per_s")?;
-        let egress = if has_egress {
+        let egress = if has_egress && !values[2].is_empty() {
             Some(number(2, "egress_mb_per_s")?)
         } else {
             None
@@ -310,6 +315,8 @@ fn resample(rows: &[Row], origin: &str, has_egress: bool) -> Demand {
     let minutes = (((end - start) / 60.0).ceil() as usize).max(1);
     let mut ingress = vec![0.0; minutes];
     let mut egress = vec![0.0; minutes];
+    // The part of each minute whose egress is known.
+    let mut known = vec![0.0; minutes];
     for (i, row) in rows.iter().enumerate() {
         let seg_end = rows.get(i + 1).map_or(end, |r| r.t);
         let (mut a, b) = (row.t - start, seg_end - start);
@@ -318,7 +325,10 @@ fn resample(rows: &[Row], origin: &str, has_egress: bool) -> Demand {
             let edge = ((m + 1) as f64 * 60.0).min(b);
             let w = (edge - a) / 60.0;
             ingress[m] += row.ingress * w;
-            egress[m] += row.egress.unwrap_or(0.0) * w;
+            if let Some(e) = row.egress {
+                egress[m] += e * w;
+                known[m] += w;
+            }
             if edge <= a {
                 break;
             }
@@ -329,21 +339,48 @@ fn resample(rows: &[Row], origin: &str, has_egress: bool) -> Demand {
     let covered = (end - start) / 60.0 - (minutes - 1) as f64;
     if covered > 0.0 && covered < 1.0 {
         ingress[minutes - 1] /= covered;
-        egress[minutes - 1] /= covered;
     }
     Demand {
         origin: origin.to_string(),
         start_secs: start,
         ingress,
-        egress: has_egress.then_some(egress),
+        egress: if has_egress {
+            fill_unknown(&egress, &known)
+        } else {
+            None
+        },
         history: Vec::new(),
     }
 }
 
-/// Writes rows as a trace [`parse`] reads: the egress column when every row has one, times as
-/// whole seconds, rates in MB/s to the byte per second.
+/// Each minute's egress from its sum over the known part of the minute (`known`, in minutes):
+/// the average where some of it is known, interpolated between the nearest known minutes
+/// elsewhere (held flat at the ends). `None` when no minute is known.
+fn fill_unknown(sum: &[f64], known: &[f64]) -> Option<Vec<f64>> {
+    let at: Vec<(usize, f64)> = known
+        .iter()
+        .enumerate()
+        .filter(|(_, k)| **k > 1e-9)
+        .map(|(m, k)| (m, sum[m] / k))
+        .collect();
+    let (first, last) = (*at.first()?, *at.last()?);
+    let mut out = vec![0.0; sum.len()];
+    for (m, value) in out.iter_mut().enumerate() {
+        let after = at.partition_point(|(k, _)| *k < m);
+        *value = match (after.checked_sub(1).map(|i| at[i]), at.get(after)) {
+            (_, Some(&(k, v))) if k == m => v,
+            (Some((a, va)), Some(&(b, vb))) => va + (vb - va) * (m - a) as f64 / (b - a) as f64,
+            (None, _) => first.1,
+            (_, None) => last.1,
+        };
+    }
+    Some(out)
+}
+
+/// Writes rows as a trace [`parse`] reads: the egress column when some row has one (an empty
+/// cell where a row has none), times as whole seconds, rates in MB/s to the byte per second.
 pub fn to_csv(rows: &[Row]) -> String {
-    let with_egress = !rows.is_empty() && rows.iter().all(|r| r.egress.is_some());
+    let with_egress = rows.iter().any(|r| r.egress.is_some());
     let mut csv = String::from(if with_egress {
         HEADER_WITH_EGRESS
     } else {
@@ -352,8 +389,10 @@ pub fn to_csv(rows: &[Row]) -> String {
     csv.push('\n');
     for r in rows {
         csv.push_str(&format!("{:.0},{:.6}", r.t, r.ingress / 1e6));
-        if let (true, Some(e)) = (with_egress, r.egress) {
-            csv.push_str(&format!(",{:.6}", e / 1e6));
+        match (with_egress, r.egress) {
+            (true, Some(e)) => csv.push_str(&format!(",{:.6}", e / 1e6)),
+            (true, None) => csv.push(','),
+            (false, _) => {}
         }
         csv.push('\n');
     }
@@ -380,10 +419,54 @@ mod tests {
         let demand = parse(&csv, "written").expect("parses");
         assert_eq!(demand.ingress, vec![10e6, 12.5e6]);
         assert_eq!(demand.egress, Some(vec![20e6, 25e6]));
-        // One row without egress: no egress column at all.
-        let csv = to_csv(&[row(0.0, 10.0, Some(20.0)), row(60.0, 12.5, None)]);
+        // A row without egress: an empty cell, filled from its neighbours when read.
+        let csv = to_csv(&[
+            row(0.0, 10.0, Some(20.0)),
+            row(60.0, 12.5, None),
+            row(120.0, 11.0, Some(30.0)),
+        ]);
+        assert_eq!(
+            csv,
+            "t_seconds,ingress_mb_per_s,egress_mb_per_s\n0,10.000000,20.000000\n60,12.500000,\n120,11.000000,30.000000\n"
+        );
+        let demand = parse(&csv, "written").expect("parses");
+        assert_eq!(demand.egress, Some(vec![20e6, 25e6, 30e6]));
+        // No row with egress: no egress column.
+        let csv = to_csv(&[row(0.0, 10.0, None), row(60.0, 12.5, None)]);
         assert!(csv.starts_with("t_seconds,ingress_mb_per_s\n0,10.000000\n"));
         assert_eq!(parse(&csv, "written").expect("parses").egress, None);
+    }
+
+    #[test]
+    fn unknown_egress_is_filled_from_the_known_minutes() {
+        // Minutes 0-1 unknown, 2 known, 3 half known, 4-5 unknown, 6 known, 7 unknown.
+        let text = "t_seconds,ingress_mb_per_s,egress_mb_per_s\n\
+                    0,1,\n120,1,10\n180,1,20\n210,1,\n360,1,50\n420,1,\n";
+        let d = parse(text, "gaps.csv").expect("parses");
+        assert_eq!(d.ingress, vec![1e6; 8]);
+        let e: Vec<f64> = d.egress.expect("egress").iter().map(|e| e / 1e6).collect();
+        assert_eq!(e, [10.0, 10.0, 10.0, 20.0, 30.0, 40.0, 50.0, 50.0]);
+        // All empty: no egress; an empty ingress is still refused.
+        let none = parse(
+            "t_seconds,ingress_mb_per_s,egress_mb_per_s\n0,1,\n60,2,\n",
+            "n.csv",
+        );
+        assert_eq!(none.expect("parses").egress, None);
+        let err = parse(
+            "t_seconds,ingress_mb_per_s,egress_mb_per_s\n0,,3\n",
+            "i.csv",
+        );
+        assert!(
+            matches!(
+                err,
+                Err(TraceError::NotANumber {
+                    line: 2,
+                    column: "ingress_mb_per_s",
+                    ..
+                })
+            ),
+            "{err:?}"
+        );
     }
 
     #[test]

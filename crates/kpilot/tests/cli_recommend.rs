@@ -312,6 +312,12 @@ fn recommend_follows_the_measured_load_and_refuses_missing_metrics() {
     assert_eq!(hist["trace"]["rows"].as_u64(), Some(rows.len() as u64));
     assert_eq!(hist["trace"]["egress"], true, "{}", hist["trace"]);
     assert_eq!(
+        hist["trace"]["egress_rows"].as_u64(),
+        Some(rows.len() as u64),
+        "{}",
+        hist["trace"]
+    );
+    assert_eq!(
         rows.len() as u64,
         samples - 1,
         "the history's points, the measurement aside"

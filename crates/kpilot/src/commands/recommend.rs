@@ -413,10 +413,11 @@ async fn measure(args: &Args, config: ClientConfig, window: Span) -> anyhow::Res
 struct TraceCsv {
     /// The file's text: one row per ingress point, Unix seconds, MB/s.
     text: String,
-    /// Whether it has the egress column: only when `egress` has a point at every step.
-    egress: bool,
-    /// Why an egress history given was left out.
-    left_out: Option<String>,
+    /// How many rows have the egress (the others have an empty cell, which the simulator
+    /// fills from the rows around it; no egress column when none has).
+    egress_rows: usize,
+    /// What of an egress history given is missing.
+    missing: Option<String>,
 }
 
 fn trace_csv(ingress: &RateHistory, egress: Option<&RateHistory>) -> TraceCsv {
@@ -434,16 +435,23 @@ fn trace_csv(ingress: &RateHistory, egress: Option<&RateHistory>) -> TraceCsv {
         })
         .collect();
     let covered = rows.iter().filter(|r| r.egress.is_some()).count();
-    let with_egress = egress.is_some() && !rows.is_empty() && covered == rows.len();
-    TraceCsv {
-        text: kpilot_sim::trace::to_csv(&rows),
-        egress: with_egress,
-        left_out: (egress.is_some() && !with_egress).then(|| {
+    let missing = (egress.is_some() && covered < rows.len()).then(|| {
+        if covered == 0 {
             format!(
-                "Prometheus has the egress for {covered} of the {} steps",
+                "Prometheus has the egress for none of the {} steps: the trace has no egress column",
                 rows.len()
             )
-        }),
+        } else {
+            format!(
+                "Prometheus has the egress for {covered} of the {} steps: the others are empty cells, which `kpilot simulate` fills from the steps around them",
+                rows.len()
+            )
+        }
+    });
+    TraceCsv {
+        text: kpilot_sim::trace::to_csv(&rows),
+        egress_rows: covered,
+        missing,
     }
 }
 
@@ -540,7 +548,10 @@ struct TraceOut {
     file: PathBuf,
     rows: usize,
     hours: f64,
+    /// Whether it has the egress column.
     egress: bool,
+    /// How many rows have the egress (the others have an empty cell).
+    egress_rows: usize,
 }
 
 fn ingress_of(m: &Measurement) -> anyhow::Result<Throughput> {
@@ -664,8 +675,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 None => None,
             };
             let csv = trace_csv(history, egress);
-            if let Some(why) = &csv.left_out {
-                warnings.push(format!("trace without egress: {why}"));
+            if let Some(why) = &csv.missing {
+                warnings.push(format!("trace egress incomplete: {why}"));
             }
             std::fs::write(path, &csv.text)
                 .with_context(|| format!("cannot write the trace {}", path.display()))?;
@@ -675,7 +686,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 file: path.clone(),
                 rows: history.points.len(),
                 hours: (last - first + window.secs()) / 3600.0,
-                egress: csv.egress,
+                egress: csv.egress_rows > 0,
+                egress_rows: csv.egress_rows,
             })
         }
         (Some(path), _) => {
@@ -1014,7 +1026,11 @@ fn render(r: &Report) -> String {
             "  trace: {} row(s) over {:.1} h{} written to {}; replay them with `kpilot simulate --trace {}`\n",
             t.rows,
             t.hours,
-            if t.egress { " with the egress" } else { "" },
+            match (t.egress_rows, t.rows) {
+                (0, _) => String::new(),
+                (e, n) if e == n => " with the egress".to_owned(),
+                (e, _) => format!(" with the egress in {e} of them"),
+            },
             t.file.display(),
             t.file.display()
         ));
@@ -1065,7 +1081,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_trace_has_the_egress_only_where_it_covers_every_step_and_replays() {
+    fn a_trace_has_the_egress_where_prometheus_has_it_and_replays() {
         let ingress = RateHistory::of_mb_per_s(&[(1_800_000_000.0, 10.0), (1_800_000_300.0, 12.5)]);
         let full = RateHistory::of_mb_per_s(&[(1_800_000_000.0, 20.0), (1_800_000_300.0, 25.0)]);
         let csv = trace_csv(&ingress, Some(&full));
@@ -1075,21 +1091,33 @@ mod tests {
              1800000000,10.000000,20.000000\n\
              1800000300,12.500000,25.000000\n"
         );
-        assert!(csv.egress && csv.left_out.is_none());
+        assert!(csv.egress_rows == 2 && csv.missing.is_none());
         let demand = kpilot_sim::parse(&csv.text, "trace.csv").expect("the simulator reads it");
         assert_eq!(demand.minutes(), 10);
+        // A step without egress: an empty cell, the other step's egress kept.
         let partial = RateHistory::of_mb_per_s(&[(1_800_000_300.0, 25.0)]);
         let csv = trace_csv(&ingress, Some(&partial));
+        assert!(csv.text.starts_with(
+            "t_seconds,ingress_mb_per_s,egress_mb_per_s\n1800000000,10.000000,\n1800000300,12.500000,25.000000\n"
+        ));
+        assert_eq!(csv.egress_rows, 1);
         assert!(
-            csv.text
-                .starts_with("t_seconds,ingress_mb_per_s\n1800000000,10.000000\n")
+            csv.missing
+                .as_deref()
+                .is_some_and(|m| m.starts_with("Prometheus has the egress for 1 of the 2 steps")),
+            "{:?}",
+            csv.missing
         );
-        assert!(!csv.egress);
-        assert_eq!(
-            csv.left_out.as_deref(),
-            Some("Prometheus has the egress for 1 of the 2 steps")
+        let demand = kpilot_sim::parse(&csv.text, "trace.csv").expect("the simulator reads it");
+        assert_eq!(demand.egress, Some(vec![25e6; 10]));
+        // None at all: no column.
+        let csv = trace_csv(&ingress, Some(&RateHistory::of_mb_per_s(&[])));
+        assert!(csv.text.starts_with("t_seconds,ingress_mb_per_s\n"));
+        assert!(
+            csv.missing
+                .is_some_and(|m| m.contains("none of the 2 steps"))
         );
-        assert!(trace_csv(&ingress, None).left_out.is_none());
+        assert!(trace_csv(&ingress, None).missing.is_none());
     }
 
     #[test]

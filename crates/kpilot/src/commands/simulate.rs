@@ -41,7 +41,8 @@ use crate::output::{Table, print_json, usage};
 ///
 /// Trace format (CSV): a header `t_seconds,ingress_mb_per_s` (optionally
 /// `,egress_mb_per_s`), then one row per point; `t_seconds` counts from a midnight, strictly
-/// increasing; a row's rate holds until the next row.
+/// increasing; a row's rate holds until the next row. An empty egress cell is unknown
+/// there: filled from the rows around it.
 #[derive(Debug, ClapArgs)]
 #[command(verbatim_doc_comment)]
 pub struct Args {
