@@ -612,6 +612,12 @@ pub struct RebuildThrottleStatus {
     /// Each broker's rebuild as the operator's polls saw it, timed into `status.moves`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rebuilds: Vec<StrimziRebuild>,
+    /// Configs of the throttle someone else set to another value during the roll, as
+    /// `"<resource> <key>"` (e.g. `broker 1 leader.replication.throttled.rate`): left as they
+    /// are, and not removed when the throttle is lifted. One that is removed again is set
+    /// again and leaves this list.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub yielded: Vec<String>,
 }
 
 /// One broker's rebuild in a Strimzi roll onto local disks, from the first poll that saw its

@@ -1588,20 +1588,25 @@ async fn strimzi_progress(
         all_done && unsafe_reason.is_none(),
     )
     .await?;
-    if !polled.restored.is_empty() {
-        let message = format!(
-            "the rebuild throttle had been removed ({}); set again",
-            polled.restored.join(", ")
-        );
-        warn!(%message, "rebuild throttle restored");
-        publish(
-            ctx,
-            ap,
-            EventType::Warning,
+    let warnings = [
+        (
             "RebuildThrottleRestored",
-            message,
-        )
-        .await;
+            &polled.restored,
+            "the rebuild throttle had been removed ({}); set again",
+        ),
+        (
+            "RebuildThrottleYielded",
+            &polled.yielded,
+            "someone else set the rebuild throttle's {} during the roll: left as set, and not removed when the roll lifts its throttle",
+        ),
+    ];
+    for (reason, configs, text) in warnings {
+        if configs.is_empty() {
+            continue;
+        }
+        let message = text.replace("{}", &configs.join(", "));
+        warn!(%message, reason, "rebuild throttle changed by someone else");
+        publish(ctx, ap, EventType::Warning, reason, message).await;
     }
     if let Some(o) = status.operation.as_mut() {
         o.brokers = progress

@@ -13,6 +13,8 @@
 //!    throttles only replicas out of the ISR, i.e. the rebuilding ones;
 //! 4. each poll checks that the throttle is still all set and sets again what was removed
 //!    (Strimzi reconciling dynamic configs, another tool), with a Warning Event ([`keep`]).
+//!    A config someone else set to another value is theirs: it is left as it is, recorded in
+//!    `rebuildThrottle.yielded` with a Warning Event, and not removed by the lift.
 //!    It also times the rebuilds ([`time_rebuilds`]): from the first poll that sees a
 //!    broker's pod Ready on the new type (and what it stores then) to the first that sees it
 //!    back in every ISR; each is recorded in `status.moves` like a StatefulSet roll's
@@ -24,7 +26,7 @@
 //! Performs Kafka I/O.
 
 use kpilot_kafka::AdminClient;
-use kpilot_roll::{KafkaPort as _, ReplicationThrottle, ThrottledTopic};
+use kpilot_roll::{Drift, KafkaPort as _, ReplicationThrottle, ThrottledTopic};
 use tracing::info;
 
 use crate::crd::{KafkaAutopilotStatus, RebuildThrottleStatus};
@@ -151,6 +153,7 @@ async fn record_and_set(
         set_at: None,
         lifted_at: None,
         rebuilds: Vec::new(),
+        yielded: Vec::new(),
     };
     let throttle = throttle_of(&recorded);
     if let Some(o) = status.operation.as_mut() {
@@ -188,7 +191,9 @@ pub(crate) async fn lift_abandoned(
         return Ok(false);
     };
     let admin = conn.connect().await?;
-    let result = throttle_of(recorded).lift(&admin).await;
+    let result = throttle_of(recorded)
+        .lift_except(&admin, &recorded.yielded)
+        .await;
     admin.close();
     result.map_err(|e| ReconcileError::Cleanup {
         message: format!("lifting the rebuild throttle of the Strimzi roll: {e}"),
@@ -201,6 +206,8 @@ pub(crate) async fn lift_abandoned(
 pub(crate) struct Polled {
     /// The parts of the throttle that had been removed and were set again.
     pub restored: Vec<String>,
+    /// The parts someone else set to another value since the last poll: left to them.
+    pub yielded: Vec<String>,
     /// With `lift`: how many partitions are still out of sync, the throttle kept for them.
     pub behind: Option<usize>,
 }
@@ -232,7 +239,7 @@ pub(crate) async fn poll(
         Err(_) => return Ok(Polled::default()),
     };
     let result = async {
-        let restored = keep(&admin, status).await;
+        let Kept { restored, yielded } = keep(&admin, status).await;
         // One look at the ISRs serves the timing and the lift.
         let metadata = admin.metadata().await;
         let behind_brokers = metadata.as_ref().ok().map(|m| out_of_sync_brokers(m));
@@ -245,7 +252,11 @@ pub(crate) async fn poll(
         } else {
             None
         };
-        Ok(Polled { restored, behind })
+        Ok(Polled {
+            restored,
+            yielded,
+            behind,
+        })
     }
     .await;
     admin.close();
@@ -290,7 +301,7 @@ async fn lift_when_in_sync(
         return Ok(Some(behind));
     }
     throttle_of(&recorded)
-        .lift(admin)
+        .lift_except(admin, &recorded.yielded)
         .await
         .map_err(|e| roll_error(status, format!("lifting the rebuild throttle: {e}")))?;
     if let Some(r) = status
@@ -404,24 +415,63 @@ async fn time_rebuilds(
     }
 }
 
-/// Step 4 (first part): while the throttle is set, sets again what is missing of it and
-/// returns what was (empty when nothing was). Best effort: nothing is checked while a broker
-/// cannot answer (the next poll does), and nothing here fails the reconcile.
-async fn keep(admin: &AdminClient, status: &KafkaAutopilotStatus) -> Vec<String> {
+/// What [`keep`] found and did.
+#[derive(Debug, Default)]
+struct Kept {
+    /// Configs that had been removed and were set again, `"<resource> <key>=<value>"`.
+    restored: Vec<String>,
+    /// Configs someone else set to another value since the last poll, left to them.
+    yielded: Vec<String>,
+}
+
+/// Step 4 (first part): while the throttle is set, sets again what was removed of it, and
+/// yields what someone else set to another value (recorded in `yielded`, left as it is and
+/// not lifted). A yielded config removed later is set again and reclaimed. Best effort:
+/// nothing is checked while a broker cannot answer (the next poll does), and nothing here
+/// fails the reconcile.
+async fn keep(admin: &AdminClient, status: &mut KafkaAutopilotStatus) -> Kept {
     let Some(recorded) = in_force(status) else {
-        return Vec::new();
+        return Kept::default();
     };
     let throttle = throttle_of(recorded);
-    match throttle.missing(admin, recorded.bytes_per_s).await {
-        Ok(missing) if !missing.is_empty() => {
-            match throttle.set(admin, recorded.bytes_per_s).await {
-                Ok(()) => missing,
-                Err(e) => {
-                    tracing::warn!(error = %e, "could not set the rebuild throttle again");
-                    Vec::new()
-                }
-            }
+    let drifted = match throttle.drift(admin, recorded.bytes_per_s).await {
+        Ok(d) => d,
+        Err(e) => {
+            tracing::debug!(error = %e, "rebuild throttle not checked this poll");
+            return Kept::default();
         }
-        _ => Vec::new(),
+    };
+    let yielded_before = recorded.yielded.clone();
+    let (removed, changed): (Vec<Drift>, Vec<Drift>) =
+        drifted.into_iter().partition(|d| d.found.is_none());
+    let mut kept = Kept::default();
+    // What was removed is set again: ours once more, also where it had been yielded.
+    let mut reclaimed = Vec::new();
+    if !removed.is_empty() {
+        match ReplicationThrottle::set_again(admin, &removed).await {
+            Ok(()) => {
+                kept.restored = removed.iter().map(ToString::to_string).collect();
+                reclaimed = removed.iter().map(Drift::name).collect();
+            }
+            Err(e) => tracing::warn!(error = %e, "could not set the rebuild throttle again"),
+        }
     }
+    let mut yielded: Vec<String> = yielded_before
+        .into_iter()
+        .filter(|n| !reclaimed.contains(n))
+        .collect();
+    for d in &changed {
+        if !yielded.contains(&d.name()) {
+            yielded.push(d.name());
+            kept.yielded.push(d.to_string());
+        }
+    }
+    if let Some(r) = status
+        .operation
+        .as_mut()
+        .and_then(|o| o.rebuild_throttle.as_mut())
+    {
+        r.yielded = yielded;
+    }
+    kept
 }

@@ -8,6 +8,8 @@
 //! operator sets the rebuild throttle before the pool changes (both rates on every broker,
 //! `*` on the topic), keeps it while the last broker still rebuilds after every pod is on the
 //! new type, and lifts it before the operation completes; each rebuild runs at the throttle.
+//! Mid-roll, a rate it set is removed (set again at the next poll) and another is set to a
+//! different value by "someone else" (left as it is, yielded, and not removed by the lift).
 
 mod common;
 
@@ -161,6 +163,8 @@ fn a_strimzi_roll_onto_local_disks_is_throttled_until_the_last_rebuild_is_in_syn
             .expect("delete the replica list");
 
         let removed = format!("broker 3 {FOLLOWER_RATE}={THROTTLE}");
+        const THEIRS: u64 = 7_000_000;
+        let theirs = format!("broker 1 {LEADER_RATE}={THEIRS}");
         let began = Instant::now();
         let mut set_before_the_pool_changed = None;
         // Broker being rebuilt: its id and when Strimzi restarted it.
@@ -219,6 +223,15 @@ fn a_strimzi_roll_onto_local_disks_is_throttled_until_the_last_rebuild_is_in_syn
                 )
                 .await;
                 assert!(!now.contains(&removed), "{now:?}");
+                // Someone else (a reassignment started meanwhile) sets another value on a
+                // key the roll set: the operator leaves it to them.
+                admin
+                    .alter_configs(
+                        &ConfigResource::Broker(kpilot_cluster::BrokerId(1)),
+                        &[ConfigOp::set(LEADER_RATE, THEIRS)],
+                    )
+                    .await
+                    .expect("set another rate");
             }
             if let Some((id, restarted)) = rebuilding
                 && out_of_sync(&admin).await == 0
@@ -236,10 +249,14 @@ fn a_strimzi_roll_onto_local_disks_is_throttled_until_the_last_rebuild_is_in_syn
                 && id > 1
                 && rebuilding.is_none()
             {
-                let now = throttle_answering(&admin, &[3], &[]).await;
+                let now = throttle_answering(&admin, &[1, 3], &[]).await;
                 assert!(
                     now.contains(&removed),
                     "set again before broker {id} rolls: {now:?}"
+                );
+                assert!(
+                    now.contains(&theirs),
+                    "someone else's value kept before broker {id} rolls: {now:?}"
                 );
             }
             if asked.as_deref() == Some("im4gn.xlarge")
@@ -329,9 +346,25 @@ fn a_strimzi_roll_onto_local_disks_is_throttled_until_the_last_rebuild_is_in_syn
             .find(|(r, _)| r == "RebuildThrottleRestored")
             .unwrap_or_else(|| panic!("{events:?}"));
         assert!(restored.1.contains(&removed), "{restored:?}");
-        // Nothing is left set, and every partition is in sync.
+        let yielded = events
+            .iter()
+            .find(|(r, _)| r == "RebuildThrottleYielded")
+            .unwrap_or_else(|| panic!("{events:?}"));
+        assert!(
+            yielded.1.contains(&format!("{theirs} (not {THROTTLE})")),
+            "{yielded:?}"
+        );
+        assert_eq!(recorded.yielded, [format!("broker 1 {LEADER_RATE}")]);
+        // Only someone else's rate is left set, and every partition is in sync.
         let left = throttle_left(&admin, &[1, 2, 3], &[TOPIC]).await;
-        assert!(left.is_empty(), "throttle overrides left behind: {left:?}");
+        assert_eq!(left, [theirs.as_str()], "throttle overrides left behind");
+        admin
+            .alter_configs(
+                &ConfigResource::Broker(kpilot_cluster::BrokerId(1)),
+                &[ConfigOp::delete(LEADER_RATE)],
+            )
+            .await
+            .expect("remove theirs");
         assert_eq!(out_of_sync(&admin).await, 0);
         admin.close();
     });

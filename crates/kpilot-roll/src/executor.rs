@@ -269,6 +269,9 @@ pub enum RollEvent {
         rate_bytes_per_s: Option<f64>,
         /// The throttle it ran under, bytes per second.
         throttle_bytes_per_s: Option<u64>,
+        /// Configs of the throttle someone else set to another value meanwhile, left set.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        left_to_others: Vec<String>,
     },
     /// The final election is verified.
     Finished {
@@ -344,6 +347,7 @@ impl fmt::Display for RollEvent {
                 since_start_ms,
                 rate_bytes_per_s,
                 throttle_bytes_per_s,
+                left_to_others,
             } => {
                 write!(f, "node {node}: rebuilt {:.1} MB", *bytes as f64 / 1e6)?;
                 if let Some(ms) = since_start_ms {
@@ -353,9 +357,17 @@ impl fmt::Display for RollEvent {
                     write!(f, ", {:.2} MB/s while catching up", r / 1e6)?;
                 }
                 match throttle_bytes_per_s {
-                    Some(t) => write!(f, " (throttle {:.1} MB/s, lifted)", *t as f64 / 1e6),
-                    None => f.write_str(" (unthrottled)"),
+                    Some(t) => write!(f, " (throttle {:.1} MB/s, lifted)", *t as f64 / 1e6)?,
+                    None => f.write_str(" (unthrottled)")?,
                 }
+                if !left_to_others.is_empty() {
+                    write!(
+                        f,
+                        "; left set, someone else's since: {}",
+                        left_to_others.join(", ")
+                    )?;
+                }
+                Ok(())
             }
             RollEvent::Finished { not_preferred } => {
                 if *not_preferred == 0 {
@@ -734,8 +746,7 @@ impl<'a, K: KafkaPort, F: Fleet> Roller<'a, K, F> {
                 topics: partitions.keys().cloned().collect(),
                 partitions,
                 applied: options.rebuild_throttle_bytes_per_s.is_some(),
-                bytes_at_catch_up: None,
-                bytes: None,
+                ..Rebuild::default()
             });
             store.save(journal)?;
         }
@@ -817,12 +828,14 @@ impl<'a, K: KafkaPort, F: Fleet> Roller<'a, K, F> {
                 .await?;
         }
         if rebuild.applied {
-            self.kafka
+            let theirs = self
+                .kafka
                 .lift_rebuild_throttle(node, &rebuild)
                 .await
                 .map_err(RollError::Throttle)?;
             if let Some(r) = journal.node_mut(node)?.rebuild.as_mut() {
                 r.applied = false;
+                r.left_to_others = theirs;
             }
             store.save(journal)?;
         }
@@ -843,6 +856,7 @@ impl<'a, K: KafkaPort, F: Fleet> Roller<'a, K, F> {
                 rebuild.rate_bytes_per_s(entry.timings.catch_up_ms)
             },
             throttle_bytes_per_s: rebuild.throttle_bytes_per_s,
+            left_to_others: rebuild.left_to_others,
         });
         Ok(())
     }

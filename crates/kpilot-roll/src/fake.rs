@@ -360,8 +360,9 @@ impl KafkaPort for FakeCluster {
         &self,
         node: BrokerId,
         _rebuild: &Rebuild,
-    ) -> Result<(), KafkaPortError> {
-        self.throttle_op(FakeOp::Lift(node))
+    ) -> Result<Vec<String>, KafkaPortError> {
+        self.throttle_op(FakeOp::Lift(node))?;
+        Ok(Vec::new())
     }
 
     async fn stored_bytes(&self, node: BrokerId) -> Result<u64, KafkaPortError> {

@@ -170,6 +170,10 @@ pub struct Rebuild {
     pub bytes_at_catch_up: Option<u64>,
     /// What the node stored once back in every ISR, bytes: what it rebuilt.
     pub bytes: Option<u64>,
+    /// Configs of the throttle someone else had set to another value by the time it was
+    /// lifted, `"<resource> <key>=<value> (not <ours>)"`: theirs, left set.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub left_to_others: Vec<String>,
 }
 
 impl Rebuild {

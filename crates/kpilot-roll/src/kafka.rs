@@ -102,15 +102,30 @@ impl KafkaPort for AdminClient {
         &self,
         node: BrokerId,
         rebuild: &Rebuild,
-    ) -> Result<(), KafkaPortError> {
-        ReplicationThrottle::of_rebuild(node, rebuild)
-            .lift(self)
+    ) -> Result<Vec<String>, KafkaPortError> {
+        let throttle = ReplicationThrottle::of_rebuild(node, rebuild);
+        // Someone else's values on the same keys are theirs. When they cannot be read (a
+        // broker does not answer), everything is lifted, as before there was this check.
+        let theirs: Vec<Drift> = match rebuild.throttle_bytes_per_s {
+            Some(rate) => match throttle.drift(self, rate).await {
+                Ok(drifted) => drifted.into_iter().filter(|d| d.found.is_some()).collect(),
+                Err(e) => {
+                    tracing::warn!(node = node.0, error = %e, "could not check the rebuild throttle for other values before lifting it");
+                    Vec::new()
+                }
+            },
+            None => Vec::new(),
+        };
+        let keep: Vec<String> = theirs.iter().map(Drift::name).collect();
+        throttle
+            .lift_except(self, &keep)
             .await
             .map_err(|e| KafkaPortError::Throttle {
                 action: "lifting",
                 node,
                 source: Box::new(e),
-            })
+            })?;
+        Ok(theirs.iter().map(ToString::to_string).collect())
     }
 
     async fn stored_bytes(&self, node: BrokerId) -> Result<u64, KafkaPortError> {
@@ -245,6 +260,36 @@ impl ThrottledTopic {
     }
 }
 
+/// One config of a [`ReplicationThrottle`] that is not as it was set.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Drift {
+    /// The broker or topic.
+    pub resource: ConfigResource,
+    /// The config.
+    pub key: &'static str,
+    /// The value the throttle sets.
+    pub want: String,
+    /// The value set now: `None` when it was removed, another value when someone else set
+    /// it.
+    pub found: Option<String>,
+}
+
+impl Drift {
+    /// `"<resource> <key>"`, e.g. `broker 3 follower.replication.throttled.rate`.
+    pub fn name(&self) -> String {
+        format!("{} {}", self.resource, self.key)
+    }
+}
+
+impl std::fmt::Display for Drift {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.found {
+            None => write!(f, "{} {}={}", self.resource, self.key, self.want),
+            Some(v) => write!(f, "{} {}={v} (not {})", self.resource, self.key, self.want),
+        }
+    }
+}
+
 /// Setting or lifting a [`ReplicationThrottle`] failed on one resource.
 #[derive(Debug, thiserror::Error)]
 #[error("{resource}: {source}")]
@@ -311,56 +356,115 @@ impl ReplicationThrottle {
         Ok(())
     }
 
-    /// What of it at `rate` is not set now, as `"<resource> <key>=<value>"` (empty when all
-    /// is): for noticing that something removed it. Fails when a broker cannot answer (a
-    /// broker's own configs are read from that broker, so not while it is down).
-    pub async fn missing(
-        &self,
-        admin: &AdminClient,
-        rate: u64,
-    ) -> Result<Vec<String>, ThrottleError> {
+    /// Every config it sets at `rate`: the resource, the key, the value.
+    fn entries(&self, rate: u64) -> Vec<(ConfigResource, &'static str, String)> {
+        let rates = self
+            .rates()
+            .map(|(b, key)| (ConfigResource::Broker(b), key, rate.to_string()));
+        let lists = self.topics.iter().flat_map(|t| {
+            let topic = TopicName::new(&t.name).ok().map(ConfigResource::Topic);
+            t.lists()
+                .filter_map(move |(key, value)| Some((topic.clone()?, key, value.to_owned())))
+                .collect::<Vec<_>>()
+        });
+        rates.chain(lists).collect()
+    }
+
+    /// What of it at `rate` is not as it set it now (empty when all is): removed (`found`
+    /// `None`), or set by someone else to another value. Only a broker's or a topic's own
+    /// overrides count: a cluster-wide default the broker reports instead is a removal. Fails
+    /// when a broker cannot answer (a broker's own configs are read from that broker, so not
+    /// while it is down).
+    pub async fn drift(&self, admin: &AdminClient, rate: u64) -> Result<Vec<Drift>, ThrottleError> {
+        let entries = self.entries(rate);
         let mut resources: Vec<ConfigResource> = Vec::new();
-        for (broker, _) in self.rates() {
-            if !resources.contains(&ConfigResource::Broker(broker)) {
-                resources.push(ConfigResource::Broker(broker));
+        for (resource, _, _) in &entries {
+            if !resources.contains(resource) {
+                resources.push(resource.clone());
             }
         }
         for topic in &self.topics {
-            resources.push(Self::topic(&topic.name)?);
+            Self::topic(&topic.name)?;
         }
-        let set: std::collections::BTreeSet<String> = admin
-            .throttle_overrides(&resources)
+        let keys = [
+            LEADER_RATE,
+            FOLLOWER_RATE,
+            LEADER_REPLICAS,
+            FOLLOWER_REPLICAS,
+        ];
+        let configs = admin
+            .describe_configs(&resources, Some(&keys))
             .await
             .map_err(|e| ThrottleError {
                 resource: "the brokers and topics of the throttle".to_owned(),
                 source: Box::new(e),
-            })?
+            })?;
+        Ok(entries
             .into_iter()
-            .map(|(r, k, v)| format!("{r} {k}={v}"))
-            .collect();
-        let rates = self
-            .rates()
-            .map(|(b, key)| format!("{} {key}={rate}", ConfigResource::Broker(b)));
-        let lists = self.topics.iter().flat_map(|t| {
-            t.lists()
-                .map(|(key, value)| format!("topic {} {key}={value}", t.name))
-        });
-        Ok(rates.chain(lists).filter(|e| !set.contains(e)).collect())
+            .filter_map(|(resource, key, want)| {
+                let found = configs
+                    .get(&resource)
+                    .and_then(|c| c.get(key))
+                    .filter(|e| {
+                        matches!(
+                            e.source,
+                            ConfigSource::DynamicBrokerConfig | ConfigSource::DynamicTopicConfig
+                        )
+                    })
+                    .and_then(|e| e.value.clone())
+                    .filter(|v| !v.is_empty());
+                (found.as_deref() != Some(want.as_str())).then_some(Drift {
+                    resource,
+                    key,
+                    want,
+                    found,
+                })
+            })
+            .collect())
+    }
+
+    /// Sets the configs of `drifted` to what this throttle wants.
+    pub async fn set_again(admin: &AdminClient, drifted: &[Drift]) -> Result<(), ThrottleError> {
+        for d in drifted {
+            alter(admin, &d.resource, &[ConfigOp::set(d.key, &d.want)]).await?;
+        }
+        Ok(())
     }
 
     /// Deletes what [`ReplicationThrottle::set`] set: the rates first, then the lists. A topic
     /// deleted meanwhile has nothing left to lift.
     pub async fn lift(&self, admin: &AdminClient) -> Result<(), ThrottleError> {
+        self.lift_except(admin, &[]).await
+    }
+
+    /// [`ReplicationThrottle::lift`], leaving the configs named in `keep` (as
+    /// [`Drift::name`] names them: someone else's now).
+    pub async fn lift_except(
+        &self,
+        admin: &AdminClient,
+        keep: &[String],
+    ) -> Result<(), ThrottleError> {
+        let kept = |resource: &ConfigResource, key: &str| {
+            keep.iter().any(|k| *k == format!("{resource} {key}"))
+        };
         for (broker, key) in self.rates() {
-            let ops = [ConfigOp::Delete(key.into())];
-            alter(admin, &ConfigResource::Broker(broker), &ops).await?;
+            let resource = ConfigResource::Broker(broker);
+            if kept(&resource, key) {
+                continue;
+            }
+            alter(admin, &resource, &[ConfigOp::Delete(key.into())]).await?;
         }
         for topic in &self.topics {
-            let ops = [
-                ConfigOp::Delete(LEADER_REPLICAS.into()),
-                ConfigOp::Delete(FOLLOWER_REPLICAS.into()),
-            ];
-            match alter(admin, &Self::topic(&topic.name)?, &ops).await {
+            let resource = Self::topic(&topic.name)?;
+            let ops: Vec<ConfigOp> = [LEADER_REPLICAS, FOLLOWER_REPLICAS]
+                .into_iter()
+                .filter(|key| !kept(&resource, key))
+                .map(|key| ConfigOp::Delete(key.into()))
+                .collect();
+            if ops.is_empty() {
+                continue;
+            }
+            match alter(admin, &resource, &ops).await {
                 Err(e)
                     if matches!(
                         e.source.downcast_ref::<kpilot_kafka::AdminError>(),

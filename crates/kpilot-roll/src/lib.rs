@@ -28,7 +28,7 @@ pub mod store;
 pub use executor::{DryRun, RollError, RollEvent, Roller, Settings};
 pub use gate::{GateBlock, GateRules, GateVerdict, Observation};
 pub use journal::{Journal, Phase, RollStatus};
-pub use kafka::{ReplicationThrottle, ThrottleError, ThrottledTopic};
+pub use kafka::{Drift, ReplicationThrottle, ThrottleError, ThrottledTopic};
 pub use local::{LocalFleet, LocalSizing};
 pub use plan::{PlanError, RollOptions, RollPlan};
 pub use ports::{Fleet, FleetError, KafkaPort, KafkaPortError};

@@ -81,12 +81,15 @@ pub trait KafkaPort {
         rebuild: &Rebuild,
     ) -> Result<(), KafkaPortError>;
 
-    /// Removes what [`KafkaPort::throttle_rebuild`] set (idempotent).
+    /// Removes what [`KafkaPort::throttle_rebuild`] set (idempotent), except the configs
+    /// someone else set to another value meanwhile (a reassignment started during the
+    /// rebuild): those are theirs, left set and returned, as `"<resource> <key>=<value> (not
+    /// <ours>)"`.
     async fn lift_rebuild_throttle(
         &self,
         node: BrokerId,
         rebuild: &Rebuild,
-    ) -> Result<(), KafkaPortError>;
+    ) -> Result<Vec<String>, KafkaPortError>;
 
     /// The bytes `node`'s replica logs hold now.
     async fn stored_bytes(&self, node: BrokerId) -> Result<u64, KafkaPortError>;

@@ -36,6 +36,8 @@ const BATCHES: usize = 120;
 /// 1 MB/s the brokers' quota, enforced per fetch of up to 1 MB a partition, overshoots by a
 /// quarter.)
 const THROTTLE: u64 = 2_000_000;
+/// Another rate someone sets on broker 1 during the throttled rebuild.
+const THEIRS: u64 = 7_000_000;
 
 /// Every throttle override set now on the brokers and the topic, as
 /// `"<resource> <key>=<value>"`; a broker that cannot answer (it is down) is skipped.
@@ -208,16 +210,43 @@ fn a_rebuild_onto_an_empty_disk_runs_at_its_throttle_and_leaves_nothing_set() {
             .expect("remove default");
     });
     std::fs::remove_file(bed.dir.join("journal-2.json")).ok();
+    // The removals reach every broker through the metadata log: wait until none reports
+    // them, so that the watcher below sees only what the roll (and "someone else") sets.
+    runtime.block_on(async {
+        let began = std::time::Instant::now();
+        loop {
+            let now = overrides(&admin).await;
+            if now.is_empty() {
+                break;
+            }
+            assert!(began.elapsed() < Duration::from_secs(30), "{now:?}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    });
 
-    // A watcher samples the throttle overrides while broker 2 is rolled.
+    // A watcher samples the throttle overrides while broker 2 is rolled. Once the whole
+    // throttle is set (broker 3's leader rate is set last), it plays someone else starting a
+    // reassignment: broker 1's leader rate set to another value, which the lift must leave.
     let seen: Arc<Mutex<BTreeSet<String>>> = Arc::default();
     let watching = Arc::new(std::sync::atomic::AtomicBool::new(true));
     let watcher = {
         let (seen, watching, bootstrap) = (seen.clone(), watching.clone(), bed.bootstrap.clone());
         runtime.spawn(async move {
             let admin = real::admin(&bootstrap).await;
+            let last = format!("broker 3 {LEADER_RATE}={THROTTLE}");
+            let mut theirs_set = false;
             while watching.load(std::sync::atomic::Ordering::SeqCst) {
                 let now = overrides(&admin).await;
+                if !theirs_set && now.contains(&last) {
+                    admin
+                        .alter_configs(
+                            &ConfigResource::Broker(BrokerId(1)),
+                            &[ConfigOp::set(LEADER_RATE, THEIRS)],
+                        )
+                        .await
+                        .expect("someone else's rate");
+                    theirs_set = true;
+                }
                 seen.lock().expect("seen").extend(now);
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
@@ -288,6 +317,7 @@ fn a_rebuild_onto_an_empty_disk_runs_at_its_throttle_and_leaves_nothing_set() {
         ("topic bulk", FOLLOWER_REPLICAS, bulk_followers),
         ("topic mixed", LEADER_REPLICAS, "0:3".to_string()),
         ("topic mixed", FOLLOWER_REPLICAS, "0:2".to_string()),
+        ("broker 1", LEADER_RATE, THEIRS.to_string()),
     ]
     .map(|(resource, key, value)| format!("{resource} {key}={value}"));
     for set in &expected {
@@ -297,8 +327,24 @@ fn a_rebuild_onto_an_empty_disk_runs_at_its_throttle_and_leaves_nothing_set() {
         seen.iter().all(|s| expected.contains(s)),
         "something else was set: {seen:?}"
     );
+    // The lift left someone else's rate, and only that; the journal and the event say so.
+    let theirs = format!("broker 1 {LEADER_RATE}={THEIRS}");
+    assert_eq!(r.left_to_others, [format!("{theirs} (not {THROTTLE})")]);
     let left = runtime.block_on(overrides(&admin));
-    assert!(left.is_empty(), "throttle overrides left behind: {left:?}");
+    assert_eq!(
+        left.into_iter().collect::<Vec<_>>(),
+        [theirs],
+        "throttle overrides left behind"
+    );
+    runtime.block_on(async {
+        admin
+            .alter_configs(
+                &ConfigResource::Broker(BrokerId(1)),
+                &[ConfigOp::Delete(LEADER_RATE.into())],
+            )
+            .await
+            .expect("remove theirs");
+    });
 
     // The same rebuild without a throttle, on broker 3: much faster.
     let free = roll(&runtime, &bed, &admin, 3, None);
