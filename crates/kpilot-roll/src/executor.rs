@@ -111,6 +111,14 @@ pub enum RollError {
         /// What is set, `"<resource> <key>=<value>"`.
         found: Vec<String>,
     },
+    /// `--abandon` found no unfinished roll in the journal.
+    #[error("there is no unfinished roll to abandon in the journal {journal}: {why}")]
+    NothingToAbandon {
+        /// The journal, as the caller names it.
+        journal: String,
+        /// Why not: no journal, or the roll in it is over.
+        why: String,
+    },
     /// The journal holds an unfinished roll to another size.
     #[error(
         "an unfinished roll to {journal_target} is recorded in the journal (node {node} at {phase}); \
@@ -535,9 +543,7 @@ impl<'a, K: KafkaPort, F: Fleet> Roller<'a, K, F> {
             .iter()
             .map(|s| gate::evaluate(&obs, s.id, &options.rules))
             .collect();
-        let unfinished = store
-            .load()?
-            .filter(|j| !matches!(j.status, RollStatus::Completed));
+        let unfinished = store.load()?.filter(|j| !j.status.is_over());
         Ok(DryRun {
             plan,
             verdicts,
@@ -581,7 +587,7 @@ impl<'a, K: KafkaPort, F: Fleet> Roller<'a, K, F> {
         self.fleet.check_size(&options.target).await?;
         self.check_may_elect().await?;
         if let Some(mut j) = store.load()?
-            && !matches!(j.status, RollStatus::Completed)
+            && !j.status.is_over()
         {
             if j.target != options.target {
                 if let Some(n) = j.in_flight() {
@@ -1095,5 +1101,139 @@ fn quorum_member_caught_up(obs: &Observation, node: BrokerId) -> bool {
                 .find(|v| BrokerId::from(v.id) == node)
                 .and_then(|v| v.log_end_offset)
                 .is_some_and(|leo| leo >= q.high_watermark)
+    })
+}
+
+/// What [`abandon`] did.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Abandoned {
+    /// The size the roll was going to.
+    pub target: InstanceType,
+    /// Nodes whose rebuild throttle was lifted (a node still rebuilding goes on unthrottled).
+    pub lifted: Vec<BrokerId>,
+    /// Configs of those throttles someone else had set to another value, left set.
+    pub left_to_others: Vec<String>,
+    /// The node in flight, if any, and its phase: the roll may have left it stopped or
+    /// resized; nothing of that is undone.
+    pub in_flight: Option<(BrokerId, Phase)>,
+    /// Nodes the roll had finished.
+    pub done: Vec<BrokerId>,
+    /// Nodes it had not begun.
+    pub pending: Vec<BrokerId>,
+}
+
+impl fmt::Display for Abandoned {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ids = |ids: &[BrokerId]| {
+            if ids.is_empty() {
+                "none".to_owned()
+            } else {
+                ids.iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            }
+        };
+        writeln!(f, "Roll to {} abandoned.", self.target)?;
+        writeln!(
+            f,
+            "  done: {}; not begun: {}",
+            ids(&self.done),
+            ids(&self.pending)
+        )?;
+        if self.lifted.is_empty() {
+            writeln!(f, "  rebuild throttles: none was set")?;
+        } else {
+            writeln!(
+                f,
+                "  rebuild throttle lifted for node(s) {} (a rebuild still running goes on unthrottled)",
+                ids(&self.lifted)
+            )?;
+        }
+        if !self.left_to_others.is_empty() {
+            writeln!(
+                f,
+                "  left set, someone else's: {}",
+                self.left_to_others.join(", ")
+            )?;
+        }
+        match self.in_flight {
+            Some((node, phase)) if phase.may_be_down() => writeln!(
+                f,
+                "  node {node} was in flight ({phase}) and may be down: start it; while it is down, a new roll's gate lets no other broker stop"
+            ),
+            Some((node, phase)) => {
+                writeln!(f, "  node {node} was in flight ({phase}); it is running")
+            }
+            None => writeln!(f, "  no node was in flight"),
+        }
+    }
+}
+
+/// Gives up the unfinished roll in `store`: lifts the rebuild throttles it set (recorded as
+/// applied; values someone else set meanwhile are left), then marks the journal abandoned so
+/// that the next run starts a new roll. Stops, starts and resizes nothing: a node the roll left
+/// down stays down (the result names it). `journal` names the store in the error.
+pub async fn abandon(
+    kafka: &impl KafkaPort,
+    store: &mut impl JournalStore,
+    journal: &str,
+) -> Result<Abandoned, RollError> {
+    let nothing = |why: String| RollError::NothingToAbandon {
+        journal: journal.to_owned(),
+        why,
+    };
+    let mut j = store
+        .load()?
+        .ok_or_else(|| nothing("there is no journal".to_owned()))?;
+    if j.status.is_over() {
+        return Err(nothing(format!(
+            "the roll to {} in it is over ({})",
+            j.target,
+            if matches!(j.status, RollStatus::Completed) {
+                "completed"
+            } else {
+                "abandoned already"
+            }
+        )));
+    }
+    let mut lifted = Vec::new();
+    let mut left_to_others = Vec::new();
+    for id in j.nodes.iter().map(|n| n.id).collect::<Vec<_>>() {
+        let Some(rebuild) = j.node(id).and_then(|n| n.rebuild.clone()) else {
+            continue;
+        };
+        if !rebuild.applied {
+            continue;
+        }
+        let theirs = kafka
+            .lift_rebuild_throttle(id, &rebuild)
+            .await
+            .map_err(RollError::Throttle)?;
+        if let Some(r) = j.node_mut(id)?.rebuild.as_mut() {
+            r.applied = false;
+            r.left_to_others.clone_from(&theirs);
+        }
+        store.save(&j)?;
+        lifted.push(id);
+        left_to_others.extend(theirs);
+    }
+    let in_flight = j.in_flight().map(|n| (n.id, n.phase));
+    j.abandon(now_ms());
+    store.save(&j)?;
+    let with = |phase: Phase| -> Vec<BrokerId> {
+        j.nodes
+            .iter()
+            .filter(|n| n.phase == phase)
+            .map(|n| n.id)
+            .collect()
+    };
+    Ok(Abandoned {
+        target: j.target.clone(),
+        lifted,
+        left_to_others,
+        in_flight,
+        done: with(Phase::Done),
+        pending: with(Phase::Pending),
     })
 }

@@ -224,6 +224,21 @@ pub enum RollStatus {
     },
     /// Every node done and the final election verified.
     Completed,
+    /// Given up (`kpilot roll --abandon`): its rebuild throttles lifted, nothing else
+    /// undone. The next roll starts anew.
+    Abandoned {
+        /// The node that was in flight then, if any, and its phase.
+        node: Option<BrokerId>,
+        /// Its phase then.
+        phase: Option<Phase>,
+    },
+}
+
+impl RollStatus {
+    /// Whether the roll is over (completed or abandoned): a run starts a new one.
+    pub fn is_over(&self) -> bool {
+        matches!(self, RollStatus::Completed | RollStatus::Abandoned { .. })
+    }
 }
 
 /// The durable record of one roll.
@@ -456,6 +471,16 @@ impl Journal {
         self.updated_ms = now_ms;
     }
 
+    /// Marks the roll abandoned, naming the node in flight (if any).
+    pub fn abandon(&mut self, now_ms: i64) {
+        let in_flight = self.in_flight().map(|n| (n.id, n.phase));
+        self.status = RollStatus::Abandoned {
+            node: in_flight.map(|(id, _)| id),
+            phase: in_flight.map(|(_, phase)| phase),
+        };
+        self.updated_ms = now_ms;
+    }
+
     /// Prepares a rerun: counts it and sets the status back to running.
     pub fn resume(&mut self, now_ms: i64) {
         self.runs += 1;
@@ -464,7 +489,7 @@ impl Journal {
                 n.resumed = true;
             }
         }
-        if !matches!(self.status, RollStatus::Completed) {
+        if !self.status.is_over() {
             self.status = RollStatus::Running;
         }
         self.updated_ms = now_ms;

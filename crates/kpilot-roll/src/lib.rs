@@ -25,7 +25,7 @@ pub mod ports;
 pub mod report;
 pub mod store;
 
-pub use executor::{DryRun, RollError, RollEvent, Roller, Settings};
+pub use executor::{Abandoned, DryRun, RollError, RollEvent, Roller, Settings, abandon};
 pub use gate::{GateBlock, GateRules, GateVerdict, Observation};
 pub use journal::{Journal, Phase, RollStatus};
 pub use kafka::{Drift, ReplicationThrottle, ThrottleError, ThrottledTopic};

@@ -122,6 +122,12 @@ impl RollReport {
                 "HALTED{}: {reason}",
                 node.map(|n| format!(" at node {n}")).unwrap_or_default()
             ),
+            RollStatus::Abandoned { node, phase } => format!(
+                "abandoned{}",
+                node.zip(*phase)
+                    .map(|(n, p)| format!(" with node {n} in flight ({p})"))
+                    .unwrap_or_default()
+            ),
         };
         let _ = writeln!(
             out,

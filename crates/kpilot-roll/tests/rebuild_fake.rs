@@ -9,7 +9,9 @@ use std::collections::BTreeMap;
 use kpilot_cluster::BrokerId;
 use kpilot_cluster::fixtures::uniform_cluster;
 use kpilot_roll::fake::{FakeCluster, FakeOp};
-use kpilot_roll::{GateRules, MemoryStore, RollError, RollEvent, RollOptions, RollStatus, Roller};
+use kpilot_roll::{
+    Fleet, GateRules, MemoryStore, RollError, RollEvent, RollOptions, RollStatus, Roller,
+};
 
 use common::{CheckedFleet, CrashingStore, fast, size};
 
@@ -29,6 +31,32 @@ fn options() -> RollOptions {
         rebuild_throttle_bytes_per_s: Some(THROTTLE),
         ..RollOptions::new(size("m7g.xlarge"))
     }
+}
+
+/// How many journal saves a whole roll of [`fake`] makes.
+async fn saves_of_a_whole_roll() -> usize {
+    let fake = fake();
+    let mut store = MemoryStore::default();
+    Roller::new(&fake, &fake, fast(), |_: &RollEvent| {})
+        .run(&options(), &mut store)
+        .await
+        .expect("roll");
+    store.history.len()
+}
+
+/// The journals of a roll of `fake` that crashed at save `crash_at` (that save not made).
+async fn crashed_at(fake: &FakeCluster, fleet: &impl Fleet, crash_at: usize) -> MemoryStore {
+    let mut memory = MemoryStore::default();
+    let mut crashing = CrashingStore {
+        inner: &mut memory,
+        saves: 0,
+        crash_at,
+    };
+    let result = Roller::new(fake, fleet, fast(), |_: &RollEvent| {})
+        .run(&options(), &mut crashing)
+        .await;
+    assert!(result.is_err(), "crash at save {crash_at} interrupts");
+    memory
 }
 
 /// Per node, whether its rebuild throttle is still set after `ops`.
@@ -154,33 +182,14 @@ async fn without_fresh_disks_or_without_a_throttle_nothing_is_throttled() {
 
 #[tokio::test]
 async fn a_crash_at_any_save_still_ends_with_every_throttle_lifted() {
-    let total = {
-        let fake = fake();
-        let mut store = MemoryStore::default();
-        Roller::new(&fake, &fake, fast(), |_: &RollEvent| {})
-            .run(&options(), &mut store)
-            .await
-            .expect("roll");
-        store.history.len()
-    };
+    let total = saves_of_a_whole_roll().await;
     for crash_at in 1..=total {
         let fake = fake();
         let fleet = CheckedFleet {
             fake: &fake,
             rules: GateRules::default(),
         };
-        let mut memory = MemoryStore::default();
-        {
-            let mut crashing = CrashingStore {
-                inner: &mut memory,
-                saves: 0,
-                crash_at,
-            };
-            let result = Roller::new(&fake, &fleet, fast(), |_: &RollEvent| {})
-                .run(&options(), &mut crashing)
-                .await;
-            assert!(result.is_err(), "crash at save {crash_at} interrupts");
-        }
+        let mut memory = crashed_at(&fake, &fleet, crash_at).await;
         let report = Roller::new(&fake, &fleet, fast(), |_: &RollEvent| {})
             .run(&options(), &mut memory)
             .await
@@ -297,4 +306,82 @@ async fn throttles_set_during_the_roll_halt_it_before_the_next_node_stops() {
     assert_eq!(report.status, RollStatus::Completed);
     assert_eq!(fake.max_down(), 1);
     assert!(fake.ops().contains(&FakeOp::Stop(*node)));
+}
+
+#[tokio::test]
+async fn abandoning_after_a_crash_at_any_save_leaves_no_throttle_set() {
+    let total = saves_of_a_whole_roll().await;
+    // The last save completes the roll: nothing is left to abandon after it.
+    for crash_at in 1..total {
+        let fake = fake();
+        let mut memory = crashed_at(&fake, &fake, crash_at).await;
+        let before = fake.ops().len();
+        match kpilot_roll::abandon(&fake, &mut memory, "memory").await {
+            Ok(abandoned) => {
+                let journal = memory.history.last().expect("saved");
+                assert!(
+                    matches!(journal.status, RollStatus::Abandoned { .. }),
+                    "crash at {crash_at}: {journal:?}"
+                );
+                assert!(
+                    journal
+                        .nodes
+                        .iter()
+                        .all(|n| n.rebuild.as_ref().is_none_or(|r| !r.applied)),
+                    "crash at {crash_at}: {journal:?}"
+                );
+                assert_eq!(
+                    abandoned.in_flight.map(|(n, _)| n),
+                    match &journal.status {
+                        RollStatus::Abandoned { node, .. } => *node,
+                        _ => None,
+                    }
+                );
+                let text = abandoned.to_string();
+                assert!(text.contains("abandoned"), "{text}");
+                // Abandoning it again: nothing to abandon.
+                let again = kpilot_roll::abandon(&fake, &mut memory, "memory").await;
+                assert!(
+                    matches!(again, Err(RollError::NothingToAbandon { ref why, .. }) if why.contains("abandoned already")),
+                    "{again:?}"
+                );
+            }
+            Err(RollError::NothingToAbandon { why, .. }) => {
+                assert!(memory.history.is_empty(), "crash at {crash_at}: {why}");
+            }
+            Err(e) => panic!("crash at {crash_at}: {e}"),
+        }
+        // Only lifts were added, and nothing is left throttled.
+        let ops = fake.ops();
+        assert!(
+            ops[before..].iter().all(|o| matches!(o, FakeOp::Lift(_))),
+            "crash at {crash_at}: {ops:?}"
+        );
+        let left = throttled_after(&ops);
+        assert!(
+            left.values().all(|set| !set),
+            "a throttle left set after abandoning, crash at {crash_at}: {ops:?}"
+        );
+        // A node left down stays down (nothing is started): the user starts it. Then the
+        // next roll starts anew and completes.
+        if let Some((node, phase)) = memory.history.last().and_then(|j| match j.status {
+            RollStatus::Abandoned { node, phase } => node.zip(phase),
+            _ => None,
+        }) && phase.may_be_down()
+        {
+            Fleet::start(&fake, node)
+                .await
+                .expect("start the node left down");
+        }
+        let report = Roller::new(&fake, &fake, fast(), |_: &RollEvent| {})
+            .run(&options(), &mut memory)
+            .await
+            .unwrap_or_else(|e| panic!("a new roll after abandoning at {crash_at}: {e}"));
+        assert_eq!(report.status, RollStatus::Completed);
+        assert_eq!(
+            memory.history.last().expect("saved").runs,
+            1,
+            "a new journal, crash at {crash_at}"
+        );
+    }
 }

@@ -64,6 +64,18 @@ fn try_roll(
     node: i32,
     throttle: Option<u64>,
 ) -> (Result<RollReport, RollError>, std::path::PathBuf) {
+    try_roll_with(runtime, bed, admin, node, throttle, Settings::default())
+}
+
+/// [`try_roll`] with the roll's timeouts.
+fn try_roll_with(
+    runtime: &tokio::runtime::Runtime,
+    bed: &Testbed,
+    admin: &AdminClient,
+    node: i32,
+    throttle: Option<u64>,
+    settings: Settings,
+) -> (Result<RollReport, RollError>, std::path::PathBuf) {
     let fleet = LocalFleet::new(&bed.state_path, LocalSizing::default())
         .expect("fleet")
         .with_fresh_disks();
@@ -75,7 +87,7 @@ fn try_roll(
         ..RollOptions::new("m7g.xlarge".parse().expect("type"))
     };
     let outcome = runtime.block_on(async {
-        Roller::new(admin, &fleet, Settings::default(), |e: &RollEvent| {
+        Roller::new(admin, &fleet, settings, |e: &RollEvent| {
             eprintln!("roll: {e}");
         })
         .run(&options, &mut store)
@@ -364,6 +376,73 @@ fn a_rebuild_onto_an_empty_disk_runs_at_its_throttle_and_leaves_nothing_set() {
         "unthrottled {free_since_start} s against throttled {since_start} s"
     );
     assert!(runtime.block_on(overrides(&admin)).is_empty());
+
+    // Broker 1, throttled, halts while it rebuilds (a 3 s catch-up timeout) with its throttle
+    // set; `abandon` lifts it, and the rebuild finishes unthrottled.
+    let (halted, path) = try_roll_with(
+        &runtime,
+        &bed,
+        &admin,
+        1,
+        Some(THROTTLE),
+        Settings {
+            catch_up_timeout: Duration::from_secs(3),
+            ..Settings::default()
+        },
+    );
+    let err = halted.expect_err("halted while rebuilding");
+    assert!(matches!(err, RollError::CatchUpTimeout { .. }), "{err}");
+    let set = runtime.block_on(overrides(&admin));
+    let follower = format!("broker 1 {FOLLOWER_RATE}={THROTTLE}");
+    assert!(set.contains(&follower), "the throttle stays set: {set:?}");
+    let mut store = FileStore::new(&path);
+    let abandoned = runtime
+        .block_on(kpilot_roll::abandon(&admin, &mut store, "journal-1"))
+        .expect("abandoned");
+    eprintln!("{abandoned}");
+    assert_eq!(abandoned.lifted, [BrokerId(1)]);
+    assert_eq!(abandoned.in_flight.map(|(n, _)| n), Some(BrokerId(1)));
+    let abandoned_at = std::time::Instant::now();
+    let journal: Journal = serde_json::from_str(&std::fs::read_to_string(&path).expect("journal"))
+        .expect("journal json");
+    assert!(
+        matches!(
+            journal.status,
+            RollStatus::Abandoned {
+                node: Some(BrokerId(1)),
+                ..
+            }
+        ),
+        "{:?}",
+        journal.status
+    );
+    runtime.block_on(async {
+        loop {
+            let state = admin.snapshot().await.expect("snapshot").state;
+            if state
+                .partitions()
+                .all(|(_, p)| p.isr.len() == p.replicas.len())
+            {
+                break;
+            }
+            assert!(
+                abandoned_at.elapsed() < Duration::from_secs(60),
+                "broker 1 did not catch up unthrottled"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    });
+    eprintln!(
+        "broker 1 back in every ISR {:.1} s after the roll was abandoned",
+        abandoned_at.elapsed().as_secs_f64()
+    );
+    assert!(runtime.block_on(overrides(&admin)).is_empty());
+    assert!(
+        runtime
+            .block_on(kpilot_roll::abandon(&admin, &mut store, "journal-1"))
+            .is_err(),
+        "nothing left to abandon"
+    );
 
     // Every broker holds all the data again, every replica in sync.
     runtime.block_on(async {

@@ -151,3 +151,24 @@ pub fn kafka_client_config(
     config.validate().map_err(usage)?;
     Ok(config)
 }
+
+/// The single-threaded async runtime a command runs its I/O on.
+pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+/// Connects to the cluster; the error names the bootstrap addresses tried.
+pub async fn connect_admin(config: ClientConfig) -> anyhow::Result<kpilot_kafka::AdminClient> {
+    let bootstrap: Vec<String> = config.bootstrap.iter().map(ToString::to_string).collect();
+    kpilot_kafka::AdminClient::connect(config)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot connect to the cluster through {}",
+                bootstrap.join(",")
+            )
+        })
+}

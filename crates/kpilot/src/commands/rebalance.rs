@@ -263,18 +263,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         max_per_broker: args.max_per_broker,
         max_per_batch: args.max_per_batch,
     };
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    let bootstrap: Vec<String> = config.bootstrap.iter().map(ToString::to_string).collect();
+    let runtime = super::common::runtime()?;
     runtime.block_on(async {
-        let admin = AdminClient::connect(config).await.with_context(|| {
-            format!(
-                "cannot connect to the cluster through {}",
-                bootstrap.join(",")
-            )
-        })?;
+        let admin = super::common::connect_admin(config).await?;
         let result = rebalance(&args, &admin, limits).await;
         admin.close();
         result

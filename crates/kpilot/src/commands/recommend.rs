@@ -653,10 +653,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         spec.resolve(&catalog, brokers, &before)?;
     }
     let config = client_config(&args)?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
+    let runtime = super::common::runtime()?;
     if args.prometheus.is_none() && !args.json {
         eprintln!("measuring from Kafka for {window} (no --prometheus)...");
     }

@@ -11,7 +11,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::Args as ClapArgs;
 use kpilot_cluster::{BrokerId, TopicName};
-use kpilot_kafka::{AdminClient, ClientConfig};
+use kpilot_kafka::ClientConfig;
 use kpilot_roll::local::default_testbed_state;
 use kpilot_roll::{
     DryRun, FileStore, GateRules, LocalFleet, LocalSizing, RollError, RollEvent, RollOptions,
@@ -53,6 +53,7 @@ use crate::output::{print_json, usage};
 ///   kpilot roll --bootstrap 127.0.0.1:9092 --to m7g.large --brokers 2,3 --json
 ///   kpilot roll -b 127.0.0.1:9092 --to m7g.xlarge --accept-topic scratch
 ///   kpilot roll -b 127.0.0.1:9092 --to im4gn.xlarge --fresh-disks --rebuild-throttle 20MB/s
+///   kpilot roll -b 127.0.0.1:9092 --abandon
 #[derive(Debug, ClapArgs)]
 #[command(verbatim_doc_comment)]
 pub struct Args {
@@ -67,8 +68,8 @@ pub struct Args {
     pub command_config: Option<PathBuf>,
 
     /// The instance type every rolled node gets, e.g. m7g.xlarge (see `kpilot catalog`).
-    #[arg(long, value_name = "INSTANCE")]
-    pub to: InstanceType,
+    #[arg(long, value_name = "INSTANCE", required_unless_present = "abandon")]
+    pub to: Option<InstanceType>,
 
     /// Roll only these node ids, comma separated, e.g. 1,2,3 (default: every node).
     #[arg(long, value_delimiter = ',', value_name = "ID[,...]")]
@@ -116,6 +117,17 @@ pub struct Args {
     /// would be refused before it stops anything (a missing ACL).
     #[arg(long)]
     pub dry_run: bool,
+
+    /// Give up the unfinished roll in the journal instead of continuing it: lift the rebuild
+    /// throttles it set (a rebuild still running goes on unthrottled; values someone else set
+    /// meanwhile are left) and mark it abandoned, so that the next roll starts anew. Stops,
+    /// starts and resizes nothing: a broker the roll left down stays down, and the output
+    /// names it. Exits 1 when the journal holds no unfinished roll.
+    #[arg(
+        long,
+        conflicts_with_all = ["to", "dry_run", "brokers", "accept_topics", "fresh_disks", "rebuild_throttle", "cpu_per_vcpu"]
+    )]
+    pub abandon: bool,
 
     /// How long to wait for the gate to open before halting, e.g. 5m.
     #[arg(long, default_value = "5m", value_name = "DURATION")]
@@ -205,6 +217,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .clone()
         .unwrap_or_else(default_testbed_state);
     let config = client_config(&args, &testbed_state)?;
+    let Some(to) = args.to.clone() else {
+        return abandon(&args, config);
+    };
     let mut rules = GateRules::default();
     for name in &args.accept_topics {
         rules.accepted_topics.insert(
@@ -215,14 +230,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let only: Option<BTreeSet<BrokerId>> =
         (!args.brokers.is_empty()).then(|| args.brokers.iter().map(|b| BrokerId(*b)).collect());
     let options = RollOptions {
-        target: args.to.clone(),
+        target: to.clone(),
         only,
         rules,
         rebuild_throttle_bytes_per_s: rebuild_throttle(&args)?,
     };
     kpilot_capacity::Catalog::builtin()
         .context("the built-in catalog is invalid (a bug)")?
-        .instance(&args.to)
+        .instance(&to)
         .map_err(|e| usage(anyhow::anyhow!("invalid --to: {e}")))?;
     if let Some(c) = args.cpu_per_vcpu
         && !(c.is_finite() && c > 0.0)
@@ -256,15 +271,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         fleet = fleet.with_fresh_disks();
     }
 
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    let bootstrap: Vec<String> = config.bootstrap.iter().map(ToString::to_string).collect();
+    let runtime = super::common::runtime()?;
     runtime.block_on(async {
-        let admin = AdminClient::connect(config)
-            .await
-            .with_context(|| format!("cannot connect to the cluster through {}", bootstrap.join(",")))?;
+        let admin = super::common::connect_admin(config).await?;
         let cluster_id = admin
             .metadata()
             .await
@@ -323,6 +332,36 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 journal_path.display()
             ))
         })
+    })
+}
+
+/// `kpilot roll --abandon`: gives up the unfinished roll in the journal.
+fn abandon(args: &Args, config: ClientConfig) -> anyhow::Result<()> {
+    let runtime = super::common::runtime()?;
+    runtime.block_on(async {
+        let admin = super::common::connect_admin(config).await?;
+        let journal_path = match &args.journal {
+            Some(path) => path.clone(),
+            None => {
+                let metadata = admin
+                    .metadata()
+                    .await
+                    .context("cannot read the cluster metadata")?;
+                FileStore::default_path(metadata.cluster_id.as_deref().unwrap_or("unknown"))
+            }
+        };
+        let mut store = FileStore::new(&journal_path);
+        let result =
+            kpilot_roll::abandon(&admin, &mut store, &journal_path.display().to_string()).await;
+        admin.close();
+        let abandoned = result?;
+        if args.json {
+            print_json(&abandoned)?;
+        } else {
+            print!("{abandoned}");
+            println!("journal: {}", journal_path.display());
+        }
+        Ok(())
     })
 }
 
@@ -420,5 +459,37 @@ mod tests {
         assert!(alone.to_string().contains("add --fresh-disks"), "{alone}");
         let tiny = throttle(&["--fresh-disks", "--rebuild-throttle", "0.5B/s"]).expect_err("tiny");
         assert!(tiny.to_string().contains("under 1 byte/s"), "{tiny}");
+    }
+
+    #[test]
+    fn abandon_takes_no_size_and_nothing_of_a_new_roll() {
+        let parse = |argv: &[&str]| {
+            Cli::try_parse_from(std::iter::once("roll").chain(argv.iter().copied()))
+        };
+        let args = parse(&["--abandon"]).expect("parses").args;
+        assert!(args.abandon && args.to.is_none());
+        parse(&["--abandon", "--journal", "/tmp/j.json", "--json"]).expect("parses");
+        for extra in [
+            &["--to", "m7g.xlarge"][..],
+            &["--dry-run"],
+            &["--brokers", "1"],
+            &["--fresh-disks"],
+        ] {
+            let argv: Vec<&str> = std::iter::once("--abandon")
+                .chain(extra.iter().copied())
+                .collect();
+            let e = parse(&argv).expect_err("conflicts");
+            assert_eq!(
+                e.kind(),
+                clap::error::ErrorKind::ArgumentConflict,
+                "{extra:?}: {e}"
+            );
+        }
+        let e = parse(&[]).expect_err("a roll needs --to");
+        assert_eq!(
+            e.kind(),
+            clap::error::ErrorKind::MissingRequiredArgument,
+            "{e}"
+        );
     }
 }

@@ -99,10 +99,7 @@ struct StatusReport<'a> {
 pub fn run(args: Args) -> anyhow::Result<()> {
     let config = client_config(&args)?;
     let timeout = Duration::from_secs_f64(args.timeout.secs());
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
+    let runtime = super::common::runtime()?;
     let bootstrap: Vec<String> = config.bootstrap.iter().map(ToString::to_string).collect();
     let snapshot = runtime.block_on(async {
         tokio::time::timeout(timeout, async {
