@@ -357,17 +357,22 @@ impl ReplicationThrottle {
     }
 
     /// Every config it sets at `rate`: the resource, the key, the value.
-    fn entries(&self, rate: u64) -> Vec<(ConfigResource, &'static str, String)> {
-        let rates = self
+    fn entries(
+        &self,
+        rate: u64,
+    ) -> Result<Vec<(ConfigResource, &'static str, String)>, ThrottleError> {
+        let mut entries: Vec<_> = self
             .rates()
-            .map(|(b, key)| (ConfigResource::Broker(b), key, rate.to_string()));
-        let lists = self.topics.iter().flat_map(|t| {
-            let topic = TopicName::new(&t.name).ok().map(ConfigResource::Topic);
-            t.lists()
-                .filter_map(move |(key, value)| Some((topic.clone()?, key, value.to_owned())))
-                .collect::<Vec<_>>()
-        });
-        rates.chain(lists).collect()
+            .map(|(b, key)| (ConfigResource::Broker(b), key, rate.to_string()))
+            .collect();
+        for t in &self.topics {
+            let topic = Self::topic(&t.name)?;
+            entries.extend(
+                t.lists()
+                    .map(|(key, value)| (topic.clone(), key, value.to_owned())),
+            );
+        }
+        Ok(entries)
     }
 
     /// What of it at `rate` is not as it set it now (empty when all is): removed (`found`
@@ -376,15 +381,12 @@ impl ReplicationThrottle {
     /// when a broker cannot answer (a broker's own configs are read from that broker, so not
     /// while it is down).
     pub async fn drift(&self, admin: &AdminClient, rate: u64) -> Result<Vec<Drift>, ThrottleError> {
-        let entries = self.entries(rate);
+        let entries = self.entries(rate)?;
         let mut resources: Vec<ConfigResource> = Vec::new();
         for (resource, _, _) in &entries {
             if !resources.contains(resource) {
                 resources.push(resource.clone());
             }
-        }
-        for topic in &self.topics {
-            Self::topic(&topic.name)?;
         }
         let keys = [
             LEADER_RATE,
