@@ -1026,6 +1026,23 @@ impl AdminClient {
         &self,
         resources: &[ConfigResource],
     ) -> Result<Vec<ThrottleOverride>, AdminError> {
+        self.throttle_configs(resources, true).await
+    }
+
+    /// [`AdminClient::throttle_overrides`] without the cluster-wide defaults: only what is set
+    /// on each broker or topic itself.
+    pub async fn own_throttle_overrides(
+        &self,
+        resources: &[ConfigResource],
+    ) -> Result<Vec<ThrottleOverride>, AdminError> {
+        self.throttle_configs(resources, false).await
+    }
+
+    async fn throttle_configs(
+        &self,
+        resources: &[ConfigResource],
+        with_defaults: bool,
+    ) -> Result<Vec<ThrottleOverride>, AdminError> {
         use crate::snapshot::{FOLLOWER_RATE, FOLLOWER_REPLICAS, LEADER_RATE, LEADER_REPLICAS};
         let keys = [
             LEADER_RATE,
@@ -1038,12 +1055,13 @@ impl AdminClient {
             .into_iter()
             .flat_map(|(resource, entries)| {
                 entries.into_iter().filter_map(move |(key, e)| {
-                    let set = matches!(
-                        e.source,
-                        ConfigSource::DynamicBrokerConfig
-                            | ConfigSource::DynamicTopicConfig
-                            | ConfigSource::DynamicDefaultBrokerConfig
-                    );
+                    let set = match e.source {
+                        ConfigSource::DynamicBrokerConfig | ConfigSource::DynamicTopicConfig => {
+                            true
+                        }
+                        ConfigSource::DynamicDefaultBrokerConfig => with_defaults,
+                        _ => false,
+                    };
                     let value = e.value.filter(|v| set && !v.is_empty())?;
                     Some((resource.clone(), key, value))
                 })

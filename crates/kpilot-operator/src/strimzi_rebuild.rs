@@ -320,10 +320,12 @@ async fn lift_when_in_sync(
 /// in `status.moves` (through [`crate::moves::measured`]: a rebuild planned shorter than
 /// `timed_from` is not recorded). Best effort: a broker that cannot answer now is timed at a
 /// later poll, and nothing here fails the reconcile. The polls' interval bounds the precision.
+/// `out_of_sync`: the brokers out of some partition's ISR now (`None` when unknown: nothing
+/// ends this poll).
 async fn time_rebuilds(
     admin: &AdminClient,
     status: &mut KafkaAutopilotStatus,
-    in_sync: Option<&std::collections::BTreeSet<i32>>,
+    out_of_sync: Option<&std::collections::BTreeSet<i32>>,
     ready: &[i32],
     timed_from: kpilot_units::Span,
 ) {
@@ -347,7 +349,7 @@ async fn time_rebuilds(
     let now = k8s_openapi::jiff::Timestamp::now();
     let mut finished = Vec::new();
     for id in running {
-        let Some(behind) = in_sync else { break };
+        let Some(behind) = out_of_sync else { break };
         if behind.contains(&id) {
             continue;
         }

@@ -5,8 +5,8 @@
 
 use kpilot_cluster::{BrokerId, TopicName, TopicPartition};
 use kpilot_kafka::{
-    AdminClient, ConfigOp, ConfigResource, ConfigSource, ElectionOutcome, FOLLOWER_RATE,
-    FOLLOWER_REPLICAS, LEADER_RATE, LEADER_REPLICAS,
+    AdminClient, ConfigOp, ConfigResource, ElectionOutcome, FOLLOWER_RATE, FOLLOWER_REPLICAS,
+    LEADER_RATE, LEADER_REPLICAS,
 };
 
 use crate::executor::now_ms;
@@ -158,30 +158,14 @@ impl KafkaPort for AdminClient {
                 .keys()
                 .map(|t| ConfigResource::Topic(t.clone())),
         );
-        let keys = [
-            LEADER_RATE,
-            FOLLOWER_RATE,
-            LEADER_REPLICAS,
-            FOLLOWER_REPLICAS,
-        ];
-        let configs = self
-            .describe_configs(&resources, Some(&keys))
-            .await
-            .map_err(observe)?;
         // Only a broker's or a topic's own overrides: a cluster-wide default (which every
         // broker reports too) is left as it was by a rebuild's override and its removal.
-        Ok(configs
+        Ok(self
+            .own_throttle_overrides(&resources)
+            .await
+            .map_err(observe)?
             .into_iter()
-            .flat_map(|(resource, entries)| {
-                entries.into_iter().filter_map(move |(key, e)| {
-                    let own = matches!(
-                        e.source,
-                        ConfigSource::DynamicBrokerConfig | ConfigSource::DynamicTopicConfig
-                    );
-                    let value = e.value.filter(|v| own && !v.is_empty())?;
-                    Some(format!("{resource} {key}={value}"))
-                })
-            })
+            .map(|(resource, key, value)| format!("{resource} {key}={value}"))
             .collect())
     }
 }
@@ -388,33 +372,20 @@ impl ReplicationThrottle {
                 resources.push(resource.clone());
             }
         }
-        let keys = [
-            LEADER_RATE,
-            FOLLOWER_RATE,
-            LEADER_REPLICAS,
-            FOLLOWER_REPLICAS,
-        ];
-        let configs = admin
-            .describe_configs(&resources, Some(&keys))
+        let set: std::collections::BTreeMap<(ConfigResource, String), String> = admin
+            .own_throttle_overrides(&resources)
             .await
             .map_err(|e| ThrottleError {
                 resource: "the brokers and topics of the throttle".to_owned(),
                 source: Box::new(e),
-            })?;
+            })?
+            .into_iter()
+            .map(|(resource, key, value)| ((resource, key), value))
+            .collect();
         Ok(entries
             .into_iter()
             .filter_map(|(resource, key, want)| {
-                let found = configs
-                    .get(&resource)
-                    .and_then(|c| c.get(key))
-                    .filter(|e| {
-                        matches!(
-                            e.source,
-                            ConfigSource::DynamicBrokerConfig | ConfigSource::DynamicTopicConfig
-                        )
-                    })
-                    .and_then(|e| e.value.clone())
-                    .filter(|v| !v.is_empty());
+                let found = set.get(&(resource.clone(), key.to_owned())).cloned();
                 (found.as_deref() != Some(want.as_str())).then_some(Drift {
                     resource,
                     key,
