@@ -367,6 +367,34 @@ impl KafkaCluster {
         crate::state::wipe_partition_dir(&node.layout.data_dir)
     }
 
+    /// Gives the stopped broker-only node `id` a new, empty disk, as a node that replaced a
+    /// lost one with instance-local storage finds it: the whole log directory is deleted (its
+    /// partitions, its KRaft metadata log, its identity with the directory id) and formatted
+    /// again with the cluster id and node id, as Strimzi formats a new broker's volume. Kafka
+    /// then learns the metadata from the controllers and rebuilds the replicas from the
+    /// others when the node starts. Refused for a combined node: its disk also holds its
+    /// controller-quorum state, which must not be lost (use
+    /// [`KafkaCluster::wipe_partition_data`]).
+    pub fn replace_disk(&mut self, id: i32) -> Result<(), TestbedError> {
+        let node = self.node(id)?;
+        if let Some(pid) = node.pid() {
+            return Err(TestbedError::BrokerAlreadyRunning { id, pid });
+        }
+        if node.layout.role != NodeRole::Broker {
+            return Err(TestbedError::InvalidConfig {
+                reason: format!(
+                    "node {id} is a combined broker and controller: its disk holds controller-quorum state; replace_disk only takes broker-only nodes (wipe_partition_data empties a combined node's partitions)"
+                ),
+            });
+        }
+        let dir = &node.layout.data_dir;
+        if dir.exists() {
+            fs::remove_dir_all(dir).map_err(TestbedError::write(dir))?;
+        }
+        let tool = node.start_format(&self.launch, &self.cluster_id, &[]);
+        finish_formats(std::slice::from_ref(node), vec![tool])
+    }
+
     /// Kills broker `id` with SIGKILL (a crash) and reaps it. Killing a broker that is not
     /// running does nothing.
     pub fn kill_broker(&mut self, id: i32) -> Result<(), TestbedError> {
