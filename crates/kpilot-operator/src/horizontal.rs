@@ -197,7 +197,7 @@ impl StatusRecord for Journal {
 /// The executor's store over a [`StatusJournal`] of the rebalance.
 pub struct RebalanceStore<'a>(pub &'a StatusJournal<Journal>);
 
-impl JournalStore for RebalanceStore<'_> {
+impl JournalStore<Journal> for RebalanceStore<'_> {
     fn load(&self) -> Result<Option<Journal>, StoreError> {
         Ok(self.0.journal())
     }

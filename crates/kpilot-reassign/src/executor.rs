@@ -536,7 +536,7 @@ impl<'a, P: ReassignPort, F: FnMut(&Event)> Executor<'a, P, F> {
     pub async fn run(
         &mut self,
         mut journal: Journal,
-        store: &mut impl JournalStore,
+        store: &mut impl JournalStore<Journal>,
     ) -> Result<Report, ExecuteError> {
         let started = Instant::now();
         if journal.is_finished() {
@@ -588,7 +588,7 @@ impl<'a, P: ReassignPort, F: FnMut(&Event)> Executor<'a, P, F> {
     pub async fn cancel(
         &mut self,
         mut journal: Journal,
-        store: &mut impl JournalStore,
+        store: &mut impl JournalStore<Journal>,
     ) -> Result<Report, ExecuteError> {
         let started = Instant::now();
         let errors = self.clean_up(&mut journal, store).await?;
@@ -612,7 +612,7 @@ impl<'a, P: ReassignPort, F: FnMut(&Event)> Executor<'a, P, F> {
     async fn drive(
         &mut self,
         journal: &mut Journal,
-        store: &mut impl JournalStore,
+        store: &mut impl JournalStore<Journal>,
     ) -> Result<Outcome, ExecuteError> {
         let step = |step: &'static str| {
             move |source: PortError| ExecuteError::Step {
@@ -970,7 +970,7 @@ impl<'a, P: ReassignPort, F: FnMut(&Event)> Executor<'a, P, F> {
     async fn clean_up(
         &mut self,
         journal: &mut Journal,
-        store: &mut impl JournalStore,
+        store: &mut impl JournalStore<Journal>,
     ) -> Result<Vec<String>, StoreError> {
         let mut errors = Vec::new();
         let in_flight = journal.in_flight();
@@ -1184,7 +1184,7 @@ impl<'a, P: ReassignPort, F: FnMut(&Event)> Executor<'a, P, F> {
     async fn remove_throttles(
         &mut self,
         journal: &mut Journal,
-        store: &mut impl JournalStore,
+        store: &mut impl JournalStore<Journal>,
     ) -> Result<Vec<String>, StoreError> {
         if !journal.throttle_applied {
             return Ok(Vec::new());

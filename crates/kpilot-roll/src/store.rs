@@ -1,18 +1,24 @@
-//! Where the journal is kept: a JSON file written atomically (temp file, fsync, rename) for
-//! the CLI, or memory for tests (keeping every version written). Performs file I/O.
+//! Where a journal is kept: a JSON file written atomically (temp file, fsync, rename) for
+//! the CLI, or memory for tests (keeping every version written). The roll's journal here;
+//! `kpilot-reassign` keeps the rebalance journal with the same [`JsonFile`] and [`Memory`].
+//! Performs file I/O.
 
+use std::error::Error;
 use std::fs;
 use std::io::Write as _;
+use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
 
 use crate::journal::{Journal, JournalError};
 
-/// Writing or reading the journal failed.
+/// Writing or reading a journal failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// Writing the journal file failed.
-    #[error("writing the roll journal {} failed: {source}", path.display())]
+    #[error("writing the {kind} journal {} failed: {source}", path.display())]
     Write {
+        /// What the journal records: `roll`, `rebalance`.
+        kind: &'static str,
         /// The file.
         path: PathBuf,
         /// The I/O error.
@@ -20,8 +26,10 @@ pub enum StoreError {
         source: std::io::Error,
     },
     /// Reading the journal file failed.
-    #[error("reading the roll journal {} failed: {source}", path.display())]
+    #[error("reading the {kind} journal {} failed: {source}", path.display())]
     Read {
+        /// What the journal records.
+        kind: &'static str,
         /// The file.
         path: PathBuf,
         /// The I/O error.
@@ -29,34 +37,89 @@ pub enum StoreError {
         source: std::io::Error,
     },
     /// The journal file is not a valid journal.
-    #[error("the roll journal {} is not valid: {source}; move it away to start a new roll", path.display())]
+    #[error("the {kind} journal {} is not valid: {source}; move it away to start a new {kind}", path.display())]
     Invalid {
+        /// What the journal records.
+        kind: &'static str,
         /// The file.
         path: PathBuf,
         /// The parse error.
         #[source]
-        source: JournalError,
+        source: Box<dyn Error + Send + Sync>,
     },
 }
 
-/// A place to keep the journal.
-pub trait JournalStore {
+/// A journal a [`JsonFile`] or [`Memory`] keeps: the roll's, the rebalance's.
+pub trait Document: Clone {
+    /// What it records, for file names and messages: `roll`, `rebalance`.
+    const KIND: &'static str;
+    /// Why a text is not such a journal.
+    type Error: Error + Send + Sync + 'static;
+    /// The journal as JSON.
+    fn to_json(&self) -> String;
+    /// Parses a journal written by [`Document::to_json`] (or an older version of it).
+    fn from_json(text: &str) -> Result<Self, Self::Error>;
+}
+
+impl Document for Journal {
+    const KIND: &'static str = "roll";
+    type Error = JournalError;
+    fn to_json(&self) -> String {
+        Journal::to_json(self)
+    }
+    fn from_json(text: &str) -> Result<Self, JournalError> {
+        Journal::from_json(text)
+    }
+}
+
+/// A place to keep a journal: the roll's unless `J` says otherwise (`kpilot-reassign` keeps
+/// its rebalance journal in a `JournalStore<kpilot_reassign::Journal>`).
+pub trait JournalStore<J: Document = Journal> {
     /// The journal saved last, if any.
-    fn load(&self) -> Result<Option<Journal>, StoreError>;
+    fn load(&self) -> Result<Option<J>, StoreError>;
     /// Saves the journal durably.
-    fn save(&mut self, journal: &Journal) -> Result<(), StoreError>;
+    fn save(&mut self, journal: &J) -> Result<(), StoreError>;
 }
 
-/// A journal file.
+/// The roll journal's file.
+pub type FileStore = JsonFile<Journal>;
+
+/// An in-memory roll journal store (for tests).
+pub type MemoryStore = Memory<Journal>;
+
+impl<J: Document> JournalStore<J> for JsonFile<J> {
+    fn load(&self) -> Result<Option<J>, StoreError> {
+        self.read()
+    }
+    fn save(&mut self, journal: &J) -> Result<(), StoreError> {
+        self.write(journal)
+    }
+}
+
+impl<J: Document> JournalStore<J> for Memory<J> {
+    fn load(&self) -> Result<Option<J>, StoreError> {
+        Ok(self.history.last().cloned())
+    }
+    fn save(&mut self, journal: &J) -> Result<(), StoreError> {
+        self.history.push(journal.clone());
+        Ok(())
+    }
+}
+
+/// A journal kept in a JSON file, written atomically.
 #[derive(Debug, Clone)]
-pub struct FileStore {
+pub struct JsonFile<J> {
     path: PathBuf,
+    journal: PhantomData<fn() -> J>,
 }
 
-impl FileStore {
+impl<J: Document> JsonFile<J> {
     /// A store at `path` (created with its directory on first save).
     pub fn new(path: impl Into<PathBuf>) -> Self {
-        FileStore { path: path.into() }
+        JsonFile {
+            path: path.into(),
+            journal: PhantomData,
+        }
     }
 
     /// The file.
@@ -64,10 +127,50 @@ impl FileStore {
         &self.path
     }
 
-    /// The default journal path for a cluster: `$XDG_STATE_HOME/kpilot/roll-<id>.json`, or
-    /// `~/.local/state/kpilot/roll-<id>.json`.
+    /// The default journal path for a cluster: `$XDG_STATE_HOME/kpilot/<kind>-<id>.json`, or
+    /// `~/.local/state/kpilot/<kind>-<id>.json` (see [`state_path`]).
     pub fn default_path(cluster_id: &str) -> PathBuf {
-        state_path("roll", cluster_id)
+        state_path(J::KIND, cluster_id)
+    }
+
+    /// The journal in the file, `None` when there is no file.
+    fn read(&self) -> Result<Option<J>, StoreError> {
+        let text = read_if_exists(&self.path).map_err(|source| StoreError::Read {
+            kind: J::KIND,
+            path: self.path.clone(),
+            source,
+        })?;
+        text.map(|text| J::from_json(&text))
+            .transpose()
+            .map_err(|source| StoreError::Invalid {
+                kind: J::KIND,
+                path: self.path.clone(),
+                source: Box::new(source),
+            })
+    }
+
+    /// Writes the journal durably (see [`write_atomically`]).
+    fn write(&self, journal: &J) -> Result<(), StoreError> {
+        write_atomically(&self.path, &journal.to_json()).map_err(|source| StoreError::Write {
+            kind: J::KIND,
+            path: self.path.clone(),
+            source,
+        })
+    }
+}
+
+/// A journal kept in memory, every version saved (for tests).
+#[derive(Debug, Clone)]
+pub struct Memory<J> {
+    /// Every journal saved, oldest first.
+    pub history: Vec<J>,
+}
+
+impl<J> Default for Memory<J> {
+    fn default() -> Self {
+        Memory {
+            history: Vec::new(),
+        }
     }
 }
 
@@ -121,46 +224,6 @@ pub fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
         let _ = d.sync_all();
     }
     Ok(())
-}
-
-impl JournalStore for FileStore {
-    fn load(&self) -> Result<Option<Journal>, StoreError> {
-        let text = read_if_exists(&self.path).map_err(|source| StoreError::Read {
-            path: self.path.clone(),
-            source,
-        })?;
-        text.map(|text| Journal::from_json(&text))
-            .transpose()
-            .map_err(|source| StoreError::Invalid {
-                path: self.path.clone(),
-                source,
-            })
-    }
-
-    fn save(&mut self, journal: &Journal) -> Result<(), StoreError> {
-        write_atomically(&self.path, &journal.to_json()).map_err(|source| StoreError::Write {
-            path: self.path.clone(),
-            source,
-        })
-    }
-}
-
-/// An in-memory store that keeps every version saved (for tests).
-#[derive(Debug, Clone, Default)]
-pub struct MemoryStore {
-    /// Every journal saved, oldest first.
-    pub history: Vec<Journal>,
-}
-
-impl JournalStore for MemoryStore {
-    fn load(&self) -> Result<Option<Journal>, StoreError> {
-        Ok(self.history.last().cloned())
-    }
-
-    fn save(&mut self, journal: &Journal) -> Result<(), StoreError> {
-        self.history.push(journal.clone());
-        Ok(())
-    }
 }
 
 #[cfg(test)]

@@ -79,6 +79,7 @@ impl JournalStore for CrashingStore<'_> {
         self.saves += 1;
         if self.saves >= self.crash_at {
             return Err(StoreError::Write {
+                kind: "roll",
                 path: "crashed".into(),
                 source: std::io::Error::other("simulated crash"),
             });
