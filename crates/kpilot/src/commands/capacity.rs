@@ -3,13 +3,14 @@
 
 use clap::Args as ClapArgs;
 use kpilot_capacity::{
-    Evaluation, Resource, Shape, Storage, StorageKind, Workload, burst, evaluate, loads_at,
-    storage_needed_gb,
+    Evaluation, Resource, Shape, Storage, StorageKind, Workload, burst, evaluate, storage_needed_gb,
 };
 use kpilot_units::{ByteSize, InstanceType, Span, Throughput};
 use serde::Serialize;
 
-use super::common::{CatalogArgs, WorkloadArgs, mbps, pct, usd};
+use super::common::{
+    CatalogArgs, ResourceUse, WorkloadArgs, mbps, pct, resource_table, resource_uses, usd,
+};
 use crate::output::{Table, print_json, print_text, usage};
 
 /// Evaluate one cluster shape.
@@ -154,14 +155,6 @@ struct AtIngress {
     storage_available_gb_per_broker: f64,
 }
 
-#[derive(Debug, Serialize)]
-struct ResourceUse {
-    resource: Resource,
-    per_broker_mb_per_s: f64,
-    capacity_mb_per_s: f64,
-    utilization: f64,
-}
-
 /// Runs `kpilot capacity`.
 pub fn run(args: Args) -> anyhow::Result<()> {
     let catalog = args.catalog.load()?;
@@ -241,21 +234,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let shape = Shape::new(instance, args.brokers, storage, &workload).map_err(usage)?;
     let evaluation = evaluate(&shape, &workload, &catalog);
     let at_ingress = args.ingress.map(|ingress| {
-        let resources = loads_at(&shape, &workload, ingress);
         let utilization = ingress.bytes_per_s() / evaluation.sustained.ingress.bytes_per_s();
         AtIngress {
             ingress_mb_per_s: ingress.mb_per_s(),
             utilization,
             within_recommended: ingress <= evaluation.recommended,
-            resources: resources
-                .iter()
-                .map(|r| ResourceUse {
-                    resource: r.resource,
-                    per_broker_mb_per_s: r.per_broker.mb_per_s(),
-                    capacity_mb_per_s: r.capacity.mb_per_s(),
-                    utilization: r.utilization,
-                })
-                .collect(),
+            resources: resource_uses(&shape, &workload, ingress),
             burst_hold_minutes: burst::hold_secs(&shape, &workload, &catalog, ingress)
                 .map(|s| s / 60.0),
             storage_needed_gb_per_broker: needed_gb,
@@ -412,21 +396,7 @@ fn render(shape: &Shape, r: &Report) -> String {
                 "ABOVE the recommended limit"
             }
         ));
-        let mut u = Table::new([
-            "resource",
-            "load per broker MB/s",
-            "capacity MB/s",
-            "utilization",
-        ]);
-        for x in &a.resources {
-            u.row([
-                x.resource.to_string(),
-                mbps(x.per_broker_mb_per_s),
-                mbps(x.capacity_mb_per_s),
-                pct(x.utilization),
-            ]);
-        }
-        out.push_str(&u.render());
+        out.push_str(&resource_table(&a.resources, None));
         if a.utilization > 1.0 {
             match a.burst_hold_minutes {
                 Some(m) if m > 0.0 => out.push_str(&format!(

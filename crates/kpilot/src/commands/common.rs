@@ -7,11 +7,12 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Args;
-use kpilot_capacity::{Catalog, Workload};
+use kpilot_capacity::{Catalog, Resource, Shape, Workload, loads_at};
 use kpilot_kafka::{BrokerAddress, ClientConfig, ConfigError};
-use kpilot_units::Span;
+use kpilot_units::{Span, Throughput};
+use serde::Serialize;
 
-use crate::output::usage;
+use crate::output::{Table, usage};
 
 /// Where instance types and prices come from.
 #[derive(Debug, Clone, Args)]
@@ -91,6 +92,57 @@ pub fn mbps(value: f64) -> String {
 /// Formats a ratio as a percentage.
 pub fn pct(value: f64) -> String {
     format!("{:.0}%", value * 100.0)
+}
+
+/// One resource's load per broker at an ingress, as `kpilot capacity --ingress` and
+/// `kpilot recommend` report it.
+#[derive(Debug, Serialize)]
+pub struct ResourceUse {
+    /// Storage, storage link or network.
+    pub resource: Resource,
+    /// Its load on each broker.
+    pub per_broker_mb_per_s: f64,
+    /// What each broker sustains.
+    pub capacity_mb_per_s: f64,
+    /// Load over capacity.
+    pub utilization: f64,
+}
+
+/// Each resource's load per broker of `shape` at `ingress` (the capacity model's `loads_at`).
+pub fn resource_uses(shape: &Shape, workload: &Workload, ingress: Throughput) -> Vec<ResourceUse> {
+    loads_at(shape, workload, ingress)
+        .iter()
+        .map(|r| ResourceUse {
+            resource: r.resource,
+            per_broker_mb_per_s: r.per_broker.mb_per_s(),
+            capacity_mb_per_s: r.capacity.mb_per_s(),
+            utilization: r.utilization,
+        })
+        .collect()
+}
+
+/// The table of [`ResourceUse`]s, the `bottleneck` (if given) marked.
+pub fn resource_table(uses: &[ResourceUse], bottleneck: Option<Resource>) -> String {
+    let mut t = Table::new([
+        "resource",
+        "load per broker MB/s",
+        "capacity MB/s",
+        "utilization",
+    ]);
+    for x in uses {
+        let marker = if Some(x.resource) == bottleneck {
+            "  <- bottleneck"
+        } else {
+            ""
+        };
+        t.row([
+            x.resource.to_string(),
+            mbps(x.per_broker_mb_per_s),
+            mbps(x.capacity_mb_per_s),
+            format!("{}{marker}", pct(x.utilization)),
+        ]);
+    }
+    t.render()
 }
 
 /// Formats a monthly cost.

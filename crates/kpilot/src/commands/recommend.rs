@@ -10,8 +10,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::{Context as _, anyhow};
 use clap::Args as ClapArgs;
 use kpilot_capacity::{
-    Catalog, Fanout, Resource, Shape, SizeRequest, Storage, StorageKind, Workload, evaluate,
-    loads_at, size,
+    Catalog, Fanout, Resource, Shape, SizeRequest, Storage, StorageKind, Workload, evaluate, size,
 };
 use kpilot_kafka::{AdminClient, ClientConfig};
 use kpilot_metrics::{
@@ -25,7 +24,10 @@ use kpilot_policy::{
 use kpilot_units::{ByteSize, InstanceType, Span, Throughput};
 use serde::{Deserialize, Serialize};
 
-use super::common::{CatalogArgs, WorkloadArgs, kafka_client_config, mbps, pct, usd};
+use super::common::{
+    CatalogArgs, ResourceUse, WorkloadArgs, kafka_client_config, mbps, pct, resource_table,
+    resource_uses, usd,
+};
 use crate::output::{Table, print_json, print_text, usage};
 
 /// Recommend a shape for a live cluster from its measured load.
@@ -456,14 +458,6 @@ fn trace_csv(ingress: &RateHistory, egress: Option<&RateHistory>) -> TraceCsv {
 }
 
 #[derive(Debug, Serialize)]
-struct ResourceUse {
-    resource: Resource,
-    per_broker_mb_per_s: f64,
-    capacity_mb_per_s: f64,
-    utilization: f64,
-}
-
-#[derive(Debug, Serialize)]
 struct Utilization {
     ingress_mb_per_s: f64,
     sustained_limit_mb_per_s: f64,
@@ -718,15 +712,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let brokers = spec.brokers.unwrap_or(measured.live_brokers);
         let shape = spec.resolve(&catalog, brokers, &workload)?;
         let evaluation = evaluate(&shape, &workload, &catalog);
-        let resources: Vec<ResourceUse> = loads_at(&shape, &workload, ingress)
-            .iter()
-            .map(|r| ResourceUse {
-                resource: r.resource,
-                per_broker_mb_per_s: r.per_broker.mb_per_s(),
-                capacity_mb_per_s: r.capacity.mb_per_s(),
-                utilization: r.utilization,
-            })
-            .collect();
+        let resources = resource_uses(&shape, &workload, ingress);
         let utilization = Utilization {
             ingress_mb_per_s: ingress.mb_per_s(),
             sustained_limit_mb_per_s: evaluation.sustained.ingress.mb_per_s(),
@@ -965,26 +951,7 @@ fn render(r: &Report) -> String {
         r.fanout.from,
         r.workload.replication_factor
     ));
-    let mut t = Table::new([
-        "resource",
-        "load per broker MB/s",
-        "capacity MB/s",
-        "utilization",
-    ]);
-    for x in &u.resources {
-        let marker = if x.resource == u.bottleneck {
-            "  <- bottleneck"
-        } else {
-            ""
-        };
-        t.row([
-            x.resource.to_string(),
-            mbps(x.per_broker_mb_per_s),
-            mbps(x.capacity_mb_per_s),
-            format!("{}{marker}", pct(x.utilization)),
-        ]);
-    }
-    out.push_str(&t.render());
+    out.push_str(&resource_table(&u.resources, Some(u.bottleneck)));
     out.push_str(&format!(
         "ingress {} MB/s is {} of the sustained limit {} MB/s ({} the recommended {} MB/s)\n",
         mbps(u.ingress_mb_per_s),
