@@ -4,9 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use kpilot_cluster::{BrokerId, TopicPartition};
-use kpilot_kafka::{
-    AdminClient, AdminError, ConfigOp, ConfigResource, ConfigSource, ElectionOutcome,
-};
+use kpilot_kafka::{AdminClient, AdminError, ConfigOp, ConfigResource, ConfigSource};
 use kpilot_rebalance::{BrokerChange, PlanInput};
 
 use crate::port::{ElectionSummary, PortError, ReassignPort};
@@ -149,20 +147,7 @@ impl ReassignPort for AdminClient {
             .map_err(|e| PortError::Elect {
                 source: Box::new(e),
             })?;
-        let mut summary = ElectionSummary::default();
-        for (tp, outcome) in outcomes {
-            match outcome {
-                ElectionOutcome::Elected => summary.elected += 1,
-                ElectionOutcome::NotNeeded => summary.not_needed += 1,
-                ElectionOutcome::Failed { error, message } => {
-                    summary.failed.insert(
-                        tp.to_string(),
-                        message.unwrap_or_else(|| error.name().to_string()),
-                    );
-                }
-            }
-        }
-        Ok(summary)
+        Ok(ElectionSummary::of(outcomes))
     }
 }
 

@@ -8,7 +8,6 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use kpilot_cluster::{BrokerId, TopicPartition};
 use kpilot_kafka::{ConfigOp, ConfigResource};
-use serde::{Deserialize, Serialize};
 
 /// The cause of a port failure.
 pub type Cause = Box<dyn std::error::Error + Send + Sync>;
@@ -81,16 +80,7 @@ impl PortError {
     }
 }
 
-/// The outcome of a preferred leader election.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ElectionSummary {
-    /// Partitions whose leadership moved to the preferred replica.
-    pub elected: usize,
-    /// Partitions already led by it.
-    pub not_needed: usize,
-    /// Partitions where the election failed, with the broker's reason.
-    pub failed: BTreeMap<String, String>,
-}
+pub use kpilot_roll::ports::ElectionSummary;
 
 /// What the executor needs from the cluster.
 pub trait ReassignPort {

@@ -5,8 +5,8 @@
 
 use kpilot_cluster::{BrokerId, TopicName, TopicPartition};
 use kpilot_kafka::{
-    AdminClient, ConfigOp, ConfigResource, ElectionOutcome, FOLLOWER_RATE, FOLLOWER_REPLICAS,
-    LEADER_RATE, LEADER_REPLICAS,
+    AdminClient, ConfigOp, ConfigResource, FOLLOWER_RATE, FOLLOWER_REPLICAS, LEADER_RATE,
+    LEADER_REPLICAS,
 };
 
 use crate::executor::now_ms;
@@ -64,20 +64,7 @@ impl KafkaPort for AdminClient {
             .map_err(|e| KafkaPortError::Elect {
                 source: Box::new(e),
             })?;
-        let mut summary = ElectionSummary::default();
-        for (tp, outcome) in outcomes {
-            match outcome {
-                ElectionOutcome::Elected => summary.elected += 1,
-                ElectionOutcome::NotNeeded => summary.not_needed += 1,
-                ElectionOutcome::Failed { error, message } => {
-                    summary.failed.insert(
-                        tp.to_string(),
-                        message.unwrap_or_else(|| format!("{error:?}")),
-                    );
-                }
-            }
-        }
-        Ok(summary)
+        Ok(ElectionSummary::of(outcomes))
     }
 
     async fn throttle_rebuild(

@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 
 use kpilot_cluster::{BrokerId, TopicPartition};
+use kpilot_kafka::ElectionOutcome;
 use kpilot_units::InstanceType;
 use serde::{Deserialize, Serialize};
 
@@ -53,6 +54,27 @@ pub struct ElectionSummary {
     pub not_needed: usize,
     /// Partitions where the election failed, with the broker's reason.
     pub failed: BTreeMap<String, String>,
+}
+
+impl ElectionSummary {
+    /// Counts an election's outcomes; a failure keeps the broker's message, or else the
+    /// error's name. The rebalance (`kpilot-reassign`) uses the same summary.
+    pub fn of(outcomes: impl IntoIterator<Item = (TopicPartition, ElectionOutcome)>) -> Self {
+        let mut summary = ElectionSummary::default();
+        for (tp, outcome) in outcomes {
+            match outcome {
+                ElectionOutcome::Elected => summary.elected += 1,
+                ElectionOutcome::NotNeeded => summary.not_needed += 1,
+                ElectionOutcome::Failed { error, message } => {
+                    summary.failed.insert(
+                        tp.to_string(),
+                        message.unwrap_or_else(|| error.name().to_string()),
+                    );
+                }
+            }
+        }
+        summary
+    }
 }
 
 /// The Kafka side of the roll.
@@ -178,5 +200,38 @@ pub trait Fleet {
     /// node), so that its catch-up rebuilds every replica it hosts.
     fn fresh_disks(&self) -> bool {
         false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kpilot_kafka::KafkaErrorCode;
+
+    #[test]
+    fn an_election_summary_counts_outcomes_and_names_each_failure() {
+        let tp = |p| TopicPartition::new("t".parse().expect("topic"), p);
+        let failed = |message: Option<&str>| ElectionOutcome::Failed {
+            error: KafkaErrorCode::PreferredLeaderNotAvailable,
+            message: message.map(str::to_owned),
+        };
+        let summary = ElectionSummary::of([
+            (tp(0), ElectionOutcome::Elected),
+            (tp(1), ElectionOutcome::NotNeeded),
+            (tp(2), ElectionOutcome::Elected),
+            (tp(3), failed(Some("replica 2 is not in the ISR"))),
+            (tp(4), failed(None)),
+        ]);
+        assert_eq!((summary.elected, summary.not_needed), (2, 1));
+        assert_eq!(
+            summary.failed,
+            BTreeMap::from([
+                ("t-3".to_string(), "replica 2 is not in the ISR".to_string()),
+                (
+                    "t-4".to_string(),
+                    "PREFERRED_LEADER_NOT_AVAILABLE".to_string()
+                ),
+            ])
+        );
     }
 }
