@@ -54,7 +54,20 @@ pub enum ScenarioError {
     /// Zero days.
     #[error("a scenario needs at least one day (got {0})")]
     ZeroDays(u32),
+    /// More days than a run holds.
+    #[error(
+        "a scenario runs at most {MAX_DAYS} days (got {0}): a year at one-minute steps takes seconds; longer runs only repeat the weekly pattern"
+    )]
+    TooManyDays(u32),
+    /// More history than a run holds.
+    #[error(
+        "a scenario's history is at most {MAX_DAYS} days (got {0:.1}): the forecast reads the last four weeks"
+    )]
+    TooMuchHistory(f64),
 }
+
+/// The longest scenario, and the longest history before it, in days.
+pub const MAX_DAYS: u32 = 366;
 
 /// A built-in scenario.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -109,6 +122,12 @@ pub fn builtin(name: &str, days: Option<u32>, history: Span) -> Result<Scenario,
     let days = days.unwrap_or(7);
     if days == 0 {
         return Err(ScenarioError::ZeroDays(days));
+    }
+    if days > MAX_DAYS {
+        return Err(ScenarioError::TooManyDays(days));
+    }
+    if history.minutes() > f64::from(MAX_DAYS) * 1440.0 {
+        return Err(ScenarioError::TooMuchHistory(history.minutes() / 1440.0));
     }
     let description = SCENARIOS
         .iter()
@@ -292,6 +311,24 @@ mod tests {
         assert!(
             builtin("steady", None, Span::ZERO).is_ok()
                 && builtin("launch", Some(3), Span::ZERO).is_ok()
+        );
+    }
+
+    #[test]
+    fn lengths_beyond_a_year_are_refused_before_anything_is_generated() {
+        assert_eq!(
+            builtin("weekly", Some(0), Span::ZERO),
+            Err(ScenarioError::ZeroDays(0))
+        );
+        assert_eq!(
+            builtin("weekly", Some(MAX_DAYS + 1), Span::ZERO),
+            Err(ScenarioError::TooManyDays(367))
+        );
+        let err = builtin("weekly", Some(1), Span::from_hours(400.0 * 24.0)).unwrap_err();
+        assert_eq!(err, ScenarioError::TooMuchHistory(400.0));
+        assert!(
+            err.to_string().contains("at most 366 days (got 400.0)"),
+            "{err}"
         );
     }
 }

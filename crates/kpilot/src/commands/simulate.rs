@@ -54,15 +54,15 @@ pub struct Args {
     #[arg(long, value_name = "FILE")]
     pub trace: Option<PathBuf>,
 
-    /// Length of the built-in scenario in days (its weekly pattern repeats), e.g. 30.
+    /// Length of the built-in scenario in days, 1 to 366 (its weekly pattern repeats), e.g. 30.
     #[arg(long, value_name = "N", conflicts_with = "trace")]
     pub days: Option<u32>,
 
     /// How much demand history the controllers know when the run starts, as the operator
     /// reads it from Prometheus at its first reconcile (`spec.metrics.history`). For a scenario:
     /// that much of the same pattern before its first day (default 28d; 0 starts cold, with
-    /// the reactive forecast for the first day). For a trace: its first part (default 0); the
-    /// rest is replayed and scored. E.g. 14d.
+    /// the reactive forecast for the first day; at most 366d). For a trace: its first part
+    /// (default 0); the rest is replayed and scored. E.g. 14d.
     #[arg(long, value_name = "DURATION")]
     pub history: Option<Span>,
 
