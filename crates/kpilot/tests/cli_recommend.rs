@@ -553,6 +553,34 @@ fn recommend_follows_the_measured_load_and_refuses_missing_metrics() {
         assert!(stderr(&o).contains("--history"), "{}", stderr(&o));
         assert!(!Path::new(no_history).exists());
     }
+    // Bad Prometheus settings are refused before Kafka is asked: with a bootstrap nobody
+    // answers, the usage error (2) comes first, not the connection's failure (1).
+    for bad in [
+        &["--prometheus", "notaurl"][..],
+        &[
+            "--prometheus",
+            "http://127.0.0.1:1",
+            "--prom-bytes-in",
+            "no such",
+        ][..],
+    ] {
+        let unreachable = [
+            "recommend",
+            "-b",
+            "127.0.0.1:1",
+            "-i",
+            "tb.large",
+            "--catalog",
+            catalog,
+        ];
+        let o = kpilot(&[&unreachable[..], bad].concat());
+        assert_eq!(o.status.code(), Some(2), "{bad:?}: {}", stderr(&o));
+        assert!(
+            stderr(&o).contains("invalid metrics setting"),
+            "{}",
+            stderr(&o)
+        );
+    }
     assert!(Path::new(catalog).exists());
     eprintln!("test took {:?}", t.elapsed());
 }

@@ -646,6 +646,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if let Some(brokers) = spec.brokers {
         spec.resolve(&catalog, brokers, &before)?;
     }
+    // So are the Prometheus settings: a typo in the URL or a metric name is a usage error
+    // now, not after connecting to Kafka.
+    if let Some(url) = &args.prometheus {
+        prometheus_settings(&args, url, 0)
+            .validate()
+            .map_err(usage)?;
+    }
     let config = client_config(&args)?;
     let runtime = super::common::runtime()?;
     if args.prometheus.is_none() && !args.json {
