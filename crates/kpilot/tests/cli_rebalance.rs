@@ -46,6 +46,16 @@ fn rebalance_needs_exactly_one_mode() {
         "fast",
     ]);
     assert_eq!(bad_rate.status.code(), Some(2), "{}", stderr(&bad_rate));
+    // Throttle settings are checked before the cluster is asked (nobody answers at port 1:
+    // the usage error comes first).
+    for (bad, says) in [
+        (&["--throttle", "0MB/s"][..], "too low to finish a move"),
+        (&["--instance", "m7g.nope"][..], "invalid --instance"),
+    ] {
+        let o = kpilot(&[&["rebalance", "-b", "127.0.0.1:1", "--full"][..], bad].concat());
+        assert_eq!(o.status.code(), Some(2), "{bad:?}: {}", stderr(&o));
+        assert!(stderr(&o).contains(says), "{bad:?}: {}", stderr(&o));
+    }
     let help = kpilot(&["rebalance", "--help"]);
     let text = String::from_utf8_lossy(&help.stdout);
     assert!(

@@ -206,25 +206,27 @@ fn describe(change: &BrokerChange) -> String {
     }
 }
 
-fn throttle(args: &Args, brokers: usize) -> anyhow::Result<ThrottleInfo> {
+/// How the throttle is chosen, checked before the cluster is asked anything.
+enum ThrottleRule {
+    /// `--throttle`.
+    Fixed(Throughput),
+    /// Neither `--throttle` nor `--instance`.
+    Default,
+    /// `--instance`: the capacity model's headroom of that broker.
+    Model(BrokerCapacity, Workload),
+}
+
+fn throttle_rule(args: &Args) -> anyhow::Result<ThrottleRule> {
     if let Some(rate) = args.throttle {
         if rate.mb_per_s() < 0.1 {
             return Err(usage(anyhow::anyhow!(
                 "--throttle {rate} is too low to finish a move; use at least 0.1MB/s"
             )));
         }
-        return Ok(ThrottleInfo {
-            bytes_per_s: rate.bytes_per_s().round() as u64,
-            source: "--throttle",
-            model: None,
-        });
+        return Ok(ThrottleRule::Fixed(rate));
     }
     let Some(instance) = &args.instance else {
-        return Ok(ThrottleInfo {
-            bytes_per_s: (DEFAULT_THROTTLE * 1e6) as u64,
-            source: "default",
-            model: None,
-        });
+        return Ok(ThrottleRule::Default);
     };
     let catalog =
         kpilot_capacity::Catalog::builtin().context("the built-in catalog is invalid (a bug)")?;
@@ -238,10 +240,31 @@ fn throttle(args: &Args, brokers: usize) -> anyhow::Result<ThrottleInfo> {
         storage_link: Some(instance.ebs),
         network: instance.network,
     };
+    Ok(ThrottleRule::Model(capacity, workload))
+}
+
+fn throttle(args: &Args, rule: &ThrottleRule, brokers: usize) -> anyhow::Result<ThrottleInfo> {
+    let (capacity, workload) = match rule {
+        ThrottleRule::Fixed(rate) => {
+            return Ok(ThrottleInfo {
+                bytes_per_s: rate.bytes_per_s().round() as u64,
+                source: "--throttle",
+                model: None,
+            });
+        }
+        ThrottleRule::Default => {
+            return Ok(ThrottleInfo {
+                bytes_per_s: (DEFAULT_THROTTLE * 1e6) as u64,
+                source: "default",
+                model: None,
+            });
+        }
+        ThrottleRule::Model(capacity, workload) => (capacity, workload),
+    };
     let choice = choose_throttle(
-        &capacity,
+        capacity,
         u32::try_from(brokers.max(1)).unwrap_or(u32::MAX),
-        &workload,
+        workload,
         args.ingress,
     )?;
     Ok(ThrottleInfo {
@@ -263,16 +286,22 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         max_per_broker: args.max_per_broker,
         max_per_batch: args.max_per_batch,
     };
+    let rule = throttle_rule(&args)?;
     let runtime = super::common::runtime()?;
     runtime.block_on(async {
         let admin = super::common::connect_admin(config).await?;
-        let result = rebalance(&args, &admin, limits).await;
+        let result = rebalance(&args, &admin, limits, &rule).await;
         admin.close();
         result
     })
 }
 
-async fn rebalance(args: &Args, admin: &AdminClient, limits: BatchLimits) -> anyhow::Result<()> {
+async fn rebalance(
+    args: &Args,
+    admin: &AdminClient,
+    limits: BatchLimits,
+    rule: &ThrottleRule,
+) -> anyhow::Result<()> {
     let metadata = admin
         .metadata()
         .await
@@ -342,7 +371,7 @@ async fn rebalance(args: &Args, admin: &AdminClient, limits: BatchLimits) -> any
             journal_path.display()
         );
     }
-    let throttle = throttle(args, metadata.brokers.len())?;
+    let throttle = throttle(args, rule, metadata.brokers.len())?;
     let (journal, summary): (Journal, Option<Summary>) = match resume {
         Some(mut journal) if !args.dry_run => {
             eprintln!(
