@@ -23,6 +23,10 @@ pub const MAX_RECORD_SIZE: u64 = 64 * 1024 * 1024;
 /// The longest any single phase may last; runs must be bounded.
 pub const MAX_PHASE: Duration = Duration::from_secs(24 * 3600);
 
+/// The most clients of one kind a run starts (producers; consumers over all groups): each
+/// is a librdkafka client with its own threads and a connection to every broker.
+pub const MAX_CLIENTS: u32 = 256;
+
 /// Why a workload setting is invalid. Each variant says what to do instead.
 #[derive(Debug, Clone, PartialEq, Error)]
 pub enum Problem {
@@ -520,11 +524,26 @@ impl Workload {
                 "0 (random) to 1 (all zeros)",
             );
         }
-        if self.producers == 0 {
-            return range("producers", "0".into(), "at least 1");
+        if !(1..=MAX_CLIENTS).contains(&self.producers) {
+            return range(
+                "producers",
+                self.producers.to_string(),
+                "1 to 256 (each is a client with its own threads and connections)",
+            );
         }
         if self.consumers_per_group == 0 {
             return range("consumers_per_group", "0".into(), "at least 1");
+        }
+        let consumers = u64::from(self.consumer_groups) * u64::from(self.consumers_per_group);
+        if consumers > u64::from(MAX_CLIENTS) {
+            return range(
+                "consumers_per_group",
+                format!(
+                    "{} x {} groups = {consumers} consumers",
+                    self.consumers_per_group, self.consumer_groups
+                ),
+                "at most 256 consumers over all groups (each is a client with its own threads and connections)",
+            );
         }
         if self.steps.is_empty() {
             return err("steps.rates", Problem::EmptyList);
@@ -785,6 +804,19 @@ mod tests {
         let mut w = base();
         w.producers = 0;
         assert_eq!(w.validate().unwrap_err().key, "producers");
+        w.producers = MAX_CLIENTS + 1;
+        assert_eq!(w.validate().unwrap_err().key, "producers");
+        w.producers = MAX_CLIENTS;
+        w.consumer_groups = 2;
+        w.consumers_per_group = MAX_CLIENTS / 2;
+        assert!(w.validate().is_ok());
+        w.consumers_per_group += 1;
+        let e = w.validate().unwrap_err();
+        assert_eq!(e.key, "consumers_per_group");
+        assert!(
+            e.to_string().contains("129 x 2 groups = 258 consumers"),
+            "{e}"
+        );
 
         let mut w = base();
         w.credit_depletion = Some(CreditDepletion {

@@ -118,7 +118,7 @@ pub struct Args {
     #[arg(long, default_value_t = 3, value_name = "N", group = "flags")]
     pub replication_factor: i32,
 
-    /// Producer threads, each with its own client, sharing the rate equally.
+    /// Producer threads, each with its own client, sharing the rate equally (1 to 256).
     #[arg(long, default_value_t = 1, value_name = "N", group = "flags")]
     pub producers: u32,
 
@@ -126,7 +126,7 @@ pub struct Args {
     #[arg(long, default_value_t = 0, value_name = "N", group = "flags")]
     pub consumer_groups: u32,
 
-    /// Consumers per group (threads, each with its own client).
+    /// Consumers per group (threads, each with its own client; at most 256 over all groups).
     #[arg(long, default_value_t = 1, value_name = "N", group = "flags")]
     pub consumers_per_group: u32,
 
