@@ -1,23 +1,15 @@
 //! End-to-end tests of `kpilot capacity`, `kpilot size` and `kpilot catalog`: the real binary,
 //! its output and its exit codes, including every bad-input case issue #2 lists.
 
-use std::io::Write as _;
-use std::process::{Command, Output};
+mod common;
 
-fn kpilot(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_kpilot"))
-        .args(args)
-        .env_remove("KPILOT_CATALOG")
-        .output()
-        .expect("run kpilot")
-}
+use common::{kpilot, stderr};
+
+use std::io::Write as _;
+use std::process::Output;
 
 fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
 fn json(o: &Output) -> serde_json::Value {

@@ -1,15 +1,9 @@
 //! `kpilot operator` refuses an incomplete pvc-releaser configuration before it connects to
 //! anything (exit code 2, naming the missing flag).
 
-use std::process::{Command, Output};
+mod common;
 
-fn kpilot(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_kpilot"))
-        .args(args)
-        .env_remove("KUBECONFIG")
-        .output()
-        .expect("run kpilot")
-}
+use common::kpilot;
 
 #[test]
 fn the_pvc_releaser_needs_a_scope_and_a_safety_gate() {

@@ -4,24 +4,17 @@
 //! removed, exit 1), the same command resuming and completing it, and the errors for an
 //! unregistered broker and a `--cancel` with no journal.
 
+mod common;
+
+use common::{kpilot, stderr};
+
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use kpilot_cluster::{BrokerId, TopicName, TopicPartition};
 use kpilot_kafka::{AdminClient, BrokerAddress, ClientConfig, ConfigResource, NewTopic};
 use kpilot_testbed::{ClusterConfig, KafkaCluster};
-
-fn kpilot(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_kpilot"))
-        .args(args)
-        .output()
-        .expect("run kpilot")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
 
 #[test]
 fn rebalance_needs_exactly_one_mode() {

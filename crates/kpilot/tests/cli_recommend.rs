@@ -5,9 +5,13 @@
 //! (a tiny test catalog makes a few MB/s matter). Then a wrong metric name, an empty result
 //! and Prometheus down must fail with a clear message instead of recommending on zeros.
 
+mod common;
+
+use common::{kpilot, stderr};
+
 use std::io::{BufRead as _, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
@@ -64,17 +68,6 @@ sizes = [
   { size = "large", vcpu = 4, memory_gib = 4, network_gbit = 0.8, ebs_mb_per_s = 160, usd_per_hour = 0.04 },
 ]
 "#;
-
-fn kpilot(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_kpilot"))
-        .args(args)
-        .output()
-        .expect("run kpilot")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
 
 /// `kpilot perf` at `rate` for `secs` (no warm-up), one consumer group, in the background.
 fn perf(bootstrap: &str, rate: &str, secs: u32) -> Load {

@@ -2,23 +2,15 @@
 //! replication throttles left behind, a crashed broker), and its exit codes for an unreachable
 //! address and a bad client configuration.
 
-use std::process::{Command, Output};
+mod common;
+
+use common::{kpilot, stderr};
+
 use std::time::{Duration, Instant};
 
 use kpilot_cluster::{BrokerId, TopicName};
 use kpilot_kafka::{AdminClient, BrokerAddress, ClientConfig, ConfigOp, ConfigResource, NewTopic};
 use kpilot_testbed::{ClusterConfig, KafkaCluster};
-
-fn kpilot(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_kpilot"))
-        .args(args)
-        .output()
-        .expect("run kpilot")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
 
 #[test]
 fn status_reports_a_healthy_cluster_then_a_crashed_broker() {

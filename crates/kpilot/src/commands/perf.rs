@@ -340,6 +340,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             "--bootstrap is required (or set KPILOT_BOOTSTRAP)"
         ))
     })?;
+    reachable(&bootstrap)?;
     let target = Target {
         bootstrap: bootstrap.clone(),
         client_properties: args.client_property.clone(),
@@ -390,6 +391,51 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         print_text(&text)?;
     }
     Ok(())
+}
+
+/// Fails at once, naming each address's error, when no bootstrap server accepts a TCP
+/// connection (librdkafka would only time out creating the topic, 30 s later). Security is
+/// librdkafka's business: this checks the socket only.
+fn reachable(bootstrap: &str) -> anyhow::Result<()> {
+    use std::net::{TcpStream, ToSocketAddrs as _};
+    let mut errors = Vec::new();
+    for server in bootstrap
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
+        // librdkafka takes a server without a port as port 9092.
+        let with_port = if server
+            .rsplit_once(':')
+            .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
+        {
+            server.to_string()
+        } else {
+            format!("{server}:9092")
+        };
+        let addrs = match with_port.as_str().to_socket_addrs() {
+            Ok(addrs) => addrs.collect::<Vec<_>>(),
+            Err(e) => {
+                errors.push(format!("{server}: {e}"));
+                continue;
+            }
+        };
+        for addr in addrs {
+            match TcpStream::connect_timeout(&addr, Duration::from_secs(5)) {
+                Ok(_) => return Ok(()),
+                Err(e) => errors.push(format!("{server} ({addr}): {e}")),
+            }
+        }
+    }
+    if errors.is_empty() {
+        return Err(usage(anyhow::anyhow!(
+            "--bootstrap '{bootstrap}' names no server, e.g. 127.0.0.1:9092"
+        )));
+    }
+    Err(anyhow::anyhow!(
+        "cannot reach any bootstrap server: {}",
+        errors.join("; ")
+    ))
 }
 
 fn write_file(path: &Path, text: &str) -> anyhow::Result<()> {
