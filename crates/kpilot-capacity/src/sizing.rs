@@ -36,6 +36,9 @@ pub enum SizingError {
     /// Zero availability zones.
     #[error("zones must be at least 1")]
     ZeroZones,
+    /// No qualifying shape asked for.
+    #[error("--top 0 shows no shape: ask for at least 1")]
+    ZeroTop,
     /// The broker count bounds exclude everything.
     #[error("--min-brokers {min} is above --max-brokers {max}")]
     BrokerBoundsInverted {
@@ -270,6 +273,9 @@ pub fn size(catalog: &Catalog, req: &SizeRequest) -> Result<SizeReport, SizingEr
     }
     if req.zones == 0 {
         return Err(SizingError::ZeroZones);
+    }
+    if req.top == 0 {
+        return Err(SizingError::ZeroTop);
     }
     let workload = Workload::new(
         req.replication_factor,
@@ -673,5 +679,8 @@ mod tests {
             size(&c, &req),
             Err(SizingError::BrokerBoundsInverted { .. })
         ));
+        let mut req = SizeRequest::new(Throughput::from_mb_per_s(10.0));
+        req.top = 0;
+        assert!(matches!(size(&c, &req), Err(SizingError::ZeroTop)));
     }
 }

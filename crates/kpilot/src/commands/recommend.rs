@@ -145,7 +145,7 @@ pub struct Args {
     #[arg(long, value_delimiter = ',', value_name = "FAMILY,...")]
     pub families: Vec<String>,
 
-    /// How many of the cheapest shapes that hold the measured load to list.
+    /// How many of the cheapest shapes that hold the measured load to list (0: none).
     #[arg(long, default_value_t = 5, value_name = "N")]
     pub top: usize,
 
@@ -845,15 +845,20 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         req.max_brokers = args.max_brokers.max(req.replication_factor.into());
         req.top = args.top;
         req.rejected = 0;
-        let cheapest = match size(&catalog, &req) {
-            Ok(report) => report
-                .candidates
-                .iter()
-                .map(|c| shape_out(&c.shape, &catalog, &workload, ingress))
-                .collect(),
-            Err(e) => {
-                warnings.push(format!("no cheapest shapes: {e}"));
-                Vec::new()
+        // --top 0 lists none.
+        let cheapest = if args.top == 0 {
+            Vec::new()
+        } else {
+            match size(&catalog, &req) {
+                Ok(report) => report
+                    .candidates
+                    .iter()
+                    .map(|c| shape_out(&c.shape, &catalog, &workload, ingress))
+                    .collect(),
+                Err(e) => {
+                    warnings.push(format!("no cheapest shapes: {e}"));
+                    Vec::new()
+                }
             }
         };
 

@@ -95,7 +95,7 @@ pub struct Args {
     #[arg(long)]
     pub no_broker_loss_spare: bool,
 
-    /// How many qualifying shapes to show.
+    /// How many qualifying shapes to show (at least 1).
     #[arg(long, default_value_t = 5, value_name = "N")]
     pub top: usize,
 
