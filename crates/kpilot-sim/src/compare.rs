@@ -135,6 +135,11 @@ pub fn static_peak_shape(
     )?;
     let stored = max_stored_bytes(demand, setup);
     let volume_gb = setup.volume_gb(catalog, stored);
+    let none = || SimError::NoStaticShape {
+        peak,
+        data_gb: stored / 1e9,
+        volume_gb,
+    };
     let family = setup
         .constraints
         .families
@@ -144,7 +149,7 @@ pub fn static_peak_shape(
     let first = catalog
         .instances()
         .find(|i| i.name.family() == family)
-        .ok_or(SimError::NoStaticShape { peak })?;
+        .ok_or_else(none)?;
     let template = setup.shape(catalog, first, 3, volume_gb)?;
     let mut best: Option<(f64, Shape)> = None;
     for shape in all_shapes(&template, catalog, &setup.constraints, &workload) {
@@ -162,8 +167,7 @@ pub fn static_peak_shape(
             }
         }
     }
-    best.map(|(_, s)| (s, volume_gb))
-        .ok_or(SimError::NoStaticShape { peak })
+    best.map(|(_, s)| (s, volume_gb)).ok_or_else(none)
 }
 
 /// The oracle lower bound (see [`Comparison::oracle_cost_usd`]), USD.

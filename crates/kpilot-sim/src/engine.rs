@@ -102,13 +102,17 @@ pub enum SimError {
         /// `min.insync.replicas`.
         min_insync_replicas: u16,
     },
-    /// No allowed shape holds the demand's peak.
+    /// No allowed shape holds the demand's peak and its data.
     #[error(
-        "no allowed shape holds the peak of {peak} (with one broker down); allow more brokers or larger families"
+        "no allowed shape holds the peak of {peak} (with one broker down) and the {data_gb:.0} GB the retention keeps on volumes of {volume_gb:.0} GB; allow more brokers or larger families, or larger volumes"
     )]
     NoStaticShape {
         /// The peak.
         peak: Throughput,
+        /// The most data the demand keeps on the brokers, GB.
+        data_gb: f64,
+        /// The volume size per broker, GB.
+        volume_gb: f64,
     },
 }
 

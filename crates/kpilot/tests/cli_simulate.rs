@@ -176,6 +176,19 @@ fn malformed_traces_exit_2_with_file_line_and_reason() {
     );
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("--actual-move-rate"), "{}", stderr(&o));
+    // A setup that no shape can run is the user's to change (2), with what to change.
+    for (args, says) in [
+        (
+            &["--storage", "local-nvme"][..],
+            "m7g.large has no local NVMe storage",
+        ),
+        (&["--volume-size", "1GB"][..], "on volumes of 1 GB"),
+        (&["--days", "367"][..], "at most 366 days"),
+    ] {
+        let o = kpilot(&[&["simulate", "--no-report"][..], args].concat(), &dir);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        assert!(stderr(&o).contains(says), "{args:?}: {}", stderr(&o));
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -365,7 +365,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let started = Instant::now();
     let runs = compare(&demand, &catalog, &setup, &settings, &reactive).map_err(|e| match e {
         // Settings that cannot work whatever the demand: the user's to change (exit 2).
-        kpilot_sim::SimError::NoReplicaToSpare { .. } => usage(e),
+        kpilot_sim::SimError::NoReplicaToSpare { .. }
+        | kpilot_sim::SimError::NoStaticShape { .. }
+        | kpilot_sim::SimError::Storage(_)
+        | kpilot_sim::SimError::Workload(_) => usage(e),
         e => anyhow::Error::new(e).context("the simulation failed"),
     })?;
     let elapsed = started.elapsed().as_secs_f64();
