@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use kpilot_capacity::{Catalog, Instance};
 use kpilot_cluster::BrokerId;
-use kpilot_testbed::{ClusterState as TestbedState, NodeLaunch};
+use kpilot_testbed::{ClusterState as TestbedState, NodeLaunch, NodeRole};
 use kpilot_units::InstanceType;
 use serde::{Deserialize, Serialize};
 
@@ -131,10 +131,12 @@ impl LocalFleet {
         self
     }
 
-    /// Emulates instance-local disks: a node's new size is a new machine with an empty disk,
-    /// so `resize` deletes the partitions the stopped node stores (its identity and the KRaft
-    /// metadata log stay, see `BrokerState::wipe_partition_data`) and Kafka rebuilds them
-    /// from the other replicas when it starts.
+    /// Emulates instance-local disks: a node's new size is a new machine with an empty disk.
+    /// A broker-only node's `resize` replaces its whole disk (`ClusterState::replace_disk`:
+    /// partitions, metadata log and identity gone, formatted again); a combined node, whose
+    /// disk also holds controller-quorum state, loses its partitions only
+    /// (`BrokerState::wipe_partition_data`). Kafka rebuilds the replicas from the others
+    /// when the node starts.
     pub fn with_fresh_disks(mut self) -> Self {
         self.fresh_disks = true;
         self
@@ -319,21 +321,29 @@ impl Fleet for LocalFleet {
             });
         }
         if self.fresh_disks {
-            let b = b.clone();
-            let wiped = tokio::task::spawn_blocking(move || b.wipe_partition_data())
-                .await
-                .map_err(|e| e.to_string())
-                .and_then(|r| r.map_err(|e| e.to_string()));
-            let removed = wiped.map_err(|message| FleetError::Resize {
+            // A broker-only node gets a whole new disk (identity and metadata log too); a
+            // combined node keeps its controller-quorum state and loses its partitions.
+            let (b, state) = (b.clone(), state.clone());
+            let emptied = tokio::task::spawn_blocking(move || match b.role {
+                NodeRole::Broker => state.replace_disk(b.id).map(|()| None),
+                NodeRole::Combined => b.wipe_partition_data().map(Some),
+            })
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|r| r.map_err(|e| e.to_string()));
+            let removed = emptied.map_err(|message| FleetError::Resize {
                 node,
                 size: size.clone(),
                 message: format!("emptying its disk failed: {message}"),
             })?;
-            tracing::info!(
-                node = node.0,
-                partitions = removed,
-                "emptied the node's disk"
-            );
+            match removed {
+                Some(partitions) => tracing::info!(
+                    node = node.0,
+                    partitions,
+                    "emptied the node's disk (partitions only: it is a controller too)"
+                ),
+                None => tracing::info!(node = node.0, "gave the node a new, formatted disk"),
+            }
         }
         let mut sizes = Self::read_sizes(&state);
         sizes.insert(node.0, size.clone());

@@ -19,11 +19,7 @@ use real::{DownMonitor, Testbed, admin, create_topics};
 #[test]
 fn gate_waits_for_recovery_and_a_broker_that_does_not_return_halts() {
     let bed = Testbed::start(3);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let runtime = real::runtime();
     let admin = runtime.block_on(async {
         let admin = admin(&bed.bootstrap).await;
         create_topics(&admin, &[("orders", 6), ("events", 3)]).await;

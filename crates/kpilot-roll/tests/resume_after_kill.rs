@@ -31,11 +31,7 @@ fn child_roll() {
         .collect::<Vec<_>>()
         .try_into()
         .expect("state|journal|bootstrap");
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let runtime = real::runtime();
     runtime.block_on(async {
         let admin = admin(bootstrap).await;
         let fleet = LocalFleet::new(state, LocalSizing::default()).expect("fleet");
@@ -52,11 +48,7 @@ fn child_roll() {
 #[test]
 fn resume_after_kill_finishes_the_roll() {
     let bed = Testbed::start(3);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let runtime = real::runtime();
     let admin = runtime.block_on(async {
         let admin = admin(&bed.bootstrap).await;
         create_topics(&admin, &[("orders", 6), ("events", 3)]).await;

@@ -13,8 +13,7 @@ use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::Bytes;
-use kpilot_cluster::{BrokerId, TopicName, TopicPartition};
+use kpilot_cluster::{BrokerId, TopicName};
 use kpilot_kafka::{
     AdminClient, ConfigOp, ConfigResource, FOLLOWER_RATE, FOLLOWER_REPLICAS, LEADER_RATE,
     LEADER_REPLICAS,
@@ -123,11 +122,7 @@ fn a_rebuild_onto_an_empty_disk_runs_at_its_throttle_and_leaves_nothing_set() {
         .with_test_writer()
         .try_init();
     let bed = Testbed::start(3);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let runtime = real::runtime();
     let admin = runtime.block_on(async {
         let admin = admin(&bed.bootstrap).await;
         create_topics(&admin, &[(TOPIC, PARTITIONS)]).await;
@@ -142,15 +137,7 @@ fn a_rebuild_onto_an_empty_disk_runs_at_its_throttle_and_leaves_nothing_set() {
             .wait_for_topic(&TopicName::new(MIXED).expect("name"))
             .await
             .expect("mixed ready");
-        let value = Bytes::from(vec![b'x'; 10_000]);
-        let batch: Vec<(Option<Bytes>, Option<Bytes>)> =
-            (0..10).map(|_| (None, Some(value.clone()))).collect();
-        for p in 0..PARTITIONS {
-            let tp = TopicPartition::new(TopicName::new(TOPIC).expect("topic"), p);
-            for _ in 0..BATCHES {
-                admin.produce(&tp, &batch).await.expect("fill");
-            }
-        }
+        real::fill(&admin, TOPIC, PARTITIONS, BATCHES).await;
         admin
     });
     let before = runtime.block_on(async {

@@ -24,11 +24,7 @@ fn roll_under_load_loses_nothing_and_restores_leadership() {
         .with_test_writer()
         .try_init();
     let bed = Testbed::start(3);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let runtime = real::runtime();
     let admin = runtime.block_on(async {
         let admin = admin(&bed.bootstrap).await;
         create_topics(&admin, &[(TOPIC, 6), ("events", 3), ("audit", 2)]).await;

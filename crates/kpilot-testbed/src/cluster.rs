@@ -380,19 +380,7 @@ impl KafkaCluster {
         if let Some(pid) = node.pid() {
             return Err(TestbedError::BrokerAlreadyRunning { id, pid });
         }
-        if node.layout.role != NodeRole::Broker {
-            return Err(TestbedError::InvalidConfig {
-                reason: format!(
-                    "node {id} is a combined broker and controller: its disk holds controller-quorum state; replace_disk only takes broker-only nodes (wipe_partition_data empties a combined node's partitions)"
-                ),
-            });
-        }
-        let dir = &node.layout.data_dir;
-        if dir.exists() {
-            fs::remove_dir_all(dir).map_err(TestbedError::write(dir))?;
-        }
-        let tool = node.start_format(&self.launch, &self.cluster_id, &[]);
-        finish_formats(std::slice::from_ref(node), vec![tool])
+        node.replace_disk(&self.launch, &self.cluster_id)
     }
 
     /// Kills broker `id` with SIGKILL (a crash) and reaps it. Killing a broker that is not

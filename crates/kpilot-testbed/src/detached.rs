@@ -118,37 +118,8 @@ impl ClusterState {
                 ),
             });
         }
-        let libs = kafka_libs_dir()?;
-        let classpath = setup::classpath(&libs)?;
-        let java = setup::java_executable();
-        let cds_archive = setup::cds_archive_path(&java, &classpath)
-            .ok()
-            .filter(|p| p.is_file());
-        let jvm = Launch {
-            java,
-            classpath,
-            heap_mb: launch.heap_mb,
-            jvm_args: launch.jvm_args.clone(),
-            jit_c1_only: launch.jit_c1_only,
-            cds_archive,
-            broker_log4j: self.dir.join("log4j2-broker.properties"),
-            tools_log4j: self.dir.join("log4j2-tools.properties"),
-            jmx_exporter: None,
-        };
-        let layout = NodeLayout {
-            id,
-            role: b.role,
-            plaintext_port: port_of(&b.address, id)?,
-            controller_port: b.controller_port,
-            secure_port: b
-                .secure_address
-                .as_deref()
-                .map(|a| port_of(a, id))
-                .transpose()?,
-            metrics_port: None,
-            data_dir: b.dir.join("data"),
-        };
-        let node = Node::new(layout, b.dir.clone());
+        let jvm = self.launch(launch)?;
+        let node = node_of(&b)?;
         let mut watch = node.spawn(&jvm)?;
         let pid_path = b.dir.join("broker.pid");
         let pid = std::fs::read_to_string(&pid_path)
@@ -204,6 +175,43 @@ impl ClusterState {
         Ok(pid)
     }
 
+    /// Gives the stopped broker-only node `id` a new, empty disk, as
+    /// `KafkaCluster::replace_disk` does: its whole log directory deleted and formatted again
+    /// with the cluster id and node id. Refuses a running node and a combined node.
+    pub fn replace_disk(&self, id: i32) -> Result<(), TestbedError> {
+        let b = self.broker(id)?;
+        if Self::is_alive(b)
+            && let Some(pid) = b.pid
+        {
+            return Err(TestbedError::BrokerAlreadyRunning { id, pid });
+        }
+        if let Some(pid) = crate::state::find_node_process(&b.dir) {
+            return Err(TestbedError::BrokerAlreadyRunning { id, pid });
+        }
+        node_of(b)?.replace_disk(&self.launch(&NodeLaunch::default())?, &self.cluster_id)
+    }
+
+    /// How to run a JVM of this cluster: the Kafka classpath, its log4j files, `launch`.
+    fn launch(&self, launch: &NodeLaunch) -> Result<Launch, TestbedError> {
+        let libs = kafka_libs_dir()?;
+        let classpath = setup::classpath(&libs)?;
+        let java = setup::java_executable();
+        let cds_archive = setup::cds_archive_path(&java, &classpath)
+            .ok()
+            .filter(|p| p.is_file());
+        Ok(Launch {
+            java,
+            classpath,
+            heap_mb: launch.heap_mb,
+            jvm_args: launch.jvm_args.clone(),
+            jit_c1_only: launch.jit_c1_only,
+            cds_archive,
+            broker_log4j: self.dir.join("log4j2-broker.properties"),
+            tools_log4j: self.dir.join("log4j2-tools.properties"),
+            jmx_exporter: None,
+        })
+    }
+
     /// Records the pid of each node whose JVM runs although the state does not know it
     /// (started by a process that died before it saved the state): the pid in
     /// `node-<id>/broker.pid`, or, when the process died between starting the JVM and writing
@@ -232,6 +240,25 @@ impl ClusterState {
             b.pid = pid;
         }
     }
+}
+
+/// The node a saved broker entry describes (its ports, role and directory).
+fn node_of(b: &BrokerState) -> Result<Node, TestbedError> {
+    let id = b.id;
+    let layout = NodeLayout {
+        id,
+        role: b.role,
+        plaintext_port: port_of(&b.address, id)?,
+        controller_port: b.controller_port,
+        secure_port: b
+            .secure_address
+            .as_deref()
+            .map(|a| port_of(a, id))
+            .transpose()?,
+        metrics_port: None,
+        data_dir: b.dir.join("data"),
+    };
+    Ok(Node::new(layout, b.dir.clone()))
 }
 
 fn port_of(address: &str, id: i32) -> Result<u16, TestbedError> {

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rustix::process::{Pid, Signal};
 
-use crate::config::NodeLayout;
+use crate::config::{NodeLayout, NodeRole};
 use crate::error::TestbedError;
 
 /// The log line a KRaft node prints once it is fully started; for a broker it comes after
@@ -152,6 +152,30 @@ impl Node {
             java: launch.java.clone(),
             source,
         })
+    }
+
+    /// Gives this stopped broker-only node a new, empty disk: its whole log directory
+    /// deleted and formatted again with `cluster_id` and its node id (see
+    /// `KafkaCluster::replace_disk`). The caller checks that it is stopped.
+    pub(crate) fn replace_disk(
+        &self,
+        launch: &Launch,
+        cluster_id: &str,
+    ) -> Result<(), TestbedError> {
+        let id = self.id();
+        if self.layout.role != NodeRole::Broker {
+            return Err(TestbedError::InvalidConfig {
+                reason: format!(
+                    "node {id} is a combined broker and controller: its disk holds controller-quorum state; replace_disk only takes broker-only nodes (wipe_partition_data empties a combined node's partitions)"
+                ),
+            });
+        }
+        let dir = &self.layout.data_dir;
+        if dir.exists() {
+            fs::remove_dir_all(dir).map_err(TestbedError::write(dir))?;
+        }
+        let tool = self.start_format(launch, cluster_id, &[])?;
+        self.finish_format(tool)
     }
 
     /// Waits for a storage tool started by [`Node::start_format`].

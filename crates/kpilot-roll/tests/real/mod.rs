@@ -26,7 +26,13 @@ pub struct Testbed {
 
 impl Testbed {
     pub fn start(brokers: usize) -> Testbed {
-        let cluster = KafkaCluster::start(ClusterConfig {
+        Self::start_plus(brokers, 0)
+    }
+
+    /// `brokers` combined nodes (ids `1..=brokers`) and `broker_only` broker-only nodes
+    /// after them.
+    pub fn start_plus(brokers: usize, broker_only: usize) -> Testbed {
+        let mut cluster = KafkaCluster::start(ClusterConfig {
             brokers,
             min_insync_replicas: 2,
             auto_leader_rebalance: false,
@@ -34,6 +40,9 @@ impl Testbed {
             ..ClusterConfig::default()
         })
         .expect("start a Kafka testbed (scripts/setup-kafka must work)");
+        for _ in 0..broker_only {
+            cluster.add_broker().expect("add a broker-only node");
+        }
         let state = cluster.detach();
         let dir = std::env::temp_dir().join(format!(
             "kpilot-roll-test-{}-{}",
@@ -111,6 +120,29 @@ impl Drop for Testbed {
             }
         }
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The tests' runtime: two worker threads, I/O and timers.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+/// Appends `batches` batches of ten 10 kB records to each of `partitions` partitions of
+/// `topic` (100 kB a batch).
+pub async fn fill(admin: &AdminClient, topic: &str, partitions: i32, batches: usize) {
+    let value = bytes::Bytes::from(vec![b'x'; 10_000]);
+    let batch: Vec<(Option<bytes::Bytes>, Option<bytes::Bytes>)> =
+        (0..10).map(|_| (None, Some(value.clone()))).collect();
+    for p in 0..partitions {
+        let tp = kpilot_cluster::TopicPartition::new(TopicName::new(topic).expect("topic"), p);
+        for _ in 0..batches {
+            admin.produce(&tp, &batch).await.expect("fill");
+        }
     }
 }
 

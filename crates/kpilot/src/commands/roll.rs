@@ -98,8 +98,10 @@ pub struct Args {
 
     /// Local fleet only: emulate instance-local disks (local NVMe). Each rolled broker comes
     /// back on an empty disk, as on a new node, and rebuilds every replica it hosts from the
-    /// other replicas; the rebuild runs under --rebuild-throttle. The broker's identity and
-    /// the KRaft metadata log stay, see docs/roll.md.
+    /// other replicas; the rebuild runs under --rebuild-throttle. A broker-only node gets a
+    /// whole new disk (formatted again: new directory id, no metadata log); a combined
+    /// broker and controller keeps its identity and metadata log (its quorum state), see
+    /// docs/roll.md.
     #[arg(long)]
     pub fresh_disks: bool,
 
