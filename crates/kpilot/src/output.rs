@@ -36,6 +36,29 @@ pub fn usage(err: impl Into<anyhow::Error>) -> anyhow::Error {
     anyhow::Error::new(UsageError(err.into()))
 }
 
+/// Checks, before a long run, that a file can be written at `path` when it ends: its
+/// directory exists and it is not a directory itself. A usage error (exit 2) names `flag`.
+pub fn check_output_path(flag: &str, path: &std::path::Path) -> anyhow::Result<()> {
+    if path.is_dir() {
+        return Err(usage(anyhow::anyhow!(
+            "{flag} {} is a directory: name a file in it",
+            path.display()
+        )));
+    }
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    if !dir.is_dir() {
+        return Err(usage(anyhow::anyhow!(
+            "{flag} {}: the directory {} does not exist; create it first",
+            path.display(),
+            dir.display()
+        )));
+    }
+    Ok(())
+}
+
 /// The exit code for an error returned by a command.
 pub fn exit_code_for(err: &anyhow::Error) -> u8 {
     if err.downcast_ref::<UsageError>().is_some() {

@@ -22,6 +22,10 @@ fn perf_refuses_bad_input_and_an_unreachable_cluster_at_once() {
             &["--consumer-groups", "3", "--consumers-per-group", "100"][..],
             "300 consumers",
         ),
+        (
+            &["--html", "/nonexistent/dir/r.html"][..],
+            "the directory /nonexistent/dir does not exist",
+        ),
     ] {
         let o = kpilot(&[&base[..], extra].concat());
         assert_eq!(o.status.code(), Some(2), "{extra:?}: {}", stderr(&o));

@@ -189,6 +189,18 @@ fn malformed_traces_exit_2_with_file_line_and_reason() {
         assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
         assert!(stderr(&o).contains(says), "{args:?}: {}", stderr(&o));
     }
+    // A report that could not be written is refused before the run, not after it.
+    for (report, says) in [
+        (
+            "no/such/dir/r.html",
+            "the directory no/such/dir does not exist",
+        ),
+        (".", "is a directory"),
+    ] {
+        let o = kpilot(&["simulate", "--report", report], &dir);
+        assert_eq!(o.status.code(), Some(2), "{report}: {}", stderr(&o));
+        assert!(stderr(&o).contains(says), "{report}: {}", stderr(&o));
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }
 

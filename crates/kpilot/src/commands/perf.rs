@@ -20,7 +20,7 @@ use kpilot_perf::workload::{
 };
 use kpilot_units::{ByteSize, Throughput};
 
-use crate::output::{Table, print_json, print_text, usage};
+use crate::output::{Table, check_output_path, print_json, print_text, usage};
 
 /// Load-test a Kafka cluster with honest latency.
 ///
@@ -332,6 +332,11 @@ fn load_workloads(args: &Args) -> anyhow::Result<Vec<Workload>> {
 /// Runs `kpilot perf`.
 pub fn run(args: Args) -> anyhow::Result<()> {
     let workloads = load_workloads(&args)?;
+    for (flag, path) in [("--output", &args.output), ("--html", &args.html)] {
+        if let Some(path) = path {
+            check_output_path(flag, path)?;
+        }
+    }
     if args.dry_run {
         return print_plan(&workloads, args.json);
     }

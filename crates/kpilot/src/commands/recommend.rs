@@ -28,7 +28,7 @@ use super::common::{
     CatalogArgs, ResourceUse, WorkloadArgs, kafka_client_config, mbps, pct, resource_table,
     resource_uses, usd,
 };
-use crate::output::{Table, print_json, print_text, usage};
+use crate::output::{Table, check_output_path, print_json, print_text, usage};
 
 /// Recommend a shape for a live cluster from its measured load.
 ///
@@ -636,6 +636,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 path.display()
             )));
         }
+    }
+    if let Some(path) = &args.save_trace {
+        check_output_path("--save-trace", path)?;
     }
     // The policy's constraints and a given broker count are checked before measuring, too:
     // the consumer fan-out, only known after, does not change them.

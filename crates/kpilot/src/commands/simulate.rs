@@ -16,7 +16,7 @@ use kpilot_units::{ByteSize, Span, Throughput};
 use serde::Serialize;
 
 use super::common::{CatalogArgs, pct, usd};
-use crate::output::{Table, print_json, usage};
+use crate::output::{Table, check_output_path, print_json, usage};
 
 /// Replay days of demand through the autoscaling policy and compare it with baselines.
 ///
@@ -276,6 +276,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         return Ok(());
     }
     let catalog = args.catalog.load()?;
+    if !args.no_report {
+        check_output_path("--report", &args.report)?;
+    }
     let (demand, mut setup, description, events) = match &args.trace {
         Some(path) => {
             let text = std::fs::read_to_string(path)
