@@ -562,10 +562,19 @@ fn config_resources(brokers: &[i32], topics: &[&str]) -> Vec<kpilot_kafka::Confi
     brokers.chain(topics).collect()
 }
 
+/// Kafka's replication quota measures the rate over the last `replication.quota.window.num`
+/// (11) windows of `replication.quota.window.size.seconds` (1 s), so a follower may catch up
+/// on what the quota left unused up to 11 s before a rebuild's timing began (while the
+/// broker started): in a rebuild timed for `seconds`, at most `throttle x (seconds + 11 s)`.
+const QUOTA_BURST_S: f64 = 11.0;
+
 /// The rebuilds timed into `moves`, after checking there is one per broker of the 3-broker
 /// tests, each of one receiver at `throttle`, of the 36 MB the tests store per broker (more
-/// than 10 MB: part comes before the timing starts, while the broker starts) and at a share
-/// of the throttle in (0.3, 1.25]: no faster than the throttle allows, and not stalled.
+/// than 10 MB: part comes before the timing starts, while the broker starts), not stalled
+/// (above 0.3 of the throttle) and within what Kafka's quota lets through at the throttle
+/// ([`QUOTA_BURST_S`]). A short rebuild may so reach a share above 1 (1.27 in one CI run:
+/// 16.0 MB in 6.3 s at 2 MB/s); that the throttle was set at all, the tests check on the
+/// brokers' configs.
 pub fn timed_rebuilds(moves: &MoveStatus, throttle: u64) -> Vec<&MeasuredMove> {
     let rebuilds: Vec<&MeasuredMove> = moves
         .measured
@@ -580,7 +589,8 @@ pub fn timed_rebuilds(moves: &MoveStatus, throttle: u64) -> Vec<&MeasuredMove> {
             "{m:?}"
         );
         assert!(m.bytes > 10_000_000 && m.bytes <= 37_000_000, "{m:?}");
-        assert!(m.share > 0.3 && m.share <= 1.25, "{m:?}");
+        let allowed = throttle as f64 * (m.seconds + QUOTA_BURST_S);
+        assert!(m.share > 0.3 && m.bytes as f64 <= allowed, "{m:?}");
     }
     rebuilds
 }
