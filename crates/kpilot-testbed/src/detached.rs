@@ -100,16 +100,7 @@ impl ClusterState {
         ready_timeout: Duration,
     ) -> Result<u32, TestbedError> {
         let b = self.broker(id)?.clone();
-        if Self::is_alive(&b)
-            && let Some(pid) = b.pid
-        {
-            return Err(TestbedError::BrokerAlreadyRunning { id, pid });
-        }
-        // A JVM of this node whose pid nobody recorded (its starter died right after the
-        // spawn) holds the node's ports: a second one would fail to bind them.
-        if let Some(pid) = crate::state::find_node_process(&b.dir) {
-            return Err(TestbedError::BrokerAlreadyRunning { id, pid });
-        }
+        refuse_running(&b)?;
         if launch.heap_mb < 128 {
             return Err(TestbedError::InvalidConfig {
                 reason: format!(
@@ -180,14 +171,7 @@ impl ClusterState {
     /// with the cluster id and node id. Refuses a running node and a combined node.
     pub fn replace_disk(&self, id: i32) -> Result<(), TestbedError> {
         let b = self.broker(id)?;
-        if Self::is_alive(b)
-            && let Some(pid) = b.pid
-        {
-            return Err(TestbedError::BrokerAlreadyRunning { id, pid });
-        }
-        if let Some(pid) = crate::state::find_node_process(&b.dir) {
-            return Err(TestbedError::BrokerAlreadyRunning { id, pid });
-        }
+        refuse_running(b)?;
         node_of(b)?.replace_disk(&self.launch(&NodeLaunch::default())?, &self.cluster_id)
     }
 
@@ -239,6 +223,17 @@ impl ClusterState {
         if let Some(b) = self.brokers.iter_mut().find(|b| b.id == id) {
             b.pid = pid;
         }
+    }
+}
+
+/// [`TestbedError::BrokerAlreadyRunning`] when a JVM of the node runs: the one the state
+/// records, or one whose pid nobody recorded (its starter died right after the spawn), which
+/// holds the node's ports and directory all the same.
+fn refuse_running(b: &BrokerState) -> Result<(), TestbedError> {
+    let recorded = b.pid.filter(|_| ClusterState::is_alive(b));
+    match recorded.or_else(|| crate::state::find_node_process(&b.dir)) {
+        Some(pid) => Err(TestbedError::BrokerAlreadyRunning { id: b.id, pid }),
+        None => Ok(()),
     }
 }
 
