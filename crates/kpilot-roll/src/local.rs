@@ -322,11 +322,12 @@ impl Fleet for LocalFleet {
         }
         if self.fresh_disks {
             // A broker-only node gets a whole new disk (identity and metadata log too); a
-            // combined node keeps its controller-quorum state and loses its partitions.
+            // combined node keeps its controller-quorum state and loses its partitions; a
+            // dedicated controller holds no partitions and keeps its quorum state.
             let (b, state) = (b.clone(), state.clone());
             let emptied = tokio::task::spawn_blocking(move || match b.role {
                 NodeRole::Broker => state.replace_disk(b.id).map(|()| None),
-                NodeRole::Combined => b.wipe_partition_data().map(Some),
+                NodeRole::Combined | NodeRole::Controller => b.wipe_partition_data().map(Some),
             })
             .await
             .map_err(|e| e.to_string())

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::thread;
 use std::time::Instant;
 
-use crate::config::{self, ClusterConfig, NodeLayout, NodeRole};
+use crate::config::{self, CONTROLLER_ID_BASE, ClusterConfig, NodeLayout, NodeRole};
 use crate::error::TestbedError;
 use crate::node::{self, JmxAgent, Launch, Node, ReadyWatch};
 use crate::ports::free_ports;
@@ -167,21 +167,40 @@ impl KafkaCluster {
         }
 
         let n = cluster.config.brokers;
+        let controllers = cluster.config.controllers;
+        let role = NodeRole::of_brokers(controllers);
         let secure = cluster.config.secure;
         let metrics = cluster.launch.jmx_exporter.is_some();
-        let per_node = 2 + usize::from(secure) + usize::from(metrics);
-        let ports = free_ports(n * per_node)?;
-        let mut voters = Vec::with_capacity(n);
-        for (index, chunk) in ports.chunks(per_node).enumerate() {
+        let combined = role == NodeRole::Combined;
+        let per_node = 1 + usize::from(combined) + usize::from(secure) + usize::from(metrics);
+        let ports = free_ports(n * per_node + controllers)?;
+        let (broker_ports, controller_ports) = ports.split_at(n * per_node);
+        let mut voters = Vec::with_capacity(n.max(controllers));
+        for (index, chunk) in broker_ports.chunks(per_node).enumerate() {
             let id = i32::try_from(index + 1).expect("at most MAX_BROKERS nodes");
-            voters.push((id, chunk[1]));
+            let controller_port = combined.then(|| chunk[1]);
+            voters.extend(controller_port.map(|port| (id, port)));
             let layout = NodeLayout {
                 id,
-                role: NodeRole::Combined,
+                role,
                 plaintext_port: chunk[0],
-                controller_port: Some(chunk[1]),
-                secure_port: secure.then(|| chunk[2]),
+                controller_port,
+                secure_port: secure.then(|| chunk[1 + usize::from(combined)]),
                 metrics_port: metrics.then(|| chunk[per_node - 1]),
+                data_dir: cluster.node_dir(id).join("data"),
+            };
+            cluster.nodes.push(Node::new(layout, cluster.node_dir(id)));
+        }
+        for (index, &port) in controller_ports.iter().enumerate() {
+            let id = CONTROLLER_ID_BASE + i32::try_from(index + 1).expect("a few controllers");
+            voters.push((id, port));
+            let layout = NodeLayout {
+                id,
+                role: NodeRole::Controller,
+                plaintext_port: port,
+                controller_port: Some(port),
+                secure_port: None,
+                metrics_port: None,
                 data_dir: cluster.node_dir(id).join("data"),
             };
             cluster.nodes.push(Node::new(layout, cluster.node_dir(id)));
@@ -192,7 +211,8 @@ impl KafkaCluster {
         }
 
         // Format every log directory in parallel (one short JVM each), then start every node:
-        // combined nodes need each other for the quorum, so they start together.
+        // the quorum's voters need each other, and brokers need the quorum, so they start
+        // together.
         let scram = cluster
             .security
             .as_ref()
@@ -209,7 +229,7 @@ impl KafkaCluster {
             })
             .collect::<Vec<_>>();
         finish_formats(&cluster.nodes, tools)?;
-        let mut watches = Vec::with_capacity(n);
+        let mut watches = Vec::with_capacity(cluster.nodes.len());
         for node in &cluster.nodes {
             watches.push(node.spawn(&cluster.launch)?);
         }
@@ -277,14 +297,13 @@ impl KafkaCluster {
             .find(|n| n.id() == id)
             .ok_or_else(|| TestbedError::UnknownBroker {
                 id,
-                known: self.broker_ids(),
+                known: self.nodes.iter().map(Node::id).collect(),
             })
     }
 
-    /// The PLAINTEXT bootstrap list of every node, in id order: `127.0.0.1:p1,127.0.0.1:p2,...`.
+    /// The PLAINTEXT bootstrap list of every broker, in id order: `127.0.0.1:p1,127.0.0.1:p2,...`.
     pub fn bootstrap(&self) -> String {
-        self.nodes
-            .iter()
+        self.brokers()
             .map(|n| format!("127.0.0.1:{}", n.layout.plaintext_port))
             .collect::<Vec<_>>()
             .join(",")
@@ -307,15 +326,32 @@ impl KafkaCluster {
         self.security.as_ref()
     }
 
-    /// Every node id (running or not), ascending.
+    /// Every broker id (running or not), ascending; dedicated controllers are not brokers.
     pub fn broker_ids(&self) -> Vec<i32> {
-        self.nodes.iter().map(Node::id).collect()
+        self.brokers().map(Node::id).collect()
     }
 
-    /// The PLAINTEXT `host:port` of broker `id`.
+    /// The ids of the dedicated controller-only nodes (running or not), ascending; empty when
+    /// the brokers are the controllers.
+    pub fn controller_ids(&self) -> Vec<i32> {
+        self.nodes
+            .iter()
+            .filter(|n| !n.layout.role.is_broker())
+            .map(Node::id)
+            .collect()
+    }
+
+    fn brokers(&self) -> impl Iterator<Item = &Node> {
+        self.nodes.iter().filter(|n| n.layout.role.is_broker())
+    }
+
+    /// The PLAINTEXT `host:port` of broker `id` (`None` for a controller-only node).
     pub fn broker_address(&self, id: i32) -> Option<String> {
         let node = self.node(id).ok()?;
-        Some(format!("127.0.0.1:{}", node.layout.plaintext_port))
+        node.layout
+            .role
+            .is_broker()
+            .then(|| format!("127.0.0.1:{}", node.layout.plaintext_port))
     }
 
     /// The `SASL_SSL` `host:port` of broker `id` when the cluster is secure.
@@ -416,7 +452,7 @@ impl KafkaCluster {
     /// One attempt of [`KafkaCluster::add_broker`]: a broker that fails to start is removed
     /// again (process and files), so a retry starts clean.
     fn try_add_broker(&mut self) -> Result<i32, TestbedError> {
-        let id = self.nodes.iter().map(Node::id).max().unwrap_or(0) + 1;
+        let id = self.brokers().map(Node::id).max().unwrap_or(0) + 1;
         let secure = self.security.is_some();
         let metrics = self.launch.jmx_exporter.is_some();
         let ports = free_ports(1 + usize::from(secure) + usize::from(metrics))?;

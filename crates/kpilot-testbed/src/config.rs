@@ -18,9 +18,15 @@ use crate::tls::SaslMechanism;
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClusterConfig {
-    /// Number of combined broker+controller KRaft nodes (ids `1..=brokers`); they form the
-    /// controller quorum. Default 3.
+    /// Number of brokers (ids `1..=brokers`). Without dedicated controllers they are combined
+    /// broker+controller KRaft nodes forming the controller quorum. Default 3.
     pub brokers: usize,
+    /// Number of dedicated controller-only nodes (ids `101..`, see [`CONTROLLER_ID_BASE`]).
+    /// 0 (the default): the brokers are combined nodes and form the quorum. 1 to
+    /// [`MAX_CONTROLLERS`]: these nodes alone form the quorum and the brokers are broker-only
+    /// nodes, whose disks hold no quorum state, as in a production cluster whose brokers keep
+    /// their data on instance-local disks.
+    pub controllers: usize,
     /// `min.insync.replicas` (capped at `brokers`). Default 2.
     pub min_insync_replicas: u16,
     /// `default.replication.factor` (capped at `brokers`). Default 3.
@@ -60,6 +66,7 @@ impl Default for ClusterConfig {
     fn default() -> Self {
         ClusterConfig {
             brokers: 3,
+            controllers: 0,
             min_insync_replicas: 2,
             default_replication_factor: 3,
             auto_leader_rebalance: false,
@@ -79,12 +86,28 @@ impl Default for ClusterConfig {
 /// The largest cluster the testbed starts (each node is a JVM; the CI machine has 2 cores).
 pub const MAX_BROKERS: usize = 9;
 
+/// The most dedicated controllers the testbed starts.
+pub const MAX_CONTROLLERS: usize = 3;
+
+/// Dedicated controller `i` (from 1) has node id `CONTROLLER_ID_BASE + i`, so the brokers keep
+/// ids `1..=brokers` whether or not the controllers are dedicated.
+pub const CONTROLLER_ID_BASE: i32 = 100;
+
 impl ClusterConfig {
     /// The default configuration with `brokers` combined nodes.
     pub fn with_brokers(brokers: usize) -> Self {
         ClusterConfig {
             brokers,
             ..ClusterConfig::default()
+        }
+    }
+
+    /// The configuration with `controllers` dedicated controller-only nodes (see
+    /// [`ClusterConfig::controllers`]).
+    pub fn with_controllers(self, controllers: usize) -> Self {
+        ClusterConfig {
+            controllers,
+            ..self
         }
     }
 
@@ -102,8 +125,15 @@ impl ClusterConfig {
         let invalid = |reason: String| Err(TestbedError::InvalidConfig { reason });
         if self.brokers == 0 || self.brokers > MAX_BROKERS {
             return invalid(format!(
-                "brokers = {} but the testbed starts 1 to {MAX_BROKERS} combined nodes",
+                "brokers = {} but the testbed starts 1 to {MAX_BROKERS} brokers",
                 self.brokers
+            ));
+        }
+        if self.controllers > MAX_CONTROLLERS {
+            return invalid(format!(
+                "controllers = {} but the testbed starts 0 (the brokers are the controllers) to \
+                 {MAX_CONTROLLERS} dedicated controllers",
+                self.controllers
             ));
         }
         if self.min_insync_replicas == 0 {
@@ -165,8 +195,12 @@ impl ClusterConfig {
 pub enum NodeRole {
     /// `process.roles=broker,controller`: a broker that is also a controller-quorum voter.
     Combined,
-    /// `process.roles=broker`: a broker only (added with `add_broker`).
+    /// `process.roles=broker`: a broker only (added with `add_broker`, or every broker of a
+    /// cluster with dedicated controllers).
     Broker,
+    /// `process.roles=controller`: a dedicated controller-quorum voter; no client listener, no
+    /// partitions.
+    Controller,
 }
 
 impl NodeRole {
@@ -175,6 +209,21 @@ impl NodeRole {
         match self {
             NodeRole::Combined => "broker,controller",
             NodeRole::Broker => "broker",
+            NodeRole::Controller => "controller",
+        }
+    }
+
+    /// Whether the node is a broker (hosts partitions, serves clients).
+    pub fn is_broker(self) -> bool {
+        self != NodeRole::Controller
+    }
+
+    /// The role of every broker of a cluster with `controllers` dedicated controllers.
+    pub(crate) fn of_brokers(controllers: usize) -> NodeRole {
+        if controllers == 0 {
+            NodeRole::Combined
+        } else {
+            NodeRole::Broker
         }
     }
 }
@@ -184,8 +233,10 @@ impl NodeRole {
 pub(crate) struct NodeLayout {
     pub(crate) id: i32,
     pub(crate) role: NodeRole,
+    /// The PLAINTEXT client listener; for a controller-only node, which has none, its
+    /// CONTROLLER listener (the port its readiness is checked on).
     pub(crate) plaintext_port: u16,
-    /// Set for combined nodes only.
+    /// Set for combined and controller-only nodes.
     pub(crate) controller_port: Option<u16>,
     /// Set when the cluster is secure.
     pub(crate) secure_port: Option<u16>,
@@ -273,8 +324,12 @@ pub(crate) fn server_properties(
     p.set("controller.quorum.voters", voters);
     p.set("controller.listener.names", "CONTROLLER");
 
-    let mut listeners = vec![format!("PLAINTEXT://127.0.0.1:{}", node.plaintext_port)];
-    let mut advertised = listeners.clone();
+    let mut listeners = Vec::new();
+    let mut advertised = Vec::new();
+    if node.role.is_broker() {
+        listeners.push(format!("PLAINTEXT://127.0.0.1:{}", node.plaintext_port));
+        advertised.push(format!("PLAINTEXT://127.0.0.1:{}", node.plaintext_port));
+    }
     if let Some(port) = node.controller_port {
         listeners.push(format!("CONTROLLER://127.0.0.1:{port}"));
     }
@@ -284,8 +339,11 @@ pub(crate) fn server_properties(
         advertised.push(format!("SASL_SSL://127.0.0.1:{port}"));
     }
     p.set("listeners", listeners.join(","));
-    p.set("advertised.listeners", advertised.join(","));
-    p.set("inter.broker.listener.name", "PLAINTEXT");
+    if node.role.is_broker() {
+        // A controller-only node advertises nothing and has no inter-broker listener.
+        p.set("advertised.listeners", advertised.join(","));
+        p.set("inter.broker.listener.name", "PLAINTEXT");
+    }
     p.set(
         "listener.security.protocol.map",
         "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_SSL:SASL_SSL",
@@ -394,7 +452,7 @@ mod tests {
             id: 2,
             role,
             plaintext_port: 10002,
-            controller_port: (role == NodeRole::Combined).then_some(20002),
+            controller_port: (role != NodeRole::Broker).then_some(20002),
             secure_port: secure.then_some(30002),
             metrics_port: None,
             data_dir: PathBuf::from("/tmp/c/node-2/data"),
@@ -453,6 +511,30 @@ mod tests {
         assert_eq!(p.get("process.roles"), Some("broker"));
         assert_eq!(p.get("listeners"), Some("PLAINTEXT://127.0.0.1:10002"));
         assert_eq!(p.get("controller.listener.names"), Some("CONTROLLER"));
+    }
+
+    #[test]
+    fn controller_only_node_listens_for_the_quorum_only() {
+        let c = ClusterConfig::default().with_controllers(3);
+        c.validate().expect("3 brokers and 3 controllers");
+        let p = server_properties(
+            &c,
+            &layout(NodeRole::Controller, false),
+            "101@127.0.0.1:1",
+            None,
+        );
+        assert_eq!(p.get("process.roles"), Some("controller"));
+        assert_eq!(p.get("listeners"), Some("CONTROLLER://127.0.0.1:20002"));
+        assert_eq!(p.get("advertised.listeners"), None);
+        assert_eq!(p.get("inter.broker.listener.name"), None);
+        assert_eq!(NodeRole::of_brokers(3), NodeRole::Broker);
+        assert_eq!(NodeRole::of_brokers(0), NodeRole::Combined);
+        let err = ClusterConfig::default()
+            .with_controllers(MAX_CONTROLLERS + 1)
+            .validate()
+            .expect_err("too many controllers")
+            .to_string();
+        assert!(err.contains("controllers = 4"), "{err}");
     }
 
     #[test]

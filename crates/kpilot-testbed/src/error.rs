@@ -142,12 +142,12 @@ pub enum TestbedError {
         tail: String,
     },
 
-    /// The broker id is not part of this cluster.
-    #[error("broker {id} is not part of this cluster (its brokers are {known:?})")]
+    /// The node id is not part of this cluster.
+    #[error("node {id} is not part of this cluster (its nodes are {known:?})")]
     UnknownBroker {
         /// The requested id.
         id: i32,
-        /// The cluster's broker ids.
+        /// The cluster's node ids (brokers and dedicated controllers).
         known: Vec<i32>,
     },
 

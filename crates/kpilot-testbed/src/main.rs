@@ -43,9 +43,15 @@ enum Cmd {
     /// Start the cluster and wait until every broker is ready; if it is already up, print its
     /// status. Example: `kpilot-testbed up --brokers 3 --secure`.
     Up {
-        /// Number of combined broker+controller nodes. Example: `--brokers 1`.
+        /// Number of brokers (ids 1..=N). Without --controllers they are combined
+        /// broker+controller nodes. Example: `--brokers 1`.
         #[arg(long, default_value_t = 3, value_name = "N")]
         brokers: usize,
+        /// Number of dedicated controller-only nodes (ids 101..; 0 to 3). With them the
+        /// brokers are broker-only nodes whose disks hold no quorum state, as in a cluster on
+        /// instance-local disks. Example: `--controllers 1`.
+        #[arg(long, default_value_t = 0, value_name = "N")]
+        controllers: usize,
         /// Also open a SASL_SSL listener (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 users; CA
         /// generated for the cluster).
         #[arg(long)]
@@ -93,6 +99,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Cmd::Up {
             brokers,
+            controllers,
             secure,
             acls,
             heap_mb,
@@ -101,6 +108,7 @@ fn main() -> ExitCode {
         } => {
             let config = ClusterConfig {
                 brokers,
+                controllers,
                 secure,
                 authorizer: acls,
                 heap_mb,
@@ -149,7 +157,7 @@ fn up(dir: &Path, config: ClusterConfig, json: bool) -> Result<(), TestbedError>
             return print_status(dir, Some(&state), json);
         }
         eprintln!(
-            "kpilot-testbed: only {running} of {} brokers of the previous testbed run; replacing it",
+            "kpilot-testbed: only {running} of {} nodes of the previous testbed run; replacing it",
             state.brokers.len()
         );
         state.stop(DOWN_TIMEOUT)?;
@@ -273,7 +281,7 @@ fn print_status(dir: &Path, state: Option<&ClusterState>, json: bool) -> Result<
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "Kafka {} testbed: {} of {} brokers running ({})",
+        "Kafka {} testbed: {} of {} nodes running ({})",
         state.kafka_version,
         running.len(),
         state.brokers.len(),
@@ -304,13 +312,14 @@ fn print_status(dir: &Path, state: Option<&ClusterState>, json: bool) -> Result<
     }
     let _ = writeln!(
         out,
-        "{:<4} {:<9} {:<8} {:<8} {:<22} LOG",
+        "{:<4} {:<10} {:<8} {:<8} {:<22} LOG",
         "ID", "ROLE", "PID", "STATE", "ADDRESS"
     );
     for b in &state.brokers {
         let role = match b.role {
             NodeRole::Combined => "combined",
             NodeRole::Broker => "broker",
+            NodeRole::Controller => "controller",
         };
         let pid = b.pid.map(|p| p.to_string()).unwrap_or_else(|| "-".into());
         let alive = if running.contains(&b.id) {
@@ -320,7 +329,7 @@ fn print_status(dir: &Path, state: Option<&ClusterState>, json: bool) -> Result<
         };
         let _ = writeln!(
             out,
-            "{:<4} {:<9} {:<8} {:<8} {:<22} {}",
+            "{:<4} {:<10} {:<8} {:<8} {:<22} {}",
             b.id,
             role,
             pid,

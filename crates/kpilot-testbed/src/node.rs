@@ -163,11 +163,18 @@ impl Node {
         cluster_id: &str,
     ) -> Result<(), TestbedError> {
         let id = self.id();
-        if self.layout.role != NodeRole::Broker {
+        let holds = match self.layout.role {
+            NodeRole::Broker => None,
+            NodeRole::Combined => Some(
+                "a combined broker and controller: its disk holds controller-quorum state (wipe_partition_data empties a combined node's partitions)",
+            ),
+            NodeRole::Controller => Some(
+                "a dedicated controller: its disk holds the controller-quorum state and no partitions",
+            ),
+        };
+        if let Some(holds) = holds {
             return Err(TestbedError::InvalidConfig {
-                reason: format!(
-                    "node {id} is a combined broker and controller: its disk holds controller-quorum state; replace_disk only takes broker-only nodes (wipe_partition_data empties a combined node's partitions)"
-                ),
+                reason: format!("node {id} is {holds}; replace_disk only takes broker-only nodes"),
             });
         }
         let dir = &self.layout.data_dir;

@@ -39,15 +39,16 @@ pub struct ClusterState {
 pub struct BrokerState {
     /// The node id.
     pub id: i32,
-    /// Combined broker+controller, or broker only.
+    /// Combined broker+controller, broker only, or controller only.
     pub role: NodeRole,
     /// The process id when the snapshot was taken, if it was running.
     pub pid: Option<u32>,
-    /// PLAINTEXT `host:port`.
+    /// PLAINTEXT `host:port`; for a controller-only node, which serves no clients, its
+    /// CONTROLLER listener.
     pub address: String,
     /// `SASL_SSL` `host:port`, if the cluster is secure.
     pub secure_address: Option<String>,
-    /// The CONTROLLER listener port of a combined node.
+    /// The CONTROLLER listener port of a combined or controller-only node.
     pub controller_port: Option<u16>,
     /// The node directory.
     pub dir: PathBuf,

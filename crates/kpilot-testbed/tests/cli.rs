@@ -79,7 +79,7 @@ fn up_status_down() {
     assert_eq!(status["running"], serde_json::json!([1]));
     let text = testbed_ok(&dir, &["status"]);
     assert!(
-        text.contains("1 of 1 brokers running") && text.contains("broker.log"),
+        text.contains("1 of 1 nodes running") && text.contains("broker.log"),
         "{text}"
     );
 
