@@ -714,8 +714,9 @@ impl<'a, K: KafkaPort, F: Fleet> Roller<'a, K, F> {
         }
     }
 
-    /// Before `node` stops, when the fleet gives it an empty disk: records its rebuild (the
-    /// topics it hosts, the brokers that will send the data) and, with a throttle, sets it
+    /// Before `node` stops, when the fleet gives it an empty disk and it hosts partitions:
+    /// records its rebuild (the topics it hosts, the brokers that will send the data) and,
+    /// with a throttle, sets it
     /// while the node can still take its own configs. Recorded before it is set, so a run
     /// that stops in between lifts it later.
     async fn prepare_rebuild(
@@ -738,6 +739,11 @@ impl<'a, K: KafkaPort, F: Fleet> Roller<'a, K, F> {
                         .or_default()
                         .insert(p.partition, p.replicas.clone());
                 }
+            }
+            if partitions.is_empty() {
+                // It hosts nothing (a dedicated controller, an empty broker): nothing to
+                // rebuild, nothing to throttle or measure.
+                return Ok(());
             }
             let senders: BTreeSet<BrokerId> = partitions
                 .values()

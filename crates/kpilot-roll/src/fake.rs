@@ -305,7 +305,19 @@ impl KafkaPort for FakeCluster {
         let mut sim = self.sim();
         sim.tick();
         let now = i64::try_from(sim.observations).unwrap_or(i64::MAX) * 1000;
-        Ok(Observation::new(sim.render(), now))
+        // KRaft keeps a broker registered while it is down or restarting: fenced, as
+        // DescribeCluster (with fenced brokers) reports it.
+        let fenced = sim
+            .base
+            .brokers
+            .keys()
+            .copied()
+            .filter(|b| !sim.live(*b))
+            .collect();
+        Ok(Observation {
+            fenced,
+            ..Observation::new(sim.render(), now)
+        })
     }
 
     async fn check_may_elect(&self) -> Result<(), KafkaPortError> {

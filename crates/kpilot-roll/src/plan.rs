@@ -1,6 +1,12 @@
 //! The roll planner: which nodes to roll onto the target size, in which order, and whether the
 //! roll may start at all. Pure: a function of an [`Observation`] and the options, no I/O.
 //!
+//! Which: every broker (combined broker+controller nodes included) unless the options name
+//! nodes. Dedicated controller-only nodes are rolled only when named: a resize changes the
+//! brokers' instance type, and dedicated controllers have a size (a node pool) of their own.
+//! A voter of a quorum of fewer than 3 is refused: stopping it leaves no majority, so no wait
+//! would ever open the gate.
+//!
 //! Order: nodes that are already unhealthy first (down, fenced, out of some ISR, a failed log
 //! directory, a lagging controller), because restarting them can only help and a healthy
 //! cluster is what the gate needs for everyone else; then controller-only nodes; then brokers
@@ -22,7 +28,7 @@ use crate::gate::{GateRules, Observation, refused_topics};
 pub struct RollOptions {
     /// The size every rolled node gets.
     pub target: InstanceType,
-    /// Only these nodes (`None`: every node of the cluster).
+    /// Only these nodes (`None`: every broker; dedicated controllers only when named).
     pub only: Option<BTreeSet<BrokerId>>,
     /// Gate tunables, including topics accepted by name.
     pub rules: GateRules,
@@ -32,7 +38,7 @@ pub struct RollOptions {
 }
 
 impl RollOptions {
-    /// Roll every node onto `target` with the default rules.
+    /// Roll every broker onto `target` with the default rules.
     pub fn new(target: InstanceType) -> Self {
         RollOptions {
             target,
@@ -142,6 +148,18 @@ pub enum PlanError {
         /// The nodes the cluster has.
         known: Vec<BrokerId>,
     },
+    /// A selected node is a voter of a quorum too small to lose one.
+    #[error(
+        "node {id} is a KRaft controller of a quorum of {voters} voter(s): stopping it leaves no \
+         majority, so the metadata quorum would stop; roll it only in a quorum of 3 or more \
+         voters, or leave it out of --brokers"
+    )]
+    QuorumTooSmall {
+        /// The voter.
+        id: BrokerId,
+        /// How many voters the quorum has.
+        voters: usize,
+    },
 }
 
 /// The role of `node`.
@@ -220,7 +238,11 @@ pub fn plan(
     }
     let all = obs.nodes();
     let selected: BTreeSet<BrokerId> = match &options.only {
-        None => all.clone(),
+        None => all
+            .iter()
+            .copied()
+            .filter(|n| role(obs, *n) != NodeRole::Controller)
+            .collect(),
         Some(only) => {
             if let Some(missing) = only.iter().find(|b| !all.contains(b)) {
                 return Err(PlanError::UnknownNode {
@@ -231,6 +253,15 @@ pub fn plan(
             only.clone()
         }
     };
+    let voters = obs.voters();
+    if voters.len() < 3
+        && let Some(id) = selected.iter().find(|n| voters.contains(n))
+    {
+        return Err(PlanError::QuorumTooSmall {
+            id: *id,
+            voters: voters.len(),
+        });
+    }
     let size_of = |b: &BrokerId| sizes.get(b).cloned().flatten();
     let already_at_target: Vec<BrokerId> = selected
         .iter()
@@ -296,11 +327,56 @@ mod tests {
             .collect();
         q.leader = Some(NodeId(11));
         let obs = Observation::new(state, 0);
-        let p = plan(&obs, &RollOptions::new(target()), &BTreeMap::new()).expect("plan");
+        let mut options = RollOptions::new(target());
+        options.only = Some([1, 2, 3, 10, 11, 12].map(BrokerId).into());
+        let p = plan(&obs, &options, &BTreeMap::new()).expect("plan");
         let ids: Vec<i32> = p.steps.iter().map(|s| s.id.0).collect();
         assert_eq!(ids, vec![10, 12, 1, 2, 3, 11]);
         assert_eq!(p.steps[0].role, NodeRole::Controller);
         assert_eq!(p.steps[2].role, NodeRole::Broker);
+        // Unnamed, dedicated controllers keep their own size: only the brokers roll.
+        let p = plan(&obs, &RollOptions::new(target()), &BTreeMap::new()).expect("plan");
+        let ids: Vec<i32> = p.steps.iter().map(|s| s.id.0).collect();
+        assert_eq!(ids, vec![1, 2, 3]);
+    }
+
+    #[test]
+    fn a_voter_of_a_quorum_that_cannot_lose_one_is_refused_before_anything_stops() {
+        let mut state = uniform_cluster(3, &[("orders", 3, 3, 2)]);
+        let q = state.quorum.as_mut().expect("quorum");
+        // One dedicated controller, 101.
+        q.voters = vec![kpilot_cluster::QuorumReplica {
+            id: NodeId(101),
+            log_end_offset: Some(100),
+            last_fetch_timestamp_ms: None,
+            last_caught_up_timestamp_ms: None,
+        }];
+        q.leader = Some(NodeId(101));
+        let obs = Observation::new(state, 0);
+        let p = plan(&obs, &RollOptions::new(target()), &BTreeMap::new()).expect("brokers");
+        assert_eq!(p.steps.len(), 3);
+        let mut options = RollOptions::new(target());
+        options.only = Some([BrokerId(2), BrokerId(101)].into());
+        let err = plan(&obs, &options, &BTreeMap::new()).expect_err("refused");
+        assert!(
+            matches!(
+                err,
+                PlanError::QuorumTooSmall {
+                    id: BrokerId(101),
+                    voters: 1
+                }
+            ),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("quorum of 1 voter(s)"), "{err}");
+        // Two combined nodes: each is a voter of a quorum of 2.
+        let mut state = uniform_cluster(2, &[("orders", 3, 2, 1)]);
+        state.quorum.as_mut().expect("quorum").voters.truncate(2);
+        let obs = Observation::new(state, 0);
+        assert!(matches!(
+            plan(&obs, &RollOptions::new(target()), &BTreeMap::new()),
+            Err(PlanError::QuorumTooSmall { voters: 2, .. })
+        ));
     }
 
     #[test]

@@ -6,26 +6,14 @@
 
 mod real;
 
-use std::path::Path;
-
 use kpilot_cluster::{BrokerId, TopicName};
 use kpilot_roll::{
-    FileStore, JournalStore, KafkaPort, LocalFleet, LocalSizing, RollEvent, RollOptions,
-    RollStatus, Roller, Settings,
+    FileStore, JournalStore, KafkaPort, LocalFleet, LocalSizing, RollOptions, RollStatus,
 };
-use real::{Testbed, admin};
+use real::{Testbed, admin, directory_id};
 
 const TOPIC: &str = "onfour";
 const BATCHES: usize = 100;
-
-/// The `directory.id` in a log directory's `meta.properties`.
-fn directory_id(data_dir: &Path) -> String {
-    let meta = std::fs::read_to_string(data_dir.join("meta.properties")).expect("meta");
-    meta.lines()
-        .find_map(|l| l.strip_prefix("directory.id="))
-        .expect("directory.id")
-        .to_string()
-}
 
 #[test]
 fn a_broker_only_node_rolled_onto_a_new_disk_is_rebuilt_whole() {
@@ -65,14 +53,7 @@ fn a_broker_only_node_rolled_onto_a_new_disk_is_rebuilt_whole() {
         only: Some([BrokerId(node)].into()),
         ..RollOptions::new("m7g.xlarge".parse().expect("type"))
     };
-    let report = runtime
-        .block_on(
-            Roller::new(&admin, &fleet, Settings::default(), |e: &RollEvent| {
-                eprintln!("roll: {e}");
-            })
-            .run(&options, &mut store),
-        )
-        .expect("the roll completes");
+    let report = real::roll(&runtime, &admin, &fleet, &options, &mut store, "roll");
     assert_eq!(report.status, RollStatus::Completed);
 
     // A new disk: another directory id, no metadata log carried over (it was fetched anew),

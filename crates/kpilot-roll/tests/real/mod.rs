@@ -32,14 +32,28 @@ impl Testbed {
     /// `brokers` combined nodes (ids `1..=brokers`) and `broker_only` broker-only nodes
     /// after them.
     pub fn start_plus(brokers: usize, broker_only: usize) -> Testbed {
-        let mut cluster = KafkaCluster::start(ClusterConfig {
+        Self::start_config(Self::config(brokers), broker_only)
+    }
+
+    /// `brokers` broker-only nodes (ids `1..=brokers`) and `controllers` dedicated
+    /// controller-only nodes (ids `101..`).
+    pub fn start_dedicated(brokers: usize, controllers: usize) -> Testbed {
+        Self::start_config(Self::config(brokers).with_controllers(controllers), 0)
+    }
+
+    fn config(brokers: usize) -> ClusterConfig {
+        ClusterConfig {
             brokers,
             min_insync_replicas: 2,
             auto_leader_rebalance: false,
             ready_timeout: Duration::from_secs(120),
             ..ClusterConfig::default()
-        })
-        .expect("start a Kafka testbed (scripts/setup-kafka must work)");
+        }
+    }
+
+    fn start_config(config: ClusterConfig, broker_only: usize) -> Testbed {
+        let mut cluster = KafkaCluster::start(config)
+            .expect("start a Kafka testbed (scripts/setup-kafka must work)");
         for _ in 0..broker_only {
             cluster.add_broker().expect("add a broker-only node");
         }
@@ -132,6 +146,37 @@ pub fn runtime() -> tokio::runtime::Runtime {
         .expect("runtime")
 }
 
+/// The `directory.id` in a log directory's `meta.properties`: a new one means a new disk.
+pub fn directory_id(data_dir: &Path) -> String {
+    let meta = std::fs::read_to_string(data_dir.join("meta.properties")).expect("meta");
+    meta.lines()
+        .find_map(|l| l.strip_prefix("directory.id="))
+        .expect("directory.id")
+        .to_string()
+}
+
+/// Runs a roll to its end with the default settings, printing its events after `label`.
+pub fn roll(
+    runtime: &tokio::runtime::Runtime,
+    admin: &AdminClient,
+    fleet: &kpilot_roll::LocalFleet,
+    options: &kpilot_roll::RollOptions,
+    store: &mut kpilot_roll::FileStore,
+    label: &str,
+) -> kpilot_roll::RollReport {
+    runtime
+        .block_on(
+            kpilot_roll::Roller::new(
+                admin,
+                fleet,
+                kpilot_roll::Settings::default(),
+                |e: &kpilot_roll::RollEvent| eprintln!("{label}: {e}"),
+            )
+            .run(options, store),
+        )
+        .unwrap_or_else(|e| panic!("{label}: the roll did not complete: {e}"))
+}
+
 /// Appends `batches` batches of ten 10 kB records to each of `partitions` partitions of
 /// `topic` (100 kB a batch).
 pub async fn fill(admin: &AdminClient, topic: &str, partitions: i32, batches: usize) {
@@ -178,11 +223,12 @@ pub struct DownMonitor {
 }
 
 impl DownMonitor {
-    /// Samples, every 50 ms until [`DownMonitor::finish`], how many of `brokers` are down. A
-    /// broker is down while its process is not running *or* while the cluster's metadata does
-    /// not list it as a live broker: the local fleet relaunches a JVM right after the old one
-    /// exits, so the process gap alone can fall between two samples, while a restarted broker
-    /// is missing from the metadata for the seconds it takes to register again.
+    /// Samples, every 50 ms until [`DownMonitor::finish`], how many nodes are down. A node is
+    /// down while its process is not running; a broker also while the cluster's metadata does
+    /// not list it among its `brokers` live ones: the local fleet relaunches a JVM right after
+    /// the old one exits, so the process gap alone can fall between two samples, while a
+    /// restarted broker is missing from the metadata for the seconds it takes to register
+    /// again. Dedicated controllers count by their processes only.
     pub fn start(state_path: &Path, brokers: usize) -> DownMonitor {
         let stop = Arc::new(AtomicBool::new(false));
         let max = Arc::new(AtomicUsize::new(0));
@@ -210,7 +256,7 @@ impl DownMonitor {
                 if let Ok(Some(mut state)) = TestbedState::load(&path) {
                     state.adopt_running();
                     let up = state.running().len();
-                    m.fetch_max(brokers.saturating_sub(up), Ordering::Relaxed);
+                    m.fetch_max(state.brokers.len().saturating_sub(up), Ordering::Relaxed);
                 }
                 // One metadata answer is one broker's consistent view; a failed request (a
                 // broker going away under the connection) is no sample.

@@ -24,14 +24,17 @@ use crate::output::{print_json, usage};
 
 /// Resize every broker of a live cluster, one at a time, with zero downtime.
 ///
-/// For each node, in a safe order (unhealthy nodes first, KRaft controllers before brokers,
-/// the active controller last): wait until the safety gate opens (every partition it hosts
-/// keeps min.insync.replicas in-sync replicas without it; nothing offline or under min ISR; no
-/// reassignment running; no other broker down or in log recovery; a majority of the other
-/// controllers caught up), stop it gracefully, apply the new size, start it, wait until it is
-/// registered and back in the ISR of every partition it hosts, elect the preferred leaders of
-/// its partitions, verify, and go on. A final preferred leader election ends the roll. The
-/// gate never forces: it waits (bounded by --gate-timeout) and reports what blocks it.
+/// Every broker is rolled (combined broker+controller nodes included); dedicated KRaft
+/// controllers have a size of their own and are rolled only when named with --brokers, in a
+/// quorum of at least 3. For each node, in a safe order (unhealthy nodes first, dedicated
+/// controllers before brokers, the active controller last): wait until the safety gate opens
+/// (every partition it hosts keeps min.insync.replicas in-sync replicas without it; nothing
+/// offline or under min ISR; no reassignment running; no other broker down or in log
+/// recovery; a majority of the other controllers caught up), stop it gracefully, apply the
+/// new size, start it, wait until it is registered and back in the ISR of every partition it
+/// hosts, elect the preferred leaders of its partitions, verify, and go on. A final
+/// preferred leader election ends the roll. The gate never forces: it waits (bounded by
+/// --gate-timeout) and reports what blocks it.
 ///
 /// Every step is recorded in a journal before and after it happens; rerunning the same
 /// command after kpilot was interrupted continues at the right node and step, and never stops
@@ -71,7 +74,8 @@ pub struct Args {
     #[arg(long, value_name = "INSTANCE", required_unless_present = "abandon")]
     pub to: Option<InstanceType>,
 
-    /// Roll only these node ids, comma separated, e.g. 1,2,3 (default: every node).
+    /// Roll only these node ids, comma separated, e.g. 1,2,3 (default: every broker; name
+    /// dedicated controllers here to roll them).
     #[arg(long, value_delimiter = ',', value_name = "ID[,...]")]
     pub brokers: Vec<i32>,
 
@@ -100,8 +104,8 @@ pub struct Args {
     /// back on an empty disk, as on a new node, and rebuilds every replica it hosts from the
     /// other replicas; the rebuild runs under --rebuild-throttle. A broker-only node gets a
     /// whole new disk (formatted again: new directory id, no metadata log); a combined
-    /// broker and controller keeps its identity and metadata log (its quorum state), see
-    /// docs/roll.md.
+    /// broker and controller keeps its identity and metadata log (its quorum state), and a
+    /// dedicated controller its whole disk, see docs/roll.md.
     #[arg(long)]
     pub fresh_disks: bool,
 
