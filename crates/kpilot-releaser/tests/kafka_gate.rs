@@ -2,7 +2,8 @@
 //! node 4; RF 3 and RF 1 topics, min ISR 2): a live broker is never released; after broker 4
 //! crashes the gate refuses while a partition would lose its only copy (an RF 1 partition on
 //! it), allows once that topic is gone; then, broker 4 counted as released, a second lost
-//! broker waits until broker 4 has rejoined and caught up (one broker at a time).
+//! broker waits until broker 4, back on a new empty disk, has rejoined and rebuilt its replicas
+//! (one broker at a time).
 
 use std::time::{Duration, Instant};
 
@@ -83,6 +84,15 @@ fn kafka_gate_on_a_real_cluster() {
             .expect("create topics");
         admin.wait_for_topic(&orders).await.expect("orders");
         admin.wait_for_topic(&solo).await.expect("solo");
+        // 2.4 MB in `orders` (300 kB a partition), for a lost disk to rebuild.
+        let value = bytes::Bytes::from(vec![b'o'; 10_000]);
+        let batch: Vec<_> = (0..10).map(|_| (None, Some(value.clone()))).collect();
+        for p in 0..8 {
+            let tp = kpilot_cluster::TopicPartition::new(orders.clone(), p);
+            for _ in 0..3 {
+                admin.produce(&tp, &batch).await.expect("produce to orders");
+            }
+        }
         let gate = KafkaGate::new(admin.clone());
         // Every broker is live: none is "lost".
         for b in cluster.broker_ids() {
@@ -149,6 +159,9 @@ fn kafka_gate_on_a_real_cluster() {
         .await;
         assert_eq!(d, GateDecision::Allow);
     });
+    // Released, broker 4 comes back as on a new node: a new, empty disk (new directory id, no
+    // metadata log), from which it rebuilds its replicas.
+    cluster.replace_disk(4).expect("a new disk for 4");
     cluster.start_broker(4).expect("restart 4");
     rt.block_on(async {
         let d = until(
@@ -156,7 +169,7 @@ fn kafka_gate_on_a_real_cluster() {
             3,
             &[4],
             Duration::from_secs(90),
-            "allowed once broker 4 rejoined and caught up",
+            "allowed once broker 4 rejoined on its new disk and caught up",
             |d| *d == GateDecision::Allow,
         )
         .await;
