@@ -531,6 +531,10 @@ impl AdminClient {
         let mut backoff = config.retry_backoff;
         let mut last_error = None;
         for round in 0..BOOTSTRAP_ROUNDS {
+            // The API timeout bounds the rounds too, not only the pauses between them.
+            if round > 0 && Instant::now() >= deadline {
+                break;
+            }
             for address in &config.bootstrap {
                 match self.connection(address).await {
                     Ok(connection) => match self.fetch_metadata(&connection).await {

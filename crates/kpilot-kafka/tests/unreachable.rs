@@ -1,6 +1,6 @@
 //! Bootstrap servers that cannot be used: nothing listening (refused) and a listener that
-//! accepts but never answers. Both fail within the configured timeouts with a message naming
-//! the address, and nothing panics. No Kafka needed: the peers are local sockets.
+//! accepts but never answers. Both fail within the configured timeouts (the API timeout
+//! bounds the bootstrap rounds) with a message naming the address, and nothing panics. No Kafka needed: the peers are local sockets.
 
 mod common;
 
@@ -83,6 +83,18 @@ fn silent_listener_times_out_naming_the_address() {
         "gave up after {elapsed:?}"
     );
     eprintln!("{text} ({elapsed:?})");
+    // The API timeout bounds the rounds: one that has passed after the first round's 2 s
+    // connect timeout starts no second round (three would take 6 s).
+    let mut short = config(address.clone());
+    short.api_timeout = Duration::from_secs(1);
+    let started = Instant::now();
+    let err = runtime().block_on(AdminClient::connect(short)).unwrap_err();
+    let elapsed = started.elapsed();
+    assert!(matches!(err, AdminError::Bootstrap { .. }), "{err:?}");
+    assert!(
+        elapsed < Duration::from_secs(4),
+        "one round only, gave up after {elapsed:?}"
+    );
     drop(holder);
 }
 
