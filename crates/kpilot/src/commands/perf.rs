@@ -345,7 +345,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             "--bootstrap is required (or set KPILOT_BOOTSTRAP)"
         ))
     })?;
-    reachable(&bootstrap)?;
+    reachable(&bootstrap, &args.client_property)?;
     let target = Target {
         bootstrap: bootstrap.clone(),
         client_properties: args.client_property.clone(),
@@ -399,26 +399,21 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 }
 
 /// Fails at once, naming each address's error, when no bootstrap server accepts a TCP
-/// connection (librdkafka would only time out creating the topic, 30 s later). Security is
-/// librdkafka's business: this checks the socket only.
-fn reachable(bootstrap: &str) -> anyhow::Result<()> {
+/// connection, or when none answers as a Kafka broker (librdkafka would only time out
+/// creating the topic, 30 s later). The Kafka answer is checked on PLAINTEXT only (this
+/// build's librdkafka has no TLS or SASL); with another `security.protocol` among the client
+/// properties, the socket only.
+fn reachable(bootstrap: &str, client_properties: &[(String, String)]) -> anyhow::Result<()> {
     use std::net::{TcpStream, ToSocketAddrs as _};
+    let servers = servers_from(bootstrap);
+    if servers.is_empty() {
+        return Err(usage(anyhow::anyhow!(
+            "--bootstrap '{bootstrap}' names no server, e.g. 127.0.0.1:9092"
+        )));
+    }
     let mut errors = Vec::new();
-    for server in bootstrap
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-    {
-        // librdkafka takes a server without a port as port 9092.
-        let with_port = if server
-            .rsplit_once(':')
-            .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
-        {
-            server.to_string()
-        } else {
-            format!("{server}:9092")
-        };
-        let addrs = match with_port.as_str().to_socket_addrs() {
+    for server in &servers {
+        let addrs = match server.as_str().to_socket_addrs() {
             Ok(addrs) => addrs.collect::<Vec<_>>(),
             Err(e) => {
                 errors.push(format!("{server}: {e}"));
@@ -427,20 +422,72 @@ fn reachable(bootstrap: &str) -> anyhow::Result<()> {
         };
         for addr in addrs {
             match TcpStream::connect_timeout(&addr, Duration::from_secs(5)) {
-                Ok(_) => return Ok(()),
+                Ok(stream) => {
+                    drop(stream);
+                    return answers_as_kafka(&servers, client_properties);
+                }
                 Err(e) => errors.push(format!("{server} ({addr}): {e}")),
             }
         }
-    }
-    if errors.is_empty() {
-        return Err(usage(anyhow::anyhow!(
-            "--bootstrap '{bootstrap}' names no server, e.g. 127.0.0.1:9092"
-        )));
     }
     Err(anyhow::anyhow!(
         "cannot reach any bootstrap server: {}",
         errors.join("; ")
     ))
+}
+
+/// The bootstrap servers, librdkafka's default port 9092 added where none is given.
+fn servers_from(bootstrap: &str) -> Vec<String> {
+    bootstrap
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            if s.rsplit_once(':')
+                .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
+            {
+                s.to_string()
+            } else {
+                format!("{s}:9092")
+            }
+        })
+        .collect()
+}
+
+/// Asks the bootstrap servers for the cluster's metadata over PLAINTEXT, within about 10 s.
+fn answers_as_kafka(
+    servers: &[String],
+    client_properties: &[(String, String)],
+) -> anyhow::Result<()> {
+    let protocol = client_properties
+        .iter()
+        .rev()
+        .find(|(k, _)| k == "security.protocol")
+        .map(|(_, v)| v.as_str());
+    if protocol.is_some_and(|p| !p.eq_ignore_ascii_case("plaintext")) {
+        return Ok(());
+    }
+    let list = servers.join(",");
+    let addresses = kpilot_kafka::BrokerAddress::parse_list(&list)
+        .map_err(|e| usage(anyhow::anyhow!("--bootstrap '{list}': {e}")))?;
+    let mut config = kpilot_kafka::ClientConfig::new(addresses);
+    config.connect_timeout = Duration::from_secs(5);
+    config.request_timeout = Duration::from_secs(5);
+    // A second attempt may start before 8 s: at most about 10 s in all.
+    config.api_timeout = Duration::from_secs(8);
+    let runtime = crate::commands::common::runtime()?;
+    runtime.block_on(async {
+        match kpilot_kafka::AdminClient::connect(config).await {
+            Ok(admin) => {
+                admin.close();
+                Ok(())
+            }
+            Err(e) => Err(anyhow::anyhow!(
+                "{list} accepts TCP connections but no server answered as a Kafka broker \
+                 (PLAINTEXT): {e}"
+            )),
+        }
+    })
 }
 
 fn write_file(path: &Path, text: &str) -> anyhow::Result<()> {
