@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use kpilot_capacity::{Catalog, Instance};
 use kpilot_cluster::BrokerId;
-use kpilot_testbed::{ClusterState as TestbedState, NodeLaunch, NodeRole};
+use kpilot_testbed::{ClusterState as TestbedState, DiskLoss, NodeLaunch};
 use kpilot_units::InstanceType;
 use serde::{Deserialize, Serialize};
 
@@ -321,29 +321,32 @@ impl Fleet for LocalFleet {
             });
         }
         if self.fresh_disks {
-            // A broker-only node gets a whole new disk (identity and metadata log too); a
-            // combined node keeps its controller-quorum state and loses its partitions; a
-            // dedicated controller holds no partitions and keeps its quorum state.
-            let (b, state) = (b.clone(), state.clone());
-            let emptied = tokio::task::spawn_blocking(move || match b.role {
-                NodeRole::Broker => state.replace_disk(b.id).map(|()| None),
-                NodeRole::Combined | NodeRole::Controller => b.wipe_partition_data().map(Some),
-            })
-            .await
-            .map_err(|e| e.to_string())
-            .and_then(|r| r.map_err(|e| e.to_string()));
-            let removed = emptied.map_err(|message| FleetError::Resize {
-                node,
-                size: size.clone(),
-                message: format!("emptying its disk failed: {message}"),
-            })?;
-            match removed {
-                Some(partitions) => tracing::info!(
+            // By role: a broker-only node gets a whole new disk (identity and metadata log
+            // too); a combined node keeps its controller-quorum state and loses its
+            // partitions; a dedicated controller keeps its disk.
+            let id = b.id;
+            let state = state.clone();
+            let loss = tokio::task::spawn_blocking(move || state.lose_disk(id))
+                .await
+                .map_err(|e| e.to_string())
+                .and_then(|r| r.map_err(|e| e.to_string()))
+                .map_err(|message| FleetError::Resize {
+                    node,
+                    size: size.clone(),
+                    message: format!("emptying its disk failed: {message}"),
+                })?;
+            match loss {
+                DiskLoss::NewDisk => {
+                    tracing::info!(node = node.0, "gave the node a new, formatted disk");
+                }
+                DiskLoss::PartitionsDeleted(partitions) => tracing::info!(
                     node = node.0,
                     partitions,
                     "emptied the node's disk (partitions only: it is a controller too)"
                 ),
-                None => tracing::info!(node = node.0, "gave the node a new, formatted disk"),
+                DiskLoss::Kept => {
+                    tracing::info!(node = node.0, "kept the disk of a dedicated controller");
+                }
             }
         }
         let mut sizes = Self::read_sizes(&state);

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use rustix::process::Signal;
 
-use crate::config::NodeLayout;
+use crate::config::{NodeLayout, NodeRole};
 use crate::error::TestbedError;
 use crate::node::{self, Launch, Node, POLL};
 use crate::setup::{self, kafka_libs_dir};
@@ -175,6 +175,21 @@ impl ClusterState {
         node_of(b)?.replace_disk(&self.launch(&NodeLaunch::default())?, &self.cluster_id)
     }
 
+    /// What the stopped node `id` keeps when the node under it is replaced and its
+    /// instance-local disk with it, by role: a broker-only node gets a new disk
+    /// ([`ClusterState::replace_disk`]); a combined node loses its partitions and keeps its
+    /// quorum state ([`BrokerState::wipe_partition_data`]); a dedicated controller, which
+    /// holds no partitions, keeps its disk (a quorum voter must not come back empty).
+    pub fn lose_disk(&self, id: i32) -> Result<DiskLoss, TestbedError> {
+        let b = self.broker(id)?;
+        refuse_running(b)?;
+        match b.role {
+            NodeRole::Broker => self.replace_disk(id).map(|()| DiskLoss::NewDisk),
+            NodeRole::Combined => b.wipe_partition_data().map(DiskLoss::PartitionsDeleted),
+            NodeRole::Controller => Ok(DiskLoss::Kept),
+        }
+    }
+
     /// How to run a JVM of this cluster: the Kafka classpath, its log4j files, `launch`.
     fn launch(&self, launch: &NodeLaunch) -> Result<Launch, TestbedError> {
         let libs = kafka_libs_dir()?;
@@ -224,6 +239,17 @@ impl ClusterState {
             b.pid = pid;
         }
     }
+}
+
+/// What [`ClusterState::lose_disk`] did to a node's disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DiskLoss {
+    /// A broker-only node: a whole new, formatted disk.
+    NewDisk,
+    /// A combined node: this many partition directories deleted, the quorum state kept.
+    PartitionsDeleted(usize),
+    /// A dedicated controller: its disk kept.
+    Kept,
 }
 
 /// [`TestbedError::BrokerAlreadyRunning`] when a JVM of the node runs: the one the state
@@ -318,6 +344,47 @@ mod tests {
         assert_eq!(state.brokers[0].pid, Some(orphan.id()));
         let _ = orphan.kill();
         let _ = orphan.wait();
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_lost_disk_is_what_the_role_keeps() {
+        let dir = std::env::temp_dir().join(format!("kpilot-lose-{}", std::process::id()));
+        let node = |id: i32, role: NodeRole| {
+            let node_dir = dir.join(format!("node-{id}"));
+            std::fs::create_dir_all(node_dir.join("data/orders-0")).expect("partition dir");
+            std::fs::create_dir_all(node_dir.join("data/__cluster_metadata-0")).expect("meta");
+            BrokerState {
+                id,
+                role,
+                pid: None,
+                address: format!("127.0.0.1:{}", 9000 + id),
+                secure_address: None,
+                controller_port: Some(9100),
+                dir: node_dir.clone(),
+                log: node_dir.join("broker.log"),
+            }
+        };
+        let state = ClusterState {
+            kafka_version: "4.3.1".into(),
+            dir: dir.clone(),
+            cluster_id: "abc".into(),
+            bootstrap: "127.0.0.1:9001".into(),
+            secure_bootstrap: None,
+            security: None,
+            brokers: vec![node(1, NodeRole::Combined), node(101, NodeRole::Controller)],
+        };
+        assert_eq!(
+            state.lose_disk(1).expect("combined"),
+            DiskLoss::PartitionsDeleted(1)
+        );
+        assert!(dir.join("node-1/data/__cluster_metadata-0").is_dir());
+        assert_eq!(state.lose_disk(101).expect("controller"), DiskLoss::Kept);
+        assert!(dir.join("node-101/data/orders-0").is_dir(), "untouched");
+        assert!(matches!(
+            state.lose_disk(7),
+            Err(TestbedError::UnknownBroker { id: 7, .. })
+        ));
         let _ = std::fs::remove_dir_all(&dir);
     }
 

@@ -35,7 +35,7 @@ mod watchdog;
 pub use acl::grant_acl;
 pub use cluster::{KEEP_ENV, KafkaCluster};
 pub use config::{ClusterConfig, MAX_BROKERS, NodeRole};
-pub use detached::NodeLaunch;
+pub use detached::{DiskLoss, NodeLaunch};
 pub use error::TestbedError;
 pub use prometheus::{
     JMX_EXPORTER_RULES, Prometheus, PrometheusConfig, ScrapeTarget, prometheus_executable,
