@@ -11,6 +11,7 @@ use std::thread;
 use std::time::Instant;
 
 use crate::config::{self, CONTROLLER_ID_BASE, ClusterConfig, NodeLayout, NodeRole};
+use crate::detached::DiskLoss;
 use crate::error::TestbedError;
 use crate::node::{self, JmxAgent, Launch, Node, ReadyWatch};
 use crate::ports::free_ports;
@@ -417,6 +418,24 @@ impl KafkaCluster {
             return Err(TestbedError::BrokerAlreadyRunning { id, pid });
         }
         node.replace_disk(&self.launch, &self.cluster_id)
+    }
+
+    /// What the stopped node `id` keeps when the node under it is replaced and its
+    /// instance-local disk with it, by role, as [`ClusterState::lose_disk`] decides it: a new
+    /// disk for a broker-only node, the partitions deleted for a combined one, nothing done
+    /// to a dedicated controller.
+    pub fn lose_disk(&mut self, id: i32) -> Result<DiskLoss, TestbedError> {
+        let node = self.node(id)?;
+        if let Some(pid) = node.pid() {
+            return Err(TestbedError::BrokerAlreadyRunning { id, pid });
+        }
+        match node.layout.role {
+            NodeRole::Broker => self.replace_disk(id).map(|()| DiskLoss::NewDisk),
+            NodeRole::Combined => self
+                .wipe_partition_data(id)
+                .map(DiskLoss::PartitionsDeleted),
+            NodeRole::Controller => Ok(DiskLoss::Kept),
+        }
     }
 
     /// Kills broker `id` with SIGKILL (a crash) and reaps it. Killing a broker that is not

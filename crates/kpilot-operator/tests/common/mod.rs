@@ -427,8 +427,15 @@ pub fn missing_records(
 /// A real 3-broker KRaft testbed with `min.insync.replicas` 2 and no automatic leader
 /// rebalancing (the tests elect leaders themselves).
 pub fn three_brokers_min_isr_2() -> kpilot_testbed::KafkaCluster {
+    three_brokers_min_isr_2_and_controllers(0)
+}
+
+/// Like [`three_brokers_min_isr_2`], with `controllers` dedicated controllers (ids `101..`)
+/// and broker-only brokers when it is not 0.
+pub fn three_brokers_min_isr_2_and_controllers(controllers: usize) -> kpilot_testbed::KafkaCluster {
     kpilot_testbed::KafkaCluster::start(kpilot_testbed::ClusterConfig {
         brokers: 3,
+        controllers,
         min_insync_replicas: 2,
         auto_leader_rebalance: false,
         ready_timeout: Duration::from_secs(120),

@@ -10,7 +10,7 @@ use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::Pod;
 use kpilot_kubetest::ControlPlane;
 use kpilot_operator::fleet::pod_ready;
-use kpilot_testbed::KafkaCluster;
+use kpilot_testbed::{DiskLoss, KafkaCluster};
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::json;
 
@@ -28,11 +28,12 @@ pub struct KubeletLog {
     pub max_pods_unavailable: AtomicUsize,
     /// A pod ordinal not to recreate for now (a node that does not come up).
     pub hold: Mutex<Option<i32>>,
-    /// Instance-local disks: a recreated pod is a new node, so its broker's partitions are
-    /// deleted before it starts again (the local PV went with the old node).
+    /// Instance-local disks: a recreated pod is a new node, so its broker loses its disk
+    /// before it starts again (the local PV went with the old node): a broker-only node gets
+    /// a new, empty one; a combined node loses its partitions and keeps its quorum state.
     pub fresh_disks: AtomicBool,
-    /// Partition directories deleted that way, by broker.
-    pub wiped: Mutex<BTreeMap<i32, usize>>,
+    /// What each broker's disk lost that way, in order.
+    pub lost: Mutex<BTreeMap<i32, Vec<DiskLoss>>>,
 }
 
 /// Plays the kubelet and the StatefulSet controller until `stop`: every tick, first stops the
@@ -110,8 +111,13 @@ pub fn kubelet(
                     .expect("recreate pod");
                 if !cluster.is_running(i + 1) {
                     if log.fresh_disks.load(Ordering::Relaxed) {
-                        let n = cluster.wipe_partition_data(i + 1).expect("empty the disk");
-                        *log.wiped.lock().expect("log").entry(i + 1).or_default() += n;
+                        let loss = cluster.lose_disk(i + 1).expect("empty the disk");
+                        log.lost
+                            .lock()
+                            .expect("log")
+                            .entry(i + 1)
+                            .or_default()
+                            .push(loss);
                     }
                     cluster.start_broker(i + 1).expect("restart broker");
                 }
