@@ -1,9 +1,10 @@
-//! A Strimzi roll onto instance-local disks end to end: a real 3-broker Kafka cluster, the real
-//! kube-apiserver with the real Strimzi CRDs, and the test playing Strimzi. When the
-//! `KafkaNodePool` asks for the new type, it rolls one broker pod at a time as Strimzi's
-//! roller does: only when no partition would fall below `min.insync.replicas` without the
-//! broker; the broker comes back on a new node with an empty disk (its partitions deleted) and
-//! its pod on the new type. The autopilot's storage is `local-nvme`; the decision is injected
+//! A Strimzi roll onto instance-local disks end to end: a real Kafka cluster of 3 broker-only
+//! nodes (the brokers' node pool) and a dedicated KRaft controller (node 101, a pool of its
+//! own, which the roll leaves alone), the real kube-apiserver with the real Strimzi CRDs, and
+//! the test playing Strimzi. When the `KafkaNodePool` asks for the new type, it rolls one
+//! broker pod at a time as Strimzi's roller does: only when no partition would fall below
+//! `min.insync.replicas` without the broker; the broker comes back on a new node with a new,
+//! empty disk (a new directory id, no metadata log) and its pod on the new type. The autopilot's storage is `local-nvme`; the decision is injected
 //! (100 MB/s on 3 x im4gn.large, whose target is 82 MB/s, needs im4gn.xlarge). Shown: the
 //! operator sets the rebuild throttle before the pool changes (both rates on every broker,
 //! `*` on the topic), keeps it while the last broker still rebuilds after every pod is on the
@@ -87,8 +88,9 @@ fn a_strimzi_roll_onto_local_disks_is_throttled_until_the_last_rebuild_is_in_syn
         .with_env_filter("kpilot_operator=info")
         .with_test_writer()
         .try_init();
-    let mut cluster = three_brokers_min_isr_2();
+    let mut cluster = three_brokers_min_isr_2_and_controllers(1);
     let bootstrap = cluster.bootstrap();
+    let controller_pid = cluster.pid(101).expect("the controller runs");
     on_local(async {
         let cp = control_plane().await;
         let ns = cp
@@ -268,8 +270,8 @@ fn a_strimzi_roll_onto_local_disks_is_throttled_until_the_last_rebuild_is_in_syn
                     .await
                     .expect("delete pod");
                 cluster.stop_broker(id).expect("stop broker");
-                let wiped = cluster.wipe_partition_data(id).expect("empty disk");
-                assert!(wiped >= 6, "broker {id} had its partitions: {wiped}");
+                let lost = cluster.lose_disk(id).expect("empty disk");
+                assert_eq!(lost, kpilot_testbed::DiskLoss::NewDisk, "broker {id}");
                 cluster.start_broker(id).expect("start broker");
                 // Timed from the broker answering (the testbed waits for that).
                 let restarted = Instant::now();
@@ -368,4 +370,6 @@ fn a_strimzi_roll_onto_local_disks_is_throttled_until_the_last_rebuild_is_in_syn
         assert_eq!(out_of_sync(&admin).await, 0);
         admin.close();
     });
+    // The dedicated controller was not rolled: the same process throughout.
+    assert_eq!(cluster.pid(101), Some(controller_pid));
 }
