@@ -311,7 +311,18 @@ impl fmt::Display for RollEvent {
                     plan.steps.len(),
                     plan.target,
                     order.join(", ")
-                )
+                )?;
+                if !plan.controllers_not_named.is_empty() {
+                    write!(
+                        f,
+                        "; dedicated controller(s) {} keep their size (name them to roll them)",
+                        kpilot_cluster::sample_list(
+                            &plan.controllers_not_named,
+                            plan.controllers_not_named.len()
+                        )
+                    )?;
+                }
+                Ok(())
             }
             RollEvent::Resumed { node, run } => match node {
                 Some((n, p)) => write!(f, "resuming (run {run}): node {n} is at {p}"),

@@ -122,6 +122,9 @@ pub struct RollPlan {
     pub steps: Vec<PlannedNode>,
     /// Selected nodes already at the target size (not rolled).
     pub already_at_target: Vec<BrokerId>,
+    /// Dedicated controllers left out because no nodes were named (they keep their size).
+    #[serde(default)]
+    pub controllers_not_named: Vec<BrokerId>,
     /// Topics accepted by name although they cannot survive a stop.
     pub accepted_topics: Vec<TopicName>,
 }
@@ -237,11 +240,19 @@ pub fn plan(
         return Err(PlanError::TopicsCannotSurviveStop { topics: refused });
     }
     let all = obs.nodes();
+    let controllers_not_named: Vec<BrokerId> = match &options.only {
+        None => all
+            .iter()
+            .copied()
+            .filter(|n| role(obs, *n) == NodeRole::Controller)
+            .collect(),
+        Some(_) => Vec::new(),
+    };
     let selected: BTreeSet<BrokerId> = match &options.only {
         None => all
             .iter()
             .copied()
-            .filter(|n| role(obs, *n) != NodeRole::Controller)
+            .filter(|n| !controllers_not_named.contains(n))
             .collect(),
         Some(only) => {
             if let Some(missing) = only.iter().find(|b| !all.contains(b)) {
@@ -285,6 +296,7 @@ pub fn plan(
         target: options.target.clone(),
         steps,
         already_at_target,
+        controllers_not_named,
         accepted_topics: options.rules.accepted_topics.iter().cloned().collect(),
     })
 }
@@ -334,10 +346,12 @@ mod tests {
         assert_eq!(ids, vec![10, 12, 1, 2, 3, 11]);
         assert_eq!(p.steps[0].role, NodeRole::Controller);
         assert_eq!(p.steps[2].role, NodeRole::Broker);
+        assert!(p.controllers_not_named.is_empty());
         // Unnamed, dedicated controllers keep their own size: only the brokers roll.
         let p = plan(&obs, &RollOptions::new(target()), &BTreeMap::new()).expect("plan");
         let ids: Vec<i32> = p.steps.iter().map(|s| s.id.0).collect();
         assert_eq!(ids, vec![1, 2, 3]);
+        assert_eq!(p.controllers_not_named, [10, 11, 12].map(BrokerId));
     }
 
     #[test]

@@ -378,17 +378,23 @@ fn render_dry_run(dry: &DryRun) -> String {
         dry.plan.steps.len(),
         dry.plan.target
     ));
-    if !dry.plan.already_at_target.is_empty() {
-        let ids: Vec<String> = dry
-            .plan
-            .already_at_target
-            .iter()
+    let ids = |list: &[kpilot_cluster::BrokerId]| {
+        list.iter()
             .map(ToString::to_string)
-            .collect();
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    if !dry.plan.already_at_target.is_empty() {
         out.push_str(&format!(
             "  already {}: {}\n",
             dry.plan.target,
-            ids.join(", ")
+            ids(&dry.plan.already_at_target)
+        ));
+    }
+    if !dry.plan.controllers_not_named.is_empty() {
+        out.push_str(&format!(
+            "  dedicated controllers, not rolled (name them with --brokers to roll them): {}\n",
+            ids(&dry.plan.controllers_not_named)
         ));
     }
     for (i, (step, verdict)) in dry.plan.steps.iter().zip(&dry.verdicts).enumerate() {
