@@ -429,13 +429,11 @@ impl KafkaCluster {
         if let Some(pid) = node.pid() {
             return Err(TestbedError::BrokerAlreadyRunning { id, pid });
         }
-        match node.layout.role {
-            NodeRole::Broker => self.replace_disk(id).map(|()| DiskLoss::NewDisk),
-            NodeRole::Combined => self
-                .wipe_partition_data(id)
-                .map(DiskLoss::PartitionsDeleted),
-            NodeRole::Controller => Ok(DiskLoss::Kept),
-        }
+        DiskLoss::by_role(
+            node.layout.role,
+            || node.replace_disk(&self.launch, &self.cluster_id),
+            || crate::state::wipe_partition_dir(&node.layout.data_dir),
+        )
     }
 
     /// Kills broker `id` with SIGKILL (a crash) and reaps it. Killing a broker that is not

@@ -183,11 +183,7 @@ impl ClusterState {
     pub fn lose_disk(&self, id: i32) -> Result<DiskLoss, TestbedError> {
         let b = self.broker(id)?;
         refuse_running(b)?;
-        match b.role {
-            NodeRole::Broker => self.replace_disk(id).map(|()| DiskLoss::NewDisk),
-            NodeRole::Combined => b.wipe_partition_data().map(DiskLoss::PartitionsDeleted),
-            NodeRole::Controller => Ok(DiskLoss::Kept),
-        }
+        DiskLoss::by_role(b.role, || self.replace_disk(id), || b.wipe_partition_data())
     }
 
     /// How to run a JVM of this cluster: the Kafka classpath, its log4j files, `launch`.
@@ -250,6 +246,23 @@ pub enum DiskLoss {
     PartitionsDeleted(usize),
     /// A dedicated controller: its disk kept.
     Kept,
+}
+
+impl DiskLoss {
+    /// The rule of [`ClusterState::lose_disk`] and `KafkaCluster::lose_disk`: a node of
+    /// `role` gets `new_disk` (broker-only), `wipe` (combined: partitions only) or nothing
+    /// (a dedicated controller).
+    pub(crate) fn by_role(
+        role: NodeRole,
+        new_disk: impl FnOnce() -> Result<(), TestbedError>,
+        wipe: impl FnOnce() -> Result<usize, TestbedError>,
+    ) -> Result<DiskLoss, TestbedError> {
+        match role {
+            NodeRole::Broker => new_disk().map(|()| DiskLoss::NewDisk),
+            NodeRole::Combined => wipe().map(DiskLoss::PartitionsDeleted),
+            NodeRole::Controller => Ok(DiskLoss::Kept),
+        }
+    }
 }
 
 /// [`TestbedError::BrokerAlreadyRunning`] when a JVM of the node runs: the one the state
