@@ -1,6 +1,7 @@
 //! Bootstrap servers that cannot be used: nothing listening (refused) and a listener that
 //! accepts but never answers. Both fail within the configured timeouts (the API timeout
-//! bounds the bootstrap rounds) with a message naming the address, and nothing panics. No Kafka needed: the peers are local sockets.
+//! bounds the bootstrap rounds) with a message naming the address, and nothing panics. No
+//! Kafka needed: the peers are local sockets.
 
 mod common;
 

@@ -2,8 +2,9 @@
 //! behind a StatefulSet and a dedicated KRaft controller (node 101, outside it), as a cluster
 //! on local disks runs, on the real kube-apiserver, the test playing the kubelet (a recreated
 //! pod is a new node: its broker gets a new, empty disk before it starts, as the local PV went
-//! with the old node). The controller is not part of the roll and keeps running. The autopilot's storage is `local-nvme`; the decision is injected (100 MB/s
-//! on 3 x im4gn.large, whose target is 82 MB/s, needs im4gn.xlarge). Shown: every broker
+//! with the old node). The controller is not part of the roll and keeps running. The
+//! autopilot's storage is `local-nvme`; the decision is injected (100 MB/s on 3 x
+//! im4gn.large, whose target is 82 MB/s, needs im4gn.xlarge). Shown: every broker
 //! rebuilt its data under the throttle the decision planned moves at (the rates and `*`
 //! replica lists seen set while it ran, nothing left after), never two brokers down, each
 //! rebuild timed into `status.moves`, and the next decision plans moves with what they

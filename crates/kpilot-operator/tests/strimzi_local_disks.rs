@@ -4,8 +4,9 @@
 //! the test playing Strimzi. When the `KafkaNodePool` asks for the new type, it rolls one
 //! broker pod at a time as Strimzi's roller does: only when no partition would fall below
 //! `min.insync.replicas` without the broker; the broker comes back on a new node with a new,
-//! empty disk (a new directory id, no metadata log) and its pod on the new type. The autopilot's storage is `local-nvme`; the decision is injected
-//! (100 MB/s on 3 x im4gn.large, whose target is 82 MB/s, needs im4gn.xlarge). Shown: the
+//! empty disk (a new directory id, no metadata log) and its pod on the new type. The
+//! autopilot's storage is `local-nvme`; the decision is injected (100 MB/s on 3 x
+//! im4gn.large, whose target is 82 MB/s, needs im4gn.xlarge). Shown: the
 //! operator sets the rebuild throttle before the pool changes (both rates on every broker,
 //! `*` on the topic), keeps it while the last broker still rebuilds after every pod is on the
 //! new type, and lifts it before the operation completes; each rebuild runs at the throttle.

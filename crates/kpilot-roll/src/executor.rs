@@ -727,9 +727,8 @@ impl<'a, K: KafkaPort, F: Fleet> Roller<'a, K, F> {
 
     /// Before `node` stops, when the fleet gives it an empty disk and it hosts partitions:
     /// records its rebuild (the topics it hosts, the brokers that will send the data) and,
-    /// with a throttle, sets it
-    /// while the node can still take its own configs. Recorded before it is set, so a run
-    /// that stops in between lifts it later.
+    /// with a throttle, sets it while the node can still take its own configs. Recorded
+    /// before it is set, so a run that stops in between lifts it later.
     async fn prepare_rebuild(
         &mut self,
         journal: &mut Journal,
