@@ -297,6 +297,21 @@ pub enum Reason {
         /// Forecast peak over the lead window.
         peak: Throughput,
     },
+    /// The cheapest move up is needed soon and is still feasible, but only just: the forecast
+    /// over its duration is within [`CLOSING_MARGIN`] of what the current shape carries
+    /// meanwhile, so it starts before the next forecast closes it.
+    ClosingWindow {
+        /// The shape it moves to.
+        shape: String,
+        /// Forecast peak over its duration.
+        during: Throughput,
+        /// The lowest target limit of its phases.
+        limit: Throughput,
+        /// Forecast peak over the cooldown and horizon after it.
+        needed: Throughput,
+        /// End of that window.
+        needed_by: Timestamp,
+    },
     /// No move is both large enough and safe to carry out.
     NoSafeMove {
         /// Forecast peak over the lead window.
@@ -380,6 +395,16 @@ impl std::fmt::Display for Reason {
             Reason::PassingPeak { peak } => write!(
                 f,
                 "the forecast peak {peak} is over before any larger shape could be in place: headroom and burst credits absorb it"
+            ),
+            Reason::ClosingWindow {
+                shape,
+                during,
+                limit,
+                needed,
+                needed_by,
+            } => write!(
+                f,
+                "the forecast peak {needed} until {needed_by} needs a larger shape; the move to {shape} is safe only while the {during} forecast over it stays within the {limit} carried meanwhile: starting it before it closes"
             ),
             Reason::NoSafeMove { peak } => write!(
                 f,
@@ -902,6 +927,7 @@ pub fn decide(input: &DecisionInput<'_>) -> Result<Decision, PolicyError> {
     let lead_until =
         now + settings.decision_interval + Span::from_secs(up_secs) + settings.lead_margin;
     let lead_peak = fc.peak(now, lead_until);
+    let closing = closing_window(&candidates, &is_up, current_holds, &fc, input);
     // Otherwise the current disks are left, by whatever move holds the data, before the data
     // reaches `DISK_ALARM_FILL` within the lead window.
     let (data_short, lead_stored, data_until) = if disk_due && candidates.iter().any(adds_disk) {
@@ -950,7 +976,10 @@ pub fn decide(input: &DecisionInput<'_>) -> Result<Decision, PolicyError> {
         }
     };
 
-    if lead_peak > current_holds || data_short {
+    if lead_peak > current_holds || data_short || closing.is_some() {
+        if let Some(r) = closing.filter(|_| lead_peak <= current_holds && !data_short) {
+            reasons.push(r);
+        }
         if data_short {
             reasons.push(Reason::DataAboveDisk {
                 stored: ByteSize::from_bytes(lead_stored),
@@ -1144,6 +1173,46 @@ pub fn decide(input: &DecisionInput<'_>) -> Result<Decision, PolicyError> {
 }
 
 /// Plans a candidate as if started at `start` (`now`, or the next decision) and sets its verdict.
+/// The smallest margin by which the cheapest move up must still be feasible before the policy
+/// waits another decision interval for the forecast to call for it.
+const CLOSING_MARGIN: f64 = 0.02;
+
+/// A move that must carry the load on the current shape throughout (a data movement onto new
+/// brokers) is feasible only while the forecast over its own duration stays within the current
+/// target, and the forecast moves a little between two decisions. When the cheapest move up
+/// will be needed once it is done (the forecast over the cooldown and horizon after it passes
+/// what the current shape holds) and is feasible now by less than [`CLOSING_MARGIN`], waiting
+/// may leave only larger, faster moves, which cost more and must later be undone by a second
+/// data movement: it starts now.
+fn closing_window(
+    candidates: &[Candidate],
+    is_up: &dyn Fn(&Candidate) -> bool,
+    current_holds: Throughput,
+    fc: &Forecast,
+    input: &DecisionInput<'_>,
+) -> Option<Reason> {
+    let c = candidates.iter().find(|c| is_up(c))?;
+    let plan = c.plan.as_ref()?;
+    let now = input.now;
+    let during = fc.peak(now, now + plan.estimated);
+    let limit = plan
+        .phases
+        .iter()
+        .map(|p| p.target_limit)
+        .min_by(|a, b| a.bytes_per_s().total_cmp(&b.bytes_per_s()))?;
+    let done = now + plan.estimated;
+    let needed_by = done + input.settings.cooldown + input.settings.horizon;
+    let needed = fc.peak(done, needed_by);
+    (needed > current_holds && limit.bytes_per_s() < during.bytes_per_s() * (1.0 + CLOSING_MARGIN))
+        .then(|| Reason::ClosingWindow {
+            shape: c.shape.label(),
+            during,
+            limit,
+            needed,
+            needed_by,
+        })
+}
+
 fn evaluate_candidate(
     c: &mut Candidate,
     input: &DecisionInput<'_>,
@@ -1643,6 +1712,101 @@ mod tests {
         );
     }
 
+    /// `brokers` x im4gn.xlarge on their local NVMe, holding `stored_gb` (all replicas).
+    fn im4gn_xlarge(c: &Catalog, brokers: u32, stored_gb: f64) -> ClusterState {
+        let w = Workload::new(3, 2, 2.0, 0.8).unwrap();
+        let i = c
+            .instance(&"im4gn.xlarge".parse().unwrap())
+            .unwrap()
+            .clone();
+        let storage = Storage::local_nvme(&i, None).unwrap();
+        ClusterState {
+            shape: Shape::new(i, brokers, storage, &w).unwrap(),
+            stored: ByteSize::from_gb(stored_gb),
+            last_change_finished: None,
+            transition_in_progress: false,
+        }
+    }
+
+    /// A data movement onto new brokers must carry the load on the old ones throughout, so it
+    /// is safe only while the forecast over it stays within their target. Near a flat daily
+    /// peak the lead rule fires only just before that, and a forecast 2% higher at the next
+    /// decision would leave only a costlier move (in the simulator: 6 -> 12 brokers, then a
+    /// second data movement back to 9 within the hour). The policy starts the cheapest move up
+    /// while it is still feasible by at least `CLOSING_MARGIN`.
+    #[test]
+    fn starts_a_data_movement_before_its_window_closes() {
+        let c = Catalog::builtin().unwrap();
+        let w = Workload::new(3, 2, 2.0, 0.8).unwrap();
+        let cl = im4gn_xlarge(&c, 3, 2000.0);
+        let held = holds(&cl.shape, &w).mb_per_s();
+        let k = Constraints {
+            families: vec!["im4gn".to_owned()],
+            max_brokers: 12,
+            ..Constraints::default()
+        };
+        let s = Settings::default();
+        // The forecast's daily peak (14:00, with the safety margin) 3% above what the 3
+        // brokers hold, the trough a quarter of the peak.
+        let top = 1.03 * held / (1.0 + s.forecast.safety_margin);
+        let load = |t: f64| {
+            top * (0.625 - 0.375 * (2.0 * std::f64::consts::PI * (t - 2.0 * 3600.0) / DAY).cos())
+        };
+        let decide_at = |now: f64, scale: f64| {
+            let mut h = DemandHistory::with_defaults();
+            let mut t = 0.0;
+            while t <= now {
+                h.push(Sample {
+                    at: Timestamp::from_secs(t),
+                    ingress: Throughput::from_mb_per_s(scale * load(t)),
+                    egress: None,
+                })
+                .unwrap();
+                t += 60.0;
+            }
+            decide(&data_input(now, &h, &cl, &c, &k, &s)).unwrap()
+        };
+        let has = |d: &Decision, f: fn(&Reason) -> bool| d.reasons.iter().any(f);
+        let mut now = 4.0 * DAY + 8.0 * 3600.0;
+        let d = loop {
+            let d = decide_at(now, 1.0);
+            if d.plan().is_some() {
+                break d;
+            }
+            assert!(now < 4.0 * DAY + 14.0 * 3600.0, "no scale-up by 14:00");
+            now += 300.0;
+        };
+        let plan = d.plan().unwrap();
+        assert_eq!(plan.mechanism, Mechanism::AddBrokers, "{:?}", d.reasons);
+        assert_eq!(plan.to.brokers, 6, "{:?}", d.reasons);
+        assert!(
+            has(&d, |r| matches!(r, Reason::ClosingWindow { .. })),
+            "{:?}",
+            d.reasons
+        );
+        // The lead rule alone would have waited.
+        assert!(
+            !has(&d, |r| matches!(r, Reason::ForecastAboveCurrent { .. })),
+            "{:?}",
+            d.reasons
+        );
+        // What waiting risks: one decision later, with a forecast 2% higher, the move to 6
+        // brokers is no longer safe, and only a costlier one is left.
+        let late = decide_at(now + 300.0, 1.02);
+        let six = late
+            .considered
+            .iter()
+            .find(|r| r.shape == plan.to.label())
+            .unwrap();
+        assert!(
+            matches!(six.verdict, Verdict::UnsafeDuring { .. }),
+            "{:?}",
+            six.verdict
+        );
+        let costlier = late.plan().unwrap_or_else(|| panic!("{:?}", late.reasons));
+        assert!(costlier.to.brokers > 6, "{}", costlier.to.label());
+    }
+
     #[test]
     fn local_disks_whose_rolls_cannot_finish_do_not_send_the_cluster_to_the_largest_size() {
         // 9 x im4gn.xlarge with local NVMe holding 700 GB each: a roll rebuilds 700 GB per
@@ -1651,17 +1815,7 @@ mod tests {
         // but the largest, and rolled 9 brokers to im4gn.16xlarge at 60 MB/s.
         let c = Catalog::builtin().unwrap();
         let w = Workload::new(3, 2, 2.0, 0.8).unwrap();
-        let i = c
-            .instance(&"im4gn.xlarge".parse().unwrap())
-            .unwrap()
-            .clone();
-        let storage = Storage::local_nvme(&i, None).unwrap();
-        let cl = ClusterState {
-            shape: Shape::new(i, 9, storage, &w).unwrap(),
-            stored: ByteSize::from_gb(9.0 * 700.0),
-            last_change_finished: None,
-            transition_in_progress: false,
-        };
+        let cl = im4gn_xlarge(&c, 9, 9.0 * 700.0);
         let k = Constraints {
             families: vec!["im4gn".to_owned()],
             min_brokers: 3,
