@@ -483,6 +483,42 @@ pub enum Verdict {
     },
 }
 
+impl std::fmt::Display for Verdict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Verdict::Feasible => write!(f, "feasible"),
+            Verdict::TooSmall { holds, peak, until } => write!(
+                f,
+                "too small: holds {holds}, the forecast until {until} peaks at {peak}"
+            ),
+            Verdict::UnsafeDuring {
+                phase,
+                target_limit,
+                peak,
+            } => write!(
+                f,
+                "unsafe during: phase {} carries {target_limit} within target, the forecast over the move peaks at {peak}",
+                phase + 1
+            ),
+            Verdict::TooSlow { estimated, max } => write!(
+                f,
+                "too slow: about {:.0} min, longer than the {:.0} min allowed",
+                estimated.minutes(),
+                max.minutes()
+            ),
+            Verdict::DataDoesNotFit {
+                needed_gb,
+                available_gb,
+            } => write!(
+                f,
+                "data does not fit: {needed_gb:.0} GB per broker needed, {available_gb:.0} GB available"
+            ),
+            Verdict::Skipped => write!(f, "not evaluated (a cheaper one decided)"),
+            Verdict::NoPlan { reason } => write!(f, "no plan: {reason}"),
+        }
+    }
+}
+
 /// One shape the policy considered.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CandidateReport {

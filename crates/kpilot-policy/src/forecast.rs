@@ -128,6 +128,20 @@ pub enum ForecastMethod {
     Reactive,
 }
 
+impl std::fmt::Display for ForecastMethod {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ForecastMethod::Daily { days } => {
+                write!(f, "daily (median of the same time over {days} days)")
+            }
+            ForecastMethod::Weekly { weeks } => {
+                write!(f, "weekly (median of the same time over {weeks} weeks)")
+            }
+            ForecastMethod::Reactive => write!(f, "reactive (recent maximum and rising trend)"),
+        }
+    }
+}
+
 /// A forecast of cluster ingress, bin by bin from the bin holding `now`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Forecast {

@@ -20,6 +20,7 @@ fn bench(c: &mut Criterion) {
         setup: &scenario.setup,
         settings: &settings,
         reactive: &reactive,
+        explain: None,
     };
     let (shape, _) =
         static_peak_shape(&scenario.demand, &catalog, &scenario.setup, 0.8).expect("static shape");

@@ -3,7 +3,7 @@
 //! the same demand and the same cluster model, all starting from the static peak shape. Pure.
 
 use kpilot_capacity::{BrokerCapacity, Catalog, Limit, LoadFactors, Shape, Workload};
-use kpilot_policy::{ReactiveSettings, Settings, all_shapes, holds, hourly_cost};
+use kpilot_policy::{ReactiveSettings, Settings, Timestamp, all_shapes, holds, hourly_cost};
 use kpilot_units::Throughput;
 use serde::Serialize;
 
@@ -236,6 +236,19 @@ pub fn compare(
     settings: &Settings,
     reactive: &ReactiveSettings,
 ) -> Result<Runs, SimError> {
+    compare_explaining(demand, catalog, setup, settings, reactive, None)
+}
+
+/// [`compare`], keeping the policy's first decision at or after `explain` in
+/// `Runs::policy.explained`.
+pub fn compare_explaining(
+    demand: &Demand,
+    catalog: &Catalog,
+    setup: &ClusterSetup,
+    settings: &Settings,
+    reactive: &ReactiveSettings,
+    explain: Option<Timestamp>,
+) -> Result<Runs, SimError> {
     let (static_shape, volume_gb) =
         static_peak_shape(demand, catalog, setup, settings.target_utilization)?;
     let config = SimConfig {
@@ -243,6 +256,7 @@ pub fn compare(
         setup,
         settings,
         reactive,
+        explain,
     };
     let policy = run(demand, &config, Controller::Predictive, &static_shape)?;
     let static_peak = run(demand, &config, Controller::Static, &static_shape)?;

@@ -30,9 +30,9 @@ use kpilot_policy::transition::{
     phase_factors, serving_limit, spare_transfer_rate, transfer_loads,
 };
 use kpilot_policy::{
-    Action, BrokerRole, ClusterState, DecisionInput, DemandHistory, FanoutSource, HistoryError,
-    Mechanism, PhaseKind, Plan, PolicyError, ReactiveSettings, Reason, Sample, Settings, Slot,
-    Timestamp, broker_capacity, decide, reactive_decide,
+    Action, BrokerRole, ClusterState, Decision, DecisionInput, DemandHistory, FanoutSource,
+    HistoryError, Mechanism, PhaseKind, Plan, PolicyError, ReactiveSettings, Reason, Sample,
+    Settings, Slot, Timestamp, broker_capacity, decide, reactive_decide,
 };
 use kpilot_units::{ByteSize, Throughput};
 use serde::Serialize;
@@ -128,6 +128,9 @@ pub struct SimConfig<'a> {
     pub settings: &'a Settings,
     /// The reactive baseline's thresholds.
     pub reactive: &'a ReactiveSettings,
+    /// When set, the predictive run keeps its first decision made at or after this time, with
+    /// every shape it considered ([`Run::explained`]).
+    pub explain: Option<Timestamp>,
 }
 
 /// One simulated minute (rates in MB/s).
@@ -224,6 +227,10 @@ pub struct Run {
     pub minutes: Vec<Minute>,
     /// Every shape change.
     pub actions: Vec<ActionRecord>,
+    /// The decision asked for with [`SimConfig::explain`] (predictive runs only; `None` when
+    /// not asked for, or when the run made no decision at or after that time).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub explained: Option<Decision>,
 }
 
 /// One broker as simulated.
@@ -373,6 +380,7 @@ pub fn run(
 
     let mut minutes = Vec::with_capacity(demand.minutes());
     let mut actions: Vec<ActionRecord> = Vec::new();
+    let mut explained: Option<Decision> = None;
     let mut s = RunSummary {
         controller: controller.as_str(),
         initial_shape: initial.label(),
@@ -437,6 +445,12 @@ pub fn run(
                 source,
             })?;
             s.decisions += 1;
+            if controller == Controller::Predictive
+                && explained.is_none()
+                && config.explain.is_some_and(|at| now >= at)
+            {
+                explained = Some(decision.clone());
+            }
             if decision
                 .reasons
                 .iter()
@@ -711,6 +725,7 @@ pub fn run(
         summary: s,
         minutes,
         actions,
+        explained,
     })
 }
 

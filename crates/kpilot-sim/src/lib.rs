@@ -20,7 +20,9 @@ pub mod scenario;
 pub mod setup;
 pub mod trace;
 
-pub use compare::{Comparison, Runs, compare, max_stored_bytes, static_peak_shape};
+pub use compare::{
+    Comparison, Runs, compare, compare_explaining, max_stored_bytes, static_peak_shape,
+};
 pub use engine::{ActionRecord, Controller, Minute, Run, RunSummary, SimConfig, SimError, run};
 pub use scenario::{DEFAULT_HISTORY, SCENARIOS, Scenario, ScenarioError, builtin, default_setup};
 pub use setup::{ClusterSetup, StorageSetup};

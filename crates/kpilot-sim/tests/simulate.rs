@@ -146,6 +146,7 @@ fn burst_credits_serve_short_spikes_but_not_sustained_load() {
         setup: &setup,
         settings: &settings,
         reactive: &reactive,
+        explain: None,
     };
     let shape = small_shape(&c);
     // 3 x m7g.large: the EBS link sustains 78.75 MB/s of ingress (t x 3/3 per broker), the
@@ -185,6 +186,7 @@ fn transitions_take_time_and_a_broker() {
         setup: &s.setup,
         settings: &settings,
         reactive: &reactive,
+        explain: None,
     };
     let (shape, _) = static_peak_shape(&s.demand, &c, &s.setup, 0.8).unwrap();
     let r = run(&s.demand, &config, Controller::Predictive, &shape).unwrap();
@@ -286,6 +288,7 @@ fn weekly_policy(change: impl FnOnce(&mut kpilot_sim::ClusterSetup)) -> kpilot_s
         setup: &setup,
         settings: &settings,
         reactive: &reactive,
+        explain: None,
     };
     run(&s.demand, &config, Controller::Predictive, &shape)
         .unwrap()

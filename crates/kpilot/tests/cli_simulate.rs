@@ -252,3 +252,109 @@ fn history_before_the_first_minute() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `kpilot simulate --storage local-nvme --families im4gn --explain WHEN [--json]`.
+fn explain_on_local_nvme(when: &str, json: bool, dir: &std::path::Path) -> Output {
+    let mut args = vec![
+        "simulate",
+        "--no-report",
+        "--storage",
+        "local-nvme",
+        "--families",
+        "im4gn",
+        "--explain",
+        when,
+    ];
+    if json {
+        args.push("--json");
+    }
+    kpilot(&args, dir)
+}
+
+/// `--explain` shows the decision the policy made at a time of the run, with every shape it
+/// considered: on local NVMe, Tuesday 10:30 is when the closing-window rule starts the move
+/// to 9 brokers (see docs/simulation.md), and in JSON the same decision is in `explained`.
+#[test]
+fn explain_shows_a_decision_with_its_reasons_and_candidates() {
+    let dir = temp_dir("explain");
+    let o = explain_on_local_nvme("day 1 10:30", false, &dir);
+    assert!(o.status.success(), "stderr: {}", stderr(&o));
+    let text = String::from_utf8_lossy(&o.stdout);
+    let section = text
+        .split_once("Decision at day 1 10:30:")
+        .unwrap_or_else(|| panic!("no decision section in:\n{text}"))
+        .1;
+    for expected in [
+        "action: add-brokers to 9 x im4gn.xlarge",
+        "safe only while",
+        "shapes considered, cheapest first",
+        "no plan: reassignment would move data",
+        "81 min  feasible",
+        "not evaluated (a cheaper one decided)",
+    ] {
+        assert!(
+            section.contains(expected),
+            "{expected:?} missing in:\n{section}"
+        );
+    }
+
+    let o = explain_on_local_nvme("day 1 10:30", true, &dir);
+    assert!(o.status.success(), "stderr: {}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("JSON on stdout");
+    let e = &v["explained"];
+    assert_eq!(e["at"], 34.5 * 3600.0, "{e}");
+    assert_eq!(e["action"]["action"], "change", "{e}");
+    assert_eq!(e["action"]["plan"]["mechanism"], "add-brokers", "{e}");
+    assert_eq!(e["action"]["plan"]["to"]["brokers"], 9, "{e}");
+    assert!(
+        e["reasons"]
+            .as_array()
+            .is_some_and(|r| r.iter().any(|r| r["reason"] == "closing-window")),
+        "{e}"
+    );
+    assert!(
+        e["considered"].as_array().is_some_and(|c| c.len() > 3),
+        "{e}"
+    );
+    // Without --explain, no such field.
+    let o = kpilot(&["simulate", "--no-report", "--days", "1", "--json"], &dir);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("JSON on stdout");
+    assert!(v.get("explained").is_none(), "{v}");
+}
+
+/// A decision asked for during a transition is the first one after it, and says so.
+#[test]
+fn explain_during_a_transition_names_it_and_shows_the_next_decision() {
+    let dir = temp_dir("explain-transition");
+    let o = explain_on_local_nvme("1 11:00", false, &dir);
+    assert!(o.status.success(), "stderr: {}", stderr(&o));
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        text.contains("At day 1 11:00 a transition was running (add-brokers to 9 x im4gn.xlarge"),
+        "{text}"
+    );
+    assert!(
+        text.contains("(the first at or after day 1 11:00):"),
+        "{text}"
+    );
+}
+
+/// A time that is not one, or is outside the run, exits 2 before anything runs.
+#[test]
+fn explain_rejects_times_it_cannot_explain() {
+    let dir = temp_dir("explain-bad");
+    for (when, expected) in [
+        ("tuesday", "\"tuesday\" is not a time of the run"),
+        ("day 1 25:00", "\"day 1 25:00\" is not a time of the run"),
+        ("day 1", "\"day 1\" is not a time of the run"),
+        (
+            "day 7 00:00",
+            "--explain day 7 00:00 is outside the run, which goes from day 0 00:00 to day 7 00:00",
+        ),
+    ] {
+        let o = kpilot(&["simulate", "--no-report", "--explain", when], &dir);
+        assert_eq!(o.status.code(), Some(2), "{when}: {}", stderr(&o));
+        assert!(stderr(&o).contains(expected), "{when}: {}", stderr(&o));
+        assert!(o.stdout.is_empty(), "{when}");
+    }
+}

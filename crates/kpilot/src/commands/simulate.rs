@@ -9,9 +9,11 @@ use std::time::Instant;
 use anyhow::{Context as _, anyhow};
 use clap::Args as ClapArgs;
 use kpilot_capacity::StorageKind;
-use kpilot_policy::{ReactiveSettings, Settings};
+use kpilot_policy::{Decision, ReactiveSettings, Settings, Timestamp};
 use kpilot_sim::report::{ReportContext, render};
-use kpilot_sim::{ActionRecord, ClusterSetup, Comparison, RunSummary, SCENARIOS, compare};
+use kpilot_sim::{
+    ActionRecord, ClusterSetup, Comparison, RunSummary, SCENARIOS, compare_explaining,
+};
 use kpilot_units::{ByteSize, Span, Throughput};
 use serde::Serialize;
 
@@ -38,6 +40,7 @@ use crate::output::{Table, check_output_path, print_json, usage};
 ///   kpilot simulate
 ///   kpilot simulate --scenario weekly --days 30 --no-report
 ///   kpilot simulate --trace load.csv --families m7g,c7g --json
+///   kpilot simulate --storage local-nvme --families im4gn --explain "day 1 10:30"
 ///
 /// Trace format (CSV): a header `t_seconds,ingress_mb_per_s` (optionally
 /// `,egress_mb_per_s`), then one row per point; `t_seconds` counts from a midnight, strictly
@@ -221,9 +224,38 @@ pub struct Args {
     #[arg(long, conflicts_with = "report")]
     pub no_report: bool,
 
+    /// Explain the policy's decision at a time of the run: the first decision it made at or
+    /// after WHEN, with its reasons and every shape it considered (and why each was or was not
+    /// taken), e.g. "day 1 10:30" (days count from 0, as the actions' times print). With
+    /// --json, in the `explained` field.
+    #[arg(long, value_name = "WHEN", value_parser = parse_when)]
+    pub explain: Option<Timestamp>,
+
     /// Print JSON instead of tables.
     #[arg(long)]
     pub json: bool,
+}
+
+/// Parses `--explain`: `day D HH:MM` or `D HH:MM`, D counting from 0.
+fn parse_when(s: &str) -> Result<Timestamp, String> {
+    let bad = || {
+        format!(
+            "{s:?} is not a time of the run: expected a day and a time of day, e.g. \"day 1 10:30\" (days count from 0)"
+        )
+    };
+    let rest = s.trim();
+    let rest = rest.strip_prefix("day").unwrap_or(rest).trim_start();
+    let (day, clock) = rest.split_once(char::is_whitespace).ok_or_else(bad)?;
+    let (h, m) = clock.trim().split_once(':').ok_or_else(bad)?;
+    let (Ok(day), Ok(h), Ok(m)) = (day.parse::<u32>(), h.parse::<u32>(), m.parse::<u32>()) else {
+        return Err(bad());
+    };
+    if h > 23 || m > 59 {
+        return Err(bad());
+    }
+    Ok(Timestamp::from_secs(
+        f64::from(day) * 86_400.0 + f64::from(h) * 3600.0 + f64::from(m) * 60.0,
+    ))
 }
 
 /// The JSON document `kpilot simulate --json` prints.
@@ -263,6 +295,9 @@ struct Report<'a> {
     settings: &'a Settings,
     report: Option<String>,
     elapsed_secs: f64,
+    /// The decision asked for with --explain.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    explained: Option<&'a Decision>,
 }
 
 /// Runs `kpilot simulate`.
@@ -365,8 +400,25 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         (None, _) => String::new(),
     };
     let description = format!("{description}{restarts}{moves}");
+    if let Some(at) = args.explain {
+        let start = Timestamp::from_secs(demand.start_secs);
+        let end = start + Span::from_minutes(demand.minutes() as f64);
+        if at < start || at >= end {
+            return Err(usage(anyhow!(
+                "--explain {at} is outside the run, which goes from {start} to {end}; pick a time within it"
+            )));
+        }
+    }
     let started = Instant::now();
-    let runs = compare(&demand, &catalog, &setup, &settings, &reactive).map_err(|e| match e {
+    let runs = compare_explaining(
+        &demand,
+        &catalog,
+        &setup,
+        &settings,
+        &reactive,
+        args.explain,
+    )
+    .map_err(|e| match e {
         // Settings that cannot work whatever the demand: the user's to change (exit 2).
         kpilot_sim::SimError::NoReplicaToSpare { .. }
         | kpilot_sim::SimError::NoStaticShape { .. }
@@ -400,19 +452,27 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     };
     let c = &runs.comparison;
     if args.json {
-        print_json(&json_report(
+        let mut report = json_report(
             c,
             &runs.policy.actions,
             &setup,
             &settings,
             report_path,
             elapsed,
-        ))
+        );
+        report.explained = runs.policy.explained.as_ref();
+        print_json(&report)
     } else {
         print!(
             "{}",
             render_text(c, &description, report_path.as_deref(), elapsed)
         );
+        if let Some(at) = args.explain {
+            print!(
+                "{}",
+                render_explained(at, runs.policy.explained.as_ref(), &runs.policy.actions)
+            );
+        }
         Ok(())
     }
 }
@@ -506,7 +566,77 @@ fn json_report<'a>(
         settings,
         report,
         elapsed_secs,
+        explained: None,
     }
+}
+
+/// The `--explain` section: the decision, its reasons, and every shape it considered.
+fn render_explained(at: Timestamp, d: Option<&Decision>, actions: &[ActionRecord]) -> String {
+    let mut out = String::from("\n");
+    // A transition running at `at` defers the decision to its end.
+    if let Some(a) = actions
+        .iter()
+        .find(|a| a.started < at.secs() && a.finished.is_none_or(|f| f > at.secs()))
+    {
+        let until = a.finished.map_or("the end of the run".to_string(), |f| {
+            Timestamp::from_secs(f).to_string()
+        });
+        out.push_str(&format!(
+            "At {at} a transition was running ({} to {}, from {} to {until}); the policy decides again once it is over.\n",
+            a.mechanism,
+            a.to,
+            Timestamp::from_secs(a.started)
+        ));
+    }
+    let Some(d) = d else {
+        out.push_str(&format!(
+            "The policy made no decision at or after {at}: a transition ran until the end of the run.\n"
+        ));
+        return out;
+    };
+    out.push_str(&format!("Decision at {}", d.at));
+    if d.at != at {
+        out.push_str(&format!(" (the first at or after {at})"));
+    }
+    out.push_str(":\n");
+    match d.plan() {
+        Some(p) => out.push_str(&format!(
+            "  action: {} to {}, about {:.0} min\n",
+            p.mechanism,
+            p.to.label(),
+            p.estimated.minutes()
+        )),
+        None => out.push_str("  action: keep the current shape\n"),
+    }
+    out.push_str(&format!(
+        "  current shape holds {} at {}/h; demand now {}; forecast {} with a {} margin\n",
+        d.current_holds,
+        usd(d.current_usd_per_hour),
+        d.forecast.current,
+        d.forecast.method,
+        pct(d.forecast.margin)
+    ));
+    out.push_str("  reasons:\n");
+    for r in &d.reasons {
+        out.push_str(&format!("    - {r}\n"));
+    }
+    out.push_str("  shapes considered, cheapest first:\n");
+    let mut t = Table::new(["shape", "how", "cost", "holds", "takes", "verdict"]);
+    for c in &d.considered {
+        t.row([
+            c.shape.clone(),
+            c.mechanism.to_string(),
+            format!("{}/h", usd(c.usd_per_hour)),
+            c.holds.to_string(),
+            c.estimated
+                .map_or("-".to_string(), |e| format!("{:.0} min", e.minutes())),
+            c.verdict.to_string(),
+        ]);
+    }
+    for line in t.render().lines() {
+        out.push_str(&format!("    {line}\n"));
+    }
+    out
 }
 
 fn render_text(c: &Comparison, description: &str, report: Option<&str>, elapsed: f64) -> String {
