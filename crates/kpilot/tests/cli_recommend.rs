@@ -414,6 +414,11 @@ fn recommend_follows_the_measured_load_and_refuses_missing_metrics() {
         text.contains("decision:") && text.contains("bottleneck"),
         "{text}"
     );
+    // With every shape the policy weighed and its verdict on each.
+    assert!(
+        text.contains("shapes considered, cheapest first") && text.contains("feasible"),
+        "{text}"
+    );
     eprintln!("{text}");
 
     // A wrong metric name: exit 1, the name and the reason, no recommendation.

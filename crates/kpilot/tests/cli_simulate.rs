@@ -290,7 +290,7 @@ fn explain_shows_a_decision_with_its_reasons_and_candidates() {
         "shapes considered, cheapest first",
         "no plan: reassignment would move data",
         "81 min  feasible",
-        "not evaluated (a cheaper one decided)",
+        "and 5 more expensive shape(s), not evaluated: a cheaper one decided",
     ] {
         assert!(
             section.contains(expected),

@@ -146,6 +146,37 @@ pub fn resource_table(uses: &[ResourceUse], bottleneck: Option<Resource>) -> Str
 }
 
 /// Formats a monthly cost.
+/// The shapes a decision evaluated, cheapest first, with the policy's verdict on each, as
+/// `kpilot simulate --explain` and `kpilot recommend` print them, each line after `indent`;
+/// the more expensive shapes it did not need to evaluate are counted, not listed.
+pub fn considered_table(considered: &[kpilot_policy::CandidateReport], indent: &str) -> String {
+    let mut out = format!("{indent}shapes considered, cheapest first:\n");
+    let mut t = Table::new(["shape", "how", "cost", "holds", "takes", "verdict"]);
+    let skipped =
+        |c: &&kpilot_policy::CandidateReport| matches!(c.verdict, kpilot_policy::Verdict::Skipped);
+    for c in considered.iter().filter(|c| !skipped(c)) {
+        t.row([
+            c.shape.clone(),
+            c.mechanism.to_string(),
+            format!("{}/h", usd(c.usd_per_hour)),
+            c.holds.to_string(),
+            c.estimated
+                .map_or("-".to_string(), |e| format!("{:.0} min", e.minutes())),
+            c.verdict.to_string(),
+        ]);
+    }
+    for line in t.render().lines() {
+        out.push_str(&format!("{indent}  {line}\n"));
+    }
+    let more = considered.iter().filter(skipped).count();
+    if more > 0 {
+        out.push_str(&format!(
+            "{indent}  and {more} more expensive shape(s), not evaluated: a cheaper one decided\n"
+        ));
+    }
+    out
+}
+
 pub fn usd(value: f64) -> String {
     if value >= 100.0 {
         format!("${value:.0}")

@@ -25,8 +25,8 @@ use kpilot_units::{ByteSize, InstanceType, Span, Throughput};
 use serde::{Deserialize, Serialize};
 
 use super::common::{
-    CatalogArgs, ResourceUse, WorkloadArgs, kafka_client_config, mbps, pct, resource_table,
-    resource_uses, usd,
+    CatalogArgs, ResourceUse, WorkloadArgs, considered_table, kafka_client_config, mbps, pct,
+    resource_table, resource_uses, usd,
 };
 use crate::output::{Table, check_output_path, print_json, print_text, usage};
 
@@ -993,6 +993,7 @@ fn render(r: &Report) -> String {
     for reason in &d.reasons {
         out.push_str(&format!("  - {reason}\n"));
     }
+    out.push_str(&considered_table(&d.decision.considered, "  "));
     let h = &r.history;
     if h.source == "prometheus" {
         out.push_str(&format!(

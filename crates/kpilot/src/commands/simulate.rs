@@ -17,7 +17,7 @@ use kpilot_sim::{
 use kpilot_units::{ByteSize, Span, Throughput};
 use serde::Serialize;
 
-use super::common::{CatalogArgs, pct, usd};
+use super::common::{CatalogArgs, considered_table, pct, usd};
 use crate::output::{Table, check_output_path, print_json, usage};
 
 /// Replay days of demand through the autoscaling policy and compare it with baselines.
@@ -620,22 +620,7 @@ fn render_explained(at: Timestamp, d: Option<&Decision>, actions: &[ActionRecord
     for r in &d.reasons {
         out.push_str(&format!("    - {r}\n"));
     }
-    out.push_str("  shapes considered, cheapest first:\n");
-    let mut t = Table::new(["shape", "how", "cost", "holds", "takes", "verdict"]);
-    for c in &d.considered {
-        t.row([
-            c.shape.clone(),
-            c.mechanism.to_string(),
-            format!("{}/h", usd(c.usd_per_hour)),
-            c.holds.to_string(),
-            c.estimated
-                .map_or("-".to_string(), |e| format!("{:.0} min", e.minutes())),
-            c.verdict.to_string(),
-        ]);
-    }
-    for line in t.render().lines() {
-        out.push_str(&format!("    {line}\n"));
-    }
+    out.push_str(&considered_table(&d.considered, "  "));
     out
 }
 
