@@ -548,6 +548,30 @@ pub struct DecisionStatus {
     /// What was done with it: `reported`, `applied`, or why not (paused, outside the
     /// maintenance windows, horizontal not supported yet, mode).
     pub disposition: String,
+    /// The shapes the policy evaluated, cheapest first, with its verdict on each: why it chose
+    /// this shape and not another. Shapes it did not need to evaluate (more expensive than
+    /// the move it found) are left out.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub considered: Vec<CandidateStatus>,
+}
+
+/// A shape the policy evaluated in a decision.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CandidateStatus {
+    /// The shape, e.g. `3 x m7g.xlarge, gp3 2800 GB, 524 MB/s`.
+    pub shape: String,
+    /// How it would be reached: `vertical-roll`, `add-brokers`, `remove-brokers`.
+    pub mechanism: String,
+    /// Its cost, USD per hour (instances and volumes).
+    pub usd_per_hour: f64,
+    /// The ingress it is kept at, MB/s.
+    pub holds_mb_per_s: f64,
+    /// How long the move would take, minutes (when the policy planned it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub estimated_minutes: Option<f64>,
+    /// `feasible`, or why not (e.g. `unsafe during: ...`, `too slow: ...`).
+    pub verdict: String,
 }
 
 /// An operation.

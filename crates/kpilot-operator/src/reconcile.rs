@@ -33,8 +33,8 @@ use thiserror::Error;
 use tracing::{info, warn};
 
 use crate::crd::{
-    Condition, DecisionStatus, DemandSample, ForecastStatus, KafkaAutopilot, KafkaAutopilotStatus,
-    LimitsStatus, LoadStatus, OperationStatus, ShapeStatus,
+    CandidateStatus, Condition, DecisionStatus, DemandSample, ForecastStatus, KafkaAutopilot,
+    KafkaAutopilotStatus, LimitsStatus, LoadStatus, OperationStatus, ShapeStatus,
 };
 use crate::fleet::{StatefulSetFleet, StatusJournal, StatusStore, pod_instance_type, pod_ready};
 use crate::metrics::Metrics;
@@ -983,6 +983,19 @@ async fn steps(
         target: target.clone(),
         reasons: reasons.clone(),
         disposition: disposition.clone(),
+        considered: decision
+            .considered
+            .iter()
+            .filter(|c| c.verdict != kpilot_policy::Verdict::Skipped)
+            .map(|c| CandidateStatus {
+                shape: c.shape.clone(),
+                mechanism: c.mechanism.as_str().to_owned(),
+                usd_per_hour: (c.usd_per_hour * 1000.0).round() / 1000.0,
+                holds_mb_per_s: (c.holds.mb_per_s() * 10.0).round() / 10.0,
+                estimated_minutes: c.estimated.map(|e| (e.minutes() * 10.0).round() / 10.0),
+                verdict: c.verdict.to_string(),
+            })
+            .collect(),
     });
     if changed && action == "change" {
         publish(

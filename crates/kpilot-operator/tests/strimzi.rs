@@ -75,6 +75,34 @@ async fn recommend_mode_writes_status_and_events_only() {
     let target = decision.target.expect("target");
     assert!(target.instance_type.starts_with("m7g.") && target.instance_type != "m7g.large");
     assert!(!decision.reasons.is_empty());
+    // The shapes it evaluated, each with a verdict. The load is already near the target, so
+    // no roll stays within it throughout (each is `unsafe during`), and the chosen one is
+    // taken by the `late` rule, as the reasons say.
+    let chosen = format!("{} x {},", target.brokers, target.instance_type);
+    assert!(
+        decision
+            .considered
+            .iter()
+            .any(|c| c.shape.starts_with(&chosen)
+                && c.mechanism == "vertical-roll"
+                && c.verdict.starts_with("unsafe during: ")
+                && c.estimated_minutes.is_some_and(|m| m > 0.0)),
+        "{chosen} not considered: {:#?}",
+        decision.considered
+    );
+    assert!(
+        decision.reasons.iter().any(|r| r.starts_with("late: ")),
+        "{:?}",
+        decision.reasons
+    );
+    assert!(
+        decision
+            .considered
+            .iter()
+            .all(|c| c.usd_per_hour > 0.0 && !c.verdict.is_empty()),
+        "{:#?}",
+        decision.considered
+    );
     assert!(status.operation.is_none(), "recommend mode starts nothing");
     assert_eq!(status.history.len(), 2);
 
