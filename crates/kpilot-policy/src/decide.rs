@@ -1208,14 +1208,13 @@ pub fn decide(input: &DecisionInput<'_>) -> Result<Decision, PolicyError> {
     Ok(move_to(candidates.swap_remove(i), reasons, fc))
 }
 
-/// Plans a candidate as if started at `start` (`now`, or the next decision) and sets its verdict.
 /// The smallest margin by which the cheapest move up must still be feasible before the policy
 /// waits another decision interval for the forecast to call for it.
 const CLOSING_MARGIN: f64 = 0.02;
 
-/// A move that must carry the load on the current shape throughout (a data movement onto new
-/// brokers) is feasible only while the forecast over its own duration stays within the current
-/// target, and the forecast moves a little between two decisions. When the cheapest move up
+/// A move is feasible only while the forecast over its own duration stays within what its
+/// phases carry (for a data movement onto new brokers, the current brokers' target throughout),
+/// and the forecast moves a little between two decisions. When the cheapest move up
 /// will be needed once it is done (the forecast over the cooldown and horizon after it passes
 /// what the current shape holds) and is feasible now by less than [`CLOSING_MARGIN`], waiting
 /// may leave only larger, faster moves, which cost more and must later be undone by a second
@@ -1249,6 +1248,7 @@ fn closing_window(
         })
 }
 
+/// Plans a candidate as if started at `start` (`now`, or the next decision) and sets its verdict.
 fn evaluate_candidate(
     c: &mut Candidate,
     input: &DecisionInput<'_>,
