@@ -344,9 +344,13 @@ fn explain_during_a_transition_names_it_and_shows_the_next_decision() {
 fn explain_rejects_times_it_cannot_explain() {
     let dir = temp_dir("explain-bad");
     for (when, expected) in [
-        ("tuesday", "\"tuesday\" is not a time of the run"),
-        ("day 1 25:00", "\"day 1 25:00\" is not a time of the run"),
-        ("day 1", "\"day 1\" is not a time of the run"),
+        (
+            "tuesday",
+            "\"tuesday\" is not a time: expected \"day D HH:MM\"",
+        ),
+        ("day 1 25:00", "\"day 1 25:00\" is not a time"),
+        ("day 1", "\"day 1\" is not a time"),
+        ("2026-02-30 10:00", "\"2026-02-30 10:00\" is not a time"),
         (
             "day 7 00:00",
             "--explain day 7 00:00 is outside the run, which goes from day 0 00:00 to day 7 00:00",
@@ -357,4 +361,51 @@ fn explain_rejects_times_it_cannot_explain() {
         assert!(stderr(&o).contains(expected), "{when}: {}", stderr(&o));
         assert!(o.stdout.is_empty(), "{when}");
     }
+}
+
+/// A trace in Unix seconds prints its times as UTC dates, and `--explain` takes them back.
+#[test]
+fn explain_takes_the_utc_dates_a_unix_trace_prints() {
+    let dir = temp_dir("explain-unix");
+    // 2026-11-22 00:00 UTC, then two days at one-minute steps, a daily curve peaking at 14:00.
+    let mut csv = String::from("t_seconds,ingress_mb_per_s\n");
+    for m in 0..(2 * 1440) {
+        let h = f64::from(m % 1440) / 60.0;
+        let rate = 100.0 + 80.0 * ((h - 8.0) / 24.0 * std::f64::consts::TAU).sin();
+        csv.push_str(&format!("{},{rate:.1}\n", 1_795_305_600 + m * 60));
+    }
+    std::fs::write(dir.join("unix.csv"), csv).expect("trace file");
+    let run = |when: &str| {
+        kpilot(
+            &[
+                "simulate",
+                "--trace",
+                "unix.csv",
+                "--history",
+                "1d",
+                "--no-report",
+                "--explain",
+                when,
+            ],
+            &dir,
+        )
+    };
+    let o = run("2026-11-23 10:00 UTC");
+    assert!(o.status.success(), "stderr: {}", stderr(&o));
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains("Decision at 2026-11-23 10:00 UTC"), "{text}");
+    assert!(
+        text.contains("shapes considered, cheapest first:"),
+        "{text}"
+    );
+    let o = run("2026-11-22 10:00");
+    assert_eq!(o.status.code(), Some(2), "stderr: {}", stderr(&o));
+    assert!(
+        stderr(&o).contains(
+            "--explain 2026-11-22 10:00 UTC is outside the run, which goes from 2026-11-23 00:00 UTC to 2026-11-24 00:00 UTC"
+        ),
+        "{}",
+        stderr(&o)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -226,8 +226,9 @@ pub struct Args {
 
     /// Explain the policy's decision at a time of the run: the first decision it made at or
     /// after WHEN, with its reasons and every shape it considered (and why each was or was not
-    /// taken), e.g. "day 1 10:30" (days count from 0, as the actions' times print). With
-    /// --json, in the `explained` field.
+    /// taken). WHEN is written as the actions' times print: "day 1 10:30" (days count from 0)
+    /// or, for a trace in Unix seconds, "2026-11-22 14:05 UTC". With --json, in the
+    /// `explained` field.
     #[arg(long, value_name = "WHEN", value_parser = parse_when)]
     pub explain: Option<Timestamp>,
 
@@ -236,26 +237,9 @@ pub struct Args {
     pub json: bool,
 }
 
-/// Parses `--explain`: `day D HH:MM` or `D HH:MM`, D counting from 0.
+/// Parses `--explain`: a time as the run's output prints it.
 fn parse_when(s: &str) -> Result<Timestamp, String> {
-    let bad = || {
-        format!(
-            "{s:?} is not a time of the run: expected a day and a time of day, e.g. \"day 1 10:30\" (days count from 0)"
-        )
-    };
-    let rest = s.trim();
-    let rest = rest.strip_prefix("day").unwrap_or(rest).trim_start();
-    let (day, clock) = rest.split_once(char::is_whitespace).ok_or_else(bad)?;
-    let (h, m) = clock.trim().split_once(':').ok_or_else(bad)?;
-    let (Ok(day), Ok(h), Ok(m)) = (day.parse::<u32>(), h.parse::<u32>(), m.parse::<u32>()) else {
-        return Err(bad());
-    };
-    if h > 23 || m > 59 {
-        return Err(bad());
-    }
-    Ok(Timestamp::from_secs(
-        f64::from(day) * 86_400.0 + f64::from(h) * 3600.0 + f64::from(m) * 60.0,
-    ))
+    s.parse::<Timestamp>().map_err(|e| e.to_string())
 }
 
 /// The JSON document `kpilot simulate --json` prints.
