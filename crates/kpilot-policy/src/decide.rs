@@ -101,6 +101,11 @@ pub struct Settings {
     /// grow the disks (add brokers) now: such a move is a data movement of hours, which a
     /// rising load soon makes impossible, so it must start hours before the disks would fill.
     pub data_lookahead: Span,
+    /// The smallest margin by which the cheapest move up must still be feasible before the
+    /// policy waits another decision for the forecast to call for it (0.02 = 2%): the forecast
+    /// moves a little between two decisions, and a move that is feasible by less may be gone
+    /// at the next one (see [`Reason::ClosingWindow`]).
+    pub closing_margin: f64,
     /// The forecast.
     pub forecast: ForecastSettings,
     /// The transition model.
@@ -121,6 +126,7 @@ impl Default for Settings {
             escape_roll_factor: 2.0,
             reactive_down_window: Span::from_hours(3.0),
             data_lookahead: Span::from_hours(6.0),
+            closing_margin: 0.02,
             forecast: ForecastSettings::default(),
             transition: TransitionSettings::default(),
         }
@@ -298,7 +304,7 @@ pub enum Reason {
         peak: Throughput,
     },
     /// The cheapest move up is needed soon and is still feasible, but only just: the forecast
-    /// over its duration is within [`CLOSING_MARGIN`] of what the current shape carries
+    /// over its duration is within [`Settings::closing_margin`] of what the current shape carries
     /// meanwhile, so it starts before the next forecast closes it.
     ClosingWindow {
         /// The shape it moves to.
@@ -686,6 +692,13 @@ fn check_settings(s: &Settings) -> Result<(), PolicyError> {
             "escape_roll_factor",
             s.escape_roll_factor,
             "1 or more (2 = a roll may take twice its restarts)",
+        );
+    }
+    if !(s.closing_margin.is_finite() && (0.0..=1.0).contains(&s.closing_margin)) {
+        return bad(
+            "closing_margin",
+            s.closing_margin,
+            "between 0 and 1 (0.02 = 2%)",
         );
     }
     if !(s.down_headroom.is_finite() && (0.0..=5.0).contains(&s.down_headroom)) {
@@ -1208,15 +1221,12 @@ pub fn decide(input: &DecisionInput<'_>) -> Result<Decision, PolicyError> {
     Ok(move_to(candidates.swap_remove(i), reasons, fc))
 }
 
-/// The smallest margin by which the cheapest move up must still be feasible before the policy
-/// waits another decision interval for the forecast to call for it.
-const CLOSING_MARGIN: f64 = 0.02;
-
 /// A move is feasible only while the forecast over its own duration stays within what its
 /// phases carry (for a data movement onto new brokers, the current brokers' target throughout),
 /// and the forecast moves a little between two decisions. When the cheapest move up
 /// will be needed once it is done (the forecast over the cooldown and horizon after it passes
-/// what the current shape holds) and is feasible now by less than [`CLOSING_MARGIN`], waiting
+/// what the current shape holds) and is feasible now by less than
+/// [`Settings::closing_margin`], waiting
 /// may leave only larger, faster moves, which cost more and must later be undone by a second
 /// data movement: it starts now.
 fn closing_window(
@@ -1238,7 +1248,8 @@ fn closing_window(
     let done = now + plan.estimated;
     let needed_by = done + input.settings.cooldown + input.settings.horizon;
     let needed = fc.peak(done, needed_by);
-    (needed > current_holds && limit.bytes_per_s() < during.bytes_per_s() * (1.0 + CLOSING_MARGIN))
+    (needed > current_holds
+        && limit.bytes_per_s() < during.bytes_per_s() * (1.0 + input.settings.closing_margin))
         .then(|| Reason::ClosingWindow {
             shape: c.shape.label(),
             during,
@@ -1769,7 +1780,7 @@ mod tests {
     /// peak the lead rule fires only just before that, and a forecast 2% higher at the next
     /// decision would leave only a costlier move (in the simulator: 6 -> 12 brokers, then a
     /// second data movement back to 9 within the hour). The policy starts the cheapest move up
-    /// while it is still feasible by at least `CLOSING_MARGIN`.
+    /// while it is still feasible by at least `Settings::closing_margin`.
     #[test]
     fn starts_a_data_movement_before_its_window_closes() {
         let c = Catalog::builtin().unwrap();
@@ -1788,7 +1799,7 @@ mod tests {
         let load = |t: f64| {
             top * (0.625 - 0.375 * (2.0 * std::f64::consts::PI * (t - 2.0 * 3600.0) / DAY).cos())
         };
-        let decide_at = |now: f64, scale: f64| {
+        let decide_with = |now: f64, scale: f64, s: &Settings| {
             let mut h = DemandHistory::with_defaults();
             let mut t = 0.0;
             while t <= now {
@@ -1800,8 +1811,9 @@ mod tests {
                 .unwrap();
                 t += 60.0;
             }
-            decide(&data_input(now, &h, &cl, &c, &k, &s)).unwrap()
+            decide(&data_input(now, &h, &cl, &c, &k, s)).unwrap()
         };
+        let decide_at = |now: f64, scale: f64| decide_with(now, scale, &s);
         let has = |d: &Decision, f: fn(&Reason) -> bool| d.reasons.iter().any(f);
         let mut now = 4.0 * DAY + 8.0 * 3600.0;
         let d = loop {
@@ -1826,6 +1838,12 @@ mod tests {
             "{:?}",
             d.reasons
         );
+        let no_margin = Settings {
+            closing_margin: 0.0,
+            ..s.clone()
+        };
+        let waits = decide_with(now, 1.0, &no_margin);
+        assert!(waits.plan().is_none(), "{:?}", waits.reasons);
         // What waiting risks: one decision later, with a forecast 2% higher, the move to 6
         // brokers is no longer safe, and only a costlier one is left.
         let late = decide_at(now + 300.0, 1.02);
