@@ -304,8 +304,8 @@ pub enum Reason {
         peak: Throughput,
     },
     /// The cheapest move up is needed soon and is still feasible, but only just: the forecast
-    /// over its duration is within [`Settings::closing_margin`] of what the current shape carries
-    /// meanwhile, so it starts before the next forecast closes it.
+    /// over its duration is within [`Settings::closing_margin`] of what the current shape
+    /// carries meanwhile, so it starts before the next forecast closes it.
     ClosingWindow {
         /// The shape it moves to.
         shape: String,
@@ -1223,10 +1223,9 @@ pub fn decide(input: &DecisionInput<'_>) -> Result<Decision, PolicyError> {
 
 /// A move is feasible only while the forecast over its own duration stays within what its
 /// phases carry (for a data movement onto new brokers, the current brokers' target throughout),
-/// and the forecast moves a little between two decisions. When the cheapest move up
-/// will be needed once it is done (the forecast over the cooldown and horizon after it passes
-/// what the current shape holds) and is feasible now by less than
-/// [`Settings::closing_margin`], waiting
+/// and the forecast moves a little between two decisions. When the cheapest move up will be
+/// needed once it is done (the forecast over the cooldown and horizon after it passes what the
+/// current shape holds) and is feasible now by less than [`Settings::closing_margin`], waiting
 /// may leave only larger, faster moves, which cost more and must later be undone by a second
 /// data movement: it starts now.
 fn closing_window(
