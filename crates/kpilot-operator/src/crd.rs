@@ -280,27 +280,28 @@ pub struct PolicySpec {
     /// Smallest margin added to the forecast, e.g. 0.1.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub safety_margin: Option<f64>,
-    /// How long a new shape must hold the forecast after its transition, e.g. `1h`.
+    /// How long a new shape must hold the forecast after its transition, e.g. `1h` (at most
+    /// `7d`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub horizon: Option<String>,
-    /// Time after a change before a move to a cheaper shape, e.g. `30m`.
+    /// Time after a change before a move to a cheaper shape, e.g. `30m` (at most `7d`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cooldown: Option<String>,
     /// Smallest saving worth a move to a cheaper shape, e.g. 0.05.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hysteresis: Option<f64>,
-    /// How often to observe and decide, e.g. `5m`.
+    /// How often to observe and decide, e.g. `5m` (10 s to `1d`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub decision_interval: Option<String>,
-    /// Longest transition the policy starts, e.g. `2h`.
+    /// Longest transition the policy starts, e.g. `2h` (at most `7d`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_transition: Option<String>,
     /// Consumer fan-out (egress / ingress) when it is not measured. Default 1.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub consumer_fanout: Option<f64>,
     /// How long a broker is out in a roll before it catches up (stop, new node, start), e.g.
-    /// `4m`. Absent: learned from this autopilot's own rolls (the longest of the last six
-    /// brokers measured, see `status.restarts`), 3m until a roll has been measured.
+    /// `4m` (at most `1d`). Absent: learned from this autopilot's own rolls (the longest of the
+    /// last six brokers measured, see `status.restarts`), 3m until a roll has been measured.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restart_time: Option<String>,
 }

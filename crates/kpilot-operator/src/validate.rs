@@ -3,7 +3,7 @@
 //! with the message of a [`SpecError`]. Pure: no client, no clock.
 
 use kpilot_capacity::{Catalog, CatalogError, Instance, Storage, StorageError, StorageKind};
-use kpilot_policy::{Constraints, Settings};
+use kpilot_policy::{Constraints, PolicyError, Settings};
 use kpilot_units::{InstanceType, Span, Throughput};
 use thiserror::Error;
 
@@ -48,6 +48,9 @@ pub enum SpecError {
         /// The parser's message.
         message: String,
     },
+    /// The policy refuses the settings the spec makes.
+    #[error("spec.policy: {0}")]
+    Policy(#[source] PolicyError),
     /// A number is out of range.
     #[error("{field} = {value} is out of range: {expected}")]
     OutOfRange {
@@ -461,6 +464,7 @@ pub fn validate(spec: &KafkaAutopilotSpec, catalog: &Catalog) -> Result<ValidSpe
             Some(t)
         }
     };
+    check_policy(&settings, restart_time)?;
     let fanout = p.consumer_fanout.unwrap_or(1.0);
     if !(fanout.is_finite() && fanout >= 0.0) {
         return Err(SpecError::OutOfRange {
@@ -530,6 +534,37 @@ pub fn validate(spec: &KafkaAutopilotSpec, catalog: &Catalog) -> Result<ValidSpe
         windows,
         restart_time,
     })
+}
+
+/// The policy's own range checks on the settings the spec makes (a `horizon: 3000d` would
+/// make every decision scan years of minutes), reported under the spec's field names.
+fn check_policy(settings: &Settings, restart_time: Option<Span>) -> Result<(), SpecError> {
+    let mut settings = settings.clone();
+    if let Some(t) = restart_time {
+        settings.transition.restart = t;
+    }
+    match settings.validate() {
+        Ok(()) => Ok(()),
+        Err(PolicyError::InvalidSetting {
+            name,
+            value,
+            expected,
+        }) => Err(SpecError::OutOfRange {
+            field: match name {
+                "horizon" => "spec.policy.horizon",
+                "cooldown" => "spec.policy.cooldown",
+                "decision_interval" => "spec.policy.decisionInterval",
+                "max_transition" => "spec.policy.maxTransition",
+                "restart" => "spec.policy.restartTime",
+                "target_utilization" => "spec.policy.targetUtilization",
+                "hysteresis" => "spec.policy.hysteresis",
+                other => other,
+            },
+            value,
+            expected,
+        }),
+        Err(other) => Err(SpecError::Policy(other)),
+    }
 }
 
 impl ValidSpec {
@@ -663,6 +698,28 @@ mod tests {
         });
         let e = validate(&s, &catalog).expect_err("two targets").to_string();
         assert!(e.contains("exactly one"), "{e}");
+        // The policy's own bounds, under the spec's field names: a typo'd week is refused,
+        // not left to make every decision scan years of minutes.
+        for (field, value) in [
+            ("spec.policy.horizon", "3000d"),
+            ("spec.policy.maxTransition", "8d"),
+            ("spec.policy.restartTime", "2d"),
+        ] {
+            let mut s = spec();
+            match field {
+                "spec.policy.horizon" => s.policy.horizon = Some(value.into()),
+                "spec.policy.maxTransition" => s.policy.max_transition = Some(value.into()),
+                _ => s.policy.restart_time = Some(value.into()),
+            }
+            let e = validate(&s, &catalog).expect_err(field).to_string();
+            assert!(
+                e.starts_with(&format!("{field} = ")) && e.contains("is out of range"),
+                "{e}"
+            );
+        }
+        let mut s = spec();
+        s.policy.horizon = Some("7d".into());
+        validate(&s, &catalog).expect("a week's horizon is allowed");
     }
 
     #[test]

@@ -708,17 +708,21 @@ fn check_settings(s: &Settings) -> Result<(), PolicyError> {
             "between 0 and 5 (0.1 = 10%)",
         );
     }
-    for (name, span) in [
-        ("horizon", s.horizon),
-        ("cooldown", s.cooldown),
-        ("decision_interval", s.decision_interval),
-        ("lead_margin", s.lead_margin),
-        ("max_transition", s.max_transition),
-        ("data_lookahead", s.data_lookahead),
-        ("restart", s.transition.restart),
+    // Upper bounds keep a typo (`3000d`) from a decision that loops over years of minutes;
+    // a week is the longest pattern the forecast learns.
+    const DAY: &str = "a duration from 0 to 86400 seconds (1 day)";
+    const WEEK: &str = "a duration from 0 to 604800 seconds (7 days)";
+    for (name, span, most_days, expected) in [
+        ("horizon", s.horizon, 7.0, WEEK),
+        ("cooldown", s.cooldown, 7.0, WEEK),
+        ("decision_interval", s.decision_interval, 1.0, DAY),
+        ("lead_margin", s.lead_margin, 1.0, DAY),
+        ("max_transition", s.max_transition, 7.0, WEEK),
+        ("data_lookahead", s.data_lookahead, 7.0, WEEK),
+        ("restart", s.transition.restart, 1.0, DAY),
     ] {
-        if !(span.secs().is_finite() && span.secs() >= 0.0) {
-            return bad(name, span.secs(), "a duration of zero or more");
+        if !(span.secs().is_finite() && (0.0..=most_days * 86_400.0).contains(&span.secs())) {
+            return bad(name, span.secs(), expected);
         }
     }
     if s.transition.max_move_rate_per_broker.bytes_per_s().is_nan()
@@ -1485,6 +1489,35 @@ mod tests {
     /// What the operator learns from its rolls matters: brokers that take 12 minutes to come
     /// back (a slow node launch, a long log recovery) make every roll longer, so the same
     /// morning is met with an earlier scale-up, at a lower load, than with 1-minute restarts.
+    #[test]
+    fn durations_are_refused_beyond_their_bounds_and_kept_up_to_them() {
+        type Field = fn(&mut Settings) -> &mut Span;
+        let fields: [(&str, Field, f64); 7] = [
+            ("horizon", |s| &mut s.horizon, 7.0),
+            ("cooldown", |s| &mut s.cooldown, 7.0),
+            ("decision_interval", |s| &mut s.decision_interval, 1.0),
+            ("lead_margin", |s| &mut s.lead_margin, 1.0),
+            ("max_transition", |s| &mut s.max_transition, 7.0),
+            ("data_lookahead", |s| &mut s.data_lookahead, 7.0),
+            ("restart", |s| &mut s.transition.restart, 1.0),
+        ];
+        for (name, field, days) in fields {
+            let with = |secs: f64| {
+                let mut s = Settings::default();
+                *field(&mut s) = Span::from_secs(secs);
+                s.validate()
+            };
+            with(days * 86_400.0).unwrap_or_else(|e| panic!("{name} at its bound: {e}"));
+            with(0.0).unwrap_or_else(|e| panic!("{name} at 0: {e}"));
+            for bad in [days * 86_400.0 + 1.0, 1e11, -1.0, f64::INFINITY, f64::NAN] {
+                match with(bad) {
+                    Err(PolicyError::InvalidSetting { name: n, .. }) => assert_eq!(n, name),
+                    other => panic!("{name} = {bad} s: {other:?}"),
+                }
+            }
+        }
+    }
+
     #[test]
     fn a_longer_restart_starts_the_scale_up_earlier() {
         let with = |minutes: f64| {

@@ -20,6 +20,9 @@ impl Span {
     /// No time at all.
     pub const ZERO: Span = Span(0.0);
 
+    /// The longest span a duration may be written as: 36,500 days (100 years).
+    pub const MAX: Span = Span(36_500.0 * 86_400.0);
+
     /// A span of `seconds` seconds.
     pub const fn from_secs(seconds: f64) -> Self {
         Self(seconds)
@@ -111,6 +114,13 @@ impl FromStr for Span {
                 input: input.to_string(),
             });
         }
+        // Far beyond any timeout or plan, and short enough that every caller can turn it into
+        // a `std::time::Duration` and add it to a clock reading.
+        if total > Self::MAX.0 {
+            return Err(ParseError::TooLong {
+                input: input.to_string(),
+            });
+        }
         Ok(Self(total))
     }
 }
@@ -179,6 +189,18 @@ mod tests {
         ));
         let err = "x1h".parse::<Span>().unwrap_err();
         assert!(err.to_string().contains("'x1h'"), "{err}");
+        // Up to 100 years; beyond, refused rather than left to overflow a clock (a timeout of
+        // 99999999999999999999d made `kpilot status` panic).
+        assert_eq!("36500d".parse::<Span>().unwrap(), Span::MAX);
+        assert_eq!("36499d24h".parse::<Span>().unwrap(), Span::MAX);
+        for long in ["36500d1s", "99999999999999999999d", "1e300s"] {
+            let err = long.parse::<Span>().unwrap_err();
+            assert!(matches!(err, ParseError::TooLong { .. }), "{long}: {err:?}");
+            assert_eq!(
+                err.to_string(),
+                format!("duration '{long}' is too long: at most 36500d (100 years)")
+            );
+        }
     }
 
     #[test]

@@ -84,6 +84,12 @@ pub enum ParseError {
         /// The whole input.
         input: String,
     },
+    /// A duration longer than any the tools can wait for or plan over.
+    #[error("duration '{input}' is too long: at most 36500d (100 years)")]
+    TooLong {
+        /// The whole input.
+        input: String,
+    },
     /// An instance type name is not `family.size`.
     #[error("invalid instance type '{input}': expected FAMILY.SIZE such as m7g.2xlarge ({reason})")]
     InvalidInstance {

@@ -169,6 +169,24 @@ fn malformed_traces_exit_2_with_file_line_and_reason() {
         "{}",
         stderr(&o)
     );
+    // A horizon or a retention typed in years is refused at once: each once made the run scan
+    // that many minutes (a horizon of 1000000d, now refused by the duration parser, never
+    // finished; 365d took 7 s).
+    let o = kpilot(&["simulate", "--horizon", "3000d", "--no-report"], &dir);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("policy setting horizon = 259200000 is out of range")
+            && stderr(&o).contains("(7 days)"),
+        "{}",
+        stderr(&o)
+    );
+    let o = kpilot(&["simulate", "--retention", "36500d", "--no-report"], &dir);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("--retention 36500d is too long: at most 3650d"),
+        "{}",
+        stderr(&o)
+    );
     // Moves that never progress are refused, not simulated for a week.
     let o = kpilot(
         &["simulate", "--actual-move-rate", "0MB/s", "--no-report"],

@@ -100,6 +100,20 @@ fn bad_client_configuration_is_a_usage_error() {
         "{}",
         stderr(&o)
     );
+    // A timeout too long for the clock: refused by the parser (it used to panic converting it).
+    let o = kpilot(&[
+        "status",
+        "--bootstrap",
+        "127.0.0.1:9092",
+        "--timeout",
+        "99999999999999999999d",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("is too long: at most 36500d (100 years)"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 /// Throttles set as an interrupted reassignment tool leaves them (a rate on broker 2, replica

@@ -93,11 +93,12 @@ pub struct Args {
     pub safety_margin: f64,
 
     /// How long a new shape must hold the forecast after its transition and the cooldown,
-    /// e.g. 1h.
+    /// e.g. 1h (at most 7d).
     #[arg(long, default_value = "1h", value_name = "DURATION")]
     pub horizon: Span,
 
-    /// Time after a change before the policy may move to a cheaper shape, e.g. 30m.
+    /// Time after a change before the policy may move to a cheaper shape, e.g. 30m (at most
+    /// 7d).
     #[arg(long, default_value = "30m", value_name = "DURATION")]
     pub cooldown: Span,
 
@@ -120,16 +121,16 @@ pub struct Args {
     )]
     pub down_headroom: f64,
 
-    /// How often the controllers decide, e.g. 5m.
+    /// How often the controllers decide, e.g. 5m (at most 1d).
     #[arg(long, default_value = "5m", value_name = "DURATION")]
     pub decision_interval: Span,
 
-    /// Longest transition the policy starts, e.g. 2h.
+    /// Longest transition the policy starts, e.g. 2h (at most 7d).
     #[arg(long, default_value = "2h", value_name = "DURATION")]
     pub max_transition: Span,
 
     /// How long the policy expects a broker to be down in a roll before it catches up (new
-    /// node, volume attach, start), e.g. 3m: until its first roll has measured one (see
+    /// node, volume attach, start; at most 1d), e.g. 3m: until its first roll has measured one (see
     /// --no-restart-learning), and throughout for the reactive baseline.
     #[arg(long, default_value = "3m", value_name = "DURATION")]
     pub restart_time: Span,
@@ -208,7 +209,7 @@ pub struct Args {
     pub volume_size: Option<ByteSize>,
 
     /// How long data stays on the brokers' disks (with tiered storage, the local retention),
-    /// e.g. 2h or 24h (default: 2h).
+    /// e.g. 2h or 24h (default: 2h; at most 3650d).
     #[arg(long, value_name = "DURATION")]
     pub retention: Option<Span>,
 
@@ -323,6 +324,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     {
         return Err(usage(anyhow!(
             "--actual-move-rate {r} must be above 0: moves that never progress cannot be simulated"
+        )));
+    }
+    // The engine keeps the retention's worth of minutes in memory.
+    if setup.retention.hours() > 3650.0 * 24.0 {
+        return Err(usage(anyhow!(
+            "--retention {} is too long: at most 3650d (10 years) of local retention can be \
+             simulated",
+            setup.retention
         )));
     }
     let settings = Settings {
