@@ -21,6 +21,11 @@ use thiserror::Error;
 pub const HEADER: &str = "t_seconds,ingress_mb_per_s";
 /// The header with egress.
 pub const HEADER_WITH_EGRESS: &str = "t_seconds,ingress_mb_per_s,egress_mb_per_s";
+/// The highest rate a trace may give, MB/s (1 TB/s).
+pub const MAX_RATE_MB_PER_S: f64 = 1e6;
+/// The longest time a trace may span from its first row: two years of history and replay,
+/// about a million minutes.
+pub const MAX_TRACE_DAYS: f64 = 732.0;
 
 /// Why a trace was refused. Every variant names the origin (file) and, when it is about a
 /// line, the 1-based line number.
@@ -93,6 +98,36 @@ pub enum TraceError {
         column: &'static str,
         /// The value.
         value: f64,
+    },
+    /// A rate no Kafka cluster has: most likely bytes/s written where MB/s belongs.
+    #[error(
+        "{origin}:{line}: {column} {value} is above {MAX_RATE_MB_PER_S} MB/s (1 TB/s); rates are in MB/s (250 for 250 MB/s)"
+    )]
+    RateTooHigh {
+        /// The file.
+        origin: String,
+        /// The line.
+        line: usize,
+        /// The column.
+        column: &'static str,
+        /// The value as written.
+        value: String,
+    },
+    /// A row too far from the first for the simulator to hold every minute in between.
+    #[error(
+        "{origin}:{line}: t_seconds {t} is {days:.0} days after the first row ({first} s); a trace's rows may span at most {MAX_TRACE_DAYS} days (t_seconds counts seconds, not milliseconds)"
+    )]
+    SpanTooLong {
+        /// The file.
+        origin: String,
+        /// The line.
+        line: usize,
+        /// The row's time.
+        t: f64,
+        /// The first row's time.
+        first: f64,
+        /// Days between them.
+        days: f64,
     },
     /// No row after the header.
     #[error("{origin}: no data rows (expected '{HEADER}' and at least one row)")]
@@ -256,9 +291,13 @@ pub fn parse(text: &str, origin: &str) -> Result<Demand, TraceError> {
         } else {
             None
         };
-        for (column, v) in [
-            ("ingress_mb_per_s", Some(ingress)),
-            ("egress_mb_per_s", egress),
+        for (column, v, written) in [
+            ("ingress_mb_per_s", Some(ingress), values[1]),
+            (
+                "egress_mb_per_s",
+                egress,
+                values.get(2).copied().unwrap_or_default(),
+            ),
         ] {
             if let Some(v) = v
                 && v < 0.0
@@ -270,6 +309,29 @@ pub fn parse(text: &str, origin: &str) -> Result<Demand, TraceError> {
                     value: v,
                 });
             }
+            if let Some(v) = v
+                && v > MAX_RATE_MB_PER_S
+            {
+                return Err(TraceError::RateTooHigh {
+                    origin: origin.to_string(),
+                    line,
+                    column,
+                    value: written.to_string(),
+                });
+            }
+        }
+        // The last row's rates hold for as long as the interval before it, so the minutes
+        // reach twice as far as the rows at most.
+        if let Some(first) = rows.first().map(|r| r.t)
+            && t - first > MAX_TRACE_DAYS * 86_400.0
+        {
+            return Err(TraceError::SpanTooLong {
+                origin: origin.to_string(),
+                line,
+                t,
+                first,
+                days: (t - first) / 86_400.0,
+            });
         }
         if let Some(prev) = rows.last() {
             if t < prev.t {
@@ -554,6 +616,21 @@ mod tests {
             ),
             ("t_seconds,ingress_mb_per_s\n", "t.csv: no data rows"),
             ("", "t.csv: no data rows"),
+            // Bytes/s where MB/s belongs.
+            (
+                "t_seconds,ingress_mb_per_s\n0,250000000\n",
+                "t.csv:2: ingress_mb_per_s 250000000 is above 1000000 MB/s (1 TB/s); rates are in MB/s",
+            ),
+            (
+                "t_seconds,ingress_mb_per_s,egress_mb_per_s\n0,1,1e300\n",
+                "t.csv:2: egress_mb_per_s 1e300 is above 1000000 MB/s",
+            ),
+            // Milliseconds where seconds belong: 800 days, which once aborted the run
+            // allocating a billion minutes (here it would be 1.15 million).
+            (
+                "t_seconds,ingress_mb_per_s\n0,1\n60,1\n69120000,1\n",
+                "t.csv:4: t_seconds 69120000 is 800 days after the first row (0 s); a trace's rows may span at most 732 days",
+            ),
         ];
         for (text, want) in cases {
             let err = parse(text, "t.csv").unwrap_err().to_string();
@@ -562,5 +639,12 @@ mod tests {
                 "{text:?}: got '{err}', want '{want}'"
             );
         }
+        // Up to the bounds, accepted.
+        let d = parse(
+            "t_seconds,ingress_mb_per_s\n0,1000000\n63244800,1\n",
+            "t.csv",
+        )
+        .expect("732 days at 1 TB/s");
+        assert_eq!(d.ingress[0], 1e12);
     }
 }
