@@ -19,6 +19,7 @@ pub use model::{
     Resource, Shape, Workload, evaluate, loads_at, storage_needed_gb,
 };
 pub use sizing::{
-    Candidate, Fanout, Rejection, SizeReport, SizeRequest, SizingError, Violation, size,
+    Candidate, Fanout, MAX_BROKERS, Rejection, SizeReport, SizeRequest, SizingError, Violation,
+    size,
 };
 pub use storage::{Storage, StorageError, StorageKind};

@@ -16,6 +16,10 @@ use crate::model::{
 };
 use crate::storage::{Storage, StorageError, StorageKind};
 
+/// The most brokers a cluster may be planned with (sizing, the policy, the operator): every
+/// count up to it is a candidate, so a typo'd bound must not make a search of billions.
+pub const MAX_BROKERS: u32 = 1000;
+
 /// Why a sizing request cannot be answered.
 #[derive(Debug, Error)]
 pub enum SizingError {
@@ -39,6 +43,11 @@ pub enum SizingError {
     /// No qualifying shape asked for.
     #[error("--top 0 shows no shape: ask for at least 1")]
     ZeroTop,
+    /// More brokers than any plan considers.
+    #[error(
+        "--max-brokers {0} is above {MAX_BROKERS}, the most brokers kpilot plans a cluster for"
+    )]
+    TooManyBrokers(u32),
     /// The broker count bounds exclude everything.
     #[error("--min-brokers {min} is above --max-brokers {max}")]
     BrokerBoundsInverted {
@@ -98,7 +107,7 @@ pub struct SizeRequest {
     pub storage_kinds: Vec<StorageKind>,
     /// Fewest brokers (default: the larger of the replication factor and the zone count).
     pub min_brokers: Option<u32>,
-    /// Most brokers.
+    /// Most brokers (at most [`MAX_BROKERS`]).
     pub max_brokers: u32,
     /// Require the peak to fit with one broker down.
     pub broker_loss_spare: bool,
@@ -294,6 +303,9 @@ pub fn size(catalog: &Catalog, req: &SizeRequest) -> Result<SizeReport, SizingEr
         .unwrap_or(0)
         .max(u32::from(req.replication_factor))
         .max(1);
+    if req.max_brokers > MAX_BROKERS {
+        return Err(SizingError::TooManyBrokers(req.max_brokers));
+    }
     if min_brokers > req.max_brokers {
         return Err(SizingError::BrokerBoundsInverted {
             min: min_brokers,
@@ -682,5 +694,16 @@ mod tests {
         let mut req = SizeRequest::new(Throughput::from_mb_per_s(10.0));
         req.top = 0;
         assert!(matches!(size(&c, &req), Err(SizingError::ZeroTop)));
+        // 4000000000 once took 10 s and gigabytes listing the counts.
+        let mut req = SizeRequest::new(Throughput::from_mb_per_s(10.0));
+        req.max_brokers = MAX_BROKERS + 1;
+        let err = size(&c, &req).unwrap_err();
+        assert!(matches!(err, SizingError::TooManyBrokers(1001)), "{err}");
+        assert_eq!(
+            err.to_string(),
+            "--max-brokers 1001 is above 1000, the most brokers kpilot plans a cluster for"
+        );
+        req.max_brokers = MAX_BROKERS;
+        size(&c, &req).expect("up to 1000 brokers");
     }
 }

@@ -241,7 +241,7 @@ pub struct ConstraintsSpec {
     /// Fewest brokers. Default 3.
     #[serde(default = "three")]
     pub min_brokers: u32,
-    /// Most brokers. Default 30.
+    /// Most brokers, at most 1000. Default 30.
     #[serde(default = "thirty")]
     pub max_brokers: u32,
     /// Availability zones: broker counts are multiples of it. Default 3.

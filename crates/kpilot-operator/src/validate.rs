@@ -367,6 +367,13 @@ pub fn validate(spec: &KafkaAutopilotSpec, catalog: &Catalog) -> Result<ValidSpe
     for s in &c.sizes {
         catalog.check_size_name(s).map_err(SpecError::Catalog)?;
     }
+    if c.max_brokers > kpilot_capacity::MAX_BROKERS {
+        return Err(SpecError::OutOfRange {
+            field: "spec.constraints.maxBrokers",
+            value: f64::from(c.max_brokers),
+            expected: "at most 1000, the most brokers kpilot plans a cluster for",
+        });
+    }
     let zones = c.zones.max(1);
     if c.zones == 0
         || c.min_brokers > c.max_brokers
@@ -720,6 +727,13 @@ mod tests {
         let mut s = spec();
         s.policy.horizon = Some("7d".into());
         validate(&s, &catalog).expect("a week's horizon is allowed");
+        let mut s = spec();
+        s.constraints.max_brokers = 100_000;
+        let e = validate(&s, &catalog).expect_err("too many").to_string();
+        assert!(
+            e.starts_with("spec.constraints.maxBrokers = 100000 is out of range: at most 1000"),
+            "{e}"
+        );
     }
 
     #[test]

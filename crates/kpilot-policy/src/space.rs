@@ -72,6 +72,12 @@ pub enum ConstraintsError {
         /// Replication factor.
         rf: u16,
     },
+    /// More brokers than any plan considers.
+    #[error(
+        "max brokers {0} is above {most}, the most brokers kpilot plans a cluster for",
+        most = kpilot_capacity::MAX_BROKERS
+    )]
+    TooManyBrokers(u32),
     /// A disk fill outside (0, 1].
     #[error("max disk fill {0} must be above 0 and at most 1")]
     MaxFillOutOfRange(f64),
@@ -94,6 +100,9 @@ impl Constraints {
     pub fn validate(&self, catalog: &Catalog, workload: &Workload) -> Result<(), ConstraintsError> {
         if self.zones == 0 {
             return Err(ConstraintsError::ZeroZones);
+        }
+        if self.max_brokers > kpilot_capacity::MAX_BROKERS {
+            return Err(ConstraintsError::TooManyBrokers(self.max_brokers));
         }
         if !(self.max_disk_fill > 0.0 && self.max_disk_fill <= 1.0) {
             return Err(ConstraintsError::MaxFillOutOfRange(self.max_disk_fill));
@@ -285,6 +294,17 @@ mod tests {
         assert!(matches!(
             k.validate(&c, &w),
             Err(ConstraintsError::NoBrokerCount { .. })
+        ));
+        // Every count up to the maximum is a candidate: 100000 made a simulation run for
+        // minutes, 4000000000 a search of billions.
+        let most = |max_brokers| Constraints {
+            max_brokers,
+            ..Default::default()
+        };
+        most(1000).validate(&c, &w).expect("1000 brokers");
+        assert!(matches!(
+            most(1001).validate(&c, &w),
+            Err(ConstraintsError::TooManyBrokers(1001))
         ));
         let k = Constraints {
             families: vec!["m7gx".into()],

@@ -137,7 +137,7 @@ pub struct Args {
     #[arg(long, value_name = "N")]
     pub min_brokers: Option<u32>,
 
-    /// Most brokers the policy may choose.
+    /// Most brokers the policy may choose (at most 1000).
     #[arg(long, default_value_t = 30, value_name = "N")]
     pub max_brokers: u32,
 

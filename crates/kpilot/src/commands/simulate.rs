@@ -187,7 +187,7 @@ pub struct Args {
     #[arg(long, value_name = "N")]
     pub min_brokers: Option<u32>,
 
-    /// Most brokers (default: 12).
+    /// Most brokers (default: 12; at most 1000).
     #[arg(long, value_name = "N")]
     pub max_brokers: Option<u32>,
 

@@ -87,7 +87,7 @@ pub struct Args {
     #[arg(long, value_name = "N")]
     pub min_brokers: Option<u32>,
 
-    /// Most brokers.
+    /// Most brokers (at most 1000).
     #[arg(long, default_value_t = 60, value_name = "N")]
     pub max_brokers: u32,
 
