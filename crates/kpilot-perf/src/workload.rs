@@ -27,6 +27,10 @@ pub const MAX_PHASE: Duration = Duration::from_secs(24 * 3600);
 /// is a librdkafka client with its own threads and a connection to every broker.
 pub const MAX_CLIENTS: u32 = 256;
 
+/// The most partitions a run creates over all its topics: a typo'd `--partitions 100000000`
+/// must not load a cluster's controller with a hundred million partitions.
+pub const MAX_PARTITIONS: u64 = 100_000;
+
 /// Why a workload setting is invalid. Each variant says what to do instead.
 #[derive(Debug, Clone, PartialEq, Error)]
 pub enum Problem {
@@ -503,6 +507,17 @@ impl Workload {
         if self.partitions < 1 {
             return range("partitions", self.partitions.to_string(), "at least 1");
         }
+        let partitions = u64::from(self.topics) * self.partitions as u64;
+        if partitions > MAX_PARTITIONS {
+            return range(
+                "partitions",
+                format!(
+                    "{} x {} topics = {partitions} partitions",
+                    self.partitions, self.topics
+                ),
+                "at most 100000 partitions over all topics",
+            );
+        }
         if self.replication_factor < 1 {
             return range(
                 "replication_factor",
@@ -845,6 +860,22 @@ mod tests {
         let mut w = base();
         w.topic = "bad topic".into();
         assert_eq!(w.validate().unwrap_err().key, "topic");
+
+        let mut w = base();
+        w.topics = 1000;
+        w.partitions = 100;
+        assert!(w.validate().is_ok());
+        w.partitions = 101;
+        let e = w.validate().unwrap_err();
+        assert_eq!(e.key, "partitions");
+        assert!(
+            e.to_string()
+                .contains("101 x 1000 topics = 101000 partitions"),
+            "{e}"
+        );
+        w.topics = u32::MAX;
+        w.partitions = i32::MAX;
+        assert_eq!(w.validate().unwrap_err().key, "partitions");
     }
 
     #[test]

@@ -110,7 +110,7 @@ pub struct Args {
     #[arg(long, default_value_t = 1, value_name = "N", group = "flags")]
     pub topics: u32,
 
-    /// Partitions per topic (when kpilot creates it).
+    /// Partitions per topic (when kpilot creates it; at most 100000 over all topics).
     #[arg(long, default_value_t = 6, value_name = "N", group = "flags")]
     pub partitions: i32,
 
