@@ -268,7 +268,12 @@ pub fn compare_explaining(
         &static_shape,
         settings.target_utilization,
     )?;
-    let ratio = |a: f64, b: f64| if b > 0.0 { 1.0 - a / b } else { 0.0 };
+    // Costs summed in different orders differ in the last bits: equal costs save 0, not
+    // -1.8e-15 (which the summary printed as "-0%").
+    let ratio = |a: f64, b: f64| {
+        let r = if b > 0.0 { 1.0 - a / b } else { 0.0 };
+        if r.abs() < 1e-9 { 0.0 } else { r }
+    };
     let comparison = Comparison {
         origin: demand.origin.clone(),
         minutes: demand.minutes(),

@@ -127,6 +127,31 @@ fn a_trace_runs_through_the_same_model() {
     );
 }
 
+/// No demand: every run stays on the smallest shape, and all of them save exactly nothing
+/// (the oracle's cost, summed in another order, once came out 1.8e-15 above and printed "-0%").
+#[test]
+fn an_idle_trace_saves_exactly_nothing() {
+    let demand = parse("t_seconds,ingress_mb_per_s\n0,0\n3600,0\n", "idle.csv").unwrap();
+    let runs = compare(
+        &demand,
+        &catalog(),
+        &default_setup(),
+        &Settings::default(),
+        &ReactiveSettings::default(),
+    )
+    .unwrap();
+    let r = &runs.comparison;
+    assert_eq!(r.policy.scaling_actions, 0);
+    for ratio in [
+        r.savings_ratio,
+        r.instance_savings_ratio,
+        r.reactive_savings_ratio,
+        r.oracle_savings_ratio,
+    ] {
+        assert_eq!(ratio.to_bits(), 0.0_f64.to_bits(), "{ratio:e}");
+    }
+}
+
 fn small_shape(c: &Catalog) -> Shape {
     let setup = default_setup();
     let i = c.instance(&"m7g.large".parse().unwrap()).unwrap();
