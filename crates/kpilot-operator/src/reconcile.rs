@@ -48,8 +48,33 @@ use crate::validate::{SpecError, Target, ValidSpec, validate};
 
 /// Field manager of every write.
 pub const FIELD_MANAGER: &str = "kpilot-operator";
-/// Demand samples kept in the status.
+/// Demand samples kept in the status: 48 hours at one sample per [`HISTORY_STEP_SECS`], so
+/// the forecast learns the daily curve (it needs a day) whatever the decision interval.
 pub const HISTORY_KEPT: usize = 576;
+/// The status keeps at most one sample per this many seconds (the forecast's bin): decisions
+/// closer together merge into it, keeping the higher rates.
+pub const HISTORY_STEP_SECS: i64 = 300;
+
+/// Adds a measurement to the status history: into the last sample when both fall in the same
+/// [`HISTORY_STEP_SECS`] step (its time becomes the newer one, its rates the higher ones, as
+/// the forecast's bins keep the maximum), otherwise as a new sample; then drops the oldest
+/// beyond [`HISTORY_KEPT`].
+pub fn record_sample(history: &mut Vec<DemandSample>, sample: DemandSample) {
+    let step = |t: i64| t.div_euclid(HISTORY_STEP_SECS);
+    match history.last_mut() {
+        Some(last) if step(last.t) == step(sample.t) && sample.t >= last.t => {
+            last.t = sample.t;
+            last.ingress_mb_per_s = last.ingress_mb_per_s.max(sample.ingress_mb_per_s);
+            last.egress_mb_per_s = match (last.egress_mb_per_s, sample.egress_mb_per_s) {
+                (Some(a), Some(b)) => Some(a.max(b)),
+                (a, b) => a.or(b),
+            };
+        }
+        _ => history.push(sample),
+    }
+    let excess = history.len().saturating_sub(HISTORY_KEPT);
+    history.drain(..excess);
+}
 
 /// Operation kinds.
 const OP_STRIMZI: &str = "vertical-strimzi";
@@ -801,15 +826,16 @@ async fn steps(
     // its own samples in status.
     let prometheus_history = ctx.observer.history(&key, &conn).await?;
     if let (Some(ingress), None) = (facts.ingress, &prometheus_history) {
-        status.history.push(DemandSample {
-            t: now,
-            ingress_mb_per_s: (ingress.mb_per_s() * 1000.0).round() / 1000.0,
-            egress_mb_per_s: facts
-                .egress
-                .map(|e| (e.mb_per_s() * 1000.0).round() / 1000.0),
-        });
-        let excess = status.history.len().saturating_sub(HISTORY_KEPT);
-        status.history.drain(..excess);
+        record_sample(
+            &mut status.history,
+            DemandSample {
+                t: now,
+                ingress_mb_per_s: (ingress.mb_per_s() * 1000.0).round() / 1000.0,
+                egress_mb_per_s: facts
+                    .egress
+                    .map(|e| (e.mb_per_s() * 1000.0).round() / 1000.0),
+            },
+        );
     }
     let (history, history_source, history_samples) =
         history_from(status, prometheus_history.as_ref());
@@ -1666,6 +1692,67 @@ async fn strimzi_progress(
 mod tests {
     use super::*;
     use kpilot_metrics::RateHistory;
+
+    /// With decisions every 10 s the status used to keep 576 of them, 1.6 hours: the forecast
+    /// never saw a day, so without Prometheus it never learned the daily curve (and the policy
+    /// does not scale down before it has). Samples now merge per 5 minutes: 48 hours.
+    #[test]
+    fn the_status_history_keeps_two_days_whatever_the_decision_interval() {
+        let mut h = Vec::new();
+        let start = 1_700_000_100; // on a 5-minute step
+        for i in 0..(3 * 8640) {
+            let t = start + i * 10;
+            // A 10 s burst to 50 MB/s once per 5 minutes over 5 MB/s.
+            let ingress = if i % 30 == 7 { 50.0 } else { 5.0 };
+            let egress = (i % 30 == 9).then_some(20.0);
+            record_sample(
+                &mut h,
+                DemandSample {
+                    t,
+                    ingress_mb_per_s: ingress,
+                    egress_mb_per_s: egress,
+                },
+            );
+        }
+        assert_eq!(h.len(), HISTORY_KEPT);
+        let last = h.last().unwrap();
+        let first = h.first().unwrap();
+        assert_eq!(last.t, start + (3 * 8640 - 1) * 10);
+        assert!(
+            last.t - first.t >= 48 * 3600 - 300,
+            "{} s",
+            last.t - first.t
+        );
+        assert!(
+            h.windows(2)
+                .all(|w| w[1].t - w[0].t >= HISTORY_STEP_SECS - 10)
+        );
+        // Each step keeps its highest rates.
+        assert!(
+            h.iter().all(|s| s.ingress_mb_per_s == 50.0),
+            "{:?}",
+            &h[..2]
+        );
+        assert!(
+            h.iter().all(|s| s.egress_mb_per_s == Some(20.0)),
+            "{:?}",
+            &h[..2]
+        );
+        // A decision every 5 minutes or more is kept one sample each.
+        let mut h = Vec::new();
+        for i in 0..10 {
+            record_sample(
+                &mut h,
+                DemandSample {
+                    t: start + i * 600,
+                    ingress_mb_per_s: i as f64,
+                    egress_mb_per_s: None,
+                },
+            );
+        }
+        assert_eq!(h.len(), 10);
+        assert_eq!(h[3].ingress_mb_per_s, 3.0);
+    }
 
     /// A merge patch keeps every key it does not name: each optional field of the objects in
     /// the status must be sent as null when absent, or a warning that no longer holds (or a

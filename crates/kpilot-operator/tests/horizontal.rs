@@ -482,16 +482,17 @@ fn brokers_are_added_and_removed_with_a_throttled_rebalance_resumed_after_a_kill
             op2.message.clone().unwrap_or_default()
         );
 
-        // (b) 4 -> 3: low ingress; the history of the high one is forgotten.
+        // (b) 4 -> 3: low ingress; the history of the high one is replaced by a quiet day
+        // (the policy scales down only once its history shows one).
         observer.set(facts_storing(5.0, STORED_GB));
         Api::<KafkaAutopilot>::namespaced(client.clone(), &ns)
             .patch_status(
                 "auto",
                 &PatchParams::default(),
-                &Patch::Merge(json!({"status": {"history": []}})),
+                &Patch::Merge(json!({"status": {"history": quiet_day(5.0)}})),
             )
             .await
-            .expect("forget the history");
+            .expect("a quiet day of history");
         tokio::time::sleep(Duration::from_millis(1100)).await;
         let third = make_ctx();
         let done = drive(&client, &ns, &third, Duration::from_secs(180), "the removal to complete", |s| {

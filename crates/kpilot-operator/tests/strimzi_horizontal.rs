@@ -142,16 +142,17 @@ fn a_node_pool_grows_with_strimzis_node_ids_and_shrinks_only_after_the_drain() {
         assert!(on_4 >= 4, "broker 4 got a share of the 24 replicas: {on_4}");
         eprintln!("added broker 4 through the KafkaNodePool: {on_4} replica(s) on it");
 
-        // Down: 4 -> 3.
+        // Down: 4 -> 3, after a quiet day of history (the policy scales down only once its
+        // history shows one).
         observer.set(facts_storing(5.0, STORED_GB));
         Api::<kpilot_operator::KafkaAutopilot>::namespaced(client.clone(), &ns)
             .patch_status(
                 "auto",
                 &PatchParams::default(),
-                &Patch::Merge(json!({"status": {"history": []}})),
+                &Patch::Merge(json!({"status": {"history": quiet_day(5.0)}})),
             )
             .await
-            .expect("forget the history");
+            .expect("a quiet day of history");
         tokio::time::sleep(Duration::from_millis(1100)).await;
         let began = Instant::now();
         let mut held_when_lowered = None;

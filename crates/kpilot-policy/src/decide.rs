@@ -32,8 +32,11 @@
 //! 3. Otherwise it moves to the cheapest feasible shape only if that saves at least the
 //!    hysteresis fraction of the hourly cost and the cooldown since the last change is over;
 //!    a cheaper shape must be kept at the forecast plus [`Settings::down_headroom`]. While the
-//!    history is too short for seasonality, it does not scale down while demand is rising
-//!    (over the last [`Settings::reactive_down_window`]).
+//!    history is too short for seasonality, it does not scale down at all
+//!    ([`Settings::hold_without_seasonality`]): a quiet hour does not promise a quiet day, and
+//!    the way back up may take longer than the reactive forecast looks ahead. Without that
+//!    hold (a one-off recommendation), it does not scale down while demand is rising (over
+//!    the last [`Settings::reactive_down_window`]).
 //!    Since a feasible shape must be kept at the forecast over the horizon after its own
 //!    transition and the cooldown, the policy never scales down into a shape it would have to
 //!    leave within the horizon.
@@ -90,8 +93,12 @@ pub struct Settings {
     /// shape takes at most this many times its restarts alone (the rest is catch-up, which
     /// slows down as the load grows).
     pub escape_roll_factor: f64,
-    /// While the history is too short for seasonality, scale-downs need the demand not to have
-    /// risen over this window.
+    /// While the history is too short for seasonality, no scale-down at all (the operator and
+    /// the simulator); when false (`kpilot recommend`, a one-off answer a person reviews),
+    /// scale-downs only need the demand not to have risen over
+    /// [`Settings::reactive_down_window`].
+    pub hold_without_seasonality: bool,
+    /// See [`Settings::hold_without_seasonality`].
     pub reactive_down_window: Span,
     /// Longest transition the policy starts: a longer one (a roll whose catch-up has little
     /// headroom, a large data movement, a local-disk rebuild) keeps a broker down or the
@@ -122,9 +129,10 @@ impl Default for Settings {
             down_headroom: 0.1,
             decision_interval: Span::from_minutes(5.0),
             lead_margin: Span::from_minutes(10.0),
+            hold_without_seasonality: true,
+            reactive_down_window: Span::from_hours(3.0),
             max_transition: Span::from_hours(2.0),
             escape_roll_factor: 2.0,
-            reactive_down_window: Span::from_hours(3.0),
             data_lookahead: Span::from_hours(6.0),
             closing_margin: 0.02,
             forecast: ForecastSettings::default(),
@@ -328,6 +336,14 @@ pub enum Reason {
         /// The rising trend, MB/s per hour.
         trend_mb_per_s_per_hour: f64,
     },
+    /// A cheaper shape holds the reactive forecast, but with no seasonality known yet the
+    /// policy does not scale down.
+    NoSeasonalityYet {
+        /// The cheaper shape.
+        shape: String,
+        /// History needed for seasonality.
+        needed: Span,
+    },
     /// A cheaper shape holds the forecast, but the cooldown is not over.
     Cooldown {
         /// The cheaper shape.
@@ -421,6 +437,11 @@ impl std::fmt::Display for Reason {
             } => write!(
                 f,
                 "demand rising {trend_mb_per_s_per_hour:.1} MB/s per hour with no seasonality known yet: no scale-down"
+            ),
+            Reason::NoSeasonalityYet { shape, needed } => write!(
+                f,
+                "{shape} would hold the recent demand, but no scale-down until {:.0} h of history show the daily curve: a quiet hour does not promise a quiet day",
+                needed.hours()
             ),
             Reason::Cooldown { shape, until } => {
                 write!(
@@ -1186,6 +1207,28 @@ pub fn decide(input: &DecisionInput<'_>) -> Result<Decision, PolicyError> {
     let Some(i) = best else {
         return Ok(keep(reasons, considered, fc));
     };
+    let saving = 1.0 - candidates[i].cost / current_cost;
+    if saving < settings.hysteresis {
+        if saving > 0.0 {
+            reasons.push(Reason::SavingsBelowHysteresis {
+                shape: candidates[i].shape.label(),
+                saving,
+                hysteresis: settings.hysteresis,
+            });
+        }
+        return Ok(keep(reasons, considered, fc));
+    }
+    if fc.method == ForecastMethod::Reactive && settings.hold_without_seasonality {
+        // The reactive forecast sees the last half hour, not the morning: a cluster scaled down
+        // in its first night meets the daily ramp on a shape whose way back up may take longer
+        // than the forecast looks ahead (with 20-minute restarts, 945 minutes over target on a
+        // cold Monday). Until a day shows the curve, only up.
+        reasons.push(Reason::NoSeasonalityYet {
+            shape: candidates[i].shape.label(),
+            needed: settings.forecast.min_seasonal_history,
+        });
+        return Ok(keep(reasons, considered, fc));
+    }
     if fc.method == ForecastMethod::Reactive {
         // Without seasonality a rising demand may be the start of a daily ramp: no scale-down
         // unless the demand has not been rising for a while.
@@ -1200,17 +1243,6 @@ pub fn decide(input: &DecisionInput<'_>) -> Result<Decision, PolicyError> {
             });
             return Ok(keep(reasons, considered, fc));
         }
-    }
-    let saving = 1.0 - candidates[i].cost / current_cost;
-    if saving < settings.hysteresis {
-        if saving > 0.0 {
-            reasons.push(Reason::SavingsBelowHysteresis {
-                shape: candidates[i].shape.label(),
-                saving,
-                hysteresis: settings.hysteresis,
-            });
-        }
-        return Ok(keep(reasons, considered, fc));
     }
     if let Some(last) = cluster.last_change_finished {
         let until = last + settings.cooldown;
@@ -1489,6 +1521,49 @@ mod tests {
     /// What the operator learns from its rolls matters: brokers that take 12 minutes to come
     /// back (a slow node launch, a long log recovery) make every roll longer, so the same
     /// morning is met with an earlier scale-up, at a lower load, than with 1-minute restarts.
+    #[test]
+    fn no_scale_down_until_a_day_of_history_shows_the_curve() {
+        // 20:00 on the first day, the demand falling from its 14:00 peak: smaller shapes hold
+        // the reactive forecast, but a quiet evening does not promise a quiet morning.
+        let cold = run(20.0 * 3600.0, "4xlarge");
+        assert_eq!(cold.action, Action::Keep, "{:?}", cold.reasons);
+        assert!(
+            cold.reasons
+                .iter()
+                .any(|r| matches!(r, Reason::NoSeasonalityYet { .. })),
+            "{:?}",
+            cold.reasons
+        );
+        assert!(
+            cold.reasons.iter().any(|r| r
+                .to_string()
+                .contains("no scale-down until 24 h of history")),
+            "{:?}",
+            cold.reasons
+        );
+        // The same evening a day later, with the daily curve known: it scales down.
+        let warm = run(DAY + 20.0 * 3600.0, "4xlarge");
+        let plan = warm.plan().expect("a scale-down with a day of history");
+        assert!(!plan.to.label().contains("4xlarge"), "{}", plan.to.label());
+        // Without the hold (`kpilot recommend`), the first evening's falling demand is enough.
+        let s = Settings {
+            hold_without_seasonality: false,
+            ..Settings::default()
+        };
+        let one_off = run_with(20.0 * 3600.0, "4xlarge", &s);
+        assert!(one_off.plan().is_some(), "{:?}", one_off.reasons);
+        // ... but not a rising one (10:00, on the way to the 14:00 peak).
+        let rising = run_with(10.0 * 3600.0, "4xlarge", &s);
+        assert!(
+            rising
+                .reasons
+                .iter()
+                .any(|r| matches!(r, Reason::RisingWithoutHistory { .. })),
+            "{:?}",
+            rising.reasons
+        );
+    }
+
     #[test]
     fn durations_are_refused_beyond_their_bounds_and_kept_up_to_them() {
         type Field = fn(&mut Settings) -> &mut Span;

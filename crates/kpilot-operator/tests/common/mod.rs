@@ -65,6 +65,22 @@ pub fn facts_storing(ingress_mb_per_s: f64, stored_gb: f64) -> KafkaFacts {
     }
 }
 
+/// A `status.history` of a quiet day: `ingress_mb_per_s` every 5 minutes over the 25 hours
+/// before now. The policy scales down only once its history shows a day (before that, a quiet
+/// hour does not promise a quiet day), so a test that wants a scale-down replaces the history
+/// of its high load with this.
+pub fn quiet_day(ingress_mb_per_s: f64) -> serde_json::Value {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_secs() as i64;
+    let samples: Vec<serde_json::Value> = (1..=300)
+        .rev()
+        .map(|i| json!({"t": now - i * 300, "ingressMbPerS": ingress_mb_per_s}))
+        .collect();
+    serde_json::Value::Array(samples)
+}
+
 pub fn context(client: kube::Client, observer: Rc<dyn Observer>) -> Context {
     let mut ctx = kpilot_operator::context(
         client,

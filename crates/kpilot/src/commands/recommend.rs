@@ -783,6 +783,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let constraints = constraints_of(&args, &workload);
         let mut settings = Settings {
             target_utilization: workload.target_utilization,
+            // A one-off answer a person reviews: without history it may still say a smaller
+            // shape holds the load (unless the load is rising), where the operator, acting
+            // on its own, waits for a day of history before it scales down.
+            hold_without_seasonality: false,
             ..Settings::default()
         };
         settings.transition.restart = args.restart_time;
