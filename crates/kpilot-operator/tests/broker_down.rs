@@ -1,8 +1,8 @@
 //! The operator while a broker is down, observing a real Kafka itself (`KafkaObserver`, no
 //! injected facts): 3 testbed brokers (RF 3, `min.insync.replicas` 2), the real
 //! kube-apiserver, and a StatefulSet autopilot in apply mode on 3 x m7g.xlarge with large
-//! allowed. The cluster is idle, so the policy wants 3 x m7g.large: a vertical roll, which
-//! takes a broker out. With broker 3 killed (`kill -9`: no controlled shutdown), every
+//! allowed, and a quiet day of history. The cluster is idle, so the policy wants 3 x
+//! m7g.large: a vertical roll, which takes a broker out. With broker 3 killed (`kill -9`: no controlled shutdown), every
 //! reconcile either refuses to decide (broker 3 is still registered but its log dirs cannot
 //! be read) or decides and does not apply ("the cluster is not healthy"): a roll would take a
 //! second broker down. The template keeps its type and no operation starts. With broker 3
@@ -18,7 +18,7 @@ use k8s_openapi::api::apps::v1::StatefulSet;
 use kpilot_operator::KafkaObserver;
 use kpilot_operator::crd::Mode;
 use kpilot_operator::reconcile::reconcile;
-use kube::api::{Api, PostParams};
+use kube::api::{Api, Patch, PatchParams, PostParams};
 
 #[test]
 fn with_a_broker_down_the_operator_decides_but_never_rolls() {
@@ -41,6 +41,15 @@ fn with_a_broker_down_the_operator_decides_but_never_rolls() {
         spec.constraints.sizes = vec!["large".into(), "xlarge".into()];
         spec.constraints.zones = 1;
         create_autopilot(&client, &ns, "autopilot", spec).await;
+        // A quiet day of history: the policy scales down only once it has seen one.
+        Api::<kpilot_operator::KafkaAutopilot>::namespaced(client.clone(), &ns)
+            .patch_status(
+                "autopilot",
+                &PatchParams::default(),
+                &Patch::Merge(serde_json::json!({"status": {"history": quiet_day(0.0)}})),
+            )
+            .await
+            .expect("a quiet day of history");
         let ctx = context(client.clone(), Rc::new(KafkaObserver::new()));
 
         // 1. Broker 3 killed before the operator ever looks: reconcile every second until a
