@@ -51,14 +51,14 @@ pub const FIELD_MANAGER: &str = "kpilot-operator";
 /// Demand samples kept in the status: 48 hours at one sample per [`HISTORY_STEP_SECS`], so
 /// the forecast learns the daily curve (it needs a day) whatever the decision interval.
 pub const HISTORY_KEPT: usize = 576;
-/// The status keeps at most one sample per this many seconds (the forecast's bin): decisions
+/// The status keeps at most one sample per this many seconds, the forecast's bin: decisions
 /// closer together merge into it, keeping the higher rates.
-pub const HISTORY_STEP_SECS: i64 = 300;
+pub const HISTORY_STEP_SECS: i64 = kpilot_policy::DEFAULT_BIN.secs() as i64;
 
 /// Adds a measurement to the status history: into the last sample when both fall in the same
-/// [`HISTORY_STEP_SECS`] step (its time becomes the newer one, its rates the higher ones, as
-/// the forecast's bins keep the maximum), otherwise as a new sample; then drops the oldest
-/// beyond [`HISTORY_KEPT`].
+/// [`HISTORY_STEP_SECS`] step (its time becomes the newer one, its rates the higher ones: the
+/// peak the reactive forecast reads is kept, while the step's mean is raised to it), otherwise
+/// as a new sample; then drops the oldest beyond [`HISTORY_KEPT`].
 pub fn record_sample(history: &mut Vec<DemandSample>, sample: DemandSample) {
     let step = |t: i64| t.div_euclid(HISTORY_STEP_SECS);
     match history.last_mut() {

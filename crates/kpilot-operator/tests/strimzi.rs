@@ -106,8 +106,13 @@ async fn recommend_mode_writes_status_and_events_only() {
     assert!(status.operation.is_none(), "recommend mode starts nothing");
     // The two reconciles, a moment apart, keep one sample: the status keeps one per 5-minute
     // step (two if they happened to straddle a step's end).
-    let steps: std::collections::BTreeSet<i64> =
-        status.history.iter().map(|s| s.t.div_euclid(300)).collect();
+    let steps: std::collections::BTreeSet<i64> = status
+        .history
+        .iter()
+        .map(|s| {
+            s.t.div_euclid(kpilot_operator::reconcile::HISTORY_STEP_SECS)
+        })
+        .collect();
     assert!(
         matches!(status.history.len(), 1 | 2) && steps.len() == status.history.len(),
         "{:?}",

@@ -515,7 +515,7 @@ impl Workload {
                     "{} x {} topics = {partitions} partitions",
                     self.partitions, self.topics
                 ),
-                "at most 100000 partitions over all topics",
+                &format!("at most {MAX_PARTITIONS} partitions over all topics"),
             );
         }
         if self.replication_factor < 1 {

@@ -97,6 +97,10 @@ pub struct DemandHistory {
     latest: Option<Sample>,
 }
 
+/// The bin width of [`DemandHistory::with_defaults`]: each bin keeps the maximum, minimum and
+/// mean of the samples in it.
+pub const DEFAULT_BIN: Span = Span::from_secs(300.0);
+
 impl DemandHistory {
     /// An empty history with bins of `bin` and at most `keep` of data (older bins are dropped).
     pub fn new(bin: Span, keep: Span) -> Result<Self, HistoryError> {
@@ -117,11 +121,11 @@ impl DemandHistory {
         })
     }
 
-    /// The default layout: 5-minute bins, 35 days kept (enough for four weeks of weekly
-    /// seasonality).
+    /// The default layout: [`DEFAULT_BIN`] bins, 35 days kept (enough for four weeks of
+    /// weekly seasonality).
     pub fn with_defaults() -> Self {
         Self {
-            bin_secs: 300.0,
+            bin_secs: DEFAULT_BIN.secs(),
             keep_bins: 35 * 288,
             first_index: 0,
             bins: VecDeque::new(),

@@ -30,7 +30,7 @@ pub use decide::{
     projected_stored,
 };
 pub use forecast::{Forecast, ForecastError, ForecastMethod, ForecastSettings, forecast};
-pub use history::{DemandHistory, HistoryError, Sample};
+pub use history::{DEFAULT_BIN, DemandHistory, HistoryError, Sample};
 pub use reactive::{ReactiveSettings, reactive_decide};
 pub use space::{
     Constraints, ConstraintsError, Move, all_shapes, reachable_shapes, vertical_shapes,

@@ -39,7 +39,7 @@ impl Span {
     }
 
     /// The span in seconds.
-    pub fn secs(self) -> f64 {
+    pub const fn secs(self) -> f64 {
         self.0
     }
 
