@@ -1126,6 +1126,44 @@ impl AdminClient {
         Ok(())
     }
 
+    /// Whether this principal may set the brokers' replication throttle rates, asked with
+    /// `validateOnly` (nothing changes). AlterConfigs on the cluster covers every broker, so
+    /// one broker of `metadata` is asked; with none known there is nothing to ask.
+    pub async fn may_set_throttle_rates(
+        &self,
+        metadata: &ClusterMetadata,
+    ) -> Result<(), AdminError> {
+        let Some(id) = metadata.brokers.keys().next() else {
+            return Ok(());
+        };
+        self.validate_configs(
+            &[ConfigResource::Broker(*id)],
+            &[ConfigOp::set(crate::snapshot::FOLLOWER_RATE, "1")],
+        )
+        .await
+    }
+
+    /// Whether this principal may set the throttled-replica lists of every topic of
+    /// `metadata` but the internal ones, asked with `validateOnly` (nothing changes).
+    /// AlterConfigs on topics may be granted per topic or prefix: every topic is asked, in
+    /// one request, and the first one refused is named.
+    pub async fn may_set_throttled_replicas(
+        &self,
+        metadata: &ClusterMetadata,
+    ) -> Result<(), AdminError> {
+        let topics: Vec<ConfigResource> = metadata
+            .topics
+            .keys()
+            .filter(|t| !t.is_internal_name())
+            .map(|t| ConfigResource::Topic(t.clone()))
+            .collect();
+        self.validate_configs(
+            &topics,
+            &[ConfigOp::set(crate::snapshot::LEADER_REPLICAS, "*")],
+        )
+        .await
+    }
+
     /// One request for `resources`, which share a route (one broker's own configs, or any
     /// number of other resources).
     async fn incremental_alter_configs(

@@ -7,7 +7,7 @@
 //! [`needed`] (pure) says which writes a mechanism makes; [`check`] sends one request per
 //! write that the broker authorizes and then has nothing to do for. Performs Kafka I/O.
 
-use kpilot_kafka::{AdminClient, ConfigOp, ConfigResource, FOLLOWER_RATE, LEADER_REPLICAS};
+use kpilot_kafka::AdminClient;
 
 use crate::observe::Connection;
 
@@ -38,8 +38,10 @@ impl std::fmt::Display for Write {
 /// The Kafka writes of an operation: a horizontal one (either target) runs the throttled
 /// rebalance and elects leaders at the end; a vertical one elects leaders (after every broker
 /// in a StatefulSet roll; once at the end of a Strimzi roll, whose restarts Strimzi makes with
-/// its own credentials). Pure.
-pub fn needed(horizontal: bool) -> &'static [Write] {
+/// its own credentials). A vertical one onto instance-local disks (`rebuilds`) also throttles
+/// the rebuilds: the rates on the brokers, the throttled replicas on the topics (per broker in
+/// a StatefulSet roll; on every broker and topic before Strimzi rolls the pods). Pure.
+pub fn needed(horizontal: bool, rebuilds: bool) -> &'static [Write] {
     if horizontal {
         &[
             Write::Reassign,
@@ -47,6 +49,8 @@ pub fn needed(horizontal: bool) -> &'static [Write] {
             Write::TopicConfigs,
             Write::Elect,
         ]
+    } else if rebuilds {
+        &[Write::BrokerConfigs, Write::TopicConfigs, Write::Elect]
     } else {
         &[Write::Elect]
     }
@@ -66,31 +70,9 @@ pub async fn check(admin: &AdminClient, writes: &[Write]) -> Result<(), String> 
         let result = match write {
             Write::Elect => admin.elect_preferred_leaders(Some(&[])).await.map(|_| ()),
             Write::Reassign => admin.alter_partition_reassignments(&[]).await,
-            // AlterConfigs on the cluster covers every broker: one is asked.
-            Write::BrokerConfigs => match metadata.brokers.keys().next() {
-                None => continue,
-                Some(id) => {
-                    admin
-                        .validate_configs(
-                            &[ConfigResource::Broker(*id)],
-                            &[ConfigOp::set(FOLLOWER_RATE, "1")],
-                        )
-                        .await
-                }
-            },
-            // AlterConfigs on topics may be granted per topic or prefix, and a rebalance may
-            // move any topic: every one is asked, in one request.
-            Write::TopicConfigs => {
-                let topics: Vec<ConfigResource> = metadata
-                    .topics
-                    .keys()
-                    .filter(|t| !t.is_internal_name())
-                    .map(|t| ConfigResource::Topic(t.clone()))
-                    .collect();
-                admin
-                    .validate_configs(&topics, &[ConfigOp::set(LEADER_REPLICAS, "*")])
-                    .await
-            }
+            Write::BrokerConfigs => admin.may_set_throttle_rates(&metadata).await,
+            // A rebalance may move any topic, a roll onto local disks rebuilds every one.
+            Write::TopicConfigs => admin.may_set_throttled_replicas(&metadata).await,
         };
         result.map_err(|e| format!("this principal may not {write}: {e}"))?;
     }
@@ -114,15 +96,33 @@ mod tests {
 
     #[test]
     fn each_mechanism_probes_the_writes_it_makes() {
-        assert_eq!(needed(false), &[Write::Elect], "a roll elects leaders");
-        let writes = needed(true);
-        for w in [
+        assert_eq!(
+            needed(false, false),
+            &[Write::Elect],
+            "a roll on network volumes elects leaders"
+        );
+        let all = [
             Write::Reassign,
             Write::BrokerConfigs,
             Write::TopicConfigs,
             Write::Elect,
-        ] {
+        ];
+        // Adding or removing brokers moves data whatever the storage.
+        for rebuilds in [false, true] {
+            let writes = needed(true, rebuilds);
+            for w in all {
+                assert!(writes.contains(&w), "{w} missing");
+            }
+        }
+        // A roll onto local disks throttles every rebuild: it is refused before a pod changes,
+        // not halted at its first rebuild.
+        let writes = needed(false, true);
+        for w in [Write::BrokerConfigs, Write::TopicConfigs, Write::Elect] {
             assert!(writes.contains(&w), "{w} missing");
         }
+        assert!(
+            !writes.contains(&Write::Reassign),
+            "a roll moves no partition"
+        );
     }
 }

@@ -975,7 +975,10 @@ async fn steps(
                 .observer
                 .may_write(
                     &conn,
-                    crate::preflight::needed(plan.to.brokers != shape.brokers),
+                    crate::preflight::needed(
+                        plan.to.brokers != shape.brokers,
+                        spec.storage_kind == kpilot_capacity::StorageKind::LocalNvme,
+                    ),
                 )
                 .await
             {

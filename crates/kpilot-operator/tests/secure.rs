@@ -7,8 +7,9 @@
 //! operator's row in docs/kafka-admin.md it observes and decides. Acting needs more: a
 //! StatefulSet roll without Alter on the cluster, and a horizontal add on a StatefulSet
 //! without each ACL of the `rebalance` row (AlterConfigs on one topic of two is not enough),
-//! stay "not applied", naming the missing ACL, with nothing touched; with all of them the add
-//! starts.
+//! stay "not applied", naming the missing ACL, with nothing touched, as does a roll onto local
+//! disks with Alter but without AlterConfigs (its rebuilds are throttled); with all of them
+//! the add starts.
 
 mod common;
 
@@ -331,6 +332,13 @@ fn the_operator_over_sasl_ssl_never_decides_on_a_partial_view_nor_acts_without_i
             let status = ap.status.clone().expect("status");
             assert!(status.operation.is_none(), "{status:#?}");
             assert_eq!(replicas().await, Some(3), "nothing is touched");
+            if write == "may not set the brokers' throttle rates" {
+                // Alter is granted now, which a roll on network volumes needs. A roll onto
+                // local disks throttles every rebuild too: without AlterConfigs it is not
+                // applied either, rather than halted at its first rebuild.
+                // (Boxed: inline, its future overflows the test thread's stack.)
+                Box::pin(local_roll_is_refused(&client, &ns, &ap.spec, &sets)).await;
+            }
             grant(then_grant.0, then_grant.1);
         }
         // With every write allowed the add starts: the replicas go to 4.
@@ -345,4 +353,54 @@ fn the_operator_over_sasl_ssl_never_decides_on_a_partial_view_nor_acts_without_i
         assert_eq!(operation.kind, "horizontal-add");
         assert_eq!(replicas().await, Some(4));
     });
+}
+
+/// A StatefulSet autopilot on local NVMe whose decision (injected: 100 MB/s on 3 x
+/// im4gn.large) rolls to im4gn.xlarge stays "not applied", naming AlterConfigs, with its
+/// template untouched and no operation started.
+async fn local_roll_is_refused(
+    client: &kube::Client,
+    ns: &str,
+    base: &kpilot_operator::crd::KafkaAutopilotSpec,
+    sets: &Api<StatefulSet>,
+) {
+    let mut set = statefulset("im4gn.large");
+    set.metadata.name = Some("kafka-local".into());
+    sets.create(&PostParams::default(), &set)
+        .await
+        .expect("local-disk StatefulSet");
+    let mut spec = base.clone();
+    spec.mode = Mode::Apply;
+    spec.target = statefulset_target("kafka-local");
+    on_local_nvme(&mut spec);
+    spec.constraints.zones = 1;
+    spec.constraints.allow_vertical = true;
+    spec.constraints.allow_horizontal = false;
+    create_autopilot(client, ns, "local", spec).await;
+    let ctx = context(
+        client.clone(),
+        Rc::new(FixedObserver::new(facts_storing(100.0, 0.11)).probing_kafka()),
+    );
+    let write = "may not set the brokers' throttle rates";
+    let ap = reconcile_until(
+        client,
+        &ctx,
+        (ns, "local"),
+        "a refused local-disk roll",
+        |ap| disposition(ap).contains(write),
+    )
+    .await;
+    let said = disposition(&ap);
+    eprintln!("local: {said}");
+    assert!(
+        said.starts_with("not applied: ")
+            && said.contains("needs the AlterConfigs ACL on the cluster"),
+        "{said}"
+    );
+    assert!(ap.status.and_then(|s| s.operation).is_none());
+    assert_eq!(
+        template_type(sets, "kafka-local").await.as_deref(),
+        Some("im4gn.large"),
+        "the template is not patched"
+    );
 }

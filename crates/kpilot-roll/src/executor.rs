@@ -73,6 +73,12 @@ pub enum RollError {
         may_not_elect(.0)
     )]
     MayNotElect(#[source] KafkaPortError),
+    /// The principal may not set the rebuilds' replication throttles; found before any
+    /// broker was stopped.
+    #[error(
+        "refusing to roll (this run stopped no broker): every broker comes back on an empty disk and its rebuild is throttled, and {0}"
+    )]
+    MayNotThrottle(#[source] KafkaPortError),
     /// No plan can be made.
     #[error(transparent)]
     Plan(#[from] PlanError),
@@ -483,6 +489,24 @@ impl<'a, K: KafkaPort, F: Fleet> Roller<'a, K, F> {
             .map_err(RollError::MayNotElect)
     }
 
+    /// Before a roll whose rebuilds would be throttled: refuses when the principal may not
+    /// set the throttles, which would otherwise halt the roll at its first rebuild, with the
+    /// nodes before it rolled already.
+    async fn check_may_throttle(&self, options: &RollOptions) -> Result<(), RollError> {
+        if !self.throttles_rebuilds(options) {
+            return Ok(());
+        }
+        self.kafka
+            .check_may_throttle()
+            .await
+            .map_err(RollError::MayNotThrottle)
+    }
+
+    /// Whether the rebuilds of this roll are throttled.
+    fn throttles_rebuilds(&self, options: &RollOptions) -> bool {
+        self.fleet.fresh_disks() && options.rebuild_throttle_bytes_per_s.is_some()
+    }
+
     /// Before a new roll whose rebuilds would be throttled: refuses when replication
     /// throttles are set already (a reassignment's, or left behind), since each rebuild
     /// overwrites and then removes the configs it uses.
@@ -515,7 +539,7 @@ impl<'a, K: KafkaPort, F: Fleet> Roller<'a, K, F> {
     /// The replication throttles set now, when the rebuilds would be throttled (none to look
     /// for otherwise).
     async fn throttles_in_the_way(&self, options: &RollOptions) -> Result<Vec<String>, RollError> {
-        if !self.fleet.fresh_disks() || options.rebuild_throttle_bytes_per_s.is_none() {
+        if !self.throttles_rebuilds(options) {
             return Ok(Vec::new());
         }
         self.kafka.throttles_set().await.map_err(RollError::Observe)
@@ -542,7 +566,10 @@ impl<'a, K: KafkaPort, F: Fleet> Roller<'a, K, F> {
     ) -> Result<DryRun, RollError> {
         self.fleet.check_size(&options.target).await?;
         let refused = match self.check_may_elect().await {
-            Ok(()) => self.check_no_throttles(options).await.err(),
+            Ok(()) => match self.check_may_throttle(options).await {
+                Ok(()) => self.check_no_throttles(options).await.err(),
+                Err(e) => Some(e),
+            },
             Err(e) => Some(e),
         }
         .map(|e| e.to_string());
@@ -597,6 +624,7 @@ impl<'a, K: KafkaPort, F: Fleet> Roller<'a, K, F> {
     ) -> Result<Journal, RollError> {
         self.fleet.check_size(&options.target).await?;
         self.check_may_elect().await?;
+        self.check_may_throttle(options).await?;
         if let Some(mut j) = store.load()?
             && !j.status.is_over()
         {

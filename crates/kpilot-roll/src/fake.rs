@@ -30,6 +30,10 @@ pub enum FakeOp {
     Lift(BrokerId),
 }
 
+/// The refusal of a throttle config without AlterConfigs, as the broker words it.
+const THROTTLE_REFUSED: &str =
+    "CLUSTER_AUTHORIZATION_FAILED: this principal needs the AlterConfigs ACL on the cluster";
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Status {
     Up,
@@ -56,6 +60,7 @@ struct Sim {
     max_down: usize,
     observations: u64,
     elect_refused: bool,
+    throttle_refused: bool,
     fresh_disks: bool,
     /// Bytes each node stores.
     stored: BTreeMap<BrokerId, u64>,
@@ -97,6 +102,7 @@ impl FakeCluster {
                 max_down: 0,
                 observations: 0,
                 elect_refused: false,
+                throttle_refused: false,
                 fresh_disks: false,
                 stored: BTreeMap::new(),
                 throttles_set: Vec::new(),
@@ -159,6 +165,11 @@ impl FakeCluster {
     /// Refuses every election request from now on, as without the Alter ACL on the cluster.
     pub fn refuse_elections(&self) {
         self.sim().elect_refused = true;
+    }
+
+    /// Refuses every throttle config from now on, as without AlterConfigs.
+    pub fn refuse_throttles(&self) {
+        self.sim().throttle_refused = true;
     }
 
     /// Every fleet operation so far.
@@ -324,6 +335,16 @@ impl KafkaPort for FakeCluster {
         self.refused()
     }
 
+    async fn check_may_throttle(&self) -> Result<(), KafkaPortError> {
+        if self.sim().throttle_refused {
+            return Err(KafkaPortError::MayNotAlter {
+                what: "set the brokers' throttle rates",
+                source: THROTTLE_REFUSED.into(),
+            });
+        }
+        Ok(())
+    }
+
     async fn elect_preferred(
         &self,
         partitions: Option<&[TopicPartition]>,
@@ -389,6 +410,15 @@ impl KafkaPort for FakeCluster {
 impl FakeCluster {
     fn throttle_op(&self, op: FakeOp) -> Result<(), KafkaPortError> {
         let mut sim = self.sim();
+        if let FakeOp::Throttle(node, _) = op
+            && sim.throttle_refused
+        {
+            return Err(KafkaPortError::Throttle {
+                action: "setting",
+                node,
+                source: THROTTLE_REFUSED.into(),
+            });
+        }
         if let FakeOp::Throttle(node, _) = op
             && sim.running.get(&node) != Some(&true)
         {

@@ -51,6 +51,25 @@ impl KafkaPort for AdminClient {
             })
     }
 
+    /// One broker's throttle rate and every topic's throttled replicas, with `validateOnly`.
+    async fn check_may_throttle(&self) -> Result<(), KafkaPortError> {
+        let metadata = self.metadata().await.map_err(|e| KafkaPortError::Observe {
+            source: Box::new(e),
+        })?;
+        let refused = |what| {
+            move |e: kpilot_kafka::AdminError| KafkaPortError::MayNotAlter {
+                what,
+                source: Box::new(e),
+            }
+        };
+        self.may_set_throttle_rates(&metadata)
+            .await
+            .map_err(refused("set the brokers' throttle rates"))?;
+        self.may_set_throttled_replicas(&metadata)
+            .await
+            .map_err(refused("set the topics' throttled replicas"))
+    }
+
     async fn elect_preferred(
         &self,
         partitions: Option<&[TopicPartition]>,

@@ -36,6 +36,15 @@ pub enum KafkaPortError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// A `validateOnly` config change was refused: the principal may not make it.
+    #[error("this principal may not {what}: {source}")]
+    MayNotAlter {
+        /// The change, e.g. `set the brokers' throttle rates`.
+        what: &'static str,
+        /// The broker's refusal (naming the ACL).
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// The preferred leader election request failed.
     #[error("the preferred leader election failed: {source}")]
     Elect {
@@ -87,6 +96,12 @@ pub trait KafkaPort {
     /// cluster): a roll that stops a broker and then cannot elect leaves leadership piled on
     /// the brokers that stayed up.
     async fn check_may_elect(&self) -> Result<(), KafkaPortError>;
+
+    /// Checks, changing nothing, that the principal may set what
+    /// [`KafkaPort::throttle_rebuild`] sets (AlterConfigs on the cluster and on every topic):
+    /// a roll onto empty disks that cannot throttle the next rebuild halts with brokers
+    /// already rolled.
+    async fn check_may_throttle(&self) -> Result<(), KafkaPortError>;
 
     /// Elects the preferred leader of `partitions` (`None`: every partition).
     async fn elect_preferred(

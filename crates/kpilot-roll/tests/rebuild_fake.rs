@@ -258,6 +258,43 @@ async fn throttles_someone_else_set_refuse_a_throttled_rebuild_before_anything_s
 }
 
 #[tokio::test]
+async fn a_principal_that_may_not_throttle_is_refused_before_anything_stops() {
+    let fake = fake();
+    fake.refuse_throttles();
+    let mut store = MemoryStore::default();
+    let err = Roller::new(&fake, &fake, fast(), |_: &RollEvent| {})
+        .run(&options(), &mut store)
+        .await
+        .expect_err("refused");
+    assert!(matches!(err, RollError::MayNotThrottle(_)), "{err}");
+    let text = err.to_string();
+    for needed in [
+        "this run stopped no broker",
+        "may not set the brokers' throttle rates",
+        "AlterConfigs ACL on the cluster",
+    ] {
+        assert!(text.contains(needed), "{needed:?} not in {text}");
+    }
+    assert!(fake.ops().is_empty(), "{:?}", fake.ops());
+    assert!(
+        store.history.is_empty(),
+        "no journal for a roll that never started"
+    );
+    // The dry run shows the plan and the same refusal.
+    let dry = Roller::new(&fake, &fake, fast(), |_: &RollEvent| {})
+        .dry_run(&options(), &store)
+        .await
+        .expect("dry run");
+    assert_eq!(dry.plan.steps.len(), 3);
+    assert_eq!(dry.refused.as_deref(), Some(text.as_str()));
+    // Unthrottled rebuilds set no throttle config: nothing to refuse.
+    Roller::new(&fake, &fake, fast(), |_: &RollEvent| {})
+        .run(&RollOptions::new(size("m7g.xlarge")), &mut store)
+        .await
+        .expect("an unthrottled roll runs");
+}
+
+#[tokio::test]
 async fn throttles_set_during_the_roll_halt_it_before_the_next_node_stops() {
     let left = "broker 3 leader.replication.throttled.rate=10000000";
     let fake = fake();

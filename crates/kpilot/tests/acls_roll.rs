@@ -2,8 +2,9 @@
 //! the local testbed fleet, and kpilot connecting as a SASL user that has only the ACLs
 //! granted here (with Kafka's own `AclCommand`, over the PLAINTEXT super-user listener). With
 //! the read-only set of docs/kafka-admin.md ("Permissions") the roll is refused before it
-//! stops anything, naming the missing Alter ACL (the dry run too); with the `roll` row's set
-//! (plus Alter on the cluster) it rolls a broker to completion.
+//! stops anything, naming the missing Alter ACL (the dry run too); a roll onto empty disks
+//! with Alter but not AlterConfigs is refused the same way, naming AlterConfigs; with the
+//! `roll` row's set (plus Alter on the cluster) it rolls a broker to completion.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -165,6 +166,26 @@ fn roll_is_refused_before_stopping_anything_without_alter_and_completes_with_it(
         );
         std::thread::sleep(Duration::from_millis(500));
     }
+
+    // 3. Onto empty disks (--fresh-disks) every rebuild is throttled, which needs AlterConfigs
+    // too: without it the roll is refused before anything stops, not halted at its first
+    // rebuild with a broker rolled.
+    for extra in [&["--fresh-disks", "--dry-run"][..], &["--fresh-disks"]] {
+        let out = roll(extra);
+        let stderr = text(&out.stderr);
+        eprintln!("kpilot roll {extra:?} without AlterConfigs:\n{stderr}");
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        for needed in [
+            "this run stopped no broker",
+            "may not set the brokers' throttle rates",
+            "needs the AlterConfigs ACL on the cluster",
+        ] {
+            assert!(stderr.contains(needed), "{needed:?} not in:\n{stderr}");
+        }
+    }
+    assert_eq!(pid_of(&state_path, 3), Some(pid_before));
+    assert!(!journal.exists(), "a refused roll records nothing");
+
     let out = roll(&["--json"]);
     let stdout = text(&out.stdout);
     assert!(

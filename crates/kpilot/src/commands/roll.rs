@@ -42,8 +42,10 @@ use crate::output::{print_json, usage};
 /// continues from the same step once you rerun it.
 ///
 /// With ACLs enforced, the principal needs what `kpilot status` needs plus Alter on the
-/// cluster (the elections). That is checked before anything stops: without it the roll is
-/// refused, naming the ACL (--dry-run prints the plan, then the same refusal, and exits 1).
+/// cluster (the elections) and, with --fresh-disks and a rebuild throttle, AlterConfigs on
+/// the cluster and the topics (the throttles). That is checked before anything stops: without
+/// it the roll is refused, naming the ACL (--dry-run prints the plan, then the same refusal,
+/// and exits 1).
 ///
 /// The fleet (what stops, resizes and starts a broker) is the local testbed
 /// (`scripts/testbed up`): a size maps to the JVM heap, the processor count and, where the
