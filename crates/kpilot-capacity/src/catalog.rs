@@ -61,6 +61,14 @@ pub enum CatalogError {
         /// The closest families in the catalog.
         suggestions: Vec<String>,
     },
+    /// No family of the catalog has this size.
+    #[error("unknown size '{name}'{}", suggestion_text(.suggestions))]
+    UnknownSize {
+        /// The size asked for.
+        name: String,
+        /// The closest sizes in the catalog.
+        suggestions: Vec<String>,
+    },
 }
 
 fn suggestion_text(suggestions: &[String]) -> String {
@@ -314,20 +322,28 @@ impl Catalog {
             })
     }
 
-    /// Looks up a family by name.
+    /// Looks up a family by name, ignoring case (`M7G` is `m7g`, as in instance types).
     pub fn family(&self, name: &str) -> Result<&Family, CatalogError> {
+        let name = name.trim();
         self.families
             .iter()
-            .find(|f| f.name == name)
+            .find(|f| f.name.eq_ignore_ascii_case(name))
             .ok_or_else(|| CatalogError::UnknownFamily {
                 name: name.to_string(),
-                suggestions: closest(name, self.families.iter().map(|f| f.name.clone())),
+                suggestions: closest(
+                    &name.to_ascii_lowercase(),
+                    self.families.iter().map(|f| f.name.clone()),
+                ),
             })
     }
 
-    /// Checks that every name in `sizes` is a size of at least one family.
+    /// Checks that `size` (e.g. `xlarge`, any case) is a size of at least one family.
     pub fn check_size_name(&self, size: &str) -> Result<(), CatalogError> {
-        if self.instances().any(|i| i.name.size() == size) {
+        let size = size.trim();
+        if self
+            .instances()
+            .any(|i| i.name.size().eq_ignore_ascii_case(size))
+        {
             return Ok(());
         }
         let mut sizes: Vec<String> = self
@@ -336,10 +352,19 @@ impl Catalog {
             .collect();
         sizes.sort();
         sizes.dedup();
-        Err(CatalogError::UnknownInstance {
-            name: format!("*.{size}"),
-            suggestions: closest(size, sizes.into_iter()),
+        Err(CatalogError::UnknownSize {
+            name: size.to_string(),
+            suggestions: closest(&size.to_ascii_lowercase(), sizes.into_iter()),
         })
+    }
+
+    /// The families whose types have local NVMe disks, in catalog order.
+    pub fn families_with_nvme(&self) -> Vec<&str> {
+        self.families
+            .iter()
+            .filter(|f| f.instances.iter().any(|i| i.nvme_gb.is_some()))
+            .map(|f| f.name.as_str())
+            .collect()
     }
 }
 
@@ -638,6 +663,28 @@ mod tests {
         assert!(text.contains("did you mean m7g.large"), "{text}");
         let err = c.instance(&"m8g.large".parse().unwrap()).unwrap_err();
         assert!(err.to_string().contains("m7g.large"), "{err}");
+    }
+
+    /// `--families M7G` was an unknown family while `-i M7G.LARGE` was accepted, and
+    /// `--sizes xl` was an "unknown instance type '*.xl'".
+    #[test]
+    fn families_and_sizes_are_looked_up_in_any_case_and_sizes_are_named_as_sizes() {
+        let c = Catalog::builtin().unwrap();
+        assert_eq!(c.family("M7G").unwrap().name, "m7g");
+        assert_eq!(c.family(" Im4gn ").unwrap().name, "im4gn");
+        c.check_size_name("XLarge").unwrap();
+        assert_eq!(
+            c.check_size_name("xl").unwrap_err().to_string(),
+            "unknown size 'xl': did you mean xlarge?"
+        );
+        assert_eq!(
+            c.family("M7").unwrap_err().to_string(),
+            "unknown instance family 'M7': did you mean m7g, m5, c7g?"
+        );
+        assert_eq!(
+            c.families_with_nvme(),
+            ["i3", "i3en", "i4i", "im4gn", "is4gen"]
+        );
     }
 
     #[test]

@@ -35,7 +35,7 @@ pub enum SizingError {
         peak: Throughput,
     },
     /// A fill ratio outside (0, 1].
-    #[error("maximum disk fill {0} must be above 0 and at most 1 (e.g. 0.8)")]
+    #[error("maximum disk fill {0} must be above 0 and at most 1 (e.g. 0.8 or 80%)")]
     MaxFillOutOfRange(f64),
     /// Zero availability zones.
     #[error("zones must be at least 1")]
@@ -65,6 +65,55 @@ pub enum SizingError {
     /// A fixed storage throughput that no volume type allows.
     #[error(transparent)]
     Storage(#[from] StorageError),
+    /// No broker count within the bounds is a multiple of the zones.
+    #[error(
+        "no broker count between {min} and {max} is a multiple of {zones} zones and at least the replication factor {rf}; raise --max-brokers to {fewest} or lower --zones"
+    )]
+    NoBrokerCount {
+        /// Fewest brokers (the replication factor at least).
+        min: u32,
+        /// Most brokers.
+        max: u32,
+        /// Zones.
+        zones: u32,
+        /// Replication factor.
+        rf: u16,
+        /// The fewest brokers that would do.
+        fewest: u32,
+    },
+    /// The allowed families have none of the allowed sizes.
+    #[error(
+        "no instance type matches both --families {} and --sizes {}: {}; allow another size or family",
+        .families.join(","),
+        .sizes.join(","),
+        .available.join("; ")
+    )]
+    NoInstanceType {
+        /// The families allowed.
+        families: Vec<String>,
+        /// The sizes allowed.
+        sizes: Vec<String>,
+        /// Each allowed family with its sizes, e.g. `m7g comes in large, xlarge`.
+        available: Vec<String>,
+    },
+    /// No allowed storage kind can be built on any allowed instance type.
+    #[error("no shape can be evaluated: {}", .reasons.join("; and "))]
+    NoStorageOption {
+        /// Why each allowed storage kind offers nothing, with what to change.
+        reasons: Vec<String>,
+    },
+    /// A storage flag that none of the allowed storage options uses.
+    #[error("{flag} sets {sets}, but {why}; {instead}")]
+    UnusedStorageFlag {
+        /// The flag, e.g. `--storage-throughput`.
+        flag: &'static str,
+        /// What it sets.
+        sets: &'static str,
+        /// Why nothing allowed uses it.
+        why: String,
+        /// What to do.
+        instead: String,
+    },
 }
 
 /// How consumers read: a number of consumer groups reading from the head of the log, or an
@@ -318,15 +367,102 @@ pub fn size(catalog: &Catalog, req: &SizeRequest) -> Result<SizeReport, SizingEr
             return Err(StorageError::ZeroThroughput.into());
         }
     }
+    let allowed = |k: StorageKind| req.storage_kinds.is_empty() || req.storage_kinds.contains(&k);
+    let kinds_flag = || {
+        req.storage_kinds
+            .iter()
+            .map(|k| k.as_str())
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    if req.storage_throughput.is_some()
+        && !StorageKind::ALL
+            .into_iter()
+            .any(|k| k.is_network_attached() && allowed(k))
+    {
+        return Err(SizingError::UnusedStorageFlag {
+            flag: "--storage-throughput",
+            sets: "a network volume's throughput",
+            why: format!("--storage {} allows only local NVMe disks", kinds_flag()),
+            instead: "drop it, or allow volumes too (e.g. --storage gp3,local-nvme)".to_string(),
+        });
+    }
+    if req.nvme_write.is_some() && !allowed(StorageKind::LocalNvme) {
+        return Err(SizingError::UnusedStorageFlag {
+            flag: "--nvme-write-throughput",
+            sets: "the local NVMe disks' write throughput",
+            why: format!("--storage {} allows no local NVMe", kinds_flag()),
+            instead: "drop it, or add local-nvme to --storage".to_string(),
+        });
+    }
     let counts: Vec<u32> = (min_brokers..=req.max_brokers)
         .filter(|n| n % req.zones == 0)
         .collect();
+    if counts.is_empty() {
+        return Err(SizingError::NoBrokerCount {
+            min: min_brokers,
+            max: req.max_brokers,
+            zones: req.zones,
+            rf: req.replication_factor,
+            fewest: min_brokers.div_ceil(req.zones) * req.zones,
+        });
+    }
 
+    let family_ok = |i: &Instance| {
+        req.families.is_empty()
+            || req
+                .families
+                .iter()
+                .any(|f| f.trim().eq_ignore_ascii_case(i.name.family()))
+    };
+    let size_ok = |i: &Instance| {
+        req.sizes.is_empty()
+            || req
+                .sizes
+                .iter()
+                .any(|s| s.trim().eq_ignore_ascii_case(i.name.size()))
+    };
     let instances: Vec<&Instance> = catalog
         .instances()
-        .filter(|i| req.families.is_empty() || req.families.iter().any(|f| f == i.name.family()))
-        .filter(|i| req.sizes.is_empty() || req.sizes.iter().any(|s| s == i.name.size()))
+        .filter(|i| family_ok(i) && size_ok(i))
         .collect();
+    if instances.is_empty() {
+        return Err(SizingError::NoInstanceType {
+            families: req.families.clone(),
+            sizes: req.sizes.clone(),
+            available: catalog
+                .families
+                .iter()
+                .filter(|f| f.instances.iter().any(family_ok))
+                .map(|f| {
+                    let sizes: Vec<&str> = f.instances.iter().map(|i| i.name.size()).collect();
+                    format!("{} comes in {}", f.name, sizes.join(", "))
+                })
+                .collect(),
+        });
+    }
+    if instances
+        .iter()
+        .all(|i| storage_options(catalog, i, req).is_empty())
+    {
+        return Err(SizingError::NoStorageOption {
+            reasons: no_option_reasons(catalog, &instances, req),
+        });
+    }
+    if req.nvme_write.is_some() && instances.iter().all(|i| i.nvme_gb.is_none()) {
+        return Err(SizingError::UnusedStorageFlag {
+            flag: "--nvme-write-throughput",
+            sets: "the local NVMe disks' write throughput",
+            why: format!(
+                "no allowed instance type has local NVMe ({})",
+                family_list(&instances)
+            ),
+            instead: format!(
+                "drop it, or allow a family with local NVMe in --families ({})",
+                catalog.families_with_nvme().join(", ")
+            ),
+        });
+    }
 
     // Pass 1, allocation-free: every (instance, storage option, broker count) as a `Trial`,
     // stopping at the first count that qualifies for each option.
@@ -477,17 +613,16 @@ struct Trial {
     sustained: Throughput,
 }
 
-/// Keeps the first trial per (instance type, storage kind), up to `limit`.
+/// Keeps the first trial per (instance type, storage kind), up to `limit` (none for 0).
 fn dedup_by_option<'a>(trials: &[&'a Trial], limit: usize) -> Vec<&'a Trial> {
     let mut seen = BTreeSet::new();
     let mut out = Vec::new();
     for &t in trials {
-        let key = (t.instance, t.storage.kind);
-        if seen.insert(key) {
+        if out.len() >= limit {
+            break;
+        }
+        if seen.insert((t.instance, t.storage.kind)) {
             out.push(t);
-            if out.len() == limit {
-                break;
-            }
         }
     }
     out
@@ -588,6 +723,57 @@ impl StorageOption {
     }
 }
 
+/// The families of `instances`, comma separated, in catalog order.
+fn family_list(instances: &[&Instance]) -> String {
+    let mut families: Vec<&str> = Vec::new();
+    for i in instances {
+        if !families.contains(&i.name.family()) {
+            families.push(i.name.family());
+        }
+    }
+    families.join(", ")
+}
+
+/// Why each allowed storage kind offers no option on any of `instances` (when none does), each
+/// with what to change.
+fn no_option_reasons(catalog: &Catalog, instances: &[&Instance], req: &SizeRequest) -> Vec<String> {
+    let allowed = |k: StorageKind| req.storage_kinds.is_empty() || req.storage_kinds.contains(&k);
+    let mut reasons = Vec::new();
+    for kind in StorageKind::ALL.into_iter().filter(|&k| allowed(k)) {
+        let max_mib = match kind {
+            StorageKind::Gp3 => catalog.gp3.max_mib_per_s,
+            StorageKind::St1 => catalog.st1.max_mib_per_s,
+            StorageKind::Io2 => catalog.io2.max_mib_per_s,
+            StorageKind::LocalNvme => {
+                let families = family_list(instances);
+                let verb = if families.contains(',') {
+                    "have"
+                } else {
+                    "has"
+                };
+                reasons.push(format!(
+                    "{families} {verb} no local NVMe storage; families with local NVMe: {}: add one to --families, or allow volumes (--storage gp3, st1 or io2)",
+                    catalog.families_with_nvme().join(", ")
+                ));
+                continue;
+            }
+        };
+        if let Some(t) = req.storage_throughput {
+            reasons.push(format!(
+                "--storage-throughput {t} is above {kind}'s maximum of {}: lower it, or allow another --storage",
+                Throughput::from_mib_per_s(max_mib)
+            ));
+        }
+    }
+    if reasons.is_empty() {
+        reasons.push(format!(
+            "no allowed storage option fits the allowed instance types ({})",
+            family_list(instances)
+        ));
+    }
+    reasons
+}
+
 fn storage_options(
     catalog: &Catalog,
     instance: &Instance,
@@ -663,6 +849,105 @@ mod tests {
             "{}",
             report.shapes_evaluated
         );
+    }
+
+    /// `kpilot size --show-rejected 0` listed every rejected shape (47 at 200 MB/s): the
+    /// limit was only compared for equality after a shape was kept.
+    #[test]
+    fn show_rejected_zero_lists_no_rejected_shape() {
+        let c = Catalog::builtin().unwrap();
+        let mut req = SizeRequest::new(Throughput::from_mb_per_s(200.0));
+        req.rejected = 0;
+        let report = size(&c, &req).unwrap();
+        assert!(!report.candidates.is_empty());
+        assert!(
+            report.rejected_cheaper.is_empty(),
+            "{}",
+            report.rejected_cheaper.len()
+        );
+        req.rejected = 2;
+        assert_eq!(size(&c, &req).unwrap().rejected_cheaper.len(), 2);
+    }
+
+    /// When the constraints leave nothing to evaluate, the error says why, instead of an empty
+    /// "no shape qualifies. The closest:" table.
+    #[test]
+    fn constraints_that_leave_nothing_to_evaluate_say_why() {
+        let c = Catalog::builtin().unwrap();
+        let err = |f: &dyn Fn(&mut SizeRequest)| {
+            let mut req = SizeRequest::new(Throughput::from_mb_per_s(100.0));
+            f(&mut req);
+            size(&c, &req).unwrap_err().to_string()
+        };
+        assert_eq!(
+            err(&|r| {
+                r.families = vec!["m7g".into()];
+                r.storage_kinds = vec![StorageKind::LocalNvme];
+            }),
+            "no shape can be evaluated: m7g has no local NVMe storage; families with local NVMe: i3, i3en, i4i, im4gn, is4gen: add one to --families, or allow volumes (--storage gp3, st1 or io2)"
+        );
+        assert_eq!(
+            err(&|r| {
+                r.zones = 7;
+                r.max_brokers = 6;
+            }),
+            "no broker count between 3 and 6 is a multiple of 7 zones and at least the replication factor 3; raise --max-brokers to 7 or lower --zones"
+        );
+        assert_eq!(
+            err(&|r| {
+                r.storage_kinds = vec![StorageKind::Gp3];
+                r.storage_throughput = Some(Throughput::from_mb_per_s(5000.0));
+            }),
+            "no shape can be evaluated: --storage-throughput 5000 MB/s is above gp3's maximum of 1049 MB/s: lower it, or allow another --storage"
+        );
+        assert_eq!(
+            err(&|r| {
+                r.families = vec!["m7g".into()];
+                r.sizes = vec!["24xlarge".into()];
+            }),
+            "no instance type matches both --families m7g and --sizes 24xlarge: m7g comes in large, xlarge, 2xlarge, 4xlarge, 8xlarge, 12xlarge, 16xlarge; allow another size or family"
+        );
+    }
+
+    /// Storage flags that no allowed storage option uses are refused, not ignored.
+    #[test]
+    fn storage_flags_nothing_allowed_uses_are_refused() {
+        let c = Catalog::builtin().unwrap();
+        let mut req = SizeRequest::new(Throughput::from_mb_per_s(100.0));
+        req.storage_kinds = vec![StorageKind::LocalNvme];
+        req.storage_throughput = Some(Throughput::from_mb_per_s(250.0));
+        assert_eq!(
+            size(&c, &req).unwrap_err().to_string(),
+            "--storage-throughput sets a network volume's throughput, but --storage local-nvme allows only local NVMe disks; drop it, or allow volumes too (e.g. --storage gp3,local-nvme)"
+        );
+        let mut req = SizeRequest::new(Throughput::from_mb_per_s(100.0));
+        req.storage_kinds = vec![StorageKind::Gp3];
+        req.nvme_write = Some(Throughput::from_mb_per_s(1000.0));
+        assert_eq!(
+            size(&c, &req).unwrap_err().to_string(),
+            "--nvme-write-throughput sets the local NVMe disks' write throughput, but --storage gp3 allows no local NVMe; drop it, or add local-nvme to --storage"
+        );
+        let mut req = SizeRequest::new(Throughput::from_mb_per_s(100.0));
+        req.families = vec!["m7g".into(), "c7g".into()];
+        req.nvme_write = Some(Throughput::from_mb_per_s(1000.0));
+        assert_eq!(
+            size(&c, &req).unwrap_err().to_string(),
+            "--nvme-write-throughput sets the local NVMe disks' write throughput, but no allowed instance type has local NVMe (m7g, c7g); drop it, or allow a family with local NVMe in --families (i3, i3en, i4i, im4gn, is4gen)"
+        );
+    }
+
+    /// Families and sizes match in any case, as instance types do.
+    #[test]
+    fn families_and_sizes_match_in_any_case() {
+        let c = Catalog::builtin().unwrap();
+        let mut req = SizeRequest::new(Throughput::from_mb_per_s(100.0));
+        req.families = vec!["M7G".into()];
+        req.sizes = vec!["XLarge".into()];
+        let report = size(&c, &req).unwrap();
+        assert!(!report.candidates.is_empty());
+        for c in &report.candidates {
+            assert_eq!(c.shape.instance.name.to_string(), "m7g.xlarge");
+        }
     }
 
     #[test]

@@ -139,9 +139,16 @@ impl Constraints {
         let family_ok = if self.families.is_empty() {
             family == current_family
         } else {
-            self.families.iter().any(|f| f == family)
+            self.families
+                .iter()
+                .any(|f| f.trim().eq_ignore_ascii_case(family))
         };
-        family_ok && (self.sizes.is_empty() || self.sizes.iter().any(|s| s == size))
+        family_ok
+            && (self.sizes.is_empty()
+                || self
+                    .sizes
+                    .iter()
+                    .any(|s| s.trim().eq_ignore_ascii_case(size)))
     }
 }
 
@@ -280,6 +287,27 @@ mod tests {
             assert!(m.shape.instance.name == cur.instance.name || m.shape.brokers == cur.brokers);
         }
         assert_eq!(all_shapes(&cur, &c, &k, &w).len(), 7 * 4);
+    }
+
+    /// The catalog finds `M7G` and `XLarge` (as `-i M7G.XLARGE` is m7g.xlarge): the shapes
+    /// they allow are those of `m7g` and `xlarge`, not none.
+    #[test]
+    fn families_and_sizes_allow_shapes_in_any_case() {
+        let c = Catalog::builtin().unwrap();
+        let w = Workload::new(3, 2, 2.0, 0.8).unwrap();
+        let i = c.instance(&"c7g.large".parse().unwrap()).unwrap().clone();
+        let s = Storage::gp3(&c, 1000.0, Throughput::from_mib_per_s(500.0)).unwrap();
+        let cur = Shape::new(i, 3, s, &w).unwrap();
+        let k = Constraints {
+            families: vec!["M7G".into()],
+            sizes: vec!["XLarge".into(), " 2XLARGE".into()],
+            ..Default::default()
+        };
+        k.validate(&c, &w).unwrap();
+        let names: Vec<String> = vertical_shapes(&cur, &c, &k)
+            .map(|s| s.instance.name.to_string())
+            .collect();
+        assert_eq!(names, ["m7g.xlarge", "m7g.2xlarge"]);
     }
 
     #[test]

@@ -148,7 +148,7 @@ pub fn static_peak_shape(
         .unwrap_or_else(|| "m7g".to_string());
     let first = catalog
         .instances()
-        .find(|i| i.name.family() == family)
+        .find(|i| i.name.family().eq_ignore_ascii_case(family.trim()))
         .ok_or_else(none)?;
     let template = setup.shape(catalog, first, 3, volume_gb)?;
     let mut best: Option<(f64, Shape)> = None;

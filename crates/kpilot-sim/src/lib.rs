@@ -24,6 +24,9 @@ pub use compare::{
     Comparison, Runs, compare, compare_explaining, max_stored_bytes, static_peak_shape,
 };
 pub use engine::{ActionRecord, Controller, Minute, Run, RunSummary, SimConfig, SimError, run};
-pub use scenario::{DEFAULT_HISTORY, SCENARIOS, Scenario, ScenarioError, builtin, default_setup};
+pub use scenario::{
+    DEFAULT_DAYS, DEFAULT_HISTORY, SCENARIOS, Scenario, ScenarioError, builtin, default_setup,
+    describe,
+};
 pub use setup::{ClusterSetup, StorageSetup};
 pub use trace::{Demand, TraceError, parse};

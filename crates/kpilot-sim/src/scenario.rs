@@ -42,6 +42,65 @@ pub const SCENARIOS: &[(&str, &str)] = &[
     ),
 ];
 
+/// How many days a built-in scenario runs unless told otherwise.
+pub const DEFAULT_DAYS: u32 = 7;
+
+const WEEKDAYS: [&str; 7] = [
+    "Monday",
+    "Tuesday",
+    "Wednesday",
+    "Thursday",
+    "Friday",
+    "Saturday",
+    "Sunday",
+];
+
+/// The description of the built-in scenario `name` run for `days` days (from a Monday): the
+/// [`SCENARIOS`] text for the default seven days; for other lengths, only the events inside the
+/// run (an event after its end is said to be missing, with the length that includes it).
+/// `None` for an unknown name.
+pub fn describe(name: &str, days: u32) -> Option<String> {
+    let default = SCENARIOS.iter().find(|s| s.0 == name)?.1;
+    if days == DEFAULT_DAYS {
+        return Some(default.to_string());
+    }
+    let span = match days {
+        1 => "1 day (a Monday)".to_string(),
+        2 => "2 days (Monday and Tuesday)".to_string(),
+        3..=6 => format!("{days} days (Monday to {})", WEEKDAYS[days as usize - 1]),
+        _ => format!("{days} days"),
+    };
+    Some(match name {
+        "steady" => format!(
+            "{} at 150 MB/s with noise, no daily pattern",
+            if days == 1 {
+                "1 day".to_string()
+            } else {
+                format!("{days} days")
+            }
+        ),
+        "launch" if days >= 3 => default.to_string(),
+        "launch" => format!(
+            "{span} of the weekly curve with noise; no launch (the new service starts on Wednesday 09:00, after this run's end: 3 days or more include it)"
+        ),
+        _ => {
+            let weekends = match days {
+                0..=5 => "",
+                6 => ", Saturday at 60%",
+                _ => ", weekends at 60%",
+            };
+            let spike = match days {
+                0..=4 => {
+                    "; no spike (the unforecast spike is on Friday 10:00, after this run's end: 5 days or more include it)"
+                }
+                5..=11 => ", one unforecast 1.5x spike for 40 min on Friday 10:00",
+                _ => ", one unforecast 1.5x spike for 40 min on the first Friday 10:00",
+            };
+            format!("{span}: weekday curve 75 -> 300 MB/s (peak/trough 4){weekends}, noise{spike}")
+        }
+    })
+}
+
 /// Why a scenario could not be built.
 #[derive(Debug, Clone, PartialEq, Error)]
 pub enum ScenarioError {
@@ -119,7 +178,7 @@ pub fn default_setup() -> ClusterSetup {
 /// noise draw, never the spike or the level shift): the controllers know it when the run starts,
 /// as the operator knows its Prometheus history (see [`Demand::history`]).
 pub fn builtin(name: &str, days: Option<u32>, history: Span) -> Result<Scenario, ScenarioError> {
-    let days = days.unwrap_or(7);
+    let days = days.unwrap_or(DEFAULT_DAYS);
     if days == 0 {
         return Err(ScenarioError::ZeroDays(days));
     }
@@ -129,13 +188,9 @@ pub fn builtin(name: &str, days: Option<u32>, history: Span) -> Result<Scenario,
     if history.minutes() > f64::from(MAX_DAYS) * 1440.0 {
         return Err(ScenarioError::TooMuchHistory(history.minutes() / 1440.0));
     }
-    let description = SCENARIOS
-        .iter()
-        .find(|s| s.0 == name)
-        .map(|s| s.1.to_string())
-        .ok_or_else(|| ScenarioError::Unknown {
-            name: name.to_string(),
-        })?;
+    let description = describe(name, days).ok_or_else(|| ScenarioError::Unknown {
+        name: name.to_string(),
+    })?;
     let minutes = days as usize * 1440;
     let spike_at = 4.0 * DAY + 10.0 * 3600.0;
     let launch_at = 2.0 * DAY + 9.0 * 3600.0;
@@ -311,6 +366,57 @@ mod tests {
         assert!(
             builtin("steady", None, Span::ZERO).is_ok()
                 && builtin("launch", Some(3), Span::ZERO).is_ok()
+        );
+    }
+
+    /// `--days 3` announced "7 days: ... spike ... on Friday 10:00" and `--scenario launch
+    /// --days 2` a Wednesday launch: neither happens in the run.
+    #[test]
+    fn descriptions_follow_the_length_and_name_only_events_inside_the_run() {
+        let d = |name, days| builtin(name, Some(days), Span::ZERO).unwrap().description;
+        for (name, text) in SCENARIOS {
+            assert_eq!(d(name, 7), *text, "the 7-day text is the documented one");
+        }
+        assert_eq!(
+            d("weekly", 3),
+            "3 days (Monday to Wednesday): weekday curve 75 -> 300 MB/s (peak/trough 4), noise; no spike (the unforecast spike is on Friday 10:00, after this run's end: 5 days or more include it)"
+        );
+        assert_eq!(
+            d("weekly", 5),
+            "5 days (Monday to Friday): weekday curve 75 -> 300 MB/s (peak/trough 4), noise, one unforecast 1.5x spike for 40 min on Friday 10:00"
+        );
+        assert_eq!(
+            d("weekly", 30),
+            "30 days: weekday curve 75 -> 300 MB/s (peak/trough 4), weekends at 60%, noise, one unforecast 1.5x spike for 40 min on the first Friday 10:00"
+        );
+        assert_eq!(
+            d("launch", 2),
+            "2 days (Monday and Tuesday) of the weekly curve with noise; no launch (the new service starts on Wednesday 09:00, after this run's end: 3 days or more include it)"
+        );
+        assert_eq!(
+            d("steady", 1),
+            "1 day at 150 MB/s with noise, no daily pattern"
+        );
+        // The events the report marks agree with the text.
+        assert!(
+            builtin("weekly", Some(4), Span::ZERO)
+                .unwrap()
+                .events
+                .is_empty()
+        );
+        assert_eq!(
+            builtin("weekly", Some(5), Span::ZERO).unwrap().events.len(),
+            1
+        );
+        assert!(
+            builtin("launch", Some(2), Span::ZERO)
+                .unwrap()
+                .events
+                .is_empty()
+        );
+        assert_eq!(
+            builtin("launch", Some(3), Span::ZERO).unwrap().events.len(),
+            1
         );
     }
 

@@ -233,6 +233,8 @@ pub struct Row {
 
 /// Parses a trace; `origin` names it in errors (usually the file path).
 pub fn parse(text: &str, origin: &str) -> Result<Demand, TraceError> {
+    // Spreadsheets save "CSV UTF-8" with a byte-order mark, invisible in the header.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut lines = text
         .lines()
         .enumerate()
@@ -464,6 +466,19 @@ pub fn to_csv(rows: &[Row]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A trace saved as Excel's "CSV UTF-8" starts with a byte-order mark: it was refused as
+    /// "bad header" with a header that looked right.
+    #[test]
+    fn a_leading_byte_order_mark_is_ignored() {
+        for text in [
+            "\u{feff}t_seconds,ingress_mb_per_s\r\n0,100\r\n60,120\r\n",
+            "\u{feff}t_seconds,ingress_mb_per_s,egress_mb_per_s\n0,100,200\n60,120,240\n",
+        ] {
+            let demand = parse(text, "excel.csv").expect("parses");
+            assert_eq!(demand.ingress, vec![100e6, 120e6]);
+        }
+    }
 
     #[test]
     fn written_rows_parse_back() {

@@ -160,6 +160,47 @@ mod tests {
         assert!(checked.len() > 50, "{checked:#?}");
     }
 
+    /// Every fraction flag takes a percentage as well as a number: `--target-utilization 80%`
+    /// was refused with "invalid float literal".
+    #[test]
+    fn every_fraction_flag_takes_a_percentage() {
+        let mut checked = Vec::new();
+        for sub in Cli::command().get_subcommands() {
+            for arg in sub.get_arguments() {
+                if arg
+                    .get_value_names()
+                    .is_none_or(|names| names[0].as_str() != "FRACTION")
+                {
+                    continue;
+                }
+                let Some(long) = arg.get_long() else {
+                    continue;
+                };
+                let flag = format!("--{long}");
+                for value in ["80%", "0.8", "12.5 %"] {
+                    if let Err(e) = Cli::try_parse_from(["kpilot", sub.get_name(), &flag, value])
+                        && matches!(
+                            e.kind(),
+                            ErrorKind::ValueValidation | ErrorKind::InvalidValue
+                        )
+                    {
+                        panic!("{} {flag} {value}: {e}", sub.get_name());
+                    }
+                }
+                let e = Cli::try_parse_from(["kpilot", sub.get_name(), &flag, "80 pct"])
+                    .expect_err("not a fraction");
+                assert!(
+                    e.to_string()
+                        .contains("write it as a number or a percentage, e.g. 0.8 or 80%"),
+                    "{} {flag}: {e}",
+                    sub.get_name()
+                );
+                checked.push(format!("{} {flag}", sub.get_name()));
+            }
+        }
+        assert!(checked.len() >= 12, "{checked:#?}");
+    }
+
     /// Only a negative quantity right after an option that takes a value is joined: a
     /// forgotten value is still reported as missing, and words after `--` or before the
     /// command are left alone.

@@ -49,14 +49,26 @@ pub fn check_output_path(flag: &str, path: &std::path::Path) -> anyhow::Result<(
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
         .unwrap_or(std::path::Path::new("."));
-    if !dir.is_dir() {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    // The nearest part of the path that exists: a file there is not a directory, whatever
+    // follows it.
+    if let Some(file) = dir
+        .ancestors()
+        .find(|a| !a.as_os_str().is_empty() && a.symlink_metadata().is_ok() && !a.is_dir())
+    {
         return Err(usage(anyhow::anyhow!(
-            "{flag} {}: the directory {} does not exist; create it first",
+            "{flag} {}: {} is a file, not a directory; name a file in an existing directory",
             path.display(),
-            dir.display()
+            file.display()
         )));
     }
-    Ok(())
+    Err(usage(anyhow::anyhow!(
+        "{flag} {}: the directory {} does not exist; create it first",
+        path.display(),
+        dir.display()
+    )))
 }
 
 /// The exit code for an error returned by a command.
@@ -207,6 +219,42 @@ mod tests {
             t.render(),
             "name          MB/s\nm7g.large       63\nm7g.2xlarge  200.5\n"
         );
+    }
+
+    /// `--report file.txt/x.html`, `file.txt` a regular file, said that the directory
+    /// `file.txt` did not exist.
+    #[test]
+    fn an_output_path_under_a_file_says_the_file_is_not_a_directory() {
+        let dir = std::env::temp_dir().join(format!("kpilot-output-path-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let file = dir.join("file.txt");
+        std::fs::write(&file, "x").expect("a file");
+        let message = |path: &std::path::Path| {
+            check_output_path("--report", path)
+                .expect_err("refused")
+                .to_string()
+        };
+        for path in [file.join("x.html"), file.join("sub").join("x.html")] {
+            assert_eq!(
+                message(&path),
+                format!(
+                    "--report {}: {} is a file, not a directory; name a file in an existing directory",
+                    path.display(),
+                    file.display()
+                )
+            );
+        }
+        let missing = dir.join("missing").join("x.html");
+        assert_eq!(
+            message(&missing),
+            format!(
+                "--report {}: the directory {} does not exist; create it first",
+                missing.display(),
+                dir.join("missing").display()
+            )
+        );
+        check_output_path("--report", &dir.join("x.html")).expect("a file in a directory");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -272,3 +272,219 @@ fn tempfile() -> (std::path::PathBuf, std::fs::File) {
     let file = std::fs::File::create(&path).expect("create temp file");
     (path, file)
 }
+
+/// `kpilot size --show-rejected 0` listed all 47 rejected cheaper shapes, in the table and in
+/// the JSON.
+#[test]
+fn size_show_rejected_zero_shows_no_rejected_shape() {
+    let o = kpilot(&["size", "--ingress", "200MB/s", "--show-rejected", "0"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        !stdout(&o).contains("cheaper shapes rejected"),
+        "{}",
+        stdout(&o)
+    );
+    let v = json(&kpilot(&[
+        "size",
+        "--ingress",
+        "200MB/s",
+        "--show-rejected",
+        "0",
+        "--json",
+    ]));
+    assert_eq!(v["rejected_cheaper"].as_array().map(Vec::len), Some(0));
+    assert!(!v["candidates"].as_array().unwrap().is_empty());
+}
+
+/// Constraints that leave nothing to evaluate printed "0 shapes evaluated", "no shape
+/// qualifies. The closest:" over an empty table and exited 1: now the reason, and 2.
+#[test]
+fn size_with_nothing_to_evaluate_says_why() {
+    assert_usage_error(
+        &[
+            "size",
+            "--ingress",
+            "100MB/s",
+            "--families",
+            "m7g",
+            "--storage",
+            "local-nvme",
+        ],
+        &[
+            "error: no shape can be evaluated: m7g has no local NVMe storage; families with local NVMe: i3, i3en, i4i, im4gn, is4gen: add one to --families, or allow volumes (--storage gp3, st1 or io2)",
+        ],
+    );
+    assert_usage_error(
+        &[
+            "size",
+            "--ingress",
+            "100MB/s",
+            "--zones",
+            "7",
+            "--max-brokers",
+            "6",
+        ],
+        &[
+            "error: no broker count between 3 and 6 is a multiple of 7 zones and at least the replication factor 3; raise --max-brokers to 7 or lower --zones",
+        ],
+    );
+}
+
+/// `--families M7G` was an unknown family (while `-i M7G.LARGE` is m7g.large), `m7g,` an
+/// unknown family `''`, and `--sizes xl` an unknown instance type `'*.xl'`.
+#[test]
+fn families_and_sizes_in_any_case_and_clear_errors_for_empty_or_unknown_names() {
+    let v = json(&kpilot(&[
+        "size",
+        "--ingress",
+        "100MB/s",
+        "--families",
+        "M7G",
+        "--sizes",
+        "XLarge",
+        "--json",
+    ]));
+    for c in v["candidates"].as_array().unwrap() {
+        assert_eq!(c["instance"], "m7g.xlarge");
+    }
+    assert_eq!(v["request"]["families"][0], "m7g");
+    let o = kpilot(&["catalog", "--family", "M7G", "--json"]);
+    assert_eq!(json(&o).as_array().map(Vec::len), Some(7));
+    assert_usage_error(
+        &["size", "--ingress", "100MB/s", "--families", "m7g,"],
+        &[
+            "error: empty family name in --families 'm7g,': separate the names with single commas, e.g. --families m7g,c7g",
+        ],
+    );
+    assert_usage_error(
+        &["catalog", "--family", "m7g,,c7g"],
+        &["empty family name in --family 'm7g,,c7g'"],
+    );
+    assert_usage_error(
+        &["size", "--ingress", "100MB/s", "--sizes", "xl"],
+        &["error: unknown size 'xl': did you mean xlarge?"],
+    );
+}
+
+/// Fraction flags took only numbers: "80%" was "invalid float literal".
+#[test]
+fn fractions_take_percentages() {
+    let capacity = |utilization: &str| {
+        json(&kpilot(&[
+            "capacity",
+            "-i",
+            "m7g.large",
+            "-b",
+            "3",
+            "--target-utilization",
+            utilization,
+            "--json",
+        ]))
+    };
+    assert_eq!(capacity("80%"), capacity("0.8"));
+    assert_eq!(
+        capacity("50%")["recommended_limit_mb_per_s"],
+        capacity("0.5")["recommended_limit_mb_per_s"]
+    );
+    let v = json(&kpilot(&[
+        "size",
+        "--ingress",
+        "100MB/s",
+        "--max-disk-fill",
+        "70%",
+        "--json",
+    ]));
+    assert_eq!(v["request"]["max_disk_fill"].as_f64(), Some(0.7));
+    assert_usage_error(
+        &[
+            "capacity",
+            "-i",
+            "m7g.large",
+            "-b",
+            "3",
+            "--max-disk-fill",
+            "80 pct",
+        ],
+        &[
+            "invalid value '80 pct' for '--max-disk-fill <FRACTION>': '80 pct' is not a fraction: write it as a number or a percentage, e.g. 0.8 or 80%",
+        ],
+    );
+}
+
+/// Storage flags that the evaluated storage does not use were silently ignored.
+#[test]
+fn storage_flags_the_storage_does_not_use_are_refused() {
+    assert_usage_error(
+        &[
+            "capacity",
+            "-i",
+            "im4gn.large",
+            "-b",
+            "3",
+            "--storage-throughput",
+            "250MB/s",
+        ],
+        &[
+            "error: --storage-throughput sets a network volume's throughput, but im4gn.large uses its local NVMe; pass --storage gp3 to evaluate a gp3 volume instead",
+        ],
+    );
+    assert_usage_error(
+        &[
+            "capacity",
+            "-i",
+            "im4gn.large",
+            "-b",
+            "3",
+            "--storage-size",
+            "5TB",
+        ],
+        &[
+            "error: --storage-size sets a network volume's size, but im4gn.large uses its local NVMe (937 GB per broker, fixed by the instance type); pass --storage gp3 to evaluate a gp3 volume instead",
+        ],
+    );
+    assert_usage_error(
+        &[
+            "capacity",
+            "-i",
+            "m7g.large",
+            "-b",
+            "3",
+            "--nvme-write-throughput",
+            "1GB/s",
+        ],
+        &[
+            "error: --nvme-write-throughput sets the local NVMe disks' write throughput, but m7g.large has no local NVMe (it uses gp3 volumes); drop it, or pick a type with local NVMe (i3, i3en, i4i, im4gn, is4gen)",
+        ],
+    );
+    assert_usage_error(
+        &[
+            "size",
+            "--ingress",
+            "100MB/s",
+            "--storage",
+            "local-nvme",
+            "--storage-throughput",
+            "250MB/s",
+        ],
+        &[
+            "--storage-throughput sets a network volume's throughput, but --storage local-nvme allows only local NVMe disks",
+        ],
+    );
+    // Where the flags apply they are used.
+    let v = json(&kpilot(&[
+        "capacity",
+        "-i",
+        "im4gn.large",
+        "-b",
+        "3",
+        "--storage",
+        "gp3",
+        "--storage-throughput",
+        "250MB/s",
+        "--storage-size",
+        "2TB",
+        "--json",
+    ]));
+    assert_eq!(v["storage"]["throughput_mb_per_s"].as_f64(), Some(250.0));
+    assert_eq!(v["storage"]["size_gb"].as_f64(), Some(2000.0));
+}

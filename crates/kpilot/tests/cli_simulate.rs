@@ -427,3 +427,177 @@ fn explain_takes_the_utc_dates_a_unix_trace_prints() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `--explain` a time after the last decision time said "a transition ran until the end of
+/// the run" although none was running: the true reason is that the policy decides every 5
+/// minutes and no such time is left.
+#[test]
+fn explain_after_the_last_decision_time_says_so() {
+    let dir = temp_dir("explain-last");
+    let o = kpilot(
+        &[
+            "simulate",
+            "--no-report",
+            "--days",
+            "1",
+            "--explain",
+            "day 0 23:56",
+        ],
+        &dir,
+    );
+    assert!(o.status.success(), "stderr: {}", stderr(&o));
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        text.ends_with("\nThe policy made no decision at or after day 0 23:56: no decision time (every 5m from the start of the run) falls between day 0 23:56 and the end of the run at day 1 00:00; pick an earlier time.\n"),
+        "{text}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A trace saved by a spreadsheet as "CSV UTF-8" starts with a byte-order mark: it was
+/// refused as "bad header" with a header that looked right.
+#[test]
+fn a_trace_with_a_byte_order_mark_is_read() {
+    let dir = temp_dir("bom");
+    std::fs::write(
+        dir.join("excel.csv"),
+        "\u{feff}t_seconds,ingress_mb_per_s\r\n0,100\r\n3600,120\r\n",
+    )
+    .expect("trace file");
+    let o = kpilot(
+        &["simulate", "--trace", "excel.csv", "--no-report", "--json"],
+        &dir,
+    );
+    assert!(o.status.success(), "stderr: {}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("JSON on stdout");
+    assert_eq!(v["minutes"], 120);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `--days 3` announced "7 days: ... spike ... on Friday 10:00", and `--scenario launch --days
+/// 2` a Wednesday launch: the description follows the run's length.
+#[test]
+fn the_scenario_description_follows_the_days_run() {
+    let dir = temp_dir("describe");
+    let first_line = |args: &[&str]| {
+        let o = kpilot(&[&["simulate", "--no-report"][..], args].concat(), &dir);
+        assert!(o.status.success(), "{args:?}: {}", stderr(&o));
+        String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert_eq!(
+        first_line(&["--days", "3"]),
+        "Scenario weekly: 3 days (Monday to Wednesday): weekday curve 75 -> 300 MB/s (peak/trough 4), noise; no spike (the unforecast spike is on Friday 10:00, after this run's end: 5 days or more include it)."
+    );
+    assert_eq!(
+        first_line(&["--scenario", "launch", "--days", "2"]),
+        "Scenario launch: 2 days (Monday and Tuesday) of the weekly curve with noise; no launch (the new service starts on Wednesday 09:00, after this run's end: 3 days or more include it)."
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `--report file.txt/x.html`, `file.txt` a regular file, said "the directory file.txt does
+/// not exist; create it first".
+#[test]
+fn a_report_under_a_file_says_it_is_not_a_directory() {
+    let dir = temp_dir("report-under-file");
+    std::fs::write(dir.join("file.txt"), "x").expect("a file");
+    let o = kpilot(&["simulate", "--report", "file.txt/x.html"], &dir);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert_eq!(
+        stderr(&o),
+        "error: --report file.txt/x.html: file.txt is a file, not a directory; name a file in an existing directory\n"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `--list-scenarios --json` printed the table.
+#[test]
+fn list_scenarios_as_json() {
+    let dir = temp_dir("list-json");
+    let o = kpilot(&["simulate", "--list-scenarios", "--json"], &dir);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("JSON on stdout");
+    let names: Vec<&str> = v
+        .as_array()
+        .expect("an array")
+        .iter()
+        .map(|s| s["name"].as_str().expect("a name"))
+        .collect();
+    assert_eq!(names, ["weekly", "steady", "launch"]);
+    assert_eq!(
+        v[1]["description"],
+        "7 days at 150 MB/s with noise, no daily pattern"
+    );
+    assert_eq!(v[0]["default_days"], 7);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Families in any case, an empty family name refused, percentages for fractions, and storage
+/// flags the simulated storage does not use refused instead of ignored.
+#[test]
+fn families_fractions_and_storage_flags() {
+    let dir = temp_dir("flags");
+    let json = |args: &[&str]| -> serde_json::Value {
+        let o = kpilot(
+            &[
+                &["simulate", "--no-report", "--days", "1", "--json"][..],
+                args,
+            ]
+            .concat(),
+            &dir,
+        );
+        assert!(o.status.success(), "{args:?}: {}", stderr(&o));
+        serde_json::from_slice(&o.stdout).expect("JSON on stdout")
+    };
+    let v = json(&["--families", "M7G"]);
+    assert_eq!(v["setup"]["constraints"]["families"][0], "m7g");
+    let v = json(&["--target-utilization", "70%", "--safety-margin", "15%"]);
+    assert_eq!(v["settings"]["target_utilization"].as_f64(), Some(0.7));
+    assert_eq!(
+        v["settings"]["forecast"]["safety_margin"].as_f64(),
+        Some(0.15)
+    );
+    for (args, says) in [
+        (
+            &["--families", "m7g,"][..],
+            "error: empty family name in --families 'm7g,': separate the names with single commas, e.g. --families m7g,c7g\n",
+        ),
+        (
+            &[
+                "--storage",
+                "local-nvme",
+                "--families",
+                "im4gn",
+                "--storage-throughput",
+                "250MB/s",
+                "--volume-size",
+                "1TB",
+            ][..],
+            "error: --storage-throughput sets a network volume's throughput, but --storage local-nvme puts the data on the instances' local NVMe; drop it, or pass --storage gp3 to simulate gp3 volumes\n",
+        ),
+        (
+            &[
+                "--storage",
+                "local-nvme",
+                "--families",
+                "im4gn",
+                "--volume-size",
+                "1TB",
+            ][..],
+            "error: --volume-size sets a network volume's size, but --storage local-nvme puts the data on the instances' local NVMe, whose size the instance type fixes; drop it, or pass --storage gp3 to simulate gp3 volumes\n",
+        ),
+        (
+            &["--storage", "st1", "--storage-throughput", "250MB/s"][..],
+            "error: --storage-throughput sets a gp3 or io2 volume's provisioned throughput, but --storage st1 is a volume whose throughput follows its size; drop it, and give the size with --volume-size, or pass --storage gp3\n",
+        ),
+    ] {
+        let o = kpilot(&[&["simulate", "--no-report"][..], args].concat(), &dir);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        assert_eq!(stderr(&o), says, "{args:?}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

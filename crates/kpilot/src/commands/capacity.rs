@@ -9,7 +9,8 @@ use kpilot_units::{ByteSize, InstanceType, Span, Throughput};
 use serde::Serialize;
 
 use super::common::{
-    CatalogArgs, ResourceUse, WorkloadArgs, mbps, pct, resource_table, resource_uses, usd,
+    CatalogArgs, ResourceUse, WorkloadArgs, fraction, mbps, pct, resource_table, resource_uses,
+    unused_storage_flag, usd,
 };
 use crate::output::{Table, print_json, print_text, usage};
 
@@ -79,7 +80,8 @@ pub struct Args {
         long,
         allow_negative_numbers = true,
         default_value_t = 0.8,
-        value_name = "FRACTION"
+        value_name = "FRACTION",
+        value_parser = fraction
     )]
     pub max_disk_fill: f64,
 
@@ -178,7 +180,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     if !(args.max_disk_fill > 0.0 && args.max_disk_fill <= 1.0) {
         return Err(usage(anyhow::anyhow!(
-            "--max-disk-fill {} must be above 0 and at most 1",
+            "--max-disk-fill {} must be above 0 and at most 1 (e.g. 0.8 or 80%)",
             args.max_disk_fill
         )));
     }
@@ -200,6 +202,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     } else {
         StorageKind::Gp3
     });
+    check_storage_flags(&args, &instance, kind, &catalog)?;
     let size_gb = args
         .storage_size
         .map(|s| s.gb())
@@ -252,6 +255,66 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     } else {
         print_text(&render(&shape, &report))
     }
+}
+
+/// Refuses the storage flags that `kind` on `instance` does not use: the volume's throughput
+/// and size on local NVMe, the NVMe write throughput on a volume.
+fn check_storage_flags(
+    args: &Args,
+    instance: &kpilot_capacity::Instance,
+    kind: StorageKind,
+    catalog: &kpilot_capacity::Catalog,
+) -> anyhow::Result<()> {
+    let name = &instance.name;
+    if kind == StorageKind::LocalNvme {
+        let why = match args.storage {
+            Some(_) => format!("--storage local-nvme puts the data on {name}'s local NVMe"),
+            None => format!("{name} uses its local NVMe"),
+        };
+        let instead = "pass --storage gp3 to evaluate a gp3 volume instead";
+        if args.storage_throughput.is_some() {
+            return Err(unused_storage_flag(
+                "--storage-throughput",
+                "a network volume's throughput",
+                &why,
+                instead,
+            ));
+        }
+        if args.storage_size.is_some() {
+            let fixed = instance
+                .nvme_gb
+                .map(|gb| format!(" ({gb:.0} GB per broker, fixed by the instance type)"))
+                .unwrap_or_default();
+            return Err(unused_storage_flag(
+                "--storage-size",
+                "a network volume's size",
+                &format!("{why}{fixed}"),
+                instead,
+            ));
+        }
+    } else if args.nvme_write_throughput.is_some() {
+        let (why, instead) = if instance.nvme_gb.is_some() {
+            (
+                format!("--storage {kind} puts the data on {kind} volumes"),
+                "drop it, or pass --storage local-nvme".to_string(),
+            )
+        } else {
+            (
+                format!("{name} has no local NVMe (it uses {kind} volumes)"),
+                format!(
+                    "drop it, or pick a type with local NVMe ({})",
+                    catalog.families_with_nvme().join(", ")
+                ),
+            )
+        };
+        return Err(unused_storage_flag(
+            "--nvme-write-throughput",
+            "the local NVMe disks' write throughput",
+            &why,
+            &instead,
+        ));
+    }
+    Ok(())
 }
 
 fn build_report(

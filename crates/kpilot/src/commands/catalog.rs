@@ -6,7 +6,7 @@ use clap::Args as ClapArgs;
 use kpilot_capacity::BUILTIN_CATALOG;
 use serde::Serialize;
 
-use super::common::{CatalogArgs, mbps};
+use super::common::{CatalogArgs, mbps, name_list};
 use crate::output::{Table, print_json, print_text, usage};
 
 /// List the instance catalog (types, bandwidth, burst, local disks, prices).
@@ -58,13 +58,17 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         return print_text(BUILTIN_CATALOG);
     }
     let catalog = args.catalog.load()?;
-    for f in &args.family {
-        catalog.family(f.trim()).map_err(usage)?;
+    let families = name_list("--family", "family", &args.family)?;
+    for f in &families {
+        catalog.family(f).map_err(usage)?;
     }
     let rows: Vec<Row> = catalog
         .instances()
         .filter(|i| {
-            args.family.is_empty() || args.family.iter().any(|f| f.trim() == i.name.family())
+            families.is_empty()
+                || families
+                    .iter()
+                    .any(|f| f.eq_ignore_ascii_case(i.name.family()))
         })
         .map(|i| Row {
             instance: i.name.to_string(),

@@ -51,7 +51,8 @@ pub struct WorkloadArgs {
         long,
         allow_negative_numbers = true,
         default_value_t = 0.8,
-        value_name = "FRACTION"
+        value_name = "FRACTION",
+        value_parser = fraction
     )]
     pub target_utilization: f64,
 }
@@ -76,6 +77,53 @@ impl WorkloadArgs {
         self.min_insync_replicas
             .unwrap_or_else(|| Workload::default_min_isr(self.replication_factor))
     }
+}
+
+/// Parses a fraction flag (`--target-utilization`, `--max-disk-fill`...): a number (`0.8`) or
+/// a percentage (`80%` is 0.8). Each setting checks its own range and says it; a negative
+/// value passes through to that check.
+pub fn fraction(input: &str) -> Result<f64, String> {
+    let trimmed = input.trim();
+    let (number, divisor) = match trimmed.strip_suffix('%') {
+        Some(number) => (number.trim_end(), 100.0),
+        None => (trimmed, 1.0),
+    };
+    number
+        .parse::<f64>()
+        .ok()
+        .filter(|v| v.is_finite())
+        .map(|v| v / divisor)
+        .ok_or_else(|| {
+            format!(
+                "'{input}' is not a fraction: write it as a number or a percentage, e.g. 0.8 or 80%"
+            )
+        })
+}
+
+/// The names of a comma-separated list flag (`--families m7g,c7g`, `--sizes xlarge`), trimmed
+/// and lower-cased as instance types are. An empty name (`m7g,`, `m7g,,c7g`, `""`) is a usage
+/// error that quotes the list, rather than an unknown name `''`.
+pub fn name_list(flag: &str, what: &str, items: &[String]) -> anyhow::Result<Vec<String>> {
+    if items.iter().any(|i| i.trim().is_empty()) {
+        return Err(usage(anyhow::anyhow!(
+            "empty {what} name in {flag} '{}': separate the names with single commas, e.g. {flag} {}",
+            items.join(","),
+            match what {
+                "size" => "xlarge,2xlarge",
+                _ => "m7g,c7g",
+            }
+        )));
+    }
+    Ok(items
+        .iter()
+        .map(|i| i.trim().to_ascii_lowercase())
+        .collect())
+}
+
+/// A storage flag the chosen storage does not use, refused (exit 2) rather than ignored: what
+/// the flag sets, why it does not apply here, and what to pass instead.
+pub fn unused_storage_flag(flag: &str, sets: &str, why: &str, instead: &str) -> anyhow::Error {
+    usage(anyhow::anyhow!("{flag} sets {sets}, but {why}; {instead}"))
 }
 
 /// Formats a number of MB/s for tables: whole numbers above 100, one decimal below.
@@ -254,4 +302,58 @@ pub async fn connect_admin(config: ClientConfig) -> anyhow::Result<kpilot_kafka:
                 bootstrap.join(",")
             )
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{fraction, name_list};
+
+    /// "80%" was refused with "invalid float literal" by every fraction flag.
+    #[test]
+    fn fractions_are_numbers_or_percentages() {
+        for (input, want) in [
+            ("0.8", 0.8),
+            ("80%", 0.8),
+            (" 80 % ", 0.8),
+            ("12.5%", 0.125),
+            ("1", 1.0),
+            ("150%", 1.5),
+            ("-1", -1.0),
+            ("0%", 0.0),
+        ] {
+            assert_eq!(fraction(input), Ok(want), "{input}");
+        }
+        for input in ["", "%", "abc", "80 pct", "0.8%%", "inf", "NaN"] {
+            assert_eq!(
+                fraction(input),
+                Err(format!(
+                    "'{input}' is not a fraction: write it as a number or a percentage, e.g. 0.8 or 80%"
+                )),
+                "{input}"
+            );
+        }
+    }
+
+    /// `--families M7G` was unknown and `--families m7g,` an unknown family `''`.
+    #[test]
+    fn name_lists_are_lower_cased_and_refuse_empty_names() {
+        let list =
+            |items: &[&str]| -> Vec<String> { items.iter().map(|s| s.to_string()).collect() };
+        assert_eq!(
+            name_list("--families", "family", &list(&["M7G", " c7g "])).unwrap(),
+            ["m7g", "c7g"]
+        );
+        assert_eq!(
+            name_list("--families", "family", &list(&["m7g", ""]))
+                .unwrap_err()
+                .to_string(),
+            "empty family name in --families 'm7g,': separate the names with single commas, e.g. --families m7g,c7g"
+        );
+        assert_eq!(
+            name_list("--sizes", "size", &list(&[""]))
+                .unwrap_err()
+                .to_string(),
+            "empty size name in --sizes '': separate the names with single commas, e.g. --sizes xlarge,2xlarge"
+        );
+    }
 }

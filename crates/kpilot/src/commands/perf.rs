@@ -20,6 +20,7 @@ use kpilot_perf::workload::{
 };
 use kpilot_units::{ByteSize, Throughput};
 
+use super::common::fraction;
 use crate::output::{Table, check_output_path, print_json, print_text, usage};
 
 /// Load-test a Kafka cluster with honest latency.
@@ -93,6 +94,7 @@ pub struct Args {
         allow_negative_numbers = true,
         default_value_t = 0.0,
         value_name = "FRACTION",
+        value_parser = fraction,
         group = "flags"
     )]
     pub compressibility: f64,
@@ -161,7 +163,7 @@ pub struct Args {
     pub consumer_property: Vec<(String, String)>,
 
     /// Stop stepping when a step sent less than this fraction of the records it requested.
-    #[arg(long, default_value_t = DEFAULT_STOP_RATIO, value_name = "FRACTION", group = "flags")]
+    #[arg(long, default_value_t = DEFAULT_STOP_RATIO, value_name = "FRACTION", value_parser = fraction, group = "flags")]
     pub stop_ratio: f64,
 
     /// Credit depletion: the throughput that shows the cluster is bursting, e.g. 200MB/s.

@@ -3,7 +3,7 @@
 //! under a replication throttle, with a journal to resume from, Ctrl-C / `--cancel`, and a
 //! drain check for removed brokers. Performs network and file I/O through the library crates.
 
-use super::common::kafka_client_config;
+use super::common::{fraction, kafka_client_config};
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
@@ -113,7 +113,8 @@ pub struct Args {
         long,
         allow_negative_numbers = true,
         default_value_t = 0.8,
-        value_name = "FRACTION"
+        value_name = "FRACTION",
+        value_parser = fraction
     )]
     pub target_utilization: f64,
 

@@ -25,8 +25,8 @@ use kpilot_units::{ByteSize, InstanceType, Span, Throughput};
 use serde::{Deserialize, Serialize};
 
 use super::common::{
-    CatalogArgs, ResourceUse, WorkloadArgs, considered_table, kafka_client_config, mbps, pct,
-    resource_table, resource_uses, usd,
+    CatalogArgs, ResourceUse, WorkloadArgs, considered_table, kafka_client_config, mbps, name_list,
+    pct, resource_table, resource_uses, unused_storage_flag, usd,
 };
 use crate::output::{Table, check_output_path, print_json, print_text, usage};
 
@@ -223,6 +223,8 @@ struct ShapeSpec {
     storage: Option<StorageKind>,
     storage_throughput: Option<Throughput>,
     storage_size: Option<ByteSize>,
+    /// The `--shape` file it was read from (`None`: the flags).
+    file: Option<PathBuf>,
 }
 
 fn parse_field<T: FromStr>(
@@ -260,6 +262,7 @@ fn read_shape_file(path: &Path) -> anyhow::Result<ShapeSpec> {
         storage: parse_field(path, "storage", file.storage)?,
         storage_throughput: parse_field(path, "storage_throughput", file.storage_throughput)?,
         storage_size: parse_field(path, "storage_size", file.storage_size)?,
+        file: Some(path.to_path_buf()),
     })
 }
 
@@ -271,11 +274,7 @@ impl ShapeSpec {
         workload: &Workload,
     ) -> anyhow::Result<Shape> {
         let instance = catalog.instance(&self.instance).map_err(usage)?.clone();
-        let kind = self.storage.unwrap_or(if instance.nvme_gb.is_some() {
-            StorageKind::LocalNvme
-        } else {
-            StorageKind::Gp3
-        });
+        let kind = self.storage_kind(&instance)?;
         let size_gb = self.storage_size.map_or(1000.0, |s| s.gb());
         let storage = match kind {
             StorageKind::Gp3 => Storage::gp3(
@@ -296,23 +295,78 @@ impl ShapeSpec {
         .map_err(usage)?;
         Shape::new(instance, brokers, storage, workload).map_err(usage)
     }
+
+    /// How a setting is named where it was given: `--storage-size`, or `storage_size in
+    /// shape.toml`.
+    fn named(&self, key: &str) -> String {
+        match &self.file {
+            Some(path) => format!("{key} in {}", path.display()),
+            None => format!("--{}", key.replace('_', "-")),
+        }
+    }
+
+    /// The storage kind of `instance` (as given, else local NVMe for types with local disks
+    /// and gp3 otherwise). A throughput or size the kind does not use is refused, not ignored.
+    fn storage_kind(&self, instance: &kpilot_capacity::Instance) -> anyhow::Result<StorageKind> {
+        let kind = self.storage.unwrap_or(if instance.nvme_gb.is_some() {
+            StorageKind::LocalNvme
+        } else {
+            StorageKind::Gp3
+        });
+        let name = &instance.name;
+        let throughput = self.named("storage_throughput");
+        let (storage, size) = (self.named("storage"), self.named("storage_size"));
+        match kind {
+            StorageKind::LocalNvme => {
+                let why = match self.storage {
+                    Some(_) => format!("{storage} local-nvme puts the data on {name}'s local NVMe"),
+                    None => format!("{name} uses its local NVMe"),
+                };
+                let instead = format!(
+                    "drop it, or set {storage} gp3 (or io2, st1) if the brokers use network volumes"
+                );
+                if self.storage_throughput.is_some() {
+                    return Err(unused_storage_flag(
+                        &throughput,
+                        "a network volume's throughput",
+                        &why,
+                        &instead,
+                    ));
+                }
+                if self.storage_size.is_some() {
+                    return Err(unused_storage_flag(
+                        &size,
+                        "a network volume's size",
+                        &why,
+                        &instead,
+                    ));
+                }
+            }
+            StorageKind::St1 if self.storage_throughput.is_some() => {
+                return Err(unused_storage_flag(
+                    &throughput,
+                    "a gp3 or io2 volume's provisioned throughput",
+                    "an st1 volume's throughput follows its size",
+                    &format!("drop it, and give the volumes' size with {size}"),
+                ));
+            }
+            _ => {}
+        }
+        Ok(kind)
+    }
 }
 
 /// The policy's constraints from the flags.
-fn constraints_of(args: &Args, workload: &Workload) -> Constraints {
-    Constraints {
-        families: args
-            .families
-            .iter()
-            .map(|f| f.trim().to_ascii_lowercase())
-            .collect(),
+fn constraints_of(args: &Args, workload: &Workload) -> anyhow::Result<Constraints> {
+    Ok(Constraints {
+        families: name_list("--families", "family", &args.families)?,
         min_brokers: args
             .min_brokers
             .unwrap_or(u32::from(workload.replication_factor)),
         max_brokers: args.max_brokers,
         zones: args.zones,
         ..Constraints::default()
-    }
+    })
 }
 
 fn client_config(args: &Args) -> anyhow::Result<ClientConfig> {
@@ -603,10 +657,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             storage: args.storage,
             storage_throughput: args.storage_throughput,
             storage_size: args.storage_size,
+            file: None,
         },
     };
-    // Check the instance type before measuring for minutes.
-    catalog.instance(&spec.instance).map_err(usage)?;
+    // Check the instance type and its storage before measuring for minutes.
+    spec.storage_kind(catalog.instance(&spec.instance).map_err(usage)?)?;
     let window = args.window.unwrap_or(if args.prometheus.is_some() {
         Span::from_minutes(5.0)
     } else {
@@ -643,7 +698,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     // The policy's constraints and a given broker count are checked before measuring, too:
     // the consumer fan-out, only known after, does not change them.
     let before = args.workload.workload(1.0)?;
-    constraints_of(&args, &before)
+    constraints_of(&args, &before)?
         .validate(&catalog, &before)
         .map_err(usage)?;
     if let Some(brokers) = spec.brokers {
@@ -780,7 +835,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             last_change_finished: None,
             transition_in_progress: false,
         };
-        let constraints = constraints_of(&args, &workload);
+        let constraints = constraints_of(&args, &workload)?;
         let mut settings = Settings {
             target_utilization: workload.target_utilization,
             // A one-off answer a person reviews: without history it may still say a smaller
@@ -1136,6 +1191,58 @@ mod tests {
         let e = read_shape_file(&toml_path).expect_err("bad rate");
         assert!(e.to_string().contains("storage_throughput"), "{e}");
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A volume's throughput or size given for a shape on local NVMe (or a throughput for
+    /// st1, which follows the size) was silently ignored.
+    #[test]
+    fn storage_settings_the_storage_does_not_use_are_refused() {
+        let catalog = Catalog::builtin().expect("catalog");
+        let spec =
+            |instance: &str, storage, throughput: Option<f64>, size: Option<f64>| ShapeSpec {
+                instance: instance.parse().expect("type"),
+                brokers: Some(3),
+                storage,
+                storage_throughput: throughput.map(Throughput::from_mb_per_s),
+                storage_size: size.map(|gb| ByteSize::from_bytes(gb * 1e9)),
+                file: None,
+            };
+        let kind = |s: &ShapeSpec| {
+            s.storage_kind(catalog.instance(&s.instance).expect("known"))
+                .map_err(|e| e.to_string())
+        };
+        assert_eq!(
+            kind(&spec("im4gn.large", None, Some(250.0), None)),
+            Err("--storage-throughput sets a network volume's throughput, but im4gn.large uses its local NVMe; drop it, or set --storage gp3 (or io2, st1) if the brokers use network volumes".to_string())
+        );
+        assert_eq!(
+            kind(&spec("im4gn.large", Some(StorageKind::LocalNvme), None, Some(2000.0))),
+            Err("--storage-size sets a network volume's size, but --storage local-nvme puts the data on im4gn.large's local NVMe; drop it, or set --storage gp3 (or io2, st1) if the brokers use network volumes".to_string())
+        );
+        assert_eq!(
+            kind(&spec("m7g.large", Some(StorageKind::St1), Some(250.0), None)),
+            Err("--storage-throughput sets a gp3 or io2 volume's provisioned throughput, but an st1 volume's throughput follows its size; drop it, and give the volumes' size with --storage-size".to_string())
+        );
+        let mut from_file = spec("im4gn.large", None, Some(250.0), None);
+        from_file.file = Some(PathBuf::from("shape.toml"));
+        assert!(
+            kind(&from_file)
+                .unwrap_err()
+                .starts_with("storage_throughput in shape.toml sets a network volume's throughput"),
+        );
+        assert_eq!(
+            kind(&spec(
+                "im4gn.large",
+                Some(StorageKind::Gp3),
+                Some(250.0),
+                Some(2000.0)
+            )),
+            Ok(StorageKind::Gp3)
+        );
+        assert_eq!(
+            kind(&spec("m7g.large", None, None, Some(2000.0))),
+            Ok(StorageKind::Gp3)
+        );
     }
 
     #[test]

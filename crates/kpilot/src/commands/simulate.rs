@@ -17,8 +17,10 @@ use kpilot_sim::{
 use kpilot_units::{ByteSize, Span, Throughput};
 use serde::Serialize;
 
-use super::common::{CatalogArgs, considered_table, pct, usd};
-use crate::output::{Table, check_output_path, print_json, usage};
+use super::common::{
+    CatalogArgs, considered_table, fraction, name_list, pct, unused_storage_flag, usd,
+};
+use crate::output::{Table, check_output_path, print_json, print_text, usage};
 
 /// Replay days of demand through the autoscaling policy and compare it with baselines.
 ///
@@ -69,7 +71,8 @@ pub struct Args {
     #[arg(long, value_name = "DURATION")]
     pub history: Option<Span>,
 
-    /// List the built-in scenarios and exit.
+    /// List the built-in scenarios and exit (with --json: a JSON array of name, description
+    /// and default days).
     #[arg(long)]
     pub list_scenarios: bool,
 
@@ -78,7 +81,8 @@ pub struct Args {
         long,
         allow_negative_numbers = true,
         default_value_t = 0.8,
-        value_name = "FRACTION"
+        value_name = "FRACTION",
+        value_parser = fraction
     )]
     pub target_utilization: f64,
 
@@ -88,7 +92,8 @@ pub struct Args {
         long,
         allow_negative_numbers = true,
         default_value_t = 0.1,
-        value_name = "FRACTION"
+        value_name = "FRACTION",
+        value_parser = fraction
     )]
     pub safety_margin: f64,
 
@@ -107,7 +112,8 @@ pub struct Args {
         long,
         allow_negative_numbers = true,
         default_value_t = 0.05,
-        value_name = "FRACTION"
+        value_name = "FRACTION",
+        value_parser = fraction
     )]
     pub hysteresis: f64,
 
@@ -117,7 +123,8 @@ pub struct Args {
         long,
         allow_negative_numbers = true,
         default_value_t = 0.1,
-        value_name = "FRACTION"
+        value_name = "FRACTION",
+        value_parser = fraction
     )]
     pub down_headroom: f64,
 
@@ -288,12 +295,7 @@ struct Report<'a> {
 /// Runs `kpilot simulate`.
 pub fn run(args: Args) -> anyhow::Result<()> {
     if args.list_scenarios {
-        let mut t = Table::new(["scenario", "description"]);
-        for (name, description) in SCENARIOS {
-            t.row([*name, *description]);
-        }
-        print!("{}", t.render());
-        return Ok(());
+        return list_scenarios(args.json);
     }
     let catalog = args.catalog.load()?;
     if !args.no_report {
@@ -318,7 +320,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             (s.demand, s.setup, description, s.events)
         }
     };
-    apply_overrides(&args, &mut setup);
+    apply_overrides(&args, &mut setup)?;
     if let Some(r) = setup.move_rate
         && r.bytes_per_s() <= 0.0
     {
@@ -393,14 +395,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         (None, _) => String::new(),
     };
     let description = format!("{description}{restarts}{moves}");
-    if let Some(at) = args.explain {
-        let start = Timestamp::from_secs(demand.start_secs);
-        let end = start + Span::from_minutes(demand.minutes() as f64);
-        if at < start || at >= end {
-            return Err(usage(anyhow!(
-                "--explain {at} is outside the run, which goes from {start} to {end}; pick a time within it"
-            )));
-        }
+    let start = Timestamp::from_secs(demand.start_secs);
+    let end = start + Span::from_minutes(demand.minutes() as f64);
+    if let Some(at) = args.explain
+        && (at < start || at >= end)
+    {
+        return Err(usage(anyhow!(
+            "--explain {at} is outside the run, which goes from {start} to {end}; pick a time within it"
+        )));
     }
     let started = Instant::now();
     let runs = compare_explaining(
@@ -463,14 +465,87 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         if let Some(at) = args.explain {
             print!(
                 "{}",
-                render_explained(at, runs.policy.explained.as_ref(), &runs.policy.actions)
+                render_explained(
+                    at,
+                    runs.policy.explained.as_ref(),
+                    &runs.policy.actions,
+                    end,
+                    settings.decision_interval,
+                )
             );
         }
         Ok(())
     }
 }
 
-fn apply_overrides(args: &Args, setup: &mut ClusterSetup) {
+/// One built-in scenario as `kpilot simulate --list-scenarios --json` prints it.
+#[derive(Debug, Serialize)]
+struct ScenarioOut {
+    name: &'static str,
+    description: &'static str,
+    default_days: u32,
+}
+
+/// `--list-scenarios`: a table, or with `json` a JSON array of the same.
+fn list_scenarios(json: bool) -> anyhow::Result<()> {
+    if json {
+        let list: Vec<ScenarioOut> = SCENARIOS
+            .iter()
+            .map(|&(name, description)| ScenarioOut {
+                name,
+                description,
+                default_days: kpilot_sim::DEFAULT_DAYS,
+            })
+            .collect();
+        return print_json(&list);
+    }
+    let mut t = Table::new(["scenario", "description"]);
+    for (name, description) in SCENARIOS {
+        t.row([*name, *description]);
+    }
+    print_text(&t.render())
+}
+
+/// Refuses the storage flags the simulated storage does not use: a volume's throughput or
+/// size on local NVMe, a provisioned throughput on st1 (which follows the size).
+fn check_storage_flags(args: &Args, kind: StorageKind) -> anyhow::Result<()> {
+    // Only an explicit --storage is local NVMe or st1: the default is gp3.
+    let storage = format!("--storage {kind}");
+    match kind {
+        StorageKind::LocalNvme => {
+            let why = format!("{storage} puts the data on the instances' local NVMe");
+            let instead = "drop it, or pass --storage gp3 to simulate gp3 volumes";
+            if args.storage_throughput.is_some() {
+                return Err(unused_storage_flag(
+                    "--storage-throughput",
+                    "a network volume's throughput",
+                    &why,
+                    instead,
+                ));
+            }
+            if args.volume_size.is_some() {
+                return Err(unused_storage_flag(
+                    "--volume-size",
+                    "a network volume's size",
+                    &format!("{why}, whose size the instance type fixes"),
+                    instead,
+                ));
+            }
+        }
+        StorageKind::St1 if args.storage_throughput.is_some() => {
+            return Err(unused_storage_flag(
+                "--storage-throughput",
+                "a gp3 or io2 volume's provisioned throughput",
+                "--storage st1 is a volume whose throughput follows its size",
+                "drop it, and give the size with --volume-size, or pass --storage gp3",
+            ));
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+fn apply_overrides(args: &Args, setup: &mut ClusterSetup) -> anyhow::Result<()> {
     if let Some(t) = args.actual_restart_time {
         setup.restart = Some(t);
     }
@@ -494,10 +569,10 @@ fn apply_overrides(args: &Args, setup: &mut ClusterSetup) {
         setup.consumer_fanout = f64::from(c);
     }
     if !args.families.is_empty() {
-        setup.constraints.families = args.families.clone();
+        setup.constraints.families = name_list("--families", "family", &args.families)?;
     }
     if !args.sizes.is_empty() {
-        setup.constraints.sizes = args.sizes.clone();
+        setup.constraints.sizes = name_list("--sizes", "size", &args.sizes)?;
     }
     if let Some(n) = args.min_brokers {
         setup.constraints.min_brokers = n;
@@ -520,6 +595,7 @@ fn apply_overrides(args: &Args, setup: &mut ClusterSetup) {
     if let Some(r) = args.retention {
         setup.retention = r;
     }
+    check_storage_flags(args, setup.storage.kind)
 }
 
 fn json_report<'a>(
@@ -563,14 +639,22 @@ fn json_report<'a>(
     }
 }
 
-/// The `--explain` section: the decision, its reasons, and every shape it considered.
-fn render_explained(at: Timestamp, d: Option<&Decision>, actions: &[ActionRecord]) -> String {
+/// The `--explain` section: the decision, its reasons, and every shape it considered; when
+/// there was none at or after `at`, why (the run ends at `end`; the policy decides every
+/// `interval` from its start, when no transition is running).
+fn render_explained(
+    at: Timestamp,
+    d: Option<&Decision>,
+    actions: &[ActionRecord],
+    end: Timestamp,
+    interval: Span,
+) -> String {
     let mut out = String::from("\n");
     // A transition running at `at` defers the decision to its end.
-    if let Some(a) = actions
+    let running = actions
         .iter()
-        .find(|a| a.started < at.secs() && a.finished.is_none_or(|f| f > at.secs()))
-    {
+        .find(|a| a.started < at.secs() && a.finished.is_none_or(|f| f > at.secs()));
+    if let Some(a) = running {
         let until = a.finished.map_or("the end of the run".to_string(), |f| {
             Timestamp::from_secs(f).to_string()
         });
@@ -582,8 +666,18 @@ fn render_explained(at: Timestamp, d: Option<&Decision>, actions: &[ActionRecord
         ));
     }
     let Some(d) = d else {
+        let why = match running.map(|a| a.finished) {
+            Some(None) => "a transition ran until the end of the run".to_string(),
+            Some(Some(f)) => format!(
+                "the transition ended at {}, and no decision time (every {interval} from the start of the run) falls between then and the end of the run at {end}; pick an earlier time",
+                Timestamp::from_secs(f)
+            ),
+            None => format!(
+                "no decision time (every {interval} from the start of the run) falls between {at} and the end of the run at {end}; pick an earlier time"
+            ),
+        };
         out.push_str(&format!(
-            "The policy made no decision at or after {at}: a transition ran until the end of the run.\n"
+            "The policy made no decision at or after {at}: {why}.\n"
         ));
         return out;
     };
@@ -685,4 +779,55 @@ fn render_text(c: &Comparison, description: &str, report: Option<&str>, elapsed:
         out.push_str(&format!("report: {path}\n"));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use kpilot_policy::{Mechanism, Timestamp};
+    use kpilot_sim::ActionRecord;
+    use kpilot_units::Span;
+
+    use super::render_explained;
+
+    fn roll(started: f64, finished: Option<f64>) -> ActionRecord {
+        ActionRecord {
+            started,
+            finished,
+            from: "3 x m7g.4xlarge".into(),
+            to: "3 x m7g.2xlarge".into(),
+            mechanism: Mechanism::VerticalRoll,
+            estimated_secs: 1800.0,
+            reasons: Vec::new(),
+        }
+    }
+
+    /// `--explain "day 6 23:56"` said that "a transition ran until the end of the run" when
+    /// the last one had ended at 22:08: the policy decides every 5 minutes, and none of those
+    /// times is left between 23:56 and the end.
+    #[test]
+    fn no_decision_after_a_time_says_the_true_reason() {
+        let day = |d: f64, h: f64, m: f64| d * 86_400.0 + h * 3600.0 + m * 60.0;
+        let at = Timestamp::from_secs(day(6.0, 23.0, 56.0));
+        let end = Timestamp::from_secs(day(7.0, 0.0, 0.0));
+        let five = Span::from_minutes(5.0);
+        let ended = [roll(day(6.0, 21.0, 30.0), Some(day(6.0, 22.0, 8.0)))];
+        assert_eq!(
+            render_explained(at, None, &ended, end, five),
+            "\nThe policy made no decision at or after day 6 23:56: no decision time (every 5m from the start of the run) falls between day 6 23:56 and the end of the run at day 7 00:00; pick an earlier time.\n"
+        );
+        // A transition running at that time, and over before the end.
+        let running = [roll(day(6.0, 23.0, 30.0), Some(day(6.0, 23.0, 58.0)))];
+        let text = render_explained(at, None, &running, end, five);
+        assert!(
+            text.ends_with("The policy made no decision at or after day 6 23:56: the transition ended at day 6 23:58, and no decision time (every 5m from the start of the run) falls between then and the end of the run at day 7 00:00; pick an earlier time.\n"),
+            "{text}"
+        );
+        // Still running at the end.
+        let open = [roll(day(6.0, 23.0, 30.0), None)];
+        let text = render_explained(at, None, &open, end, five);
+        assert!(
+            text.ends_with("The policy made no decision at or after day 6 23:56: a transition ran until the end of the run.\n"),
+            "{text}"
+        );
+    }
 }

@@ -6,7 +6,7 @@ use kpilot_capacity::{Candidate, Fanout, Rejection, SizeReport, SizeRequest, Sto
 use kpilot_units::{Span, Throughput};
 use serde::Serialize;
 
-use super::common::{CatalogArgs, WorkloadArgs, mbps, pct, usd};
+use super::common::{CatalogArgs, WorkloadArgs, fraction, mbps, name_list, pct, usd};
 use crate::output::{Table, print_json, print_text, usage};
 
 /// Find the cheapest cluster shapes that hold a workload.
@@ -53,7 +53,8 @@ pub struct Args {
         long,
         allow_negative_numbers = true,
         default_value_t = 0.8,
-        value_name = "FRACTION"
+        value_name = "FRACTION",
+        value_parser = fraction
     )]
     pub max_disk_fill: f64,
 
@@ -99,7 +100,7 @@ pub struct Args {
     #[arg(long, default_value_t = 5, value_name = "N")]
     pub top: usize,
 
-    /// How many rejected cheaper shapes to show.
+    /// How many rejected cheaper shapes to show (0: none).
     #[arg(long, default_value_t = 5, value_name = "N")]
     pub show_rejected: usize,
 
@@ -172,16 +173,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     req.min_insync_replicas = workload.min_isr();
     req.target_utilization = workload.target_utilization;
     req.zones = args.zones;
-    req.families = args
-        .families
-        .iter()
-        .map(|f| f.trim().to_ascii_lowercase())
-        .collect();
-    req.sizes = args
-        .sizes
-        .iter()
-        .map(|s| s.trim().to_ascii_lowercase())
-        .collect();
+    req.families = name_list("--families", "family", &args.families)?;
+    req.sizes = name_list("--sizes", "size", &args.sizes)?;
     req.storage_kinds = args.storage.clone();
     req.min_brokers = args.min_brokers;
     req.max_brokers = args.max_brokers;
