@@ -34,11 +34,13 @@ pub struct Args {
     #[arg(long, short = 'b', value_name = "N")]
     pub brokers: u32,
 
-    /// Consumer groups reading from the head of the log (each reads all of the ingress).
+    /// Consumer groups reading from the head of the log (each reads all of the ingress). The
+    /// default, 2, is `size`'s and `simulate`'s (and the sizing guide's), so that a shape
+    /// `size` proposes is checked here under the same load.
     #[arg(
         long,
         short = 'c',
-        default_value_t = 1,
+        default_value_t = 2,
         value_name = "N",
         conflicts_with = "egress_ratio"
     )]
