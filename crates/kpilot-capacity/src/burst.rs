@@ -112,6 +112,10 @@ pub struct BurstLimit {
     pub limit: Limit,
     /// Minutes full buckets hold `limit`.
     pub minutes_at_limit: f64,
+    /// The bursting resource whose credits run out first at `limit`, after
+    /// `minutes_at_limit` (network or the EBS link of the instance: volumes have no credits);
+    /// `None` when no bucket drains there.
+    pub credits_run_out: Option<Resource>,
 }
 
 /// The burst limit of a shape, or `None` when it cannot exceed its sustained limit.
@@ -125,10 +129,31 @@ pub fn burst_limit(shape: &Shape, workload: &Workload, catalog: &Catalog) -> Opt
     let minutes_at_limit = hold_secs(shape, workload, catalog, limit.ingress)
         .map(|s| s / 60.0)
         .unwrap_or(f64::INFINITY);
+    let credits_run_out = first_to_run_out(shape, workload, catalog, limit.ingress).map(|(r, _)| r);
     Some(BurstLimit {
         limit,
         minutes_at_limit,
+        credits_run_out,
     })
+}
+
+/// The resource whose full credit bucket runs out first at cluster ingress `ingress`, and after
+/// how many seconds; `None` when every bursting resource is within its baseline there.
+pub fn first_to_run_out(
+    shape: &Shape,
+    workload: &Workload,
+    catalog: &Catalog,
+    ingress: Throughput,
+) -> Option<(Resource, f64)> {
+    let factors = LoadFactors::all_up(shape.brokers, workload);
+    broker_buckets(shape, catalog)
+        .into_iter()
+        .filter_map(|(resource, bucket)| {
+            bucket
+                .secs_at(factors.load(resource, ingress))
+                .map(|secs| (resource, secs))
+        })
+        .min_by(|a, b| a.1.total_cmp(&b.1))
 }
 
 /// Seconds full credit buckets can hold cluster ingress `ingress`: `None` when it is within the
@@ -149,10 +174,7 @@ pub fn hold_secs(
             return Some(0.0);
         }
     }
-    broker_buckets(shape, catalog)
-        .into_iter()
-        .filter_map(|(resource, bucket)| bucket.secs_at(factors.load(resource, ingress)))
-        .min_by(f64::total_cmp)
+    first_to_run_out(shape, workload, catalog, ingress).map(|(_, secs)| secs)
 }
 
 #[cfg(test)]
@@ -194,6 +216,11 @@ mod tests {
         assert!((b.limit.ingress.mb_per_s() - 250.0).abs() < 1e-9);
         assert_eq!(b.limit.bottleneck, Resource::Storage);
         assert!(b.minutes_at_limit > 5.0 && b.minutes_at_limit.is_finite());
+        // The volume has no credits: the ~35 minutes are the instance's network credits
+        // (333 MB/s out per broker against 120 sustained), long before its EBS-link credits
+        // (250 MB/s against 78.8, for 30 minutes at 1250) run out.
+        assert_eq!(b.credits_run_out, Some(Resource::Network));
+        assert_eq!(b.minutes_at_limit.round(), 35.0);
         // Within the sustained limit credits are not needed.
         assert_eq!(
             hold_secs(&shape, &w, &c, Throughput::from_mb_per_s(50.0)),

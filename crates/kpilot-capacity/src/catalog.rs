@@ -419,7 +419,7 @@ fn validate(file: CatalogFile, origin: &str) -> Result<Catalog, CatalogError> {
             return Err(invalid(
                 "storage.gp3",
                 format!(
-                    "search level {level} MiB/s is outside {}..={} MiB/s",
+                    "search_mib_per_s level {level} MiB/s is outside the range from {} to {} MiB/s (baseline_mib_per_s to max_mib_per_s); remove it or move it into that range",
                     g.baseline_mib_per_s, g.max_mib_per_s
                 ),
             ));
@@ -712,6 +712,21 @@ mod tests {
         assert!(
             err.contains("usd_per_hour must be a positive number"),
             "{err}"
+        );
+    }
+
+    /// A gp3 search level out of range was "outside 125..=1000 MiB/s", in Rust range syntax.
+    #[test]
+    fn a_search_level_out_of_range_names_the_range_in_words() {
+        let text = BUILTIN_CATALOG.replacen(
+            "search_mib_per_s = [125.0, 250.0, 500.0, 750.0, 1000.0]",
+            "search_mib_per_s = [125.0, 1500.0]",
+            1,
+        );
+        let err = Catalog::from_toml(&text, "x.toml").unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "invalid catalog x.toml: storage.gp3: search_mib_per_s level 1500 MiB/s is outside the range from 125 to 1000 MiB/s (baseline_mib_per_s to max_mib_per_s); remove it or move it into that range"
         );
     }
 }

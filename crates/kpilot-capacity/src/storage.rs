@@ -99,7 +99,9 @@ pub enum StorageError {
         max: Throughput,
     },
     /// A volume size outside the volume type's range.
-    #[error("{kind} volume of {size_gb:.0} GB is outside the allowed {min_gb:.0}..={max_gb:.0} GB")]
+    #[error(
+        "{kind} volume of {size_gb:.0} GB is outside the sizes {kind} allows, from {min_gb:.0} to {max_gb:.0} GB; choose a size in that range"
+    )]
     SizeOutOfRange {
         /// The volume type.
         kind: StorageKind,
@@ -293,6 +295,17 @@ mod tests {
         assert!(
             err.to_string().contains("above the volume type's maximum"),
             "{err}"
+        );
+    }
+
+    /// A volume size out of range was "outside the allowed 1..=16384 GB", in Rust range syntax.
+    #[test]
+    fn a_size_out_of_range_names_the_range_in_words() {
+        let c = Catalog::builtin().unwrap();
+        let err = Storage::gp3(&c, 20_000.0, Throughput::from_mib_per_s(250.0)).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "gp3 volume of 20000 GB is outside the sizes gp3 allows, from 1 to 16384 GB; choose a size in that range"
         );
     }
 

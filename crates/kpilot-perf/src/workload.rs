@@ -175,9 +175,43 @@ impl FromStr for Rate {
                 }),
             };
         }
-        s.parse::<Throughput>().map(Rate::Bytes)
+        // A data rate: its errors list every form a rate takes, not only the data units.
+        s.parse::<Throughput>()
+            .map(Rate::Bytes)
+            .map_err(|e| match e {
+                ParseError::Empty { .. } => ParseError::Empty {
+                    what: "rate",
+                    example: RATE_EXAMPLES,
+                },
+                ParseError::InvalidNumber { input, number, .. } => ParseError::InvalidNumber {
+                    what: "rate",
+                    input,
+                    number,
+                    example: RATE_EXAMPLES,
+                },
+                ParseError::MissingUnit { input, .. } => ParseError::MissingUnit {
+                    what: "rate",
+                    input,
+                    units: RATE_UNITS,
+                    example: RATE_EXAMPLES,
+                },
+                ParseError::UnknownUnit { input, unit, .. } => ParseError::UnknownUnit {
+                    what: "rate",
+                    input,
+                    unit,
+                    units: RATE_UNITS,
+                },
+                other => other,
+            })
     }
 }
+
+/// Every form a [`Rate`] is written in, as its errors list them: the data units of
+/// [`Throughput::UNITS`], then records and `max`.
+const RATE_UNITS: &str = "B/s, KB/s, MB/s, GB/s, KiB/s, MiB/s, GiB/s, Mbit/s, Gbit/s (Mbps, Gbps) for data, msg/s (or /s) for records, or max for no limit";
+
+/// One example of each form of a [`Rate`].
+const RATE_EXAMPLES: &str = "5MB/s, 2000msg/s or max";
 
 impl fmt::Display for Rate {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -779,6 +813,27 @@ mod tests {
         let err = "50MB".parse::<Rate>().unwrap_err();
         assert!(err.to_string().contains("unknown unit 'MB'"), "{err}");
         assert!("fast".parse::<Rate>().is_err());
+    }
+
+    /// `--rate 5MB` listed only the data units, not msg/s or max.
+    #[test]
+    fn rate_errors_list_every_form_of_a_rate() {
+        let err = |s: &str| s.parse::<Rate>().unwrap_err().to_string();
+        assert_eq!(
+            err("5MB"),
+            "rate '5MB' has an unknown unit 'MB': use one of B/s, KB/s, MB/s, GB/s, KiB/s, MiB/s, GiB/s, Mbit/s, Gbit/s (Mbps, Gbps) for data, msg/s (or /s) for records, or max for no limit"
+        );
+        assert_eq!(
+            err("5"),
+            "rate '5' has no unit: write it with one of B/s, KB/s, MB/s, GB/s, KiB/s, MiB/s, GiB/s, Mbit/s, Gbit/s (Mbps, Gbps) for data, msg/s (or /s) for records, or max for no limit (example: 5MB/s, 2000msg/s or max)"
+        );
+        assert_eq!(
+            err("fast"),
+            "invalid rate 'fast': it does not start with a number (example: 5MB/s, 2000msg/s or max)"
+        );
+        assert_eq!(err(""), "empty rate: expected 5MB/s, 2000msg/s or max");
+        // The data units are the throughput's own.
+        assert!(RATE_UNITS.starts_with(Throughput::UNITS));
     }
 
     #[test]

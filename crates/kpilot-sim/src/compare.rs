@@ -100,6 +100,23 @@ pub fn max_stored_bytes(demand: &Demand, setup: &ClusterSetup) -> f64 {
         .fold(at_start, f64::max)
 }
 
+/// The consumer fan-out for the whole demand: with egress, the highest egress / ingress of its
+/// minutes (what the static peak shape is sized for, and the reference the oracle scales each
+/// minute's own from; the setup's consumer groups do not count then); else the setup's.
+pub fn demand_fanout(demand: &Demand, setup: &ClusterSetup) -> f64 {
+    demand
+        .egress
+        .as_ref()
+        .map(|e| {
+            e.iter()
+                .zip(&demand.ingress)
+                .filter(|(_, i)| **i > 0.0)
+                .map(|(e, i)| e / i)
+                .fold(0.0, f64::max)
+        })
+        .unwrap_or(setup.consumer_fanout)
+}
+
 /// The cheapest allowed shape whose recommended limit (target x sustained) covers the demand's
 /// peak and whose one-broker-down limit still carries it — the `kpilot size` criteria — and
 /// whose disks hold the data at the maximum fill.
@@ -116,17 +133,7 @@ pub fn static_peak_shape(
         });
     }
     let peak = demand.peak();
-    let fanout = demand
-        .egress
-        .as_ref()
-        .map(|e| {
-            e.iter()
-                .zip(&demand.ingress)
-                .filter(|(_, i)| **i > 0.0)
-                .map(|(e, i)| e / i)
-                .fold(0.0, f64::max)
-        })
-        .unwrap_or(setup.consumer_fanout);
+    let fanout = demand_fanout(demand, setup);
     let workload = Workload::new(
         setup.replication_factor,
         setup.min_insync_replicas,
@@ -181,7 +188,7 @@ pub fn oracle_cost(
     let workload = Workload::new(
         setup.replication_factor,
         setup.min_insync_replicas,
-        setup.consumer_fanout,
+        demand_fanout(demand, setup),
         target_utilization,
     )?;
     // (cost per hour, ingress held, bytes the disks hold at the maximum fill)

@@ -175,6 +175,9 @@ pub struct ActionRecord {
     pub estimated_secs: f64,
     /// The decision's reasons.
     pub reasons: Vec<String>,
+    /// The reason that says why it moved: the first one but the caveat that a shape is kept
+    /// only up to where a roll out of it is safe (which many decisions list first).
+    pub why: String,
 }
 
 /// The figures of one run.
@@ -356,14 +359,19 @@ pub fn run(
         };
         shape.brokers as usize
     ];
-    // What the controllers know at the start: the demand's history (see `Demand::history`).
+    // What the controllers know at the start: the demand's history (see `Demand::history`),
+    // with its egress when the trace has it.
     let mut history = DemandHistory::with_defaults();
     let first_known = demand.start_secs - demand.history.len() as f64 * 60.0;
     for (i, &d) in demand.history.iter().enumerate() {
         history.push(Sample {
             at: Timestamp::from_secs(first_known + i as f64 * 60.0),
             ingress: Throughput::from_bytes_per_s(d),
-            egress: None,
+            egress: demand
+                .history_egress
+                .as_ref()
+                .and_then(|e| e.get(i))
+                .map(|&e| Throughput::from_bytes_per_s(e)),
         })?;
     }
     // Data on disk: the last `retention` minutes of writes, from the history (or, where it
@@ -470,6 +478,13 @@ pub fn run(
                     mechanism: plan.mechanism,
                     estimated_secs: plan.estimated.secs(),
                     reasons: decision.reasons.iter().map(ToString::to_string).collect(),
+                    why: decision
+                        .reasons
+                        .iter()
+                        .find(|r| !matches!(r, Reason::RollHeadroom { .. }))
+                        .or(decision.reasons.first())
+                        .map(ToString::to_string)
+                        .unwrap_or_default(),
                 });
                 s.scaling_actions += 1;
                 if plan.mechanism == Mechanism::AddBrokers {

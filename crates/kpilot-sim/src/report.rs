@@ -7,7 +7,7 @@ use kpilot_policy::{Settings, Timestamp};
 use kpilot_report::{AxisFormat, Chart, Page, Series};
 
 use crate::compare::Runs;
-use crate::engine::{Minute, Run, RunSummary};
+use crate::engine::{ActionRecord, Minute, Run, RunSummary};
 
 /// What the report says about the run besides the runs themselves.
 #[derive(Debug, Clone, Copy)]
@@ -151,32 +151,55 @@ pub fn render(runs: &Runs, ctx: &ReportContext<'_>) -> String {
         .actions
         .iter()
         .map(|a| {
-            vec![
-                Timestamp::from_secs(a.started).to_string(),
-                a.finished.map_or("(running)".to_string(), |f| {
-                    Timestamp::from_secs(f).to_string()
-                }),
-                format!("{} -> {}", a.from, a.to),
-                a.mechanism.to_string(),
-                format!("{:.0}", a.estimated_secs / 60.0),
-                a.finished.map_or("-".to_string(), |f| {
-                    format!("{:.0}", (f - a.started) / 60.0)
-                }),
-                a.reasons.join("; "),
-            ]
+            let mut cells = action_cells(a).to_vec();
+            cells.push(a.reasons.join("; "));
+            cells
         })
         .collect();
     if actions.is_empty() {
-        page.paragraph("The policy kept the initial shape throughout.");
+        page.paragraph(NO_ACTIONS);
     } else {
-        page.table(
-            &[
-                "start", "end", "change", "how", "est. min", "took min", "why",
-            ],
-            actions,
-        );
+        let mut columns = ACTION_COLUMNS.to_vec();
+        columns.push("why");
+        page.table(&columns, actions);
     }
     page.render()
+}
+
+/// What the action table says when the policy made no move.
+pub const NO_ACTIONS: &str = "The policy kept the initial shape throughout.";
+
+/// The columns of [`action_cells`], as the report's action table (and `kpilot simulate
+/// --actions`) heads them; both add a last column with the reasons.
+pub const ACTION_COLUMNS: [&str; 6] = ["start", "end", "change", "how", "est. min", "took min"];
+
+/// One action as the report's action table (and `kpilot simulate --actions`) shows it: when
+/// it started and ended (as the run prints times), the change, how, and the minutes it was
+/// estimated to take and took (`-` while it runs at the end of the run).
+pub fn action_cells(a: &ActionRecord) -> [String; 6] {
+    [
+        Timestamp::from_secs(a.started).to_string(),
+        a.finished.map_or("(running)".to_string(), |f| {
+            Timestamp::from_secs(f).to_string()
+        }),
+        change(&a.from, &a.to),
+        a.mechanism.to_string(),
+        format!("{:.0}", a.estimated_secs / 60.0),
+        a.finished.map_or("-".to_string(), |f| {
+            format!("{:.0}", (f - a.started) / 60.0)
+        }),
+    ]
+}
+
+/// `from -> to`, the storage written once when the move keeps it: "3 x m7g.2xlarge -> 3 x
+/// m7g.4xlarge, gp3 2800 GB, 524 MB/s".
+fn change(from: &str, to: &str) -> String {
+    match (from.split_once(", "), to.split_once(", ")) {
+        (Some((from_head, from_rest)), Some((_, to_rest))) if from_rest == to_rest => {
+            format!("{from_head} -> {to}")
+        }
+        _ => format!("{from} -> {to}"),
+    }
 }
 
 fn capacity_chart(name: &str, run: &Run, events: &[(f64, String)], forecast: bool) -> Chart {
@@ -272,4 +295,50 @@ fn thin(points: Vec<(f64, f64)>, bucket: usize) -> Vec<(f64, f64)> {
         out.push(l);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use kpilot_policy::Mechanism;
+
+    use super::*;
+
+    /// The action table's cells, shared by the report and `kpilot simulate --actions`: times
+    /// as the run prints them, the storage written once when the move keeps it.
+    #[test]
+    fn action_cells_as_both_tables_show_them() {
+        let a = ActionRecord {
+            started: 86_400.0 + 9.0 * 3600.0 + 25.0 * 60.0,
+            finished: Some(86_400.0 + 9.0 * 3600.0 + 39.0 * 60.0),
+            from: "3 x m7g.2xlarge, gp3 2800 GB, 524 MB/s".into(),
+            to: "3 x m7g.4xlarge, gp3 2800 GB, 524 MB/s".into(),
+            mechanism: Mechanism::VerticalRoll,
+            estimated_secs: 16.4 * 60.0,
+            reasons: vec!["why".into()],
+            why: String::new(),
+        };
+        assert_eq!(
+            action_cells(&a),
+            [
+                "day 1 09:25",
+                "day 1 09:39",
+                "3 x m7g.2xlarge -> 3 x m7g.4xlarge, gp3 2800 GB, 524 MB/s",
+                "vertical-roll",
+                "16",
+                "14",
+            ]
+        );
+        // Other storage, and still running at the end.
+        let a = ActionRecord {
+            to: "6 x m7g.large, gp3 1400 GB, 524 MB/s".into(),
+            finished: None,
+            ..a
+        };
+        let cells = action_cells(&a);
+        assert_eq!(
+            cells[2],
+            "3 x m7g.2xlarge, gp3 2800 GB, 524 MB/s -> 6 x m7g.large, gp3 1400 GB, 524 MB/s"
+        );
+        assert_eq!((cells[1].as_str(), cells[5].as_str()), ("(running)", "-"));
+    }
 }

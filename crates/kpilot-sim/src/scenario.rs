@@ -118,11 +118,11 @@ pub enum ScenarioError {
         "a scenario runs at most {MAX_DAYS} days (got {0}): a year at one-minute steps takes seconds; longer runs only repeat the weekly pattern"
     )]
     TooManyDays(u32),
-    /// More history than a run holds.
+    /// More history than a run holds (the span asked for).
     #[error(
-        "a scenario's history is at most {MAX_DAYS} days (got {0:.1}): the forecast reads the last four weeks"
+        "a scenario's history is at most {MAX_DAYS} days (got {0}): the forecast reads the last four weeks"
     )]
-    TooMuchHistory(f64),
+    TooMuchHistory(Span),
 }
 
 /// The longest scenario, and the longest history before it, in days.
@@ -186,7 +186,7 @@ pub fn builtin(name: &str, days: Option<u32>, history: Span) -> Result<Scenario,
         return Err(ScenarioError::TooManyDays(days));
     }
     if history.minutes() > f64::from(MAX_DAYS) * 1440.0 {
-        return Err(ScenarioError::TooMuchHistory(history.minutes() / 1440.0));
+        return Err(ScenarioError::TooMuchHistory(history));
     }
     let description = describe(name, days).ok_or_else(|| ScenarioError::Unknown {
         name: name.to_string(),
@@ -227,6 +227,7 @@ pub fn builtin(name: &str, days: Option<u32>, history: Span) -> Result<Scenario,
             ingress,
             egress: None,
             history,
+            history_egress: None,
         },
         setup: default_setup(),
         events,
@@ -430,11 +431,11 @@ mod tests {
             builtin("weekly", Some(MAX_DAYS + 1), Span::ZERO),
             Err(ScenarioError::TooManyDays(367))
         );
-        let err = builtin("weekly", Some(1), Span::from_hours(400.0 * 24.0)).unwrap_err();
-        assert_eq!(err, ScenarioError::TooMuchHistory(400.0));
-        assert!(
-            err.to_string().contains("at most 366 days (got 400.0)"),
-            "{err}"
+        // `--history 400d` printed "(got 400.0)": the span is shown as durations are written.
+        let err = builtin("weekly", Some(1), "400d".parse().unwrap()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "a scenario's history is at most 366 days (got 400d): the forecast reads the last four weeks"
         );
     }
 }

@@ -53,6 +53,18 @@ pub enum TraceError {
         /// Columns found.
         found: usize,
     },
+    /// A cell that must hold a number is empty (only an egress cell may be).
+    #[error(
+        "{origin}:{line}: the {column} cell is empty: write a number there (only egress_mb_per_s may be left empty, for unknown)"
+    )]
+    EmptyCell {
+        /// The file.
+        origin: String,
+        /// The line.
+        line: usize,
+        /// The column.
+        column: &'static str,
+    },
     /// A value that is not a finite number.
     #[error("{origin}:{line}: {column} '{value}' is not a number")]
     NotANumber {
@@ -165,6 +177,11 @@ pub struct Demand {
     /// reads its Prometheus history at its first reconcile. Not replayed, not scored.
     #[serde(skip)]
     pub history: Vec<f64>,
+    /// Consumer egress per minute, bytes/s, of the same minutes as `history` (and as long),
+    /// when the trace has it: the controllers know the fan-out it shows from the start, as
+    /// the operator reads egress from Prometheus too.
+    #[serde(skip)]
+    pub history_egress: Option<Vec<f64>>,
 }
 
 impl Demand {
@@ -209,11 +226,22 @@ impl Demand {
                 minutes: self.ingress.len(),
             });
         }
+        let known_before = self.history.len();
         let rest = self.ingress.split_off(minutes);
         self.history.append(&mut self.ingress);
         self.ingress = rest;
         if let Some(e) = self.egress.as_mut() {
-            *e = e.split_off(minutes);
+            let rest = e.split_off(minutes);
+            let mut past = std::mem::replace(e, rest);
+            // Kept only while it covers the whole history, minute for minute.
+            self.history_egress = match self.history_egress.take() {
+                Some(mut h) if h.len() == known_before => {
+                    h.append(&mut past);
+                    Some(h)
+                }
+                None if known_before == 0 => Some(past),
+                _ => None,
+            };
         }
         self.start_secs += minutes as f64 * 60.0;
         Ok(self)
@@ -275,6 +303,13 @@ pub fn parse(text: &str, origin: &str) -> Result<Demand, TraceError> {
             });
         }
         let number = |i: usize, column: &'static str| -> Result<f64, TraceError> {
+            if values[i].is_empty() {
+                return Err(TraceError::EmptyCell {
+                    origin: origin.to_string(),
+                    line,
+                    column,
+                });
+            }
             values[i]
                 .parse::<f64>()
                 .ok()
@@ -414,6 +449,7 @@ fn resample(rows: &[Row], origin: &str, has_egress: bool) -> Demand {
             None
         },
         history: Vec::new(),
+        history_egress: None,
     }
 }
 
@@ -529,20 +565,15 @@ mod tests {
             "n.csv",
         );
         assert_eq!(none.expect("parses").egress, None);
+        // It said "ingress_mb_per_s '' is not a number".
         let err = parse(
             "t_seconds,ingress_mb_per_s,egress_mb_per_s\n0,,3\n",
             "i.csv",
-        );
-        assert!(
-            matches!(
-                err,
-                Err(TraceError::NotANumber {
-                    line: 2,
-                    column: "ingress_mb_per_s",
-                    ..
-                })
-            ),
-            "{err:?}"
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "i.csv:2: the ingress_mb_per_s cell is empty: write a number there (only egress_mb_per_s may be left empty, for unknown)"
         );
     }
 
@@ -566,6 +597,8 @@ mod tests {
             .split_history(Span::from_minutes(3.0))
             .unwrap();
         assert_eq!(d.history, vec![1e6, 3e6, 5e6]);
+        // The egress of the history is kept too: it sets the fan-out from the first decision.
+        assert_eq!(d.history_egress, Some(vec![2e6, 4e6, 6e6]));
         assert_eq!(
             (d.ingress.clone(), d.egress.clone()),
             (vec![7e6], Some(vec![8e6]))

@@ -144,6 +144,56 @@ fn a_trace_runs_through_the_same_model() {
     );
 }
 
+/// With an egress column the trace sets the consumer fan-out from the first decision on, whatever
+/// the setup's consumer groups: the egress of the history part (`--history`) was dropped, so
+/// the first decision planned with the setup's fan-out (`-c`), and `-c 1` and `-c 8` ran
+/// differently on the same trace.
+#[test]
+fn a_trace_with_egress_sets_the_fanout_from_its_history_on() {
+    let mut csv = String::from("t_seconds,ingress_mb_per_s,egress_mb_per_s\n");
+    for m in 0..(2 * 1440) {
+        let t = f64::from(m) * 60.0;
+        let v = 100.0 - 60.0 * (2.0 * std::f64::consts::PI * t / 86_400.0).cos();
+        csv.push_str(&format!("{t},{v:.3},{:.3}\n", 2.0 * v));
+    }
+    let demand = parse(&csv, "egress.csv")
+        .unwrap()
+        .split_history(Span::from_hours(6.0))
+        .unwrap();
+    let c = catalog();
+    let settings = Settings::default();
+    let start = kpilot_policy::Timestamp::from_secs(demand.start_secs);
+    let runs: Vec<_> = [1.0, 8.0]
+        .into_iter()
+        .map(|fanout| {
+            let setup = kpilot_sim::ClusterSetup {
+                consumer_fanout: fanout,
+                ..default_setup()
+            };
+            kpilot_sim::compare_explaining(
+                &demand,
+                &c,
+                &setup,
+                &settings,
+                &ReactiveSettings::default(),
+                Some(start),
+            )
+            .unwrap()
+        })
+        .collect();
+    for r in &runs {
+        let first = r
+            .policy
+            .explained
+            .as_ref()
+            .expect("a decision at the start");
+        assert_eq!(first.at, start);
+        assert!((first.fanout - 2.0).abs() < 1e-3, "{}", first.fanout);
+    }
+    assert_eq!(runs[0].policy.actions, runs[1].policy.actions);
+    assert_eq!(runs[0].comparison, runs[1].comparison);
+}
+
 /// No demand: every run stays on the smallest shape, and all of them save exactly nothing
 /// (the oracle's cost, summed in another order, once came out 1.8e-15 above and printed "-0%").
 #[test]

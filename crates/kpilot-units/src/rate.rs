@@ -39,6 +39,9 @@ impl Throughput {
     /// Zero bytes per second.
     pub const ZERO: Throughput = Throughput(0.0);
 
+    /// The units a throughput is written with, as its parse errors list them.
+    pub const UNITS: &'static str = UNITS;
+
     /// A rate of `mb` decimal megabytes (10^6 bytes) per second.
     pub fn from_mb_per_s(mb: f64) -> Self {
         Self(mb * 1e6)

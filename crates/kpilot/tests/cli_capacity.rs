@@ -239,6 +239,78 @@ fn missing_catalog_file_is_a_clear_error() {
     );
 }
 
+/// A bad catalog path from `KPILOT_CATALOG` said "cannot read catalog file nope.toml" without
+/// a word of the variable (and an empty one, "a value is required for '--catalog'").
+#[test]
+fn a_bad_catalog_path_says_where_it_came_from() {
+    let with_env = |value: &str, args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_kpilot"))
+            .args(args)
+            .env("KPILOT_CATALOG", value)
+            .output()
+            .expect("run kpilot")
+    };
+    let capacity = ["capacity", "-i", "m7g.large", "-b", "3"];
+    let o = with_env("/nonexistent/cat.toml", &capacity);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert_eq!(
+        stderr(&o),
+        "error: cannot use the catalog file /nonexistent/cat.toml named by the KPILOT_CATALOG environment variable; fix the file or the variable, or unset KPILOT_CATALOG to use the built-in catalog\n  caused by: cannot read catalog file /nonexistent/cat.toml: No such file or directory (os error 2)\n"
+    );
+    // The flag wins over the variable, and is named.
+    let o = with_env(
+        "/nonexistent/cat.toml",
+        &[&capacity[..], &["--catalog", "/nonexistent/cat.toml"][..]].concat(),
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).starts_with("error: cannot use the catalog file /nonexistent/cat.toml given with --catalog; fix the file or the path, or leave --catalog out to use the built-in catalog\n"),
+        "{}",
+        stderr(&o)
+    );
+    let o = with_env("", &capacity);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("the path is empty (is KPILOT_CATALOG set to nothing?): name a catalog TOML file, or unset KPILOT_CATALOG to use the built-in catalog"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+/// The burst line read "for ~35 min on full credits (bottleneck: storage)" for gp3 volumes,
+/// which have no credits: the 35 minutes are the instance's network credits.
+#[test]
+fn the_burst_limit_names_whose_credits_run_out() {
+    let o = kpilot(&[
+        "capacity",
+        "--instance",
+        "m7g.large",
+        "--brokers",
+        "3",
+        "--consumer-groups",
+        "2",
+        "--storage-throughput",
+        "250MB/s",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("\nburst limit         250  for ~35 min on full credits, until the network credits of m7g.large run out (bottleneck meanwhile: storage)\n"),
+        "{}",
+        stdout(&o)
+    );
+    let o = kpilot(&[
+        "capacity",
+        "--instance",
+        "m7g.large",
+        "--brokers",
+        "3",
+        "--storage-throughput",
+        "250MB/s",
+        "--json",
+    ]);
+    assert_eq!(json(&o)["burst"]["credits_run_out"], "network");
+}
+
 #[test]
 fn catalog_lists_every_family() {
     let o = kpilot(&["catalog", "--json"]);

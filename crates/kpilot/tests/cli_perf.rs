@@ -32,6 +32,14 @@ fn perf_refuses_bad_input_and_an_unreachable_cluster_at_once() {
         assert_eq!(o.status.code(), Some(2), "{extra:?}: {}", stderr(&o));
         assert!(stderr(&o).contains(says), "{extra:?}: {}", stderr(&o));
     }
+    // A rate without "/s" listed only the data units, not records or max.
+    let o = kpilot(&["perf", "-b", "127.0.0.1:1", "--rate", "5MB"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("rate '5MB' has an unknown unit 'MB': use one of B/s, KB/s, MB/s, GB/s, KiB/s, MiB/s, GiB/s, Mbit/s, Gbit/s (Mbps, Gbps) for data, msg/s (or /s) for records, or max for no limit"),
+        "{}",
+        stderr(&o)
+    );
     // Nobody listens: the error names the address and its cause, not a topic-creation timeout.
     let o = kpilot(&base);
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));

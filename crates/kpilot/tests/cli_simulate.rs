@@ -111,6 +111,12 @@ fn malformed_traces_exit_2_with_file_line_and_reason() {
             "t_seconds,ingress_mb_per_s\n0,1\n60,-3\n",
             "negative.csv:3: ingress_mb_per_s -3 is negative",
         ),
+        // It said "ingress_mb_per_s '' is not a number".
+        (
+            "empty.csv",
+            "t_seconds,ingress_mb_per_s,egress_mb_per_s\n0,1,2\n60,,2\n",
+            "empty.csv:3: the ingress_mb_per_s cell is empty: write a number there (only egress_mb_per_s may be left empty, for unknown)",
+        ),
     ];
     for (name, text, want) in cases {
         let mut f = std::fs::File::create(dir.join(name)).expect("trace file");
@@ -123,6 +129,14 @@ fn malformed_traces_exit_2_with_file_line_and_reason() {
     assert_eq!(o.status.code(), Some(2));
     assert!(
         stderr(&o).contains("cannot read trace file missing.csv"),
+        "{}",
+        stderr(&o)
+    );
+    // It said "(got 400.0)".
+    let o = kpilot(&["simulate", "--history", "400d", "--no-report"], &dir);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("a scenario's history is at most 366 days (got 400d)"),
         "{}",
         stderr(&o)
     );
@@ -598,6 +612,203 @@ fn families_fractions_and_storage_flags() {
         let o = kpilot(&[&["simulate", "--no-report"][..], args].concat(), &dir);
         assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
         assert_eq!(stderr(&o), says, "{args:?}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A trace with egress: its egress column sets the consumer fan-out minute by minute, so
+/// `-c 4` was unused, yet `--json` reported `setup.consumer_fanout: 4.0` and the summary said
+/// nothing of it. `-c` is refused with such a trace (2), and both outputs say where the fan-out
+/// came from.
+#[test]
+fn a_trace_with_egress_sets_the_fanout_and_refuses_consumer_groups() {
+    let dir = temp_dir("egress");
+    let mut csv = String::from("t_seconds,ingress_mb_per_s,egress_mb_per_s\n");
+    for (t, i, e) in [
+        (0, 100, 200),
+        (3600, 150, 300),
+        (7200, 120, 180),
+        (86_400, 100, 200),
+    ] {
+        csv.push_str(&format!("{t},{i},{e}\n"));
+    }
+    std::fs::write(dir.join("eg.csv"), csv).expect("trace file");
+    for c in [&["-c", "4"][..], &["--consumer-groups", "1"][..]] {
+        let o = kpilot(
+            &[&["simulate", "--trace", "eg.csv", "--no-report"][..], c].concat(),
+            &dir,
+        );
+        assert_eq!(o.status.code(), Some(2), "{c:?}: {}", stderr(&o));
+        assert!(
+            stderr(&o).contains(&format!(
+                "--consumer-groups {} is not used with --trace eg.csv: its egress_mb_per_s column sets the consumer fan-out minute by minute (egress / ingress); drop --consumer-groups, or drop the egress column to simulate {} consumer groups",
+                c[1], c[1]
+            )),
+            "{c:?}: {}",
+            stderr(&o)
+        );
+    }
+    let o = kpilot(&["simulate", "--trace", "eg.csv", "--no-report"], &dir);
+    assert!(o.status.success(), "stderr: {}", stderr(&o));
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        text.starts_with("Trace eg.csv. Its egress column sets the consumer fan-out minute by minute (egress / ingress: 1.5 to 2.0).\n"),
+        "{text}"
+    );
+    let o = kpilot(
+        &["simulate", "--trace", "eg.csv", "--no-report", "--json"],
+        &dir,
+    );
+    assert!(o.status.success(), "stderr: {}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("JSON on stdout");
+    assert_eq!(v["setup"]["consumer_fanout"], serde_json::Value::Null);
+    assert_eq!(v["setup"]["consumer_fanout_source"], "trace-egress");
+    // Without egress: the consumer groups, as given.
+    std::fs::write(
+        dir.join("in.csv"),
+        "t_seconds,ingress_mb_per_s\n0,100\n3600,150\n7200,100\n",
+    )
+    .expect("trace file");
+    let o = kpilot(
+        &[
+            "simulate",
+            "--trace",
+            "in.csv",
+            "--no-report",
+            "--json",
+            "-c",
+            "4",
+        ],
+        &dir,
+    );
+    assert!(o.status.success(), "stderr: {}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("JSON on stdout");
+    assert_eq!(v["setup"]["consumer_fanout"], 4.0);
+    assert_eq!(v["setup"]["consumer_fanout_source"], "consumer-groups");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `setup.storage.volume_gb` was null unless --volume-size was given, though 2800 GB volumes
+/// were used (said only inside `static_shape`): it is the size used, null only on local NVMe.
+#[test]
+fn json_reports_the_volume_size_used() {
+    let dir = temp_dir("volume");
+    for (args, want) in [
+        (&[][..], serde_json::json!(2800.0)),
+        (&["--volume-size", "4TB"][..], serde_json::json!(4000.0)),
+        (
+            &["--storage", "local-nvme", "--families", "im4gn"][..],
+            serde_json::Value::Null,
+        ),
+    ] {
+        let o = kpilot(
+            &[
+                &["simulate", "--days", "1", "--no-report", "--json"][..],
+                args,
+            ]
+            .concat(),
+            &dir,
+        );
+        assert!(o.status.success(), "{args:?}: {}", stderr(&o));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("JSON on stdout");
+        assert_eq!(v["setup"]["storage"]["volume_gb"], want, "{args:?}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The text output listed no actions, though `--explain` asked for times "as the actions'
+/// times print": `--actions` prints them after the summary, as the HTML report's table has
+/// them; without it the output is as before.
+#[test]
+fn actions_prints_the_policy_actions_after_the_summary() {
+    let dir = temp_dir("actions");
+    // The run's own duration differs from one run to the next.
+    let steady = |o: &Output| -> String {
+        String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .filter(|l| !l.starts_with("simulated 3 x "))
+            .map(|l| format!("{l}\n"))
+            .collect()
+    };
+    let plain = kpilot(&["simulate", "--days", "1", "--no-report"], &dir);
+    assert!(plain.status.success(), "stderr: {}", stderr(&plain));
+    let o = kpilot(
+        &["simulate", "--days", "1", "--no-report", "--actions"],
+        &dir,
+    );
+    assert!(o.status.success(), "stderr: {}", stderr(&o));
+    let (plain, text) = (steady(&plain), steady(&o));
+    assert!(!plain.contains("policy actions:"), "{plain}");
+    let section = text
+        .strip_prefix(plain.as_str())
+        .unwrap_or_else(|| panic!("the summary is not printed first:\n{text}"));
+    let lines: Vec<&str> = section.lines().collect();
+    assert_eq!(lines[..2], ["", "policy actions:"], "{section}");
+    assert_eq!(
+        lines[2].split_whitespace().collect::<Vec<_>>(),
+        [
+            "start", "end", "change", "how", "est.", "min", "took", "min", "why"
+        ],
+        "{section}"
+    );
+    assert!(
+        lines[3].starts_with("day 0 00:00  day 0 00:19  3 x m7g.4xlarge -> 3 x m7g.xlarge, gp3 2800 GB, 524 MB/s   vertical-roll        23        19  current shape holds 419 MB/s, forecast peak until day 0 01:08 is 94.0 MB/s"),
+        "{section}"
+    );
+    // A move up says the forecast passes what the shape holds, not the caveat that its
+    // decision lists first (a shape is kept only up to where a roll out of it is safe).
+    assert!(
+        lines[4].ends_with(
+            "forecast peak 125 MB/s until day 0 06:31 is above the 125 MB/s the current shape holds"
+        ),
+        "{section}"
+    );
+    assert_eq!(
+        lines.last().copied(),
+        Some("--explain WHEN (a start above) prints every reason and every shape considered."),
+        "{section}"
+    );
+    // JSON has them in `actions` already.
+    let o = kpilot(
+        &[
+            "simulate",
+            "--days",
+            "1",
+            "--no-report",
+            "--actions",
+            "--json",
+        ],
+        &dir,
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `--explain "day 0 06:05"` (a keep on 2xlarge, whose roll out is safe only up to 244 MB/s)
+/// said "current shape holds 244 MB/s" over a reason saying it holds 250, and that the shapes
+/// not evaluated were left because "a cheaper one decided", though none was chosen.
+#[test]
+fn explain_of_a_keep_says_what_the_shape_holds_and_why_shapes_were_not_evaluated() {
+    let dir = temp_dir("explain-keep");
+    let o = kpilot(
+        &[
+            "simulate",
+            "--days",
+            "1",
+            "--no-report",
+            "--explain",
+            "day 0 06:05",
+        ],
+        &dir,
+    );
+    assert!(o.status.success(), "stderr: {}", stderr(&o));
+    let text = String::from_utf8_lossy(&o.stdout);
+    for expected in [
+        "  action: keep the current shape\n  current shape holds 250 MB/s, kept up to 244 MB/s at $1.96/h; demand now 107 MB/s;",
+        "    - the current shape holds 250 MB/s, but a roll out of it is safe only up to 244 MB/s: it is kept up to 244 MB/s\n",
+        "    and 6 more expensive shape(s), not evaluated: the cheaper ones already settled the decision to keep the current shape\n",
+    ] {
+        assert!(text.contains(expected), "{expected:?} missing in:\n{text}");
     }
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -139,6 +139,9 @@ struct BurstReport {
     limit_mb_per_s: f64,
     bottleneck: Resource,
     minutes_at_limit: f64,
+    /// The resource whose credits run out first at the burst limit (network or storage-link:
+    /// the instance's; volumes have none).
+    credits_run_out: Option<Resource>,
 }
 
 #[derive(Debug, Serialize)]
@@ -155,6 +158,8 @@ struct AtIngress {
     within_recommended: bool,
     resources: Vec<ResourceUse>,
     burst_hold_minutes: Option<f64>,
+    /// The resource whose credits run out first at this ingress, when it is above sustained.
+    burst_credits_run_out: Option<Resource>,
     storage_needed_gb_per_broker: Option<f64>,
     storage_available_gb_per_broker: f64,
 }
@@ -247,6 +252,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             resources: resource_uses(&shape, &workload, ingress),
             burst_hold_minutes: burst::hold_secs(&shape, &workload, &catalog, ingress)
                 .map(|s| s / 60.0),
+            burst_credits_run_out: burst::first_to_run_out(&shape, &workload, &catalog, ingress)
+                .map(|(r, _)| r),
             storage_needed_gb_per_broker: needed_gb,
             storage_available_gb_per_broker: shape.storage.size_gb,
         }
@@ -355,6 +362,7 @@ fn build_report(
             limit_mb_per_s: b.limit.ingress.mb_per_s(),
             bottleneck: b.limit.bottleneck,
             minutes_at_limit: b.minutes_at_limit,
+            credits_run_out: b.credits_run_out,
         }),
         monthly_cost_usd: CostReport {
             instances: e.monthly_cost.instances,
@@ -364,6 +372,17 @@ fn build_report(
         at_ingress,
         catalog: catalog.to_string(),
     }
+}
+
+/// Whose credits `resource`'s are: the instance's network or EBS-link credits (volumes have
+/// none), e.g. "the network credits of m7g.large".
+fn credits_of(resource: Resource, shape: &Shape) -> String {
+    let what = match resource {
+        Resource::Network => "network",
+        Resource::StorageLink => "EBS-link",
+        Resource::Storage => "storage",
+    };
+    format!("the {what} credits of {}", shape.instance.name)
 }
 
 fn render(shape: &Shape, r: &Report) -> String {
@@ -438,10 +457,18 @@ fn render(shape: &Shape, r: &Report) -> String {
         Some(b) => s.row([
             "burst limit".to_string(),
             mbps(b.limit_mb_per_s),
-            format!(
-                "for ~{:.0} min on full credits (bottleneck: {}), then back to sustained",
-                b.minutes_at_limit, b.bottleneck
-            ),
+            match b.credits_run_out {
+                Some(credits) if b.minutes_at_limit.is_finite() => format!(
+                    "for ~{:.0} min on full credits, until {} run out (bottleneck meanwhile: {})",
+                    b.minutes_at_limit,
+                    credits_of(credits, shape),
+                    b.bottleneck
+                ),
+                _ => format!(
+                    "without draining any credits (bottleneck: {})",
+                    b.bottleneck
+                ),
+            },
         ]),
         None => s.row([
             "burst limit".to_string(),
@@ -463,8 +490,12 @@ fn render(shape: &Shape, r: &Report) -> String {
         ));
         out.push_str(&resource_table(&a.resources, None));
         if a.utilization > 1.0 {
-            match a.burst_hold_minutes {
-                Some(m) if m > 0.0 => out.push_str(&format!(
+            match (a.burst_hold_minutes, a.burst_credits_run_out) {
+                (Some(m), Some(credits)) if m > 0.0 => out.push_str(&format!(
+                    "above sustained: full burst credits hold it for ~{m:.0} min, until {} run out\n",
+                    credits_of(credits, shape)
+                )),
+                (Some(m), None) if m > 0.0 => out.push_str(&format!(
                     "above sustained: full burst credits hold it for ~{m:.0} min\n"
                 )),
                 _ => out.push_str("above sustained and beyond what burst credits can serve\n"),

@@ -14,23 +14,64 @@ use serde::Serialize;
 
 use crate::output::{Table, usage};
 
+/// The environment variable `--catalog` falls back to.
+pub const CATALOG_ENV: &str = "KPILOT_CATALOG";
+
 /// Where instance types and prices come from.
 #[derive(Debug, Clone, Args)]
 pub struct CatalogArgs {
     /// A catalog TOML file to use instead of the built-in AWS us-east-1 catalog (other regions,
     /// prices, measured NVMe throughput). `kpilot catalog --export` prints the built-in one as a
     /// starting point.
-    #[arg(long, value_name = "FILE", env = "KPILOT_CATALOG")]
+    #[arg(long, value_name = "FILE", env = CATALOG_ENV, value_parser = catalog_path())]
     pub catalog: Option<PathBuf>,
 }
 
+/// Parses `--catalog` (or `KPILOT_CATALOG`): any path but an empty one, which clap refused
+/// as a missing value of `--catalog` without a word of the environment variable.
+fn catalog_path() -> impl clap::builder::TypedValueParser<Value = PathBuf> {
+    use clap::builder::TypedValueParser as _;
+    clap::builder::OsStringValueParser::new().try_map(|s| {
+        if s.is_empty() {
+            Err(format!(
+                "the path is empty (is {CATALOG_ENV} set to nothing?): name a catalog TOML file, or unset {CATALOG_ENV} to use the built-in catalog"
+            ))
+        } else {
+            Ok(PathBuf::from(s))
+        }
+    })
+}
+
 impl CatalogArgs {
-    /// Loads the chosen catalog. A bad file is a usage error (exit code 2).
+    /// Loads the chosen catalog. A bad file is a usage error (exit code 2) that names where
+    /// the path came from: `--catalog`, or the `KPILOT_CATALOG` environment variable.
     pub fn load(&self) -> anyhow::Result<Catalog> {
         match &self.catalog {
-            Some(path) => Catalog::load(path).map_err(usage),
+            Some(path) => Catalog::load(path).map_err(|e| {
+                // Given as a flag, or else it came from the environment.
+                let flag = std::env::args_os().skip(1).any(|a| {
+                    a.to_str()
+                        .is_some_and(|a| a == "--catalog" || a.starts_with("--catalog="))
+                });
+                usage(anyhow::Error::new(e).context(catalog_source_problem(path, flag)))
+            }),
             None => Catalog::builtin().context("the built-in catalog is invalid (a bug)"),
         }
+    }
+}
+
+/// What to say about a catalog file at `path` that cannot be used: where the path came from
+/// (`--catalog` when `flag`, else the environment variable) and what to do.
+fn catalog_source_problem(path: &Path, flag: bool) -> String {
+    let path = path.display();
+    if !flag {
+        format!(
+            "cannot use the catalog file {path} named by the {CATALOG_ENV} environment variable; fix the file or the variable, or unset {CATALOG_ENV} to use the built-in catalog"
+        )
+    } else {
+        format!(
+            "cannot use the catalog file {path} given with --catalog; fix the file or the path, or leave --catalog out to use the built-in catalog"
+        )
     }
 }
 
@@ -193,11 +234,15 @@ pub fn resource_table(uses: &[ResourceUse], bottleneck: Option<Resource>) -> Str
     t.render()
 }
 
-/// Formats a monthly cost.
 /// The shapes a decision evaluated, cheapest first, with the policy's verdict on each, as
 /// `kpilot simulate --explain` and `kpilot recommend` print them, each line after `indent`;
-/// the more expensive shapes it did not need to evaluate are counted, not listed.
-pub fn considered_table(considered: &[kpilot_policy::CandidateReport], indent: &str) -> String {
+/// the more expensive shapes it did not need to evaluate are counted, not listed (`keep`: the
+/// decision was to keep the current shape, which none of them is).
+pub fn considered_table(
+    considered: &[kpilot_policy::CandidateReport],
+    keep: bool,
+    indent: &str,
+) -> String {
     let mut out = format!("{indent}shapes considered, cheapest first:\n");
     let mut t = Table::new(["shape", "how", "cost", "holds", "takes", "verdict"]);
     let skipped =
@@ -218,13 +263,19 @@ pub fn considered_table(considered: &[kpilot_policy::CandidateReport], indent: &
     }
     let more = considered.iter().filter(skipped).count();
     if more > 0 {
+        let why = if keep {
+            "the cheaper ones already settled the decision to keep the current shape"
+        } else {
+            "a cheaper one decided"
+        };
         out.push_str(&format!(
-            "{indent}  and {more} more expensive shape(s), not evaluated: a cheaper one decided\n"
+            "{indent}  and {more} more expensive shape(s), not evaluated: {why}\n"
         ));
     }
     out
 }
 
+/// Formats a cost in dollars: whole dollars from $100, cents below.
 pub fn usd(value: f64) -> String {
     if value >= 100.0 {
         format!("${value:.0}")

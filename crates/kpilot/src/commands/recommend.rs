@@ -1052,7 +1052,11 @@ fn render(r: &Report) -> String {
     for reason in &d.reasons {
         out.push_str(&format!("  - {reason}\n"));
     }
-    out.push_str(&considered_table(&d.decision.considered, "  "));
+    out.push_str(&considered_table(
+        &d.decision.considered,
+        d.decision.plan().is_none(),
+        "  ",
+    ));
     let h = &r.history;
     if h.source == "prometheus" {
         out.push_str(&format!(

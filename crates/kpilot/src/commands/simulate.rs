@@ -9,10 +9,11 @@ use std::time::Instant;
 use anyhow::{Context as _, anyhow};
 use clap::Args as ClapArgs;
 use kpilot_capacity::StorageKind;
-use kpilot_policy::{Decision, ReactiveSettings, Settings, Timestamp};
-use kpilot_sim::report::{ReportContext, render};
+use kpilot_policy::{Constraints, Decision, ReactiveSettings, Reason, Settings, Timestamp};
+use kpilot_sim::report::{ACTION_COLUMNS, NO_ACTIONS, ReportContext, action_cells, render};
 use kpilot_sim::{
-    ActionRecord, ClusterSetup, Comparison, RunSummary, SCENARIOS, compare_explaining,
+    ActionRecord, ClusterSetup, Comparison, Demand, RunSummary, SCENARIOS, StorageSetup,
+    compare_explaining,
 };
 use kpilot_units::{ByteSize, Span, Throughput};
 use serde::Serialize;
@@ -42,6 +43,7 @@ use crate::output::{Table, check_output_path, print_json, print_text, usage};
 ///   kpilot simulate
 ///   kpilot simulate --scenario weekly --days 30 --no-report
 ///   kpilot simulate --trace load.csv --families m7g,c7g --json
+///   kpilot simulate --no-report --actions
 ///   kpilot simulate --storage local-nvme --families im4gn --explain "day 1 10:30"
 ///
 /// Trace format (CSV): a header `t_seconds,ingress_mb_per_s` (optionally
@@ -177,8 +179,8 @@ pub struct Args {
     #[arg(long, value_name = "N")]
     pub min_insync_replicas: Option<u16>,
 
-    /// Consumer groups reading from the head of the log, used when the trace has no egress
-    /// column (default: 2).
+    /// Consumer groups reading from the head of the log (default: 2). Not with a trace that
+    /// has an egress column: its egress / ingress sets the fan-out minute by minute.
     #[arg(long, short = 'c', value_name = "N")]
     pub consumer_groups: Option<u32>,
 
@@ -232,11 +234,17 @@ pub struct Args {
     #[arg(long, conflicts_with = "report")]
     pub no_report: bool,
 
+    /// Print the policy's actions after the summary: when each started and ended, the change,
+    /// how, the minutes it was estimated to take and took, and the reason it moved. (With
+    /// --json they are always in `actions`.)
+    #[arg(long, conflicts_with = "json")]
+    pub actions: bool,
+
     /// Explain the policy's decision at a time of the run: the first decision it made at or
     /// after WHEN, with its reasons and every shape it considered (and why each was or was not
-    /// taken). WHEN is written as the actions' times print: "day 1 10:30" (days count from 0)
-    /// or, for a trace in Unix seconds, "2026-11-22 14:05 UTC". With --json, in the
-    /// `explained` field.
+    /// taken). WHEN is written as --actions prints the actions' times: "day 1 10:30" (days
+    /// count from 0) or, for a trace in Unix seconds, "2026-11-22 14:05 UTC". With --json, in
+    /// the `explained` field.
     #[arg(long, value_name = "WHEN", value_parser = parse_when)]
     pub explain: Option<Timestamp>,
 
@@ -283,13 +291,74 @@ struct Report<'a> {
     reactive: &'a RunSummary,
     static_peak: &'a RunSummary,
     actions: &'a [ActionRecord],
-    setup: &'a ClusterSetup,
+    setup: SetupOut<'a>,
     settings: &'a Settings,
     report: Option<String>,
     elapsed_secs: f64,
     /// The decision asked for with --explain.
     #[serde(skip_serializing_if = "Option::is_none")]
     explained: Option<&'a Decision>,
+}
+
+/// `setup` as `kpilot simulate --json` prints it: the cluster setup, with the volume size and
+/// the consumer fan-out the run used.
+#[derive(Debug, Serialize)]
+struct SetupOut<'a> {
+    replication_factor: u16,
+    min_insync_replicas: u16,
+    /// The consumer fan-out (consumer groups reading from the head of the log); `None` when
+    /// the trace's egress column set it, minute by minute.
+    consumer_fanout: Option<f64>,
+    /// Where the fan-out came from: `consumer-groups` or `trace-egress`.
+    consumer_fanout_source: &'static str,
+    /// The volume size used (`None` with local NVMe, which comes with the instance).
+    storage: StorageSetup,
+    retention: Span,
+    constraints: &'a Constraints,
+    restart: Option<Span>,
+    learn_restart: bool,
+    move_rate: Option<Throughput>,
+    learn_moves: bool,
+}
+
+impl<'a> SetupOut<'a> {
+    /// `setup` as the run used it: with volumes of `volume_gb` (`None`: local NVMe), and
+    /// the fan-out from the trace's egress when `egress`.
+    fn new(setup: &'a ClusterSetup, volume_gb: Option<f64>, egress: bool) -> Self {
+        // Every field named, so that a new one is not left out of the JSON.
+        let ClusterSetup {
+            replication_factor,
+            min_insync_replicas,
+            consumer_fanout,
+            storage,
+            retention,
+            constraints,
+            restart,
+            learn_restart,
+            move_rate,
+            learn_moves,
+        } = setup;
+        Self {
+            replication_factor: *replication_factor,
+            min_insync_replicas: *min_insync_replicas,
+            consumer_fanout: (!egress).then_some(*consumer_fanout),
+            consumer_fanout_source: if egress {
+                "trace-egress"
+            } else {
+                "consumer-groups"
+            },
+            storage: StorageSetup {
+                volume_gb,
+                ..storage.clone()
+            },
+            retention: *retention,
+            constraints,
+            restart: *restart,
+            learn_restart: *learn_restart,
+            move_rate: *move_rate,
+            learn_moves: *learn_moves,
+        }
+    }
 }
 
 /// Runs `kpilot simulate`.
@@ -309,7 +378,21 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             let demand = kpilot_sim::parse(&text, &path.display().to_string())
                 .and_then(|d| d.split_history(args.history.unwrap_or(Span::ZERO)))
                 .map_err(usage)?;
-            let description = format!("Trace {}.", path.display());
+            let description = match egress_fanout(&demand) {
+                None => format!("Trace {}.", path.display()),
+                Some(range) => {
+                    if let Some(c) = args.consumer_groups {
+                        return Err(usage(anyhow!(
+                            "--consumer-groups {c} is not used with --trace {}: its egress_mb_per_s column sets the consumer fan-out minute by minute (egress / ingress); drop --consumer-groups, or drop the egress column to simulate {c} consumer groups",
+                            path.display()
+                        )));
+                    }
+                    format!(
+                        "Trace {}. Its egress column sets the consumer fan-out minute by minute (egress / ingress: {range}).",
+                        path.display()
+                    )
+                }
+            };
             (demand, kpilot_sim::default_setup(), description, Vec::new())
         }
         None => {
@@ -450,7 +533,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let mut report = json_report(
             c,
             &runs.policy.actions,
-            &setup,
+            SetupOut::new(&setup, c.volume_gb, demand.egress.is_some()),
             &settings,
             report_path,
             elapsed,
@@ -462,6 +545,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             "{}",
             render_text(c, &description, report_path.as_deref(), elapsed)
         );
+        if args.actions {
+            print!("{}", render_actions(&runs.policy.actions));
+        }
         if let Some(at) = args.explain {
             print!(
                 "{}",
@@ -601,7 +687,7 @@ fn apply_overrides(args: &Args, setup: &mut ClusterSetup) -> anyhow::Result<()> 
 fn json_report<'a>(
     c: &'a Comparison,
     actions: &'a [ActionRecord],
-    setup: &'a ClusterSetup,
+    setup: SetupOut<'a>,
     settings: &'a Settings,
     report: Option<String>,
     elapsed_secs: f64,
@@ -695,9 +781,18 @@ fn render_explained(
         )),
         None => out.push_str("  action: keep the current shape\n"),
     }
+    // Below what it holds when a roll out of it would be unsafe higher up: both, as the
+    // reason says.
+    let holds = d
+        .reasons
+        .iter()
+        .find_map(|r| match r {
+            Reason::RollHeadroom { holds, escape } => Some(format!("{holds}, kept up to {escape}")),
+            _ => None,
+        })
+        .unwrap_or_else(|| d.current_holds.to_string());
     out.push_str(&format!(
-        "  current shape holds {} at {}/h; demand now {}; forecast {} with a {} margin\n",
-        d.current_holds,
+        "  current shape holds {holds} at {}/h; demand now {}; forecast {} with a {} margin\n",
         usd(d.current_usd_per_hour),
         d.forecast.current,
         d.forecast.method,
@@ -707,8 +802,73 @@ fn render_explained(
     for r in &d.reasons {
         out.push_str(&format!("    - {r}\n"));
     }
-    out.push_str(&considered_table(&d.considered, "  "));
+    out.push_str(&considered_table(&d.considered, d.plan().is_none(), "  "));
     out
+}
+
+/// The egress / ingress range of a trace with egress ("2.0" or "1.5 to 2.0", over the minutes
+/// with ingress), `None` without.
+fn egress_fanout(demand: &Demand) -> Option<String> {
+    let egress = demand.egress.as_ref()?;
+    let (lo, hi) = egress
+        .iter()
+        .zip(&demand.ingress)
+        .filter(|(_, i)| **i > 0.0)
+        .map(|(e, i)| e / i)
+        .fold((f64::INFINITY, 0.0_f64), |(lo, hi), f| {
+            (lo.min(f), hi.max(f))
+        });
+    Some(if lo > hi {
+        "no minute with ingress".to_string()
+    } else if format!("{lo:.1}") == format!("{hi:.1}") {
+        format!("{hi:.1}")
+    } else {
+        format!("{lo:.1} to {hi:.1}")
+    })
+}
+
+/// Longest reason `--actions` prints whole; longer ones are cut at a word.
+const MAX_WHY: usize = 120;
+
+/// The `--actions` section: the policy's actions as the HTML report's table has them, with
+/// the reason each moved (cut when long).
+fn render_actions(actions: &[ActionRecord]) -> String {
+    let mut out = String::from("\npolicy actions:\n");
+    if actions.is_empty() {
+        out.push_str(&format!("{NO_ACTIONS}\n"));
+        return out;
+    }
+    let mut columns = ACTION_COLUMNS.to_vec();
+    columns.push("why");
+    let mut t = Table::new(columns);
+    for a in actions {
+        let [start, end, change, how, estimated, took] = action_cells(a);
+        t.row([
+            start,
+            end,
+            change,
+            how,
+            estimated,
+            took,
+            short(&a.why, MAX_WHY),
+        ]);
+    }
+    out.push_str(&t.render());
+    out.push_str(
+        "--explain WHEN (a start above) prints every reason and every shape considered.\n",
+    );
+    out
+}
+
+/// `text` whole when at most `max` characters, else cut at the last space before them, with
+/// "...".
+fn short(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_string();
+    }
+    let cut: String = text.chars().take(max).collect();
+    let cut = cut.rsplit_once(' ').map_or(cut.as_str(), |(head, _)| head);
+    format!("{}...", cut.trim_end_matches([',', ';', ':']))
 }
 
 fn render_text(c: &Comparison, description: &str, report: Option<&str>, elapsed: f64) -> String {
@@ -798,6 +958,7 @@ mod tests {
             mechanism: Mechanism::VerticalRoll,
             estimated_secs: 1800.0,
             reasons: Vec::new(),
+            why: String::new(),
         }
     }
 
