@@ -399,6 +399,9 @@ fn prometheus_settings(args: &Args, url: &str, brokers: usize) -> PrometheusSett
 struct Measured {
     measurement: Measurement,
     live_brokers: u32,
+    /// Brokers that partitions name as replicas but Metadata does not list as live (down,
+    /// or fenced), lowest first.
+    missing_brokers: Vec<i32>,
     stored: Option<ByteSize>,
     history: Option<RateHistory>,
     /// The egress over the same steps, read only for `--save-trace`: `Err` says why not.
@@ -414,6 +417,16 @@ async fn measure(args: &Args, config: ClientConfig, window: Span) -> anyhow::Res
         .await
         .context("cannot read cluster metadata")?;
     let live_brokers = u32::try_from(metadata.brokers.len()).unwrap_or(u32::MAX);
+    let missing_brokers: Vec<i32> = metadata
+        .topics
+        .values()
+        .flat_map(|t| t.partitions.values())
+        .flat_map(|p| p.replicas.iter())
+        .filter(|b| !metadata.brokers.contains_key(b))
+        .map(|b| b.0)
+        .collect::<std::collections::BTreeSet<i32>>()
+        .into_iter()
+        .collect();
     let kafka = KafkaSource::new(admin.clone());
     let (measurement, history, egress_history) = match &args.prometheus {
         Some(url) => {
@@ -459,6 +472,7 @@ async fn measure(args: &Args, config: ClientConfig, window: Span) -> anyhow::Res
     Ok(Measured {
         measurement,
         live_brokers,
+        missing_brokers,
         stored,
         history,
         egress_history,
@@ -770,11 +784,16 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                     "egress not measured: consumer fan-out 1 assumed (set --consumer-groups)"
                         .into(),
                 );
-                (1.0, "default (egress not measured)")
+                (1.0, "egress not measured: the default")
             }
         };
         let workload = args.workload.workload(fanout)?;
         let brokers = spec.brokers.unwrap_or(measured.live_brokers);
+        warnings.extend(missing_brokers_warning(
+            &measured.missing_brokers,
+            measured.live_brokers,
+            spec.brokers,
+        ));
         let shape = spec.resolve(&catalog, brokers, &workload)?;
         let evaluation = evaluate(&shape, &workload, &catalog);
         let resources = resource_uses(&shape, &workload, ingress);
@@ -910,6 +929,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         // --top 0 lists none.
         let cheapest = if args.top == 0 {
             Vec::new()
+        } else if ingress.bytes_per_s() <= 0.0 {
+            warnings.push("no cheapest shapes: the measured ingress is zero".into());
+            Vec::new()
         } else {
             match size(&catalog, &req) {
                 Ok(report) => report
@@ -966,15 +988,43 @@ fn reading(r: &Reading) -> String {
     }
 }
 
+/// The warning for brokers that host replicas but are not live: the current shape then
+/// counts only the live ones, unless `--brokers` (or the shape file) gave the count.
+fn missing_brokers_warning(missing: &[i32], live: u32, given: Option<u32>) -> Option<String> {
+    if missing.is_empty() {
+        return None;
+    }
+    let ids: Vec<String> = missing.iter().map(ToString::to_string).collect();
+    let shape = match given {
+        Some(n) => format!("the shape has the {n} broker(s) given"),
+        None => format!(
+            "the current shape counts only the {live} live broker(s) (give --brokers {} to evaluate the whole cluster)",
+            live as usize + missing.len()
+        ),
+    };
+    Some(format!(
+        "broker(s) {} host replicas but are not live (down or fenced): {shape}; see `kpilot status`",
+        ids.join(", ")
+    ))
+}
+
+/// A reading with its unit: `4.3 MB/s`, or `missing` / `stale` (no unit to a rate not read).
+fn rate_reading(r: &Reading) -> String {
+    match r {
+        Reading::Measured { rate } => format!("{} MB/s", mbps(rate.mb_per_s())),
+        _ => reading(r),
+    }
+}
+
 fn render(r: &Report) -> String {
     let m = &r.measurement;
     let mut out = format!(
-        "measured by {} over {:.0} s: ingress {} MB/s, egress {} MB/s, replication {} MB/s\n",
+        "measured by {} over {:.0} s: ingress {}, egress {}, replication {}\n",
         r.source,
         r.window_s,
-        reading(&m.ingress),
-        reading(&m.egress),
-        reading(&m.replication)
+        rate_reading(&m.ingress),
+        rate_reading(&m.egress),
+        rate_reading(&m.replication)
     );
     let mut t = Table::new([
         "broker",
@@ -1267,5 +1317,23 @@ mod tests {
         let e = ingress_of(&m).expect_err("missing");
         assert!(e.to_string().contains("foo_total"), "{e}");
         assert!(e.to_string().contains("never read as zero"), "{e}");
+    }
+
+    /// A broker down (partitions name it, Metadata does not list it) was silently left out of
+    /// the current shape.
+    #[test]
+    fn brokers_hosting_replicas_but_not_live_are_named() {
+        assert_eq!(missing_brokers_warning(&[], 3, None), None);
+        assert_eq!(
+            missing_brokers_warning(&[4], 3, None).as_deref(),
+            Some(
+                "broker(s) 4 host replicas but are not live (down or fenced): the current shape counts only the 3 live broker(s) (give --brokers 4 to evaluate the whole cluster); see `kpilot status`"
+            )
+        );
+        assert!(
+            missing_brokers_warning(&[4, 5], 3, Some(5)).is_some_and(|w| w
+                .starts_with("broker(s) 4, 5 ")
+                && w.contains("the 5 broker(s) given"))
+        );
     }
 }
