@@ -436,8 +436,9 @@ pub enum Issue {
     /// No live broker can be stopped safely.
     NoBrokerSafeToStop,
     /// Replication throttles are set while no reassignment is in progress: left behind by an
-    /// interrupted reassignment tool, they slow every throttled replica that has to catch up
-    /// (after a restart, say) to the throttle's rate.
+    /// interrupted reassignment tool (or the rebuilds of a halted roll onto empty disks), they
+    /// slow every throttled replica that has to catch up (after a restart, say) to the
+    /// throttle's rate.
     ThrottlesWithoutReassignment {
         /// Where they are set, first few.
         examples: Vec<ThrottleScope>,
@@ -1039,7 +1040,7 @@ impl fmt::Display for Issue {
             ),
             Issue::ThrottlesWithoutReassignment { examples, count } => write!(
                 f,
-                "replication throttles are set with no reassignment in progress, where they only slow replicas catching up (left by an interrupted reassignment?): {}. `kpilot rebalance --cancel` removes what a kpilot run left; else delete them with kafka-configs --alter --delete-config",
+                "replication throttles are set with no reassignment in progress, where they only slow replicas catching up (left by an interrupted reassignment or `kpilot roll --fresh-disks`?): {}. What a kpilot run left is removed by `kpilot rebalance --cancel` after a rebalance, or by rerunning the halted roll or `kpilot roll --abandon` after a roll; else delete them with kafka-configs --alter --delete-config",
                 sample_list(examples, *count)
             ),
         }

@@ -425,6 +425,17 @@ fn throttles_left_without_a_reassignment_are_a_warning() {
         "{}",
         h.findings[0].message
     );
+    // Either kpilot tool may have left them: the hint names the way out of each.
+    for way_out in [
+        "`kpilot rebalance --cancel` after a rebalance",
+        "rerunning the halted roll or `kpilot roll --abandon` after a roll",
+    ] {
+        assert!(
+            h.findings[0].message.contains(way_out),
+            "{way_out:?} not in {}",
+            h.findings[0].message
+        );
+    }
     // While a reassignment runs, throttles are what it is supposed to have.
     state.reassignments.push(PartitionReassignment {
         topic_partition: tp("orders", 0),

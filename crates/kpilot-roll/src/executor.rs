@@ -19,10 +19,10 @@ use serde::{Deserialize, Serialize};
 use tracing::{info, info_span, warn};
 
 use crate::gate::{self, GateVerdict, Observation};
-use crate::journal::{Action, Journal, JournalError, Phase, Rebuild, RollStatus};
+use crate::journal::{Action, Journal, JournalError, Phase, Rebuild, RollStatus, Selection};
 use crate::plan::{self, PlanError, RollOptions, RollPlan};
 use crate::ports::{Fleet, FleetError, KafkaPort, KafkaPortError};
-use crate::report::RollReport;
+use crate::report::{RollReport, human, human_ms};
 use crate::store::{JournalStore, StoreError};
 
 /// Bounds and pacing of the executor.
@@ -128,7 +128,7 @@ pub enum RollError {
     /// The journal holds an unfinished roll to another size.
     #[error(
         "an unfinished roll to {journal_target} is recorded in the journal (node {node} at {phase}); \
-         rerun with --to {journal_target} to finish it first"
+         rerun with --to {journal_target} to finish it first, or give it up with `kpilot roll --abandon`"
     )]
     ResumeConflict {
         /// The journal's target.
@@ -138,8 +138,24 @@ pub enum RollError {
         /// Its phase.
         phase: Phase,
     },
+    /// The journal holds an unfinished roll of other nodes, with one in flight.
+    #[error(
+        "an unfinished roll of {journal_selection} is recorded in the journal (node {node} at {phase}), \
+         and this run asks for {requested}; rerun {} to finish it first, or give it up with `kpilot roll --abandon`",
+        .journal_selection.rerun()
+    )]
+    SelectionConflict {
+        /// The journal's selection.
+        journal_selection: Selection,
+        /// This run's.
+        requested: Selection,
+        /// The node in flight.
+        node: BrokerId,
+        /// Its phase.
+        phase: Phase,
+    },
     /// The gate stayed closed.
-    #[error("the gate stayed closed for {waited:?}; {verdict}")]
+    #[error("the gate stayed closed for {}; {verdict}", human(*.waited))]
     GateTimeout {
         /// The node that was to be stopped.
         node: BrokerId,
@@ -150,7 +166,8 @@ pub enum RollError {
     },
     /// A started node did not register (or stayed fenced).
     #[error(
-        "node {node} did not come back within {waited:?} ({detail}); the roll is halted and no other node was stopped"
+        "node {node} did not come back within {} ({detail}); the roll is halted and no other node was stopped",
+        human(*.waited)
     )]
     NotBack {
         /// The node.
@@ -162,7 +179,8 @@ pub enum RollError {
     },
     /// A node did not rejoin every ISR in time.
     #[error(
-        "node {node} is still out of the ISR of {behind} partition(s) after {waited:?} (e.g. {examples}); the roll is halted"
+        "node {node} is still out of the ISR of {behind} partition(s) after {} (e.g. {examples}); the roll is halted",
+        human(*.waited)
     )]
     CatchUpTimeout {
         /// The node.
@@ -193,6 +211,7 @@ impl RollError {
             | RollError::NotBack { node, .. }
             | RollError::CatchUpTimeout { node, .. }
             | RollError::ResumeConflict { node, .. }
+            | RollError::SelectionConflict { node, .. }
             | RollError::ThrottlesSetDuringRoll { node, .. } => Some(*node),
             RollError::Fleet(
                 FleetError::UnknownNode { node }
@@ -303,8 +322,13 @@ pub enum RollEvent {
 
 impl fmt::Display for RollEvent {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let s = |ms: &u64| format!("{:.1}s", *ms as f64 / 1000.0);
+        let s = |ms: &u64| human_ms(*ms);
         match self {
+            RollEvent::Planned { plan } if plan.steps.is_empty() => write!(
+                f,
+                "nothing to roll: every selected node is already {}",
+                plan.target
+            ),
             RollEvent::Planned { plan } => {
                 let order: Vec<String> = plan
                     .steps
@@ -628,10 +652,24 @@ impl<'a, K: KafkaPort, F: Fleet> Roller<'a, K, F> {
         if let Some(mut j) = store.load()?
             && !j.status.is_over()
         {
+            let requested = Selection::of(options.only.as_ref());
+            // A journal written before the selection was recorded resumes as before.
+            let other_nodes = j.selection.as_ref().is_some_and(|s| *s != requested);
             if j.target != options.target {
                 if let Some(n) = j.in_flight() {
                     return Err(RollError::ResumeConflict {
                         journal_target: j.target.clone(),
+                        node: n.id,
+                        phase: n.phase,
+                    });
+                }
+            } else if other_nodes {
+                // Like another --to: a node in flight is finished first; between nodes, the
+                // run plans its own selection anew.
+                if let (Some(n), Some(journal_selection)) = (j.in_flight(), j.selection.clone()) {
+                    return Err(RollError::SelectionConflict {
+                        journal_selection,
+                        requested,
                         node: n.id,
                         phase: n.phase,
                     });
@@ -648,7 +686,7 @@ impl<'a, K: KafkaPort, F: Fleet> Roller<'a, K, F> {
         let obs = self.observe().await?;
         let sizes = self.sizes(&obs).await?;
         let plan = plan::plan(&obs, options, &sizes)?;
-        let journal = Journal::new(
+        let mut journal = Journal::new(
             obs.state.cluster_id.clone(),
             options.target.clone(),
             plan.accepted_topics.clone(),
@@ -658,6 +696,7 @@ impl<'a, K: KafkaPort, F: Fleet> Roller<'a, K, F> {
                 .collect(),
             now_ms(),
         );
+        journal.selection = Some(Selection::of(options.only.as_ref()));
         self.emit(RollEvent::Planned { plan });
         Ok(journal)
     }

@@ -241,6 +241,51 @@ impl RollStatus {
     }
 }
 
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// The nodes a roll was asked to roll (`kpilot roll --brokers`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "ids", rename_all = "snake_case")]
+pub enum Selection {
+    /// Every broker (no `--brokers`).
+    Every,
+    /// Only these node ids (`--brokers`), ascending.
+    Only(Vec<BrokerId>),
+}
+
+impl Selection {
+    /// The selection of `only` (`None`: every broker).
+    pub fn of(only: Option<&std::collections::BTreeSet<BrokerId>>) -> Self {
+        match only {
+            None => Selection::Every,
+            Some(ids) => Selection::Only(ids.iter().copied().collect()),
+        }
+    }
+
+    /// How a rerun asks for it: `with --brokers 1,3`, or `without --brokers`.
+    pub fn rerun(&self) -> String {
+        match self {
+            Selection::Every => "without --brokers".to_string(),
+            only => format!("with {only}"),
+        }
+    }
+}
+
+impl fmt::Display for Selection {
+    /// As the command line says it: `--brokers 1,3`, or `every broker (no --brokers)`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Selection::Every => f.write_str("every broker (no --brokers)"),
+            Selection::Only(ids) => {
+                let ids: Vec<String> = ids.iter().map(ToString::to_string).collect();
+                write!(f, "--brokers {}", ids.join(","))
+            }
+        }
+    }
+}
+
 /// The durable record of one roll.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Journal {
@@ -250,6 +295,9 @@ pub struct Journal {
     pub cluster_id: Option<String>,
     /// The target size.
     pub target: InstanceType,
+    /// The nodes it was asked to roll; `None` in a journal written before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selection: Option<Selection>,
     /// Topics accepted by name although they cannot survive a stop.
     pub accepted_topics: Vec<TopicName>,
     /// When the roll started, ms since the Unix epoch.
@@ -258,6 +306,10 @@ pub struct Journal {
     pub updated_ms: i64,
     /// How many times `kpilot` ran this roll (1 + resumes).
     pub runs: u32,
+    /// The time between its runs, ms: from each run's last journal write (its halt, or the
+    /// last save before it died) to the next run's start. No run was working then.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub between_runs_ms: u64,
     /// How it stands.
     pub status: RollStatus,
     /// Every node to roll, in planned order (the executor may re-order the pending ones).
@@ -348,10 +400,12 @@ impl Journal {
             version: JOURNAL_VERSION,
             cluster_id,
             target,
+            selection: None,
             accepted_topics,
             started_ms: now_ms,
             updated_ms: now_ms,
             runs: 1,
+            between_runs_ms: 0,
             status: RollStatus::Running,
             nodes: nodes
                 .into_iter()
@@ -484,6 +538,9 @@ impl Journal {
     /// Prepares a rerun: counts it and sets the status back to running.
     pub fn resume(&mut self, now_ms: i64) {
         self.runs += 1;
+        self.between_runs_ms = self
+            .between_runs_ms
+            .saturating_add(u64::try_from(now_ms - self.updated_ms).unwrap_or(0));
         for n in &mut self.nodes {
             if n.phase.in_flight() {
                 n.resumed = true;

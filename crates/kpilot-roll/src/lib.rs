@@ -27,7 +27,7 @@ pub mod store;
 
 pub use executor::{Abandoned, DryRun, RollError, RollEvent, Roller, Settings, abandon};
 pub use gate::{GateBlock, GateRules, GateVerdict, Observation};
-pub use journal::{Journal, Phase, RollStatus};
+pub use journal::{Journal, Phase, RollStatus, Selection};
 pub use kafka::{Drift, ReplicationThrottle, ThrottleError, ThrottledTopic};
 pub use local::{LocalFleet, LocalSizing};
 pub use plan::{PlanError, RollOptions, RollPlan};

@@ -144,7 +144,10 @@ pub enum PlanError {
         topics: Vec<(TopicName, usize, u16)>,
     },
     /// A node asked for is not part of the cluster.
-    #[error("node {id} is not part of the cluster (its nodes are {known:?})")]
+    #[error(
+        "node {id} is not part of the cluster (its nodes are {}); name only these with --brokers",
+        .known.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+    )]
     UnknownNode {
         /// The id asked for.
         id: BrokerId,
@@ -427,9 +430,11 @@ mod tests {
         assert_eq!(p.steps[0].id, BrokerId(2));
         assert_eq!(p.already_at_target, vec![BrokerId(3)]);
         options.only = Some([BrokerId(9)].into());
-        assert!(matches!(
-            plan(&obs, &options, &sizes),
-            Err(PlanError::UnknownNode { .. })
-        ));
+        let err = plan(&obs, &options, &sizes).expect_err("no node 9");
+        assert!(matches!(err, PlanError::UnknownNode { .. }), "{err}");
+        assert_eq!(
+            err.to_string(),
+            "node 9 is not part of the cluster (its nodes are 1, 2, 3); name only these with --brokers"
+        );
     }
 }

@@ -41,8 +41,12 @@ pub struct RollReport {
     pub status: RollStatus,
     /// How many runs it took (1 + resumes).
     pub runs: u32,
-    /// Wall time from the first run's start to the last journal write, ms.
+    /// Time the runs took, ms: wall time from the first run's start to the last journal
+    /// write, less `between_runs_ms`.
     pub total_ms: u64,
+    /// Time between the runs (from a halt or crash to the rerun), in no run's time, ms.
+    #[serde(default)]
+    pub between_runs_ms: u64,
     /// Sum over nodes of shutdown + start + catch-up: the brokers' own time, ms.
     pub broker_own_ms: u64,
     /// `total_ms - broker_own_ms`: everything the orchestration added (gate checks, polling
@@ -65,7 +69,9 @@ pub struct RollReport {
 impl RollReport {
     /// Builds the report from a journal.
     pub fn from_journal(journal: &Journal) -> Self {
-        let total_ms = u64::try_from(journal.updated_ms - journal.started_ms).unwrap_or(0);
+        let total_ms = u64::try_from(journal.updated_ms - journal.started_ms)
+            .unwrap_or(0)
+            .saturating_sub(journal.between_runs_ms);
         let broker_own_ms: u64 = journal
             .nodes
             .iter()
@@ -87,6 +93,7 @@ impl RollReport {
             status: journal.status.clone(),
             runs: journal.runs,
             total_ms,
+            between_runs_ms: journal.between_runs_ms,
             broker_own_ms,
             overhead_ms,
             overhead_pct,
@@ -112,7 +119,7 @@ impl RollReport {
     /// A human table of the report.
     pub fn render(&self) -> String {
         fn secs(ms: Option<u64>) -> String {
-            ms.map_or("-".to_string(), |ms| format!("{:.1}s", ms as f64 / 1000.0))
+            ms.map_or("-".to_string(), human_ms)
         }
         let mut out = String::new();
         let status = match &self.status {
@@ -177,7 +184,12 @@ impl RollReport {
                 n.leaders_moved.map_or("-".to_string(), |l| l.to_string()),
                 secs(t.total_ms),
             );
-            if let Some(e) = &n.error {
+            // The halting error is on the status line already.
+            let halted_by = matches!(
+                &self.status,
+                RollStatus::Halted { node: Some(id), reason } if *id == n.id && n.error.as_ref() == Some(reason)
+            );
+            if let Some(e) = n.error.as_ref().filter(|_| !halted_by) {
                 let _ = writeln!(out, "       error: {e}");
             }
             if let Some(r) = &n.rebuild {
@@ -186,12 +198,20 @@ impl RollReport {
         }
         let _ = writeln!(
             out,
-            "total {}, brokers' own shutdown+start+catch-up {}, orchestration overhead {} ({:.1}%), runs {}",
+            "total {}, brokers' own shutdown+start+catch-up {}, orchestration overhead {} ({:.1}%), runs {}{}",
             secs(Some(self.total_ms)),
             secs(Some(self.broker_own_ms)),
             secs(Some(self.overhead_ms)),
             self.overhead_pct,
-            self.runs
+            self.runs,
+            if self.between_runs_ms > 0 {
+                format!(
+                    " ({} between them not counted)",
+                    human_ms(self.between_runs_ms)
+                )
+            } else {
+                String::new()
+            }
         );
         if let Some(ms) = self.longest_restart_ms {
             let _ = writeln!(
@@ -216,6 +236,27 @@ impl RollReport {
     }
 }
 
+/// A duration as roll prints it everywhere (progress, report, errors): `12.2s` under a
+/// minute, `5m 00s` under an hour, `1h 02m 05s` beyond.
+pub fn human_ms(ms: u64) -> String {
+    if ms < 60_000 {
+        // Rounded to a tenth, so 59.96 s reads 60.0s rather than 1m 00s.
+        return format!("{:.1}s", ms as f64 / 1000.0);
+    }
+    let secs = (ms + 500) / 1000;
+    let (h, m, s) = (secs / 3600, secs / 60 % 60, secs % 60);
+    if h == 0 {
+        format!("{m}m {s:02}s")
+    } else {
+        format!("{h}h {m:02}m {s:02}s")
+    }
+}
+
+/// [`human_ms`] of a [`std::time::Duration`].
+pub fn human(d: std::time::Duration) -> String {
+    human_ms(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
 /// One line on a node's rebuild: what it copied, how fast, under which throttle.
 fn rebuild_line(r: &Rebuild, t: &Timings) -> String {
     let mut line = match r.bytes {
@@ -235,4 +276,52 @@ fn rebuild_line(r: &Rebuild, t: &Timings) -> String {
         None => line.push_str(", unthrottled"),
     }
     line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_time_between_runs_is_no_overhead() {
+        let mut j = Journal::new(
+            None,
+            "m7g.xlarge".parse().expect("size"),
+            Vec::new(),
+            vec![(BrokerId(1), None)],
+            0,
+        );
+        j.node_mut(BrokerId(1)).expect("node").timings.shutdown_ms = Some(4_000);
+        j.halt(Some(BrokerId(1)), "broke".to_string(), 10_000);
+        // Rerun a minute after the halt, done 10 s later.
+        j.resume(70_000);
+        j.node_mut(BrokerId(1)).expect("node").timings.start_ms = Some(6_000);
+        j.finish(Vec::new(), 0, 80_000);
+        let r = RollReport::from_journal(&j);
+        assert_eq!(r.total_ms, 20_000);
+        assert_eq!(r.between_runs_ms, 60_000);
+        assert_eq!(r.overhead_ms, 10_000);
+        assert_eq!(r.overhead_pct, 50.0);
+        assert!(
+            r.render()
+                .contains("overhead 10.0s (50.0%), runs 2 (1m 00s between them not counted)"),
+            "{}",
+            r.render()
+        );
+    }
+
+    #[test]
+    fn durations_read_in_seconds_then_minutes_then_hours() {
+        assert_eq!(human_ms(0), "0.0s");
+        assert_eq!(human_ms(12_249), "12.2s");
+        assert_eq!(human_ms(59_900), "59.9s");
+        assert_eq!(human_ms(60_000), "1m 00s");
+        assert_eq!(human_ms(300_000), "5m 00s");
+        assert_eq!(human_ms(305_600), "5m 06s");
+        assert_eq!(human_ms(3_725_000), "1h 02m 05s");
+        assert_eq!(
+            human(std::time::Duration::from_secs_f64(12.249707638)),
+            "12.2s"
+        );
+    }
 }

@@ -145,6 +145,16 @@ async fn a_broker_that_does_not_come_back_halts_the_roll() {
         "{}",
         report.render()
     );
+    // The reason once (on the status line), not again as the node's error.
+    assert_eq!(
+        report
+            .render()
+            .matches("did not come back within 0.2s")
+            .count(),
+        1,
+        "{}",
+        report.render()
+    );
 }
 
 #[tokio::test]
@@ -261,4 +271,142 @@ async fn a_principal_that_may_not_elect_is_refused_before_anything_stops() {
         .await
         .expect("dry run");
     assert_eq!(dry.refused, None);
+}
+
+/// A rerun that names other nodes than the unfinished roll, between nodes (halted at the
+/// gate): it rolls the nodes it names instead of resuming the others' journal.
+#[tokio::test]
+async fn a_rerun_naming_other_brokers_between_nodes_rolls_them_not_the_journals() {
+    let fake = FakeCluster::new(uniform_cluster(3, &[("orders", 6, 3, 2)]), None);
+    fake.crash(BrokerId(3), None);
+    let mut settings = fast();
+    settings.gate_timeout = std::time::Duration::from_millis(200);
+    let mut store = MemoryStore::default();
+    let mut first = RollOptions::new(size("m7g.xlarge"));
+    first.only = Some([BrokerId(1)].into());
+    let err = Roller::new(&fake, &fake, settings.clone(), |_: &RollEvent| {})
+        .run(&first, &mut store)
+        .await
+        .expect_err("the gate stays closed while broker 3 is down");
+    assert!(matches!(err, RollError::GateTimeout { .. }), "{err}");
+    assert!(
+        err.to_string()
+            .starts_with("the gate stayed closed for 0.2s; "),
+        "{err}"
+    );
+    let mut second = RollOptions::new(size("m7g.xlarge"));
+    second.only = Some([BrokerId(3)].into());
+    let report = Roller::new(&fake, &fake, settings, |_: &RollEvent| {})
+        .run(&second, &mut store)
+        .await
+        .expect("rolls broker 3, not the journal's broker 1");
+    assert_eq!(report.status, RollStatus::Completed);
+    let rolled: Vec<BrokerId> = report.nodes.iter().map(|n| n.id).collect();
+    assert_eq!(rolled, vec![BrokerId(3)]);
+    assert_eq!(fake.size_of(BrokerId(3)), Some(size("m7g.xlarge")));
+}
+
+/// A rerun that names other nodes while the journal's node is in flight is refused, naming
+/// both selections and the ways out, and touches nothing.
+#[tokio::test]
+async fn a_rerun_naming_other_brokers_with_a_node_in_flight_is_refused() {
+    let fake = FakeCluster::new(uniform_cluster(3, &[("orders", 6, 3, 2)]), None);
+    fake.never_return(BrokerId(2));
+    let mut settings = fast();
+    settings.start_timeout = std::time::Duration::from_millis(200);
+    let mut store = MemoryStore::default();
+    let mut first = RollOptions::new(size("m7g.xlarge"));
+    first.only = Some([BrokerId(2)].into());
+    Roller::new(&fake, &fake, settings.clone(), |_: &RollEvent| {})
+        .run(&first, &mut store)
+        .await
+        .expect_err("broker 2 does not come back");
+    let ops = fake.ops().len();
+    let saves = store.history.len();
+    let mut second = RollOptions::new(size("m7g.xlarge"));
+    second.only = Some([BrokerId(3), BrokerId(1)].into());
+    let err = Roller::new(&fake, &fake, settings, |_: &RollEvent| {})
+        .run(&second, &mut store)
+        .await
+        .expect_err("refused");
+    assert!(
+        matches!(
+            err,
+            RollError::SelectionConflict {
+                node: BrokerId(2),
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let text = err.to_string();
+    for needed in [
+        "unfinished roll of --brokers 2",
+        "this run asks for --brokers 1,3",
+        "rerun with --brokers 2 to finish it first",
+        "`kpilot roll --abandon`",
+    ] {
+        assert!(text.contains(needed), "{needed:?} not in {text}");
+    }
+    assert_eq!(fake.ops().len(), ops, "nothing touched");
+    assert_eq!(store.history.len(), saves, "the journal is left as it was");
+}
+
+/// The time between a crash and the rerun is no run's time: the report's total and overhead
+/// leave it out.
+#[tokio::test]
+async fn the_time_between_a_crash_and_the_rerun_is_not_overhead() {
+    let fake = FakeCluster::new(uniform_cluster(3, &[("orders", 6, 3, 2)]), None);
+    let mut memory = MemoryStore::default();
+    let options = RollOptions::new(size("m7g.xlarge"));
+    {
+        let mut crashing = CrashingStore {
+            inner: &mut memory,
+            saves: 0,
+            crash_at: 6,
+        };
+        Roller::new(&fake, &fake, fast(), |_: &RollEvent| {})
+            .run(&options, &mut crashing)
+            .await
+            .expect_err("crashes");
+    }
+    let pause = std::time::Duration::from_millis(1500);
+    tokio::time::sleep(pause).await;
+    let report = Roller::new(&fake, &fake, fast(), |_: &RollEvent| {})
+        .run(&options, &mut memory)
+        .await
+        .expect("resumes");
+    assert_eq!(report.runs, 2);
+    assert!(report.between_runs_ms >= 1500, "{report:?}");
+    assert!(
+        report.total_ms < 1500 && report.overhead_ms < 1500,
+        "the pause is not counted: {report:?}"
+    );
+}
+
+/// Every selected node already has the size: the plan says so instead of an empty list.
+#[tokio::test]
+async fn nothing_to_roll_says_so() {
+    let fake = FakeCluster::new(
+        uniform_cluster(3, &[("orders", 6, 3, 2)]),
+        Some(size("m7g.large")),
+    );
+    let mut events = Vec::new();
+    let report = Roller::new(&fake, &fake, fast(), |e: &RollEvent| events.push(e.clone()))
+        .run(
+            &RollOptions::new(size("m7g.large")),
+            &mut MemoryStore::default(),
+        )
+        .await
+        .expect("nothing to do");
+    assert_eq!(report.status, RollStatus::Completed);
+    let planned = events
+        .iter()
+        .find(|e| matches!(e, RollEvent::Planned { .. }))
+        .expect("planned");
+    assert_eq!(
+        planned.to_string(),
+        "nothing to roll: every selected node is already m7g.large"
+    );
+    assert!(fake.ops().is_empty());
 }

@@ -14,8 +14,8 @@ use kpilot_cluster::{BrokerId, TopicName};
 use kpilot_kafka::ClientConfig;
 use kpilot_roll::local::default_testbed_state;
 use kpilot_roll::{
-    DryRun, FileStore, GateRules, LocalFleet, LocalSizing, RollError, RollEvent, RollOptions,
-    RollReport, Roller, Settings,
+    DryRun, FileStore, GateRules, Journal, LocalFleet, LocalSizing, PlanError, RollError,
+    RollEvent, RollOptions, RollReport, RollStatus, Roller, Selection, Settings,
 };
 use kpilot_units::{InstanceType, Span, Throughput};
 use serde::Serialize;
@@ -300,14 +300,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         };
         let mut roller = Roller::new(&admin, &fleet, settings, progress);
         if args.dry_run {
-            let dry = roller.dry_run(&options, &store).await?;
+            let dry = roller.dry_run(&options, &store).await.map_err(refused)?;
             if args.json {
                 print_json(&DryRunOutput {
                     dry_run: &dry,
                     journal: journal_path.display().to_string(),
                 })?;
             } else {
-                print!("{}", render_dry_run(&dry));
+                print!("{}", render_dry_run(&dry, &options));
                 println!("journal: {}", journal_path.display());
             }
             // The plan is shown, but a dry run of a roll that would be refused does not pass.
@@ -322,11 +322,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             eprintln!("note: {note}");
         }
         admin.close();
-        let report = match &result {
-            Ok(report) => report.clone(),
-            Err(_) => match kpilot_roll::JournalStore::load(&store) {
-                Ok(Some(journal)) => RollReport::from_journal(&journal),
-                _ => return result.map(|_| ()).map_err(anyhow::Error::from),
+        let (report, error) = match result {
+            Ok(report) => (report, None),
+            Err(e) if is_bad_input(&e) => return Err(refused(e)),
+            Err(e) => match kpilot_roll::JournalStore::load(&store) {
+                Ok(Some(journal)) => (RollReport::from_journal(&journal), Some((e, journal))),
+                _ => return Err(e.into()),
             },
         };
         if args.json {
@@ -334,13 +335,38 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         } else {
             print!("{}", report.render());
         }
-        result.map(|_| ()).map_err(|e: RollError| {
-            anyhow::Error::from(e).context(format!(
-                "the roll stopped; fix the cause and rerun the same command to continue (journal {})",
-                journal_path.display()
-            ))
-        })
+        match error {
+            None => Ok(()),
+            Some((e, journal)) => Err(stopped(e, &journal, &journal_path)),
+        }
     })
+}
+
+/// Whether the roll was refused for its input (a node not in the cluster): exit 2.
+fn is_bad_input(e: &RollError) -> bool {
+    matches!(e, RollError::Plan(PlanError::UnknownNode { .. }))
+}
+
+/// The error of a roll refused before it started: a usage error (exit 2) for bad input.
+fn refused(e: RollError) -> anyhow::Error {
+    if is_bad_input(&e) { usage(e) } else { e.into() }
+}
+
+/// The error of a roll that stopped, after its report was printed. When this run halted it,
+/// the report and the progress above carry the reason already, so the error only says what
+/// to do.
+fn stopped(e: RollError, journal: &Journal, journal_path: &std::path::Path) -> anyhow::Error {
+    let rerun = format!(
+        "fix the cause and rerun the same command to continue (journal {})",
+        journal_path.display()
+    );
+    match &journal.status {
+        RollStatus::Halted { node, reason } if *reason == e.to_string() => anyhow::anyhow!(
+            "the roll halted{} for the reason above; {rerun}",
+            node.map(|n| format!(" at node {n}")).unwrap_or_default()
+        ),
+        _ => anyhow::Error::from(e).context(format!("the roll stopped; {rerun}")),
+    }
 }
 
 /// `kpilot roll --abandon`: gives up the unfinished roll in the journal.
@@ -373,13 +399,20 @@ fn abandon(args: &Args, config: ClientConfig) -> anyhow::Result<()> {
     })
 }
 
-fn render_dry_run(dry: &DryRun) -> String {
+fn render_dry_run(dry: &DryRun, options: &RollOptions) -> String {
     let mut out = String::new();
-    out.push_str(&format!(
-        "Plan: roll {} node(s) to {}\n",
-        dry.plan.steps.len(),
-        dry.plan.target
-    ));
+    if dry.plan.steps.is_empty() {
+        out.push_str(&format!(
+            "Plan: nothing to roll: every selected node is already {}\n",
+            dry.plan.target
+        ));
+    } else {
+        out.push_str(&format!(
+            "Plan: roll {} node(s) to {}\n",
+            dry.plan.steps.len(),
+            dry.plan.target
+        ));
+    }
     let ids = |list: &[kpilot_cluster::BrokerId]| {
         list.iter()
             .map(ToString::to_string)
@@ -424,8 +457,22 @@ fn render_dry_run(dry: &DryRun) -> String {
             .in_flight()
             .map(|n| format!("node {} at {}", n.id, n.phase))
             .unwrap_or_else(|| "between nodes".to_string());
+        let requested = Selection::of(options.only.as_ref());
+        let continues =
+            j.target == options.target && j.selection.as_ref().is_none_or(|s| *s == requested);
+        let what = if continues {
+            "a run continues it"
+        } else if j.in_flight().is_some() {
+            "a run with these arguments is refused until it is finished (or `kpilot roll --abandon`)"
+        } else {
+            "a run with these arguments replaces it"
+        };
         out.push_str(&format!(
-            "unfinished roll to {} in the journal ({at}); a run continues it\n",
+            "unfinished roll{} to {} in the journal ({at}); {what}\n",
+            j.selection
+                .as_ref()
+                .map(|s| format!(" of {s}"))
+                .unwrap_or_default(),
             j.target
         ));
     }
@@ -473,6 +520,59 @@ mod tests {
         assert!(alone.to_string().contains("add --fresh-disks"), "{alone}");
         let tiny = throttle(&["--fresh-disks", "--rebuild-throttle", "0.5B/s"]).expect_err("tiny");
         assert!(tiny.to_string().contains("under 1 byte/s"), "{tiny}");
+    }
+
+    #[test]
+    fn a_node_not_in_the_cluster_is_a_usage_error() {
+        let bad = RollError::Plan(PlanError::UnknownNode {
+            id: BrokerId(9),
+            known: (1..=4).map(BrokerId).collect(),
+        });
+        let e = refused(bad);
+        assert_eq!(crate::output::exit_code_for(&e), crate::output::EXIT_USAGE);
+        assert_eq!(
+            e.to_string(),
+            "node 9 is not part of the cluster (its nodes are 1, 2, 3, 4); name only these with --brokers"
+        );
+        let other = refused(RollError::ThrottlesSet {
+            found: vec!["broker 1 leader.replication.throttled.rate=1".to_string()],
+        });
+        assert_eq!(
+            crate::output::exit_code_for(&other),
+            crate::output::EXIT_FAILURE
+        );
+    }
+
+    #[test]
+    fn a_halt_is_told_once() {
+        let halt = || RollError::NotBack {
+            node: BrokerId(2),
+            waited: Duration::from_secs(300),
+            detail: "not registered".to_string(),
+        };
+        let mut journal = Journal::new(
+            None,
+            "m7g.xlarge".parse().expect("size"),
+            Vec::new(),
+            vec![(BrokerId(2), None)],
+            0,
+        );
+        journal.halt(Some(BrokerId(2)), halt().to_string(), 1);
+        let path = std::path::Path::new("/tmp/roll.json");
+        let e = stopped(halt(), &journal, path);
+        assert_eq!(
+            format!("{e:#}"),
+            "the roll halted at node 2 for the reason above; fix the cause and rerun the same command to continue (journal /tmp/roll.json)"
+        );
+        // A refusal is not in the journal: the error carries it.
+        let e = stopped(
+            RollError::ThrottlesSet {
+                found: vec!["topic t leader.replication.throttled.replicas=*".to_string()],
+            },
+            &journal,
+            path,
+        );
+        assert!(format!("{e:#}").contains("throttled.replicas=*"), "{e:#}");
     }
 
     #[test]
