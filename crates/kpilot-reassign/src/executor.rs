@@ -1,5 +1,6 @@
 //! The executor: applies a plan's batches one after another on a live cluster through a
-//! [`ReassignPort`], in this order: refuse if someone else's reassignment is running; set the
+//! [`ReassignPort`], in this order: refuse if someone else's reassignment is running (a new
+//! run, before it saves its journal, also when throttle overrides are set already); set the
 //! replication throttle rate on every live broker; for each batch, set the throttled replica
 //! lists of its topics, submit it, and poll until every partition reached its new replicas;
 //! remove every throttle config (each throttle write is waited on until every broker applies
@@ -67,13 +68,23 @@ pub enum ExecuteError {
     Journal(#[from] StoreError),
     /// Reassignments not started by this run are in progress.
     #[error(
-        "{} reassignment(s) not started by this rebalance are in progress (e.g. {}); wait for them to finish or cancel them first",
+        "{} reassignment(s) not started by this rebalance are in progress ({}); a plan made now would start from their half-moved state: wait for them to finish, or cancel them (kafka-reassign-partitions.sh --cancel --reassignment-json-file FILE naming them), then run again",
         partitions.len(),
-        partitions.iter().take(3).cloned().collect::<Vec<_>>().join(", ")
+        list_some(partitions)
     )]
     OtherReassignments {
         /// The partitions.
         partitions: Vec<String>,
+    },
+    /// A new run would throttle brokers or topics that carry replication-throttle overrides
+    /// already (someone else's): it would overwrite them, then delete them at the end.
+    #[error(
+        "replication throttle overrides are set already ({}); a rebalance sets these configs and deletes them when it ends, so it would overwrite and then remove them: remove them first (kafka-configs.sh --bootstrap-server HOST:PORT --alter --entity-type brokers --entity-name ID --delete-config leader.replication.throttled.rate,follower.replication.throttled.rate; for a topic --entity-type topics --entity-name TOPIC --delete-config leader.replication.throttled.replicas,follower.replication.throttled.replicas), or wait for whoever set them to finish, then run again",
+        list_some(found)
+    )]
+    ThrottlesSet {
+        /// The overrides, as `broker 1: leader.replication.throttled.rate=1000`.
+        found: Vec<String>,
     },
     /// A partition's replicas are neither the plan's old nor new ones.
     #[error(
@@ -155,6 +166,20 @@ pub enum ExecuteError {
         /// Replicas it still holds.
         replicas: usize,
     },
+}
+
+/// Up to 10 items joined, with how many more there are.
+fn list_some(items: &[String]) -> String {
+    let mut out = items
+        .iter()
+        .take(10)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", ");
+    if items.len() > 10 {
+        out.push_str(&format!(" and {} more", items.len() - 10));
+    }
+    out
 }
 
 fn still_stores_hint(hidden: usize) -> String {
@@ -391,6 +416,94 @@ pub async fn check_writes(port: &impl ReassignPort, journal: &Journal) -> Result
     port.reassign(&[]).await
 }
 
+/// The partitions with a reassignment in progress that `journal` did not start (its batches
+/// in flight are its own), as text.
+pub async fn other_reassignments(
+    port: &impl ReassignPort,
+    journal: &Journal,
+) -> Result<Vec<String>, PortError> {
+    let ours = in_flight_partitions(journal);
+    Ok(port
+        .ongoing()
+        .await?
+        .iter()
+        .filter(|tp| !ours.contains(tp))
+        .map(ToString::to_string)
+        .collect())
+}
+
+/// The replication-throttle overrides set now on what the rest of `journal` would throttle:
+/// the rates on every live broker and the replica lists on every topic its remaining batches
+/// move, as `broker 1: leader.replication.throttled.rate=1000`. Nothing when the journal
+/// does not throttle or no batch is left.
+pub async fn throttles_in_the_way(
+    port: &impl ReassignPort,
+    journal: &Journal,
+) -> Result<Vec<String>, PortError> {
+    let Some(next) = journal.next_batch() else {
+        return Ok(Vec::new());
+    };
+    if journal.throttle_bytes_per_s.is_none() {
+        return Ok(Vec::new());
+    }
+    let topics: BTreeSet<TopicName> = journal.batches[next..]
+        .iter()
+        .flat_map(|b| throttled_replicas(&b.batch).into_keys())
+        .collect();
+    let mut resources: Vec<ConfigResource> = port
+        .live_brokers()
+        .await?
+        .into_iter()
+        .map(ConfigResource::Broker)
+        .collect();
+    resources.extend(topics.into_iter().map(ConfigResource::Topic));
+    Ok(port
+        .throttles_set(&resources)
+        .await?
+        .into_iter()
+        .map(|(resource, key, value)| format!("{resource}: {key}={value}"))
+        .collect())
+}
+
+/// Refuses a new run of `journal` (one that has changed nothing yet) while someone else's
+/// reassignment is in progress, or while replication-throttle overrides are set on the
+/// brokers or topics it would throttle. Asks only; the executor runs it before it saves a new
+/// journal, and `--dry-run` reports it.
+pub async fn check_new_run(
+    port: &impl ReassignPort,
+    journal: &Journal,
+) -> Result<(), ExecuteError> {
+    let step = |source| ExecuteError::Step {
+        step: "the check for reassignments and throttles in progress",
+        source,
+        cleanup: Vec::new(),
+    };
+    let partitions = other_reassignments(port, journal).await.map_err(step)?;
+    if !partitions.is_empty() {
+        return Err(ExecuteError::OtherReassignments { partitions });
+    }
+    let found = throttles_in_the_way(port, journal).await.map_err(step)?;
+    if !found.is_empty() {
+        return Err(ExecuteError::ThrottlesSet { found });
+    }
+    Ok(())
+}
+
+/// The partitions of `journal`'s batches in flight.
+fn in_flight_partitions(journal: &Journal) -> BTreeSet<TopicPartition> {
+    journal
+        .in_flight()
+        .into_iter()
+        .flat_map(|i| {
+            journal.batches[i]
+                .batch
+                .moves
+                .iter()
+                .map(|m| m.partition.clone())
+        })
+        .collect()
+}
+
 /// What a run did.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Report {
@@ -553,9 +666,15 @@ impl<'a, P: ReassignPort, F: FnMut(&Event)> Executor<'a, P, F> {
                 of: journal.batches.len(),
             });
         }
+        let new = journal.is_new();
+        if new {
+            // Nothing of this run exists yet: a refusal leaves no journal behind, and a plan
+            // made from someone else's half-moved state is not kept to be resumed later.
+            check_new_run(self.port, &journal).await?;
+        }
         journal.status = RunStatus::Running;
         store.save(&journal)?;
-        match self.drive(&mut journal, store).await {
+        match self.drive(&mut journal, store, new).await {
             Ok(Outcome::Completed(election, removable)) => {
                 journal.status = RunStatus::Completed;
                 store.save(&journal)?;
@@ -609,10 +728,13 @@ impl<'a, P: ReassignPort, F: FnMut(&Event)> Executor<'a, P, F> {
         Ok(Report::of(&journal, None, Vec::new(), started))
     }
 
+    /// Applies `journal`; `checked`: [`check_new_run`] passed just now (a new run), so
+    /// someone else's reassignments were looked for already.
     async fn drive(
         &mut self,
         journal: &mut Journal,
         store: &mut impl JournalStore<Journal>,
+        checked: bool,
     ) -> Result<Outcome, ExecuteError> {
         let step = |step: &'static str| {
             move |source: PortError| ExecuteError::Step {
@@ -621,27 +743,13 @@ impl<'a, P: ReassignPort, F: FnMut(&Event)> Executor<'a, P, F> {
                 cleanup: Vec::new(),
             }
         };
-        let ours: BTreeSet<TopicPartition> = journal
-            .in_flight()
-            .into_iter()
-            .flat_map(|i| {
-                journal.batches[i]
-                    .batch
-                    .moves
-                    .iter()
-                    .map(|m| m.partition.clone())
-            })
-            .collect();
-        let ongoing = self
-            .port
-            .ongoing()
-            .await
-            .map_err(step("reading the reassignments in progress"))?;
-        let foreign: Vec<String> = ongoing
-            .iter()
-            .filter(|tp| !ours.contains(tp))
-            .map(ToString::to_string)
-            .collect();
+        let foreign = if checked {
+            Vec::new()
+        } else {
+            other_reassignments(self.port, journal)
+                .await
+                .map_err(step("reading the reassignments in progress"))?
+        };
         if !foreign.is_empty() {
             return Err(ExecuteError::OtherReassignments {
                 partitions: foreign,
@@ -717,37 +825,27 @@ impl<'a, P: ReassignPort, F: FnMut(&Event)> Executor<'a, P, F> {
                 return Ok(Outcome::Cancelled);
             }
             let batch = journal.batches[i].batch.clone();
-            let current = self
-                .port
-                .assignment()
-                .await
-                .map_err(step("reading the current assignment"))?;
-            let ongoing = self
-                .port
-                .ongoing()
-                .await
-                .map_err(step("reading the reassignments in progress"))?;
-            let mut todo = Vec::new();
-            for m in &batch.moves {
-                let found = current.get(&m.partition).cloned().unwrap_or_default();
-                if found == m.to {
-                    continue;
+            let own = journal.batches[i].state == BatchState::Issued;
+            // A batch in flight when an earlier run stopped is resumed: its moves still in
+            // progress are adopted and waited for, not submitted again nor cancelled.
+            let mut rereads = 1;
+            let todo = loop {
+                let (ongoing, current) = self
+                    .cluster_now()
+                    .await
+                    .map_err(step("reading the reassignments in progress"))?;
+                match submissions(&batch, &ongoing, &current, own) {
+                    Ok(todo) => break todo,
+                    // A move that finishes (or a metadata broker that lags) between the two
+                    // reads looks like a change: read both once more before saying so.
+                    Err(e) if rereads > 0 => {
+                        rereads -= 1;
+                        info!(error = %e, "re-reading the assignment");
+                        tokio::time::sleep(self.settings.poll_interval).await;
+                    }
+                    Err(e) => return Err(e),
                 }
-                let same_set = |a: &[BrokerId], b: &[BrokerId]| {
-                    a.len() == b.len() && a.iter().all(|x| b.contains(x))
-                };
-                if !(same_set(&found, &m.from)
-                    || same_set(&found, &m.to)
-                    || ongoing.contains(&m.partition))
-                {
-                    return Err(ExecuteError::AssignmentChanged {
-                        partition: m.partition.clone(),
-                        expected: m.from.iter().map(|b| b.0).collect(),
-                        found: found.iter().map(|b| b.0).collect(),
-                    });
-                }
-                todo.push((m.partition.clone(), Some(m.to.clone())));
-            }
+            };
             if journal.throttle_bytes_per_s.is_some() {
                 let lists = throttled_replicas(&batch);
                 let newly: BTreeSet<TopicName> = lists
@@ -963,6 +1061,23 @@ impl<'a, P: ReassignPort, F: FnMut(&Event)> Executor<'a, P, F> {
             });
         }
         Ok(Outcome::Completed(election, removable))
+    }
+
+    /// The reassignments in progress, then every partition's replicas: in this order, so that
+    /// a partition not listed as moving shows its final replicas (or, from a lagging broker,
+    /// those of its adding state), never its old ones after it started.
+    async fn cluster_now(
+        &self,
+    ) -> Result<
+        (
+            BTreeSet<TopicPartition>,
+            BTreeMap<TopicPartition, Vec<BrokerId>>,
+        ),
+        PortError,
+    > {
+        let ongoing = self.port.ongoing().await?;
+        let current = self.port.assignment().await?;
+        Ok((ongoing, current))
     }
 
     /// Cancels the in-flight reassignments of `journal` and removes its throttles; returns the
@@ -1283,6 +1398,46 @@ impl<'a, P: ReassignPort, F: FnMut(&Event)> Executor<'a, P, F> {
         }
         Ok(errors)
     }
+}
+
+/// A partition and its new replicas, as submitted.
+type Submission = (TopicPartition, Option<Vec<BrokerId>>);
+
+/// The reassignments to submit for `batch`, given the reassignments in progress (`ongoing`,
+/// read first) and the replicas now (`current`). A move already on its new replicas needs
+/// nothing; one still moving in a batch of this run (`own`: the journal says it was
+/// submitted) is adopted and waited for; one on its old replicas (or on its new ones in
+/// another order, or in the adding state of old plus new, which a finished or cancelled move
+/// shows on a broker whose metadata lags) is submitted. Anything else changed since planning.
+fn submissions(
+    batch: &kpilot_rebalance::Batch,
+    ongoing: &BTreeSet<TopicPartition>,
+    current: &BTreeMap<TopicPartition, Vec<BrokerId>>,
+    own: bool,
+) -> Result<Vec<Submission>, ExecuteError> {
+    let set = |r: &[BrokerId]| r.iter().copied().collect::<BTreeSet<_>>();
+    let mut todo = Vec::new();
+    for m in &batch.moves {
+        let found = current.get(&m.partition).cloned().unwrap_or_default();
+        if found == m.to {
+            continue;
+        }
+        let moving = ongoing.contains(&m.partition);
+        if moving && own {
+            continue;
+        }
+        let adding: BTreeSet<BrokerId> = set(&m.from).union(&set(&m.to)).copied().collect();
+        let expected = [set(&m.from), set(&m.to), adding];
+        if !(moving || expected.contains(&set(&found)) && found.len() == set(&found).len()) {
+            return Err(ExecuteError::AssignmentChanged {
+                partition: m.partition.clone(),
+                expected: m.from.iter().map(|b| b.0).collect(),
+                found: found.iter().map(|b| b.0).collect(),
+            });
+        }
+        todo.push((m.partition.clone(), Some(m.to.clone())));
+    }
+    Ok(todo)
 }
 
 /// Replicas per broker in an assignment (for drain checks and reports).

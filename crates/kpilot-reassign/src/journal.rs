@@ -112,6 +112,16 @@ impl Journal {
         self.status == RunStatus::Completed
     }
 
+    /// Whether no run of this journal has changed anything yet: no batch submitted, cancelled
+    /// or done, no throttle marked, no election made.
+    pub fn is_new(&self) -> bool {
+        !self.throttle_applied
+            && self.throttled_brokers.is_empty()
+            && self.throttled_topics.is_empty()
+            && !self.leaders_elected
+            && self.batches.iter().all(|b| b.state == BatchState::Pending)
+    }
+
     /// Unmarks throttles that were marked before writing but never set, because the broker
     /// refused the write: there is nothing of this run to remove there.
     pub fn unmark_throttles(&mut self, brokers: &BTreeSet<BrokerId>, topics: &BTreeSet<TopicName>) {

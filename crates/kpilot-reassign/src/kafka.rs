@@ -123,6 +123,18 @@ impl ReassignPort for AdminClient {
         Ok(out)
     }
 
+    async fn throttles_set(
+        &self,
+        resources: &[ConfigResource],
+    ) -> Result<Vec<(ConfigResource, String, String)>, PortError> {
+        if resources.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.own_throttle_overrides(resources)
+            .await
+            .map_err(|e| read("the replication throttle overrides", e))
+    }
+
     async fn stored(&self, broker: BrokerId) -> Result<BTreeSet<TopicPartition>, PortError> {
         Ok(log_sizes(self, broker, "the drained broker's log dirs")
             .await?

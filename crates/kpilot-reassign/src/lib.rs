@@ -13,7 +13,8 @@ pub mod store;
 
 pub use executor::{
     Cancel, CancelHandle, Event, ExecuteError, Executor, FOLLOWER_RATE, FOLLOWER_REPLICAS,
-    LEADER_RATE, LEADER_REPLICAS, Report, Settings, check_writes, replicas_per_broker,
+    LEADER_RATE, LEADER_REPLICAS, Report, Settings, check_new_run, check_writes,
+    other_reassignments, replicas_per_broker, throttles_in_the_way,
 };
 pub use journal::{BatchEntry, BatchState, JOURNAL_VERSION, Journal, JournalError, RunStatus};
 pub use kafka::{ThrottleOverride, read_plan_input, throttle_overrides};

@@ -116,6 +116,35 @@ pub trait ReassignPort {
         resource: &ConfigResource,
         keys: &[&str],
     ) -> Result<BTreeMap<BrokerId, BTreeMap<String, String>>, PortError>;
+    /// The replication-throttle overrides set now on `resources` themselves (the rates on a
+    /// broker, the replica lists on a topic; not the cluster-wide defaults): resource, key,
+    /// value. By default each resource's [`ReassignPort::overrides_seen`], a value any broker
+    /// applies counting; an adapter may ask in one request.
+    async fn throttles_set(
+        &self,
+        resources: &[ConfigResource],
+    ) -> Result<Vec<(ConfigResource, String, String)>, PortError> {
+        let mut found = Vec::new();
+        for r in resources {
+            let keys = match r {
+                ConfigResource::Broker(_) => {
+                    [kpilot_kafka::LEADER_RATE, kpilot_kafka::FOLLOWER_RATE]
+                }
+                _ => [
+                    kpilot_kafka::LEADER_REPLICAS,
+                    kpilot_kafka::FOLLOWER_REPLICAS,
+                ],
+            };
+            let mut set: BTreeMap<String, String> = BTreeMap::new();
+            for configs in self.overrides_seen(r, &keys).await?.into_values() {
+                for (k, v) in configs {
+                    set.entry(k).or_insert(v);
+                }
+            }
+            found.extend(set.into_iter().map(|(k, v)| (r.clone(), k, v)));
+        }
+        Ok(found)
+    }
     /// The partitions whose logs `broker` stores now, from its log dirs (DescribeLogDirs),
     /// whether or not the metadata shows them: a topic the principal may not Describe is
     /// left out of Metadata without an error, but its logs are listed here.

@@ -833,3 +833,170 @@ async fn a_resumed_batch_in_flight_times_this_run_from_its_first_reading() {
     assert_eq!(etas.first(), Some(&None), "{etas:?}");
     assert!(etas.iter().skip(1).any(Option::is_some), "{etas:?}");
 }
+
+/// A journal whose first batch was in flight when its run was killed, with the throttles that
+/// run set still in place; the port shows those moves in Kafka's adding state (new replicas
+/// first, then the old ones leaving), each finishing after `polls` reads of the reassignments
+/// in progress.
+fn crashed_mid_batch(polls: u32) -> (Fake, kpilot_reassign::Journal, BTreeSet<TopicPartition>) {
+    let input = input();
+    let prepared = prepare(&input, BatchLimits::default()).expect("plan");
+    let mut journal = prepared.journal(None, Some(1_000_000));
+    journal.batches[0].state = BatchState::Issued;
+    journal.throttle_applied = true;
+    journal.throttled_brokers = (1..=4).map(BrokerId).collect();
+    journal.throttled_topics = [TopicName::new("t").expect("topic")].into();
+    let port = fake(&input);
+    let mut ours = BTreeSet::new();
+    {
+        let mut s = port.0.borrow_mut();
+        for m in &journal.batches[0].batch.moves {
+            let mut adding = m.to.clone();
+            adding.extend(m.from.iter().filter(|b| !m.to.contains(b)));
+            s.assignment.insert(m.partition.clone(), adding);
+            s.moving.insert(m.partition.clone(), (m.to.clone(), polls));
+            ours.insert(m.partition.clone());
+        }
+        for b in 1..=4 {
+            s.configs.insert(
+                format!("broker {b}"),
+                [(kpilot_reassign::LEADER_RATE.to_string(), "1000000".into())].into(),
+            );
+        }
+        s.configs.insert(
+            "topic t".into(),
+            [(kpilot_reassign::LEADER_REPLICAS.to_string(), "0:1".into())].into(),
+        );
+        s.applied = s.configs.clone();
+    }
+    (port, journal, ours)
+}
+
+/// Regression: rerunning after `kill -9` mid-batch failed with "orders-2 has replicas
+/// [1, 2, 3, 4], but the plan expected [4, 2, 3]" about 1 run in 2, and cancelled the copy:
+/// the replicas were read before the reassignments in progress, so a move that finished in
+/// between showed its adding state and was no longer listed as moving.
+#[tokio::test]
+async fn a_resumed_batch_whose_moves_finish_while_it_reads_the_cluster_completes() {
+    // 2 polls: the first is the check for someone else's reassignments; the moves finish at
+    // the next one, between the two reads of the resumed batch.
+    let (port, journal, ours) = crashed_mid_batch(2);
+    run_to_completion(&port, journal).await;
+    let s = port.0.borrow();
+    assert!(
+        !s.log.iter().any(|l| l.starts_with("cancel")),
+        "{:?}",
+        s.log
+    );
+    for tp in &ours {
+        assert!(
+            !s.log.contains(&format!("reassign {tp}")),
+            "{tp} resubmitted: {:?}",
+            s.log
+        );
+    }
+    assert!(s.configs.is_empty(), "throttles removed: {:?}", s.configs);
+}
+
+#[tokio::test]
+async fn a_resumed_batch_still_moving_is_adopted_and_waited_for_not_resubmitted() {
+    let (port, journal, ours) = crashed_mid_batch(6);
+    let mut store = MemoryStore::default();
+    let report = Executor::new(&port, settings(), |_: &_| {}, Cancel::never())
+        .run(journal, &mut store)
+        .await
+        .expect("completes");
+    assert_eq!(report.status, RunStatus::Completed);
+    let s = port.0.borrow();
+    assert!(
+        !s.log.iter().any(|l| l.starts_with("cancel")),
+        "{:?}",
+        s.log
+    );
+    for tp in &ours {
+        assert!(!s.log.contains(&format!("reassign {tp}")), "{:?}", s.log);
+    }
+    // Throttles were set again before the run went on, and removed once it ended.
+    assert!(
+        s.log.iter().any(|l| l.starts_with("set broker")),
+        "{:?}",
+        s.log
+    );
+    assert!(s.configs.is_empty(), "{:?}", s.configs);
+}
+
+/// Regression: a rebalance started during someone else's reassignment saved its plan (made
+/// from the half-moved state) to the journal before refusing, and a rerun executed it later.
+#[tokio::test]
+async fn a_new_run_during_another_reassignment_is_refused_before_saving_a_journal() {
+    let input = input();
+    let prepared = prepare(&input, BatchLimits::default()).expect("plan");
+    let port = fake(&input);
+    let other = TopicPartition::new(TopicName::new("other").expect("topic"), 3);
+    port.0
+        .borrow_mut()
+        .moving
+        .insert(other, (vec![BrokerId(1)], 1000));
+    let mut store = MemoryStore::default();
+    let err = Executor::new(&port, settings(), |_: &_| {}, Cancel::never())
+        .run(prepared.journal(None, Some(1_000_000)), &mut store)
+        .await
+        .expect_err("someone else's reassignment");
+    let text = err.to_string();
+    assert!(
+        matches!(err, ExecuteError::OtherReassignments { .. }),
+        "{text}"
+    );
+    assert!(
+        text.contains("other-3") && text.contains("kafka-reassign-partitions.sh --cancel"),
+        "{text}"
+    );
+    assert!(store.history.is_empty(), "no journal saved");
+    assert!(port.0.borrow().log.is_empty(), "nothing touched");
+}
+
+/// Regression: a rebalance overwrote a leader rate someone had set on a broker and a `*` on
+/// a topic, then deleted both when it ended.
+#[tokio::test]
+async fn a_new_run_refuses_throttle_overrides_set_before_it() {
+    let input = input();
+    let prepared = prepare(&input, BatchLimits::default()).expect("plan");
+    let port = fake(&input);
+    {
+        let mut s = port.0.borrow_mut();
+        s.configs.insert(
+            "broker 2".into(),
+            [(kpilot_reassign::LEADER_RATE.to_string(), "5000000".into())].into(),
+        );
+        s.configs.insert(
+            "topic t".into(),
+            [(kpilot_reassign::FOLLOWER_REPLICAS.to_string(), "*".into())].into(),
+        );
+        s.applied = s.configs.clone();
+    }
+    let before = port.0.borrow().configs.clone();
+    let mut store = MemoryStore::default();
+    let err = Executor::new(&port, settings(), |_: &_| {}, Cancel::never())
+        .run(prepared.journal(None, Some(1_000_000)), &mut store)
+        .await
+        .expect_err("throttles set already");
+    let text = err.to_string();
+    assert!(matches!(err, ExecuteError::ThrottlesSet { .. }), "{text}");
+    for needed in [
+        "broker 2: leader.replication.throttled.rate=5000000",
+        "topic t: follower.replication.throttled.replicas=*",
+        "--delete-config",
+    ] {
+        assert!(text.contains(needed), "{needed}: {text}");
+    }
+    assert!(store.history.is_empty(), "no journal saved");
+    let s = port.0.borrow();
+    assert_eq!(s.configs, before, "left as they were");
+    assert!(
+        !s.log
+            .iter()
+            .any(|l| l.starts_with("set") || l.starts_with("delete")),
+        "{:?}",
+        s.log
+    );
+}

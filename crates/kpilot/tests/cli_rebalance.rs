@@ -13,7 +13,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use kpilot_cluster::{BrokerId, TopicName, TopicPartition};
-use kpilot_kafka::{AdminClient, BrokerAddress, ClientConfig, ConfigResource, NewTopic};
+use kpilot_kafka::{AdminClient, BrokerAddress, ClientConfig, ConfigOp, ConfigResource, NewTopic};
 use kpilot_testbed::{ClusterConfig, KafkaCluster};
 
 #[test]
@@ -90,6 +90,94 @@ fn rebalance_plans_then_moves_data_onto_a_new_broker() {
     std::thread::sleep(Duration::from_secs(1));
     let journal = cluster.dir().join("rebalance-journal.json");
     let journal = journal.to_str().expect("utf-8 path");
+
+    // Regression: throttles someone set before (a rate on a broker, `*` on a topic) were
+    // overwritten, then deleted. A new run is refused and writes no journal; a dry run says
+    // so and exits 1. Nothing of them is touched.
+    let theirs = [
+        (
+            ConfigResource::Broker(BrokerId(2)),
+            kpilot_reassign::LEADER_RATE,
+            "5000000",
+        ),
+        (
+            ConfigResource::Topic(TopicName::new("clicks").expect("topic")),
+            kpilot_reassign::FOLLOWER_REPLICAS,
+            "*",
+        ),
+    ];
+    let set_theirs = |set: bool| {
+        rt.block_on(async {
+            let config =
+                ClientConfig::new(BrokerAddress::parse_list(&bootstrap).expect("bootstrap"));
+            let admin = AdminClient::connect(config).await.expect("connect");
+            let resources: Vec<ConfigResource> = theirs.iter().map(|t| t.0.clone()).collect();
+            for (r, k, v) in &theirs {
+                let op = if set {
+                    ConfigOp::set(*k, *v)
+                } else {
+                    ConfigOp::delete(*k)
+                };
+                admin.alter_configs(r, &[op]).await.expect("alter");
+            }
+            let want = if set { theirs.len() } else { 0 };
+            let mut seen = Vec::new();
+            for _ in 0..100 {
+                seen = kpilot_reassign::throttle_overrides(&admin, &resources)
+                    .await
+                    .expect("configs");
+                if seen.len() == want {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            admin.close();
+            seen
+        })
+    };
+    assert_eq!(set_theirs(true).len(), 2);
+
+    let refused_dry = kpilot(&[
+        "rebalance",
+        "-b",
+        &bootstrap,
+        "--add-brokers",
+        "4",
+        "--dry-run",
+        "--journal",
+        journal,
+    ]);
+    let err = stderr(&refused_dry);
+    assert_eq!(refused_dry.status.code(), Some(1), "{err}");
+    assert!(
+        String::from_utf8_lossy(&refused_dry.stdout).contains("Plan: add broker(s) 4"),
+        "{err}"
+    );
+    for needed in [
+        "a run would be refused",
+        "broker 2: leader.replication.throttled.rate=5000000",
+        "follower.replication.throttled.replicas=*",
+        "--delete-config",
+    ] {
+        assert!(err.contains(needed), "{needed}: {err}");
+    }
+    let refused = kpilot(&[
+        "rebalance",
+        "-b",
+        &bootstrap,
+        "--add-brokers",
+        "4",
+        "--journal",
+        journal,
+    ]);
+    let err = stderr(&refused);
+    assert_eq!(refused.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("refused before it changed anything") && err.contains("broker 2"),
+        "{err}"
+    );
+    assert!(!std::path::Path::new(journal).exists(), "no journal: {err}");
+    assert_eq!(set_theirs(false).len(), 0, "theirs were left to remove");
 
     let dry = kpilot(&[
         "rebalance",

@@ -14,8 +14,9 @@ use kpilot_cluster::BrokerId;
 use kpilot_kafka::{AdminClient, ClientConfig};
 use kpilot_reassign::prepare::Summary;
 use kpilot_reassign::{
-    Cancel, Event, ExecuteError, Executor, FileStore, Journal, JournalStore, Report, RunStatus,
-    Settings, check_writes, prepare, read_plan_input,
+    Cancel, Event, ExecuteError, Executor, FileStore, Journal, JournalStore, ReassignPort, Report,
+    RunStatus, Settings, check_new_run, check_writes, other_reassignments, prepare,
+    read_plan_input,
 };
 use kpilot_rebalance::{BatchLimits, BrokerChange, ThrottleChoice, choose_throttle};
 use kpilot_units::{ByteSize, InstanceType, Span, Throughput};
@@ -36,6 +37,11 @@ use crate::output::{Table, print_json, usage};
 /// The throttle: --throttle if given; otherwise, with --instance, the smallest per-broker
 /// headroom the capacity model leaves at --ingress (capacity x --target-utilization minus the
 /// current load, over network, disk and EBS link); otherwise 50 MB/s.
+///
+/// A new run is refused, before it plans or writes a journal, while reassignments are in
+/// progress (wait for them, or cancel them with kafka-reassign-partitions.sh --cancel), and
+/// while replication-throttle overrides are set on the brokers or topics it would throttle
+/// (it would overwrite, then delete them: remove them with kafka-configs.sh --delete-config).
 ///
 /// Every step is saved in a journal. Ctrl-C (or SIGTERM) cancels: in-flight reassignments are
 /// rolled back and throttles removed. Rerunning the same command resumes an interrupted, failed or
@@ -86,8 +92,8 @@ pub struct Args {
     pub cancel: bool,
 
     /// Print the plan (moves, bytes, lower bound, balance per broker), change nothing. Also
-    /// asks whether a run's writes would be allowed: if not, says why (the missing ACL;
-    /// `refused` in --json) and exits 1.
+    /// checks whether a run would be refused (reassignments or throttle overrides in
+    /// progress, a missing ACL): if so, says why (`refused` in --json) and exits 1.
     #[arg(long)]
     pub dry_run: bool,
 
@@ -163,7 +169,8 @@ struct Output<'a> {
     throttle: Option<&'a ThrottleInfo>,
     #[serde(skip_serializing_if = "Option::is_none")]
     report: Option<&'a Report>,
-    /// For a dry run: why a run would be refused before its first write (a missing ACL).
+    /// For a dry run: why a run would be refused before its first write (reassignments or
+    /// throttle overrides in progress, a missing ACL).
     #[serde(skip_serializing_if = "Option::is_none")]
     refused: Option<String>,
 }
@@ -373,6 +380,25 @@ async fn rebalance(
         );
     }
     let throttle = throttle(args, rule, metadata.brokers.len())?;
+    // Before planning: a plan made from someone else's half-moved reassignments would be
+    // wrong, and must not be saved to be resumed later. A dry run still tries to plan.
+    let mut moving_now = None;
+    if resume.is_none() {
+        let moving = ReassignPort::ongoing(admin)
+            .await
+            .context("cannot read the reassignments in progress")?;
+        if !moving.is_empty() {
+            let e = ExecuteError::OtherReassignments {
+                partitions: moving.iter().map(ToString::to_string).collect(),
+            };
+            if !args.dry_run {
+                return Err(anyhow::Error::from(e).context(REFUSED));
+            }
+            moving_now = Some(e);
+        }
+    }
+    // What a dry run checks against: a run would resume this one.
+    let recorded = resume.clone().filter(|_| args.dry_run);
     let (journal, summary): (Journal, Option<Summary>) = match resume {
         Some(mut journal) if !args.dry_run => {
             eprintln!(
@@ -384,21 +410,52 @@ async fn rebalance(
             (journal, None)
         }
         _ => {
-            let input = read_plan_input(admin, change.clone())
-                .await
-                .context("cannot read the partitions and their sizes")?;
-            let prepared = prepare(&input, limits).map_err(usage)?;
+            let planned =
+                match read_plan_input(admin, change.clone()).await {
+                    Ok(input) => prepare(&input, limits).map_err(usage),
+                    Err(e) => Err(anyhow::Error::from(e)
+                        .context("cannot read the partitions and their sizes")),
+                };
+            let prepared = match (planned, &moving_now) {
+                (Ok(prepared), _) => prepared,
+                // The half-moved state may not even plan (a new broker holding replicas).
+                (Err(e), Some(refusal)) => {
+                    return Err(anyhow::anyhow!(
+                        "a run would be refused: {refusal} (no plan could be made either: {e:#})"
+                    ));
+                }
+                (Err(e), None) => return Err(e),
+            };
             let journal = prepared.journal(cluster_id.clone(), Some(throttle.bytes_per_s));
             (journal, Some(prepared.summary))
         }
     };
     if args.dry_run {
         let summary = summary.context("a dry run always plans")?;
-        // The same requests a run makes before its first write: they change nothing.
-        let refused = check_writes(admin, &journal)
-            .await
-            .err()
-            .map(|e| e.to_string());
+        // The same requests a run makes before its first write: they change nothing. With an
+        // unfinished run recorded, a run resumes it: its own moves and throttles are no
+        // reason to refuse.
+        let refused = match &recorded {
+            None if moving_now.is_some() => moving_now,
+            None => check_new_run(admin, &journal).await.err(),
+            Some(recorded) => match other_reassignments(admin, recorded).await {
+                Ok(partitions) if partitions.is_empty() => None,
+                Ok(partitions) => Some(ExecuteError::OtherReassignments { partitions }),
+                Err(source) => Some(ExecuteError::Step {
+                    step: "reading the reassignments in progress",
+                    source,
+                    cleanup: Vec::new(),
+                }),
+            },
+        }
+        .map(|e| e.to_string());
+        let refused = match refused {
+            Some(reason) => Some(reason),
+            None => check_writes(admin, &journal)
+                .await
+                .err()
+                .map(|e| e.to_string()),
+        };
         if args.json {
             print_json(&Output {
                 dry_run: true,
@@ -419,6 +476,14 @@ async fn rebalance(
             None => Ok(()),
             Some(reason) => Err(anyhow::anyhow!("a run would be refused: {reason}")),
         };
+    }
+    let new_run = journal.is_new();
+    if new_run {
+        // Also checked by the executor before it saves the journal; here so that the refusal
+        // reads as one, not as a run to resume.
+        check_new_run(admin, &journal)
+            .await
+            .map_err(|e| anyhow::Error::from(e).context(REFUSED))?;
     }
     if let Some(summary) = &summary {
         eprint!("{}", render_plan(summary, &throttle));
@@ -457,12 +522,21 @@ async fn rebalance(
             }
             Ok(())
         }
+        Err(e @ (ExecuteError::OtherReassignments { .. } | ExecuteError::ThrottlesSet { .. }))
+            if new_run =>
+        {
+            Err(anyhow::Error::from(e).context(REFUSED))
+        }
         Err(e) => {
             let note = stopped_note(&e, &journal_path);
             Err(anyhow::Error::from(e).context(note))
         }
     }
 }
+
+/// The context of a new run refused before it changed anything.
+const REFUSED: &str =
+    "the rebalance was refused before it changed anything (no journal was written)";
 
 /// What to do after a run stopped with `e`. Resuming the journal repeats its plan, which
 /// cannot move data it did not plan for: a replica someone placed on a removed broker during
